@@ -1,0 +1,3 @@
+/* libcrypto is the reference our own SHA/HMAC/PBKDF2 are tested against; the module never links it. */
+#include <openssl/evp.h>
+#include <openssl/hmac.h>

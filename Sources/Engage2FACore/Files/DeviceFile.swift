@@ -1,0 +1,270 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One linked authenticator.
+public struct Device: Equatable, Sendable {
+    /// Random, new each time a device is added, so that removing and re-adding "Phone" never
+    /// inherits the old device's replay state.
+    public var id: String
+    public var name: String
+    public var secret: [UInt8]
+    public var parameters: OTPParameters
+    public var addedAt: Int64
+
+    public init(id: String, name: String, secret: [UInt8], parameters: OTPParameters, addedAt: Int64) {
+        self.id = id
+        self.name = name
+        self.secret = secret
+        self.parameters = parameters
+        self.addedAt = addedAt
+    }
+}
+
+/// One-time recovery codes for a lost phone, stored only as PBKDF2-HMAC-SHA256 hashes.
+///
+/// The set shares one random salt, so checking a typed code costs one derivation whatever the number
+/// of codes left; the salt still makes every set's hashes unlike any other's.
+public struct RecoveryCodes: Equatable, Sendable {
+    public static let codeCount = 10
+    public static let codeLength = 10
+    public static let defaultIterations = 10_000
+    static let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
+
+    public var salt: [UInt8]
+    public var iterations: Int
+    public var createdAt: Int64
+    public var hashes: [[UInt8]]
+
+    /// A new set: the codes to show once (`abcde-fghij`), and what to store.
+    public static func generate(now: Int64, iterations: Int = defaultIterations) throws(SystemError) -> (codes: [String], stored: RecoveryCodes) {
+        let salt = try secureRandomBytes(16)
+        var codes: [String] = []
+        var hashes: [[UInt8]] = []
+        for _ in 0..<codeCount {
+            // 5 random bits a character: a byte's low 5 bits are uniform.
+            let symbols = try secureRandomBytes(codeLength).map { alphabet[Int($0 & 31)] }
+            codes.append(String(decoding: symbols.prefix(5), as: UTF8.self) + "-" + String(decoding: symbols.dropFirst(5), as: UTF8.self))
+            hashes.append(hash(symbols, salt: salt, iterations: iterations))
+        }
+        return (codes, RecoveryCodes(salt: salt, iterations: iterations, createdAt: now, hashes: hashes))
+    }
+
+    /// The typed code in canonical form (lower case, no spaces or hyphens), or nil if it cannot be a recovery code.
+    public static func normalize<Input: Collection>(_ input: Input) -> [UInt8]? where Input.Element == UInt8 {
+        var out: [UInt8] = []
+        for byte in input {
+            switch byte {
+            case 0x20, 0x09...0x0D, UInt8(ascii: "-"): continue
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): out.append(byte + 0x20)
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "2")...UInt8(ascii: "7"): out.append(byte)
+            default: return nil
+            }
+            if out.count > codeLength { return nil }
+        }
+        return out.count == codeLength ? out : nil
+    }
+
+    static func hash(_ normalized: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] {
+        PBKDF2<SHA256Compression>.deriveKey(password: normalized, salt: salt, iterations: iterations, length: 32)
+    }
+
+    /// The index of the stored hash the typed code matches, comparing against every hash in constant time.
+    public func match<Input: Collection>(_ input: Input) -> Int? where Input.Element == UInt8 {
+        guard let normalized = Self.normalize(input) else { return nil }
+        let candidate = Self.hash(normalized, salt: salt, iterations: iterations)
+        var found: Int? = nil
+        for (index, stored) in hashes.enumerated() where constantTimeEqual(stored, candidate) { found = index }
+        return found
+    }
+}
+
+public enum DeviceNameError: Error, Equatable, CustomStringConvertible {
+    case empty
+    case tooLong(limit: Int)
+    case controlCharacter
+    case duplicate(String)
+    case tooManyDevices(limit: Int)
+
+    public var description: String {
+        switch self {
+        case .empty: "a device name cannot be empty"
+        case .tooLong(let limit): "a device name can be at most \(limit) characters"
+        case .controlCharacter: "a device name cannot contain control characters"
+        case .duplicate(let name): "there is already a device named '\(name)'"
+        case .tooManyDevices(let limit): "at most \(limit) devices can be linked"
+        }
+    }
+}
+
+/// Why a device file was not used: the file itself, or a line in it.
+public enum DeviceFileError: Error, Equatable, CustomStringConvertible {
+    case file(TrustedFileError)
+    case format(path: String, line: Int, message: String)
+
+    public var description: String {
+        switch self {
+        case .file(let error): "\(error)"
+        case .format(let path, let line, let message): "\(path):\(line): \(message)"
+        }
+    }
+}
+
+/// A user's devices and recovery codes, at `secret_path`.
+///
+/// Format (version 1), one record a line, fields `key=value` separated by single spaces, values
+/// without spaces (the name is percent-encoded):
+///
+///     engage2fa-devices 1
+///     device id=3f9a… added=1764000000 algorithm=SHA1 digits=6 period=30 secret=JBSW… name=Pixel%208
+///     recovery-codes salt=9c1e… iterations=10000 created=1764000000
+///     recovery hash=5b0d…                     (one line a code not used yet)
+///
+/// Lines starting with `#` and blank lines are ignored. Anything else is an error with its line.
+public struct DeviceFile: Equatable, Sendable {
+    public static let maxSize = 64 * 1024
+    public static let maxDevices = 32
+    public static let maxNameLength = 64
+    static let header = "engage2fa-devices 1"
+
+    public var devices: [Device] = []
+    public var recovery: RecoveryCodes? = nil
+
+    public init(devices: [Device] = [], recovery: RecoveryCodes? = nil) {
+        self.devices = devices
+        self.recovery = recovery
+    }
+
+    /// The name as it will be stored, or why it cannot be used.
+    public func validatedNewName(_ proposed: String) throws(DeviceNameError) -> String {
+        let name = String(trim(Substring(proposed)))
+        guard !name.isEmpty else { throw .empty }
+        guard name.count <= Self.maxNameLength else { throw .tooLong(limit: Self.maxNameLength) }
+        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { throw .controlCharacter }
+        if let existing = devices.first(where: { $0.name.lowercased() == name.lowercased() }) { throw .duplicate(existing.name) }
+        guard devices.count < Self.maxDevices else { throw .tooManyDevices(limit: Self.maxDevices) }
+        return name
+    }
+
+    /// Adds a device under a fresh random id.
+    @discardableResult
+    public mutating func addDevice(name proposed: String, secret: [UInt8], parameters: OTPParameters, now: Int64) throws -> Device {
+        let name = try validatedNewName(proposed)
+        let device = Device(id: hexString(try secureRandomBytes(8)), name: name, secret: secret, parameters: parameters, addedAt: now)
+        devices.append(device)
+        return device
+    }
+
+    /// Removes the device with this name (compared case-insensitively); false if there is none.
+    public mutating func removeDevice(named name: String) -> Bool {
+        let before = devices.count
+        devices.removeAll { $0.name.lowercased() == name.lowercased() }
+        return devices.count != before
+    }
+
+    public func serialized() -> [UInt8] {
+        var text = "# engage2fa devices: written by engage2fa-enroll, read by pam_engage2fa. Keep it private (mode 600).\n"
+        text += Self.header + "\n"
+        for device in devices {
+            text += "device id=\(device.id) added=\(device.addedAt) algorithm=\(device.parameters.algorithm.rawValue)"
+                + " digits=\(device.parameters.digits) period=\(device.parameters.period)"
+                + " secret=\(Base32.encode(device.secret)) name=\(percentEncode(device.name))\n"
+        }
+        if let recovery {
+            text += "recovery-codes salt=\(hexString(recovery.salt)) iterations=\(recovery.iterations) created=\(recovery.createdAt)\n"
+            for hash in recovery.hashes { text += "recovery hash=\(hexString(hash))\n" }
+        }
+        return Array(text.utf8)
+    }
+
+    public static func parse(_ bytes: [UInt8], path: String) throws(DeviceFileError) -> DeviceFile {
+        var file = DeviceFile()
+        var sawHeader = false
+        var pendingHashes: [[UInt8]] = []
+        for (index, rawLine) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let lineNumber = index + 1
+            func fail(_ message: String) -> DeviceFileError { .format(path: path, line: lineNumber, message: message) }
+            guard let line = String(validating: rawLine, as: UTF8.self) else { throw fail("not valid UTF-8") }
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if !sawHeader {
+                guard line == header else { throw fail("expected '\(header)' (an unknown version or not a device file)") }
+                sawHeader = true
+                continue
+            }
+            let words = line.split(separator: " ", omittingEmptySubsequences: false)
+            var fields: [Substring: Substring] = [:]
+            for word in words.dropFirst() {
+                guard let equals = word.firstIndex(of: "="), equals != word.startIndex else { throw fail("malformed field '\(word)'") }
+                let key = word[..<equals]
+                guard fields.updateValue(word[word.index(after: equals)...], forKey: key) == nil else { throw fail("duplicate field '\(key)'") }
+            }
+            func field(_ key: Substring) throws(DeviceFileError) -> Substring {
+                guard let value = fields.removeValue(forKey: key) else { throw fail("missing field '\(key)'") }
+                return value
+            }
+            func integer(_ key: Substring, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
+                let text = try field(key)
+                guard let value = Int64(text), range.contains(value) else { throw fail("bad \(key) '\(text)'") }
+                return value
+            }
+            func hex(_ key: Substring, count: Int) throws(DeviceFileError) -> [UInt8] {
+                guard let value = parseHex(try field(key)), value.count == count else { throw fail("bad \(key)") }
+                return value
+            }
+            switch words[0] {
+            case "device":
+                let id = try field("id")
+                guard id.count == 16, parseHex(id) != nil else { throw fail("bad id '\(id)'") }
+                let added = try integer("added", 0...Int64.max)
+                let algorithmText = try field("algorithm")
+                guard let algorithm = OTPAlgorithm(rawValue: String(algorithmText)) else { throw fail("bad algorithm '\(algorithmText)'") }
+                let digits = try integer("digits", 6...8)
+                let period = try integer("period", 15...120)
+                let secret: [UInt8]
+                do { secret = try Base32.decode(try field("secret")) } catch let error as DeviceFileError { throw error } catch {
+                    throw fail("bad secret: \(error)")
+                }
+                guard secret.count >= 10 else { throw fail("secret shorter than 80 bits") }
+                guard let name = percentDecode(try field("name")), !name.isEmpty else { throw fail("bad name") }
+                guard !file.devices.contains(where: { $0.name.lowercased() == name.lowercased() || $0.id == id }) else {
+                    throw fail("duplicate device '\(name)'")
+                }
+                guard file.devices.count < maxDevices else { throw fail("more than \(maxDevices) devices") }
+                file.devices.append(Device(
+                    id: String(id), name: name, secret: secret,
+                    parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)), addedAt: added))
+            case "recovery-codes":
+                guard file.recovery == nil else { throw fail("second recovery-codes line") }
+                let salt = try hex("salt", count: 16)
+                let iterations = try integer("iterations", 1_000...10_000_000)
+                let created = try integer("created", 0...Int64.max)
+                file.recovery = RecoveryCodes(salt: salt, iterations: Int(iterations), createdAt: created, hashes: [])
+            case "recovery":
+                guard file.recovery != nil else { throw fail("recovery line before recovery-codes") }
+                guard pendingHashes.count < RecoveryCodes.codeCount else { throw fail("more than \(RecoveryCodes.codeCount) recovery codes") }
+                pendingHashes.append(try hex("hash", count: 32))
+            default:
+                throw fail("unknown record '\(words[0])'")
+            }
+            if let extra = fields.keys.sorted().first { throw fail("unknown field '\(extra)'") }
+        }
+        guard sawHeader else { throw .format(path: path, line: 1, message: "empty file (expected '\(header)')") }
+        file.recovery?.hashes = pendingHashes
+        return file
+    }
+
+    /// Reads and checks the device file; nil if there is none.
+    ///
+    /// - Parameter owners: uids that may own it: the user (and root, for admin-managed storage).
+    public static func load(path: String, owners: [uid_t]) throws(DeviceFileError) -> DeviceFile? {
+        let bytes: [UInt8]
+        do {
+            bytes = try readTrustedFile(path, owners: owners, maxSize: maxSize)
+        } catch .missing {
+            return nil
+        } catch {
+            throw .file(error)
+        }
+        return try parse(bytes, path: path)
+    }
+}

@@ -1,0 +1,257 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Replay protection for one device: the newest step accepted.
+public struct DeviceUsage: Equatable, Sendable {
+    public var lastStep: Int64
+    public var lastUsed: Int64
+
+    public init(lastStep: Int64, lastUsed: Int64) {
+        self.lastStep = lastStep
+        self.lastUsed = lastUsed
+    }
+}
+
+/// What the module remembers about one user, in `state_dir`, where users cannot edit it.
+public struct UserState: Equatable, Sendable {
+    /// Consecutive wrong codes since the last success or lockout.
+    public var failures = 0
+    /// Unix time until which no code is asked for; 0 when not locked.
+    public var lockedUntil: Int64 = 0
+    /// By device id.
+    public var devices: [String: DeviceUsage] = [:]
+
+    public init() {}
+
+    /// Seconds of lockout left. A clock that went backwards never stretches a lockout beyond
+    /// `lockoutSeconds` from now.
+    public func lockoutRemaining(now: Int64, lockoutSeconds: Int) -> Int64 {
+        guard lockedUntil > now else { return 0 }
+        return min(lockedUntil - now, Int64(lockoutSeconds))
+    }
+
+    /// Counts a wrong code; returns true when this one starts a lockout.
+    public mutating func recordFailure(now: Int64, maxFailures: Int, lockoutSeconds: Int) -> Bool {
+        failures += 1
+        guard failures >= maxFailures else { return false }
+        failures = 0
+        lockedUntil = now + Int64(lockoutSeconds)
+        return true
+    }
+
+    public mutating func recordSuccess(deviceID: String?, step: Int64?, now: Int64) {
+        failures = 0
+        lockedUntil = 0
+        if let deviceID, let step { devices[deviceID] = DeviceUsage(lastStep: step, lastUsed: now) }
+    }
+
+    static let header = "engage2fa-state 1"
+    static let maxSize = 16 * 1024
+
+    func serialized() -> [UInt8] {
+        var text = Self.header + "\n" + "failures count=\(failures) locked-until=\(lockedUntil)\n"
+        for (id, usage) in devices.sorted(by: { $0.key < $1.key }) {
+            text += "device id=\(id) last-step=\(usage.lastStep) last-used=\(usage.lastUsed)\n"
+        }
+        return Array(text.utf8)
+    }
+
+    static func parse(_ bytes: [UInt8], path: String) throws(StateError) -> UserState {
+        var state = UserState()
+        let lines = bytes.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
+        guard lines.first == header else { throw .corrupt(path: path, line: 1, message: "expected '\(header)'") }
+        for (index, line) in lines.enumerated().dropFirst() {
+            let words = line.split(separator: " ")
+            var fields: [Substring: Int64] = [:]
+            var id: Substring? = nil
+            for word in words.dropFirst() {
+                let parts = word.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { throw .corrupt(path: path, line: index + 1, message: "malformed field '\(word)'") }
+                if parts[0] == "id" { id = parts[1]; continue }
+                guard let value = Int64(parts[1]) else { throw .corrupt(path: path, line: index + 1, message: "bad number in '\(word)'") }
+                fields[parts[0]] = value
+            }
+            switch (words.first, fields["count"], fields["locked-until"], fields["last-step"], fields["last-used"], id) {
+            case ("failures", let count?, let until?, nil, nil, nil) where count >= 0:
+                state.failures = Int(count)
+                state.lockedUntil = until
+            case ("device", nil, nil, let step?, let used?, let id?) where id.count == 16:
+                state.devices[String(id)] = DeviceUsage(lastStep: step, lastUsed: used)
+            default:
+                throw .corrupt(path: path, line: index + 1, message: "unexpected record '\(line)'")
+            }
+        }
+        return state
+    }
+}
+
+public enum StateError: Error, Equatable, CustomStringConvertible {
+    case invalidUserName(String)
+    case directory(path: String, message: String)
+    case file(TrustedFileError)
+    case corrupt(path: String, line: Int, message: String)
+    case lockTimeout(path: String, seconds: Int)
+    case lock(path: String, SystemError)
+
+    public var description: String {
+        switch self {
+        case .invalidUserName(let user): "refusing to keep state for invalid user name '\(user)'"
+        case .directory(let path, let message): "\(path): \(message)"
+        case .file(let error): "\(error)"
+        case .corrupt(let path, let line, let message): "\(path):\(line): \(message)"
+        case .lockTimeout(let path, let seconds): "\(path): still locked by another login after \(seconds) s"
+        case .lock(let path, let error): "\(path): \(error)"
+        }
+    }
+}
+
+/// The module's own files under `state_dir` (root, 0700), in the manner of pam_faillock's tally
+/// directory: per user a small state file and a lock file, and one activation record.
+///
+///     state_dir/activation          the ratchet: when 2FA took effect
+///     state_dir/users/NAME.state    replay and lockout state (replaced atomically)
+///     state_dir/users/NAME.lock     flock(2) target, held across read–check–write
+///
+/// A login holds only its own user's lock, so logins of different users never wait for each other.
+/// The lock file is never removed: a lock dies with the process that held it, so a crash leaves
+/// nothing that blocks the next login.
+public struct StateStore: Sendable {
+    public var directory: String
+    /// How long a login waits for another login of the same user before failing.
+    public var lockTimeoutSeconds = 5
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    var usersDirectory: String { directory + "/users" }
+    public var activationPath: String { directory + "/activation" }
+
+    public func statePath(user: String) -> String { usersDirectory + "/" + user + ".state" }
+    func lockPath(user: String) -> String { usersDirectory + "/" + user + ".lock" }
+
+    /// Creates `state_dir` and its `users` folder (mode 700) if missing, and checks that both are
+    /// directories owned by this process's user that nobody else can write to.
+    public func prepare() throws(StateError) {
+        for path in [directory, usersDirectory] {
+            if mkdir(path, 0o700) != 0 && errno != EEXIST {
+                throw .directory(path: path, message: "cannot create: \(SystemError("mkdir"))")
+            }
+            var info = stat()
+            guard lstat(path, &info) == 0 else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
+            guard info.st_uid == geteuid() else { throw .directory(path: path, message: "owned by uid \(info.st_uid), expected \(geteuid())") }
+            guard info.st_mode & 0o022 == 0 else {
+                throw .directory(path: path, message: "mode \(String(info.st_mode & 0o7777, radix: 8)) lets others write to it (expected 700)")
+            }
+        }
+    }
+
+    /// The user's state without taking the lock (for listings); a user never seen has an empty state.
+    public func read(user: String) throws(StateError) -> UserState {
+        guard isValidUserName(user) else { throw .invalidUserName(user) }
+        let path = statePath(user: user)
+        do {
+            return try UserState.parse(try readTrustedFile(path, owners: [geteuid()], maxSize: UserState.maxSize), path: path)
+        } catch let error as StateError {
+            throw error
+        } catch TrustedFileError.missing {
+            return UserState()
+        } catch let error as TrustedFileError {
+            throw .file(error)
+        } catch {
+            throw .directory(path: path, message: "\(error)")
+        }
+    }
+
+    /// Runs `body` on the user's state under the user's exclusive lock and saves what it changed
+    /// before the lock is released, so two logins can never both accept the same code.
+    public func update<Result>(user: String, _ body: (inout UserState) throws -> Result) throws -> Result {
+        guard isValidUserName(user) else { throw StateError.invalidUserName(user) }
+        try prepare()
+        let lock = try acquireLock(user: user)
+        defer { close(lock) }  // closing the descriptor releases the flock
+        let original = try read(user: user)
+        var state = original
+        let result = try body(&state)
+        if state != original {
+            do { try writeFileAtomically(statePath(user: user), contents: state.serialized()) } catch { throw StateError.file(error) }
+        }
+        return result
+    }
+
+    /// Forgets the user's lockout (and, with `devices`, replay state): engage2fa-admin unlock and reset.
+    public func clear(user: String, devices: Bool) throws {
+        try update(user: user) { state in
+            state.failures = 0
+            state.lockedUntil = 0
+            if devices { state.devices = [:] }
+        }
+    }
+
+    private func acquireLock(user: String) throws(StateError) -> Int32 {
+        let path = lockPath(user: user)
+        let fd = retryOnInterrupt { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else { throw .lock(path: path, SystemError("open")) }
+        var waitedMicroseconds = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else {
+                let error = SystemError("flock")
+                close(fd)
+                throw .lock(path: path, error)
+            }
+            guard waitedMicroseconds < lockTimeoutSeconds * 1_000_000 else {
+                close(fd)
+                throw .lockTimeout(path: path, seconds: lockTimeoutSeconds)
+            }
+            usleep(2_000)
+            waitedMicroseconds += 2_000
+        }
+        return fd
+    }
+
+    // MARK: The activation record
+
+    static let activationHeader = "engage2fa-activation 1"
+
+    /// Whether 2FA was ever activated on this host.
+    public func readActivation() -> ActivationState {
+        let path = activationPath
+        let bytes: [UInt8]
+        do {
+            bytes = try readTrustedFile(path, owners: [geteuid()], maxSize: 4096, groupOtherMask: 0o022)
+        } catch .missing {
+            var info = stat()
+            // The record is missing, but if the state directory itself cannot be looked at, we cannot know.
+            if lstat(directory, &info) != 0 && errno != ENOENT {
+                return .unreadable(reason: "\(directory): \(SystemError("lstat"))")
+            }
+            return .never
+        } catch {
+            return .unreadable(reason: "\(error)")
+        }
+        let lines = bytes.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
+        guard lines.count >= 2, lines[0] == Self.activationHeader else { return .unreadable(reason: "\(path): not an activation record") }
+        var activatedAt: Int64? = nil
+        var recordedAt: Int64? = nil
+        for word in lines[1].split(separator: " ") {
+            let parts = word.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            if parts[0] == "activated-at" { activatedAt = Int64(parts[1]) }
+            if parts[0] == "recorded-at" { recordedAt = Int64(parts[1]) }
+        }
+        guard let activatedAt, let recordedAt else { return .unreadable(reason: "\(path): malformed activation record") }
+        return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt))
+    }
+
+    /// Writes the activation record once; an existing record is never replaced.
+    public func recordActivation(_ record: ActivationRecord) throws(StateError) {
+        try prepare()
+        if case .active = readActivation() { return }
+        let text = Self.activationHeader + "\n" + "activated-at=\(record.activatedAt) recorded-at=\(record.recordedAt)\n"
+            + "# 2FA took effect at activated-at (\(localDateTimeText(record.activatedAt))). It stays enforced even if\n"
+            + "# start_date is later removed or moved: that is the point. Removing this file by hand is the only way back.\n"
+        do { try writeFileAtomically(activationPath, contents: Array(text.utf8), mode: 0o644) } catch { throw .file(error) }
+    }
+}

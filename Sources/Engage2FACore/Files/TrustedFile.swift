@@ -1,0 +1,156 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a file that 2FA depends on was not trusted. Each case names the path and the check that failed,
+/// so the system log tells the admin exactly what to fix.
+public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
+    case missing(path: String)
+    case symbolicLink(path: String)
+    case notRegularFile(path: String)
+    case wrongOwner(path: String, owner: uid_t, expected: [uid_t])
+    case tooPermissive(path: String, mode: mode_t)
+    case tooLarge(path: String, size: Int, limit: Int)
+    case system(path: String, SystemError)
+
+    public var path: String {
+        switch self {
+        case .missing(let path), .symbolicLink(let path), .notRegularFile(let path), .wrongOwner(let path, _, _),
+            .tooPermissive(let path, _), .tooLarge(let path, _, _), .system(let path, _):
+            path
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .missing(let path): "\(path): does not exist"
+        case .symbolicLink(let path): "\(path): is a symbolic link (refused: it could point anywhere)"
+        case .notRegularFile(let path): "\(path): is not a regular file"
+        case .wrongOwner(let path, let owner, let expected):
+            "\(path): owned by uid \(owner), expected \(expected.map(String.init).joined(separator: " or "))"
+        case .tooPermissive(let path, let mode):
+            "\(path): mode \(String(mode & 0o7777, radix: 8)) lets group or others access it (expected 600)"
+        case .tooLarge(let path, let size, let limit): "\(path): \(size) bytes, more than the \(limit) allowed"
+        case .system(let path, let error): "\(path): \(error)"
+        }
+    }
+}
+
+/// Reads a file that decides who may log in: never through a symbolic link (O_NOFOLLOW), and only
+/// if fstat(2) of the opened descriptor shows a regular file with an expected owner, no access for
+/// group or others, and a bounded size.
+///
+/// - Parameters:
+///   - owners: uids that may own the file.
+///   - groupOtherMask: mode bits that must be clear (0o077: private; 0o022: not writable by others).
+public func readTrustedFile(
+    _ path: String, owners: [uid_t], maxSize: Int, groupOtherMask: mode_t = 0o077
+) throws(TrustedFileError) -> [UInt8] {
+    let fd = retryOnInterrupt { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
+    guard fd >= 0 else {
+        switch errno {
+        case ENOENT: throw .missing(path: path)
+        case ELOOP: throw .symbolicLink(path: path)
+        default: throw .system(path: path, SystemError("open"))
+        }
+    }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw .system(path: path, SystemError("fstat")) }
+    guard info.st_mode & S_IFMT == S_IFREG else { throw .notRegularFile(path: path) }
+    guard owners.contains(info.st_uid) else { throw .wrongOwner(path: path, owner: info.st_uid, expected: owners) }
+    guard info.st_mode & groupOtherMask == 0 else { throw .tooPermissive(path: path, mode: info.st_mode) }
+    guard Int(info.st_size) <= maxSize else { throw .tooLarge(path: path, size: Int(info.st_size), limit: maxSize) }
+
+    var contents = [UInt8](repeating: 0, count: maxSize + 1)
+    var filled = 0
+    while filled <= maxSize {
+        let got = contents.withUnsafeMutableBytes { buffer in
+            retryOnInterrupt { read(fd, buffer.baseAddress! + filled, maxSize + 1 - filled) }
+        }
+        if got < 0 { throw .system(path: path, SystemError("read")) }
+        if got == 0 { break }
+        filled += got
+    }
+    // The file grew between fstat and read: still bounded.
+    guard filled <= maxSize else { throw .tooLarge(path: path, size: filled, limit: maxSize) }
+    contents.removeSubrange(filled...)
+    return contents
+}
+
+/// Replaces a file atomically: a new file beside it (O_EXCL, never following links), written,
+/// fsync'd, renamed over the old one, and the directory fsync'd. A crash at any point leaves
+/// either the old or the new file; a leftover temporary file is ignored by every reader.
+///
+/// - Parameter owner: if given, the new file is chowned to it (root writing a user's file).
+public func writeFileAtomically(
+    _ path: String, contents: [UInt8], mode: mode_t = 0o600, owner: (uid: uid_t, gid: gid_t)? = nil
+) throws(TrustedFileError) {
+    let (directory, name) = splitPath(path)
+    let suffix: [UInt8]
+    do { suffix = try secureRandomBytes(6) } catch { throw .system(path: path, error) }
+    let temporary = directory + "/." + name + ".tmp-" + hexString(suffix)
+    let fd = retryOnInterrupt { open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
+    guard fd >= 0 else { throw .system(path: temporary, SystemError("open")) }
+    var renamed = false
+    defer { if !renamed { unlink(temporary) } }
+    do {
+        defer { close(fd) }
+        var written = 0
+        while written < contents.count {
+            let result = contents.withUnsafeBytes { buffer in
+                retryOnInterrupt { write(fd, buffer.baseAddress! + written, contents.count - written) }
+            }
+            guard result > 0 else { throw TrustedFileError.system(path: temporary, SystemError("write")) }
+            written += result
+        }
+        // The umask may have narrowed the mode; fchmod sets exactly what was asked.
+        guard fchmod(fd, mode) == 0 else { throw TrustedFileError.system(path: temporary, SystemError("fchmod")) }
+        if let owner, fchown(fd, owner.uid, owner.gid) != 0 {
+            throw TrustedFileError.system(path: temporary, SystemError("fchown"))
+        }
+        guard retryOnInterrupt({ fsync(fd) }) == 0 else { throw TrustedFileError.system(path: temporary, SystemError("fsync")) }
+    } catch let error as TrustedFileError {
+        throw error
+    } catch {
+        throw .system(path: temporary, SystemError("write", errno: EIO))
+    }
+    guard rename(temporary, path) == 0 else { throw .system(path: path, SystemError("rename")) }
+    renamed = true
+    syncDirectory(directory)
+}
+
+/// fsync(2) of a directory, so a rename in it survives a power cut. Failure only weakens durability.
+func syncDirectory(_ directory: String) {
+    let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    _ = fsync(fd)
+    close(fd)
+}
+
+func splitPath(_ path: String) -> (directory: String, name: String) {
+    guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+    let directory = String(path[..<slash])
+    return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
+}
+
+func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    for byte in bytes { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 15)]) }
+    return String(decoding: out, as: UTF8.self)
+}
+
+func parseHex(_ text: some StringProtocol) -> [UInt8]? {
+    let bytes = Array(text.utf8)
+    guard bytes.count % 2 == 0 else { return nil }
+    var out: [UInt8] = []
+    var index = 0
+    while index < bytes.count {
+        guard let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) else { return nil }
+        out.append(high << 4 | low)
+        index += 2
+    }
+    return out
+}
+

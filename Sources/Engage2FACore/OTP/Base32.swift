@@ -1,0 +1,95 @@
+/// Base32 (RFC 4648 §6), the encoding authenticator apps expect for secrets.
+public enum Base32 {
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
+
+    public enum DecodingError: Error, Equatable, CustomStringConvertible {
+        /// A character outside A–Z, 2–7 (any case), space, hyphen or trailing `=`.
+        case invalidCharacter(Character, position: Int)
+        /// `=` padding followed by something other than more padding.
+        case dataAfterPadding(position: Int)
+        /// A number of symbols (1, 3 or 6 mod 8) that no whole number of bytes encodes to.
+        case invalidLength(symbols: Int)
+        /// The unused low bits of the last symbol are not zero: a typo or a truncated secret.
+        case nonZeroTrailingBits
+
+        public var description: String {
+            switch self {
+            case .invalidCharacter(let character, let position):
+                let shown = character.isASCII && !(character.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? true)
+                    ? "'\(character)'" : "U+\(String(character.unicodeScalars.first!.value, radix: 16, uppercase: true))"
+                return "invalid base32 character \(shown) at position \(position + 1) (expected A–Z, 2–7, spaces or hyphens)"
+            case .dataAfterPadding(let position):
+                return "base32 data after '=' padding at position \(position + 1)"
+            case .invalidLength(let symbols):
+                return "\(symbols) base32 characters cannot encode whole bytes (a character is missing or extra)"
+            case .nonZeroTrailingBits:
+                return "the last base32 character has bits set that encode no byte (a typo or truncated secret)"
+            }
+        }
+    }
+
+    /// Upper-case base32 without `=` padding.
+    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        var out: [UInt8] = []
+        var buffer: UInt32 = 0
+        var bits = 0
+        for byte in bytes {
+            buffer = (buffer << 8) | UInt32(byte)
+            bits += 8
+            while bits >= 5 {
+                bits -= 5
+                out.append(alphabet[Int((buffer >> UInt32(bits)) & 31)])
+            }
+        }
+        if bits > 0 { out.append(alphabet[Int((buffer << UInt32(5 - bits)) & 31)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes case-insensitively, ignoring spaces and hyphens (as people type grouped secrets)
+    /// and `=` padding at the end; anything else is an error that says what and where.
+    public static func decode(_ text: some StringProtocol) throws(DecodingError) -> [UInt8] {
+        var out: [UInt8] = []
+        var buffer: UInt32 = 0
+        var bits = 0
+        var symbols = 0
+        var paddingStart: Int? = nil
+        for (position, character) in text.enumerated() {
+            if character == " " || character == "-" { continue }
+            if character == "=" { paddingStart = paddingStart ?? position; continue }
+            if paddingStart != nil { throw .dataAfterPadding(position: position) }
+            guard let value = symbolValue(character) else { throw .invalidCharacter(character, position: position) }
+            buffer = (buffer << 5) | value
+            bits += 5
+            symbols += 1
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+            }
+            buffer &= (1 << UInt32(bits)) - 1
+        }
+        guard ![1, 3, 6].contains(symbols % 8) else { throw .invalidLength(symbols: symbols) }
+        guard buffer == 0 else { throw .nonZeroTrailingBits }
+        return out
+    }
+
+    /// Groups of four upper-case characters, for people to read and type.
+    public static func grouped(_ encoded: String, size: Int = 4) -> String {
+        var groups: [Substring] = []
+        var rest = Substring(encoded)
+        while !rest.isEmpty {
+            groups.append(rest.prefix(size))
+            rest = rest.dropFirst(size)
+        }
+        return groups.joined(separator: " ")
+    }
+
+    private static func symbolValue(_ character: Character) -> UInt32? {
+        guard let ascii = character.asciiValue else { return nil }
+        switch ascii {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return UInt32(ascii - UInt8(ascii: "A"))
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return UInt32(ascii - UInt8(ascii: "a"))
+        case UInt8(ascii: "2")...UInt8(ascii: "7"): return UInt32(ascii - UInt8(ascii: "2") + 26)
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,78 @@
+/// The HMAC hash a device's codes are computed with (RFC 6238 §1.2).
+public enum OTPAlgorithm: String, Sendable, CaseIterable {
+    case sha1 = "SHA1"
+    case sha256 = "SHA256"
+    case sha512 = "SHA512"
+
+    /// Accepts `SHA1`, `sha256`, `SHA-512` and the like.
+    public init?(name: some StringProtocol) {
+        let normalized = String(name.uppercased().filter { $0 != "-" })
+        guard let algorithm = OTPAlgorithm(rawValue: normalized) else { return nil }
+        self = algorithm
+    }
+
+    public func authenticationCode(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        switch self {
+        case .sha1: HMAC<SHA1Compression>.authenticationCode(key: key, message: message)
+        case .sha256: HMAC<SHA256Compression>.authenticationCode(key: key, message: message)
+        case .sha512: HMAC<SHA512Compression>.authenticationCode(key: key, message: message)
+        }
+    }
+}
+
+/// How a device computes its codes. The defaults are what every authenticator app supports.
+public struct OTPParameters: Equatable, Sendable {
+    public static let digitRange = 6...8
+    public static let periodRange = 15...120
+
+    public var algorithm: OTPAlgorithm
+    public var digits: Int
+    public var period: Int
+
+    public init(algorithm: OTPAlgorithm = .sha1, digits: Int = 6, period: Int = 30) {
+        precondition(Self.digitRange.contains(digits), "digits must be 6–8")
+        precondition(Self.periodRange.contains(period), "period must be 15–120 s")
+        self.algorithm = algorithm
+        self.digits = digits
+        self.period = period
+    }
+
+    /// The RFC 6238 time step for a Unix time (T0 = 0). Times before 1970 map to negative steps.
+    public func step(at unixTime: Int64) -> Int64 {
+        let period = Int64(self.period)
+        return unixTime >= 0 ? unixTime / period : (unixTime - period + 1) / period
+    }
+}
+
+/// HOTP (RFC 4226 §5.3): the dynamically truncated HMAC of the counter, reduced to `digits` decimal digits.
+public func hotp(secret: [UInt8], counter: UInt64, algorithm: OTPAlgorithm = .sha1, digits: Int = 6) -> UInt32 {
+    let mac = algorithm.authenticationCode(key: secret, message: bigEndianBytes(CollectionOfOne(counter)))
+    let offset = Int(mac[mac.count - 1] & 0x0F)
+    let binary = (UInt32(mac[offset] & 0x7F) << 24) | (UInt32(mac[offset + 1]) << 16)
+        | (UInt32(mac[offset + 2]) << 8) | UInt32(mac[offset + 3])
+    var modulus: UInt32 = 1
+    for _ in 0..<digits { modulus *= 10 }
+    return binary % modulus
+}
+
+/// The code as the user types it: zero-padded ASCII digits.
+public func formatCode(_ value: UInt32, digits: Int) -> [UInt8] {
+    var out = [UInt8](repeating: UInt8(ascii: "0"), count: digits)
+    var rest = value
+    for index in stride(from: digits - 1, through: 0, by: -1) {
+        out[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+        rest /= 10
+    }
+    return out
+}
+
+/// TOTP (RFC 6238): HOTP of the time step.
+public func totp(secret: [UInt8], at unixTime: Int64, parameters: OTPParameters = OTPParameters()) -> [UInt8] {
+    totp(secret: secret, step: parameters.step(at: unixTime), parameters: parameters)
+}
+
+public func totp(secret: [UInt8], step: Int64, parameters: OTPParameters) -> [UInt8] {
+    formatCode(
+        hotp(secret: secret, counter: UInt64(bitPattern: step), algorithm: parameters.algorithm, digits: parameters.digits),
+        digits: parameters.digits)
+}

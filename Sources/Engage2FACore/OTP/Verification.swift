@@ -1,0 +1,47 @@
+/// The outcome of checking one typed code against one device.
+public enum CodeCheck: Equatable, Sendable {
+    /// The code is the device's code for `step`, newer than any code accepted before.
+    case accepted(step: Int64)
+    /// The code is right but its step was already used (or is older than one that was).
+    case replayed
+    /// Digits of the right length that match no step in the window.
+    case wrong
+    /// Not `digits` decimal digits.
+    case malformed
+}
+
+/// What the user typed, trimmed of surrounding whitespace. Returns nil unless it is exactly
+/// `digits` ASCII digits, so that letters, signs, and over-long input never reach the comparison.
+public func normalizedCode<Input: Collection>(_ input: Input, digits: Int) -> [UInt8]? where Input.Element == UInt8 {
+    let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }
+    let trimmed = input.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
+    guard trimmed.count == digits, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+        return nil
+    }
+    return Array(trimmed)
+}
+
+/// Checks a typed code against a device's codes within `window` steps either side of now.
+///
+/// Every step in the window is computed and compared in constant time, whatever matches, so the
+/// time taken does not tell which step (if any) was right. A match at or before
+/// `lastAcceptedStep` is a replay: a code is never accepted twice, and once a newer code has
+/// been used an older one is refused too.
+public func verifyTOTP<Input: Collection>(
+    code input: Input, secret: [UInt8], parameters: OTPParameters,
+    now: Int64, window: Int, lastAcceptedStep: Int64?
+) -> CodeCheck where Input.Element == UInt8 {
+    guard let code = normalizedCode(input, digits: parameters.digits) else { return .malformed }
+    let current = parameters.step(at: now)
+    var newestFreshMatch: Int64? = nil
+    var matchedUsedStep = false
+    for offset in -Int64(window)...Int64(window) {
+        let step = current + offset
+        let matches = constantTimeEqual(totp(secret: secret, step: step, parameters: parameters), code)
+        let fresh = lastAcceptedStep.map { step > $0 } ?? true
+        if matches && fresh { newestFreshMatch = step }
+        if matches && !fresh { matchedUsedStep = true }
+    }
+    if let step = newestFreshMatch { return .accepted(step: step) }
+    return matchedUsedStep ? .replayed : .wrong
+}

@@ -1,0 +1,264 @@
+/// The rollout policy, from /etc/engage2fa.conf.
+public struct Config: Equatable, Sendable {
+    public static let defaultPath = "/etc/engage2fa.conf"
+    public static let windowRange = 0...10
+    public static let maxFailuresRange = 1...100
+    public static let lockoutRange = 1...86_400
+
+    /// From this moment 2FA is mandatory; nil means not configured.
+    public var startDate: PolicyDate? = nil
+    /// The name authenticator apps show above the account.
+    public var issuer = "Engage"
+    /// Steps of clock skew accepted either side of now.
+    public var window = 1
+    /// Consecutive wrong codes before a temporary lockout.
+    public var maxFailures = 5
+    public var lockoutSeconds = 300
+    /// Where a user's devices live; `%u`, `%h` and a leading `~` expand (see ``secretFilePath(user:home:)``).
+    public var secretPath = "~/.engage2fa"
+    /// Root-owned directory for what users must not edit: replay and lockout state, the activation record.
+    public var stateDir = "/var/lib/engage2fa"
+    /// How new devices compute codes.
+    public var newDeviceParameters = OTPParameters()
+    /// Personal deadlines of users who have not linked a device, from `[deadlines]`.
+    public var deadlines: [String: PolicyDate] = [:]
+
+    public init() {}
+
+    /// The device file of one user.
+    public func secretFilePath(user: String, home: String) -> String {
+        Config.expand(secretPath, user: user, home: home)
+    }
+
+    /// True when the device file lives in the user's home, so the module must read it with the user's
+    /// privileges; false for admin-managed storage elsewhere, read as root.
+    public func secretFileIsInHome(user: String, home: String) -> Bool {
+        let path = secretFilePath(user: user, home: home)
+        let prefix = home.hasSuffix("/") ? home : home + "/"
+        return path.hasPrefix(prefix)
+    }
+
+    static func expand(_ template: String, user: String, home: String) -> String {
+        var out = ""
+        var characters = Substring(template)
+        if characters.hasPrefix("~/") {
+            out = home
+            characters = characters.dropFirst()
+        }
+        while let character = characters.popFirst() {
+            if character == "%", let next = characters.first, next == "u" || next == "h" || next == "%" {
+                characters.removeFirst()
+                out += next == "u" ? user : next == "h" ? home : "%"
+            } else {
+                out.append(character)
+            }
+        }
+        return out
+    }
+}
+
+/// One problem in a policy file, located so an admin can jump to it.
+public struct ConfigDiagnostic: Equatable, Sendable, CustomStringConvertible {
+    public enum Severity: String, Sendable { case error, warning }
+    public var file: String
+    public var line: Int
+    public var severity: Severity
+    public var message: String
+
+    public var description: String { "\(file):\(line): \(severity.rawValue): \(message)" }
+}
+
+/// A parsed policy file: the values that parsed (defaults elsewhere), and every problem found.
+public struct ParsedConfig: Sendable {
+    public var config: Config
+    public var diagnostics: [ConfigDiagnostic]
+    /// The line each `[deadlines]` entry is on, so checks about deadlines can point at it.
+    public var deadlineLines: [String: Int]
+
+    public var errors: [ConfigDiagnostic] { diagnostics.filter { $0.severity == .error } }
+    public var isValid: Bool { errors.isEmpty }
+
+    /// Warnings that need the host's user database: deadlines for users that do not exist.
+    public func userWarnings(file: String, userExists: (String) -> Bool) -> [ConfigDiagnostic] {
+        deadlineLines.sorted { $0.value < $1.value }.compactMap { user, line in
+            userExists(user) ? nil
+                : ConfigDiagnostic(file: file, line: line, severity: .warning, message: "[deadlines]: no user '\(user)' on this host")
+        }
+    }
+}
+
+extension Config {
+    /// Parses the grammar documented in engage2fa.conf(5):
+    ///
+    ///     # comment               (a '#' at the start, or after white space, begins a comment)
+    ///     key = value             (settings, before any section)
+    ///     [deadlines]
+    ///     username = DATE         (a later deadline for one user without a device)
+    ///
+    /// Every line that cannot be understood is an error naming `file:line`; its setting keeps the default.
+    public static func parse(_ text: String, file: String) -> ParsedConfig {
+        var config = Config()
+        var diagnostics: [ConfigDiagnostic] = []
+        var firstLineOfKey: [String: Int] = [:]
+        var deadlineLines: [String: Int] = [:]
+        var inDeadlines = false
+
+        func report(_ line: Int, _ message: String, _ severity: ConfigDiagnostic.Severity = .error) {
+            diagnostics.append(ConfigDiagnostic(file: file, line: line, severity: severity, message: message))
+        }
+
+        for (index, rawLine) in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let lineNumber = index + 1
+            let line = stripComment(Substring(String(decoding: rawLine, as: UTF8.self)))
+            if line.isEmpty { continue }
+            if let bad = line.unicodeScalars.first(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F }) {
+                report(lineNumber, "control character U+\(String(bad.value, radix: 16, uppercase: true)) in line")
+                continue
+            }
+            if line.hasPrefix("[") {
+                let section = line.dropFirst().prefix { $0 != "]" }
+                guard line.hasSuffix("]"), section.count == line.count - 2 else {
+                    report(lineNumber, "malformed section header (expected [deadlines])")
+                    continue
+                }
+                if trim(section).lowercased() == "deadlines" {
+                    inDeadlines = true
+                } else {
+                    report(lineNumber, "unknown section [\(section)] (the only section is [deadlines])")
+                }
+                continue
+            }
+            guard let equals = line.firstIndex(of: "=") else {
+                report(lineNumber, "expected 'key = value', found '\(line)'")
+                continue
+            }
+            let key = String(trim(line[..<equals]))
+            let value = String(trim(line[line.index(after: equals)...]))
+            if key.isEmpty {
+                report(lineNumber, "missing key before '='")
+                continue
+            }
+
+            if inDeadlines {
+                guard isValidUserName(key) else {
+                    report(lineNumber, "'\(key)' is not a valid user name")
+                    continue
+                }
+                if let first = deadlineLines[key] {
+                    report(lineNumber, "duplicate deadline for '\(key)' (first given on line \(first))")
+                    continue
+                }
+                do {
+                    config.deadlines[key] = try PolicyDate(parsing: value)
+                    deadlineLines[key] = lineNumber
+                } catch {
+                    report(lineNumber, "deadline for '\(key)': \(error)")
+                }
+                continue
+            }
+
+            let normalizedKey = key.lowercased()
+            if let first = firstLineOfKey[normalizedKey] {
+                report(lineNumber, "duplicate key '\(key)' (first set on line \(first))")
+                continue
+            }
+            firstLineOfKey[normalizedKey] = lineNumber
+            if let problem = config.apply(key: normalizedKey, value: value) {
+                report(lineNumber, problem)
+            }
+        }
+        return ParsedConfig(config: config, diagnostics: diagnostics, deadlineLines: deadlineLines)
+    }
+
+    /// Sets one key; returns what was wrong, or nil.
+    private mutating func apply(key: String, value: String) -> String? {
+        func integer(_ range: ClosedRange<Int>) -> Int? {
+            guard let number = Int(value), range.contains(number) else { return nil }
+            return number
+        }
+        switch key {
+        case "start_date":
+            do { startDate = try PolicyDate(parsing: value) } catch { return "start_date: \(error)" }
+        case "issuer":
+            guard !value.isEmpty, !value.contains(":") else {
+                return "issuer must be a non-empty name without ':' (apps split the label at ':')"
+            }
+            issuer = value
+        case "window":
+            guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(value)'" }
+            window = number
+        case "max_failures":
+            guard let number = integer(Config.maxFailuresRange) else { return "max_failures must be a whole number from 1 to 100, not '\(value)'" }
+            maxFailures = number
+        case "lockout_seconds":
+            guard let number = integer(Config.lockoutRange) else { return "lockout_seconds must be a whole number from 1 to 86400, not '\(value)'" }
+            lockoutSeconds = number
+        case "secret_path":
+            guard value.hasPrefix("/") || value.hasPrefix("~/") || value.hasPrefix("%h") else {
+                return "secret_path must be absolute or start with ~/ or %h, not '\(value)'"
+            }
+            guard value.contains("%u") || value.contains("%h") || value.hasPrefix("~/") else {
+                return "secret_path must differ per user: use %u, %h or ~/ (otherwise every user would share one file)"
+            }
+            guard !value.split(separator: "/").contains("..") else { return "secret_path must not contain '..'" }
+            secretPath = value
+        case "state_dir":
+            guard value.hasPrefix("/"), !value.split(separator: "/").contains("..") else {
+                return "state_dir must be an absolute path without '..', not '\(value)'"
+            }
+            stateDir = value
+        case "algorithm":
+            guard let algorithm = OTPAlgorithm(name: value) else { return "algorithm must be SHA1, SHA256 or SHA512, not '\(value)'" }
+            newDeviceParameters.algorithm = algorithm
+        case "digits":
+            guard let number = integer(OTPParameters.digitRange) else { return "digits must be 6, 7 or 8, not '\(value)'" }
+            newDeviceParameters.digits = number
+        case "period":
+            guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(value)'" }
+            newDeviceParameters.period = number
+        default:
+            return "unknown key '\(key)' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period)"
+        }
+        return nil
+    }
+}
+
+/// The line without its comment and surrounding white space. A '#' starts a comment at the start
+/// of a line or after white space, so `issuer = Team#1` keeps its '#'.
+func stripComment(_ line: Substring) -> Substring {
+    var previousIsSpace = true
+    var end = line.endIndex
+    for index in line.indices {
+        let character = line[index]
+        if character == "#" && previousIsSpace {
+            end = index
+            break
+        }
+        previousIsSpace = character == " " || character == "\t"
+    }
+    return trim(line[..<end])
+}
+
+func trim(_ text: Substring) -> Substring {
+    let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
+    guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) }) else {
+        return text[text.endIndex...]
+    }
+    return text[first...last]
+}
+
+/// POSIX-portable user names, as Debian's adduser accepts them: letters, digits, '.', '_', '-',
+/// not starting with '-', '.' or a digit-only name, at most 32 bytes, an optional trailing '$'.
+public func isValidUserName(_ name: some StringProtocol) -> Bool {
+    let bytes = Array(name.utf8)
+    guard !bytes.isEmpty, bytes.count <= 32 else { return false }
+    let body = bytes.last == UInt8(ascii: "$") ? bytes.dropLast() : bytes[...]
+    guard let first = body.first, first != UInt8(ascii: "-"), first != UInt8(ascii: ".") else { return false }
+    let allowed = body.allSatisfy { byte in
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+    }
+    let digitsOnly = body.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    return allowed && !digitsOnly
+}

@@ -1,0 +1,178 @@
+/// When 2FA took effect on this host. Written once, the first time a decision is made at or after
+/// `start_date`, and never removed by the software: from then on 2FA stays mandatory.
+public struct ActivationRecord: Equatable, Sendable {
+    /// The start date that took effect.
+    public var activatedAt: Int64
+    /// When the module first noticed, and wrote this record.
+    public var recordedAt: Int64
+
+    public init(activatedAt: Int64, recordedAt: Int64) {
+        self.activatedAt = activatedAt
+        self.recordedAt = recordedAt
+    }
+}
+
+/// What the module could learn about activation from `state_dir`.
+public enum ActivationState: Equatable, Sendable {
+    case never
+    case active(ActivationRecord)
+    /// The record exists but could not be read or trusted. Only this software writes it, so its
+    /// existence alone means 2FA was activated: treated as active.
+    case unreadable(reason: String)
+}
+
+/// What the module could learn about the policy file.
+public enum ConfigState: Equatable, Sendable {
+    /// Read and valid (a missing file is a valid, empty policy).
+    case valid(Config)
+    /// Read, with errors; holds the settings that did parse.
+    case invalid(Config, errors: [ConfigDiagnostic])
+    /// Could not be read at all.
+    case unreadable(reason: String)
+}
+
+/// What the module could learn about the user's devices.
+public enum EnrollmentState: Equatable, Sendable {
+    case enrolled(deviceCount: Int)
+    case notEnrolled
+    case unreadable(reason: String)
+}
+
+/// What the module does for this login.
+public enum PolicyDecision: Equatable, Sendable {
+    /// 2FA does not apply here (not configured, or the policy could not be read before activation).
+    case notApplicable
+    /// Let the login go on without a code; show `notice` to the user if there is one.
+    case noCodeRequired(notice: String?)
+    /// Ask for a code from one of the user's devices (or a recovery code).
+    case codeRequired
+    /// Refuse the login; tell the user `message`.
+    case refuse(message: String)
+}
+
+/// A decision, with what the module must record and log along with it.
+public struct PolicyOutcome: Equatable, Sendable {
+    public var decision: PolicyDecision
+    /// The activation record to write now (the first decision at or after `start_date`).
+    public var activationToRecord: ActivationRecord?
+    /// The settings to verify codes with: the policy file's, or the defaults when it could not be used.
+    public var config: Config
+    /// For the system log: why, in the admin's terms (never a secret or a code).
+    public var logNotes: [String]
+}
+
+/// The policy: one pure function from what the module knows to what it does.
+///
+/// | situation | decision |
+/// |---|---|
+/// | not configured, never activated | not applicable |
+/// | before `start_date` | no code; a user with no device is told the date and the days left |
+/// | active, user has a device | code required |
+/// | active, no device, personal deadline in the future | no code; told the deadline and the days left |
+/// | active, no device, no deadline or deadline passed | refused, told why and what to do |
+///
+/// Activation is a ratchet: once recorded, 2FA stays active whatever `start_date` says later, and a
+/// policy file that cannot be used then means the defaults (no personal deadlines), never "off".
+/// Before activation, nothing that cannot be read ever locks anyone out.
+public func decidePolicy(
+    now: Int64, user: String, config configState: ConfigState, activation: ActivationState, enrollment: EnrollmentState
+) -> PolicyOutcome {
+    var notes: [String] = []
+    var config: Config
+    var configUsable = true
+    switch configState {
+    case .valid(let parsed):
+        config = parsed
+    case .invalid(let partial, let errors):
+        // Settings that parsed are kept; deadlines only ever relax the policy, so a broken file grants none.
+        config = partial
+        config.deadlines = [:]
+        configUsable = false
+        notes.append("policy file has \(errors.count) error(s), first: \(errors.first.map { "\($0)" } ?? "?")")
+    case .unreadable(let reason):
+        config = Config()
+        configUsable = false
+        notes.append("policy file unreadable: \(reason)")
+    }
+
+    var activationToRecord: ActivationRecord? = nil
+    var activeSince: Int64?
+    switch activation {
+    case .active(let record):
+        activeSince = record.activatedAt
+    case .unreadable(let reason):
+        activeSince = config.startDate.map { min($0.unixTime, now) } ?? now
+        notes.append("activation record unreadable (\(reason)); enforcing as active")
+    case .never:
+        if case .unreadable = configState {
+            notes.append("2FA not enforced: policy unreadable and never activated")
+            return PolicyOutcome(decision: .notApplicable, activationToRecord: nil, config: config, logNotes: notes)
+        }
+        if let start = config.startDate, now >= start.unixTime {
+            activeSince = start.unixTime
+            activationToRecord = ActivationRecord(activatedAt: start.unixTime, recordedAt: now)
+            notes.append("2FA activated: start_date \(start) reached")
+        }
+    }
+    if !configUsable, activeSince != nil { notes.append("enforcing with default settings where the policy file is broken") }
+
+    func outcome(_ decision: PolicyDecision) -> PolicyOutcome {
+        PolicyOutcome(decision: decision, activationToRecord: activationToRecord, config: config, logNotes: notes)
+    }
+
+    guard let activeSince else {
+        guard let start = config.startDate else { return outcome(.notApplicable) }
+        switch enrollment {
+        case .enrolled:
+            return outcome(.noCodeRequired(notice: nil))
+        case .notEnrolled:
+            return outcome(.noCodeRequired(notice:
+                "Two-factor authentication becomes mandatory on \(displayDate(start)) (\(daysLeftText(now: now, until: start.unixTime))). "
+                + "Run engage2fa-enroll to link your authenticator app."))
+        case .unreadable(let reason):
+            notes.append("device file unreadable before activation: \(reason)")
+            return outcome(.noCodeRequired(notice: nil))
+        }
+    }
+
+    switch enrollment {
+    case .enrolled:
+        return outcome(.codeRequired)
+    case .unreadable(let reason):
+        notes.append("refused: device file unreadable: \(reason)")
+        return outcome(.refuse(message:
+            "Two-factor authentication is mandatory, and your authenticator devices could not be read. "
+            + "Ask an administrator to check the system log."))
+    case .notEnrolled:
+        if let deadline = config.deadlines[user], now < deadline.unixTime {
+            notes.append("no device; personal deadline \(deadline) not reached")
+            return outcome(.noCodeRequired(notice:
+                "Two-factor authentication is mandatory on this host. Your personal deadline is \(displayDate(deadline)) "
+                + "(\(daysLeftText(now: now, until: deadline.unixTime))): link your authenticator app before then with engage2fa-enroll."))
+        }
+        let why: String
+        if let deadline = config.deadlines[user] {
+            why = "Your deadline to link an authenticator app passed on \(displayDate(deadline))."
+            notes.append("refused: no device, personal deadline \(deadline) passed")
+        } else {
+            why = "Two-factor authentication has been mandatory since \(localDateText(activeSince)), and you have not linked an authenticator app."
+            notes.append("refused: no device and no personal deadline")
+        }
+        return outcome(.refuse(message:
+            why + " Ask an administrator for a personal deadline (engage2fa-admin extend \(user) DATE), then log in and run engage2fa-enroll."))
+    }
+}
+
+func displayDate(_ date: PolicyDate) -> String {
+    date.isDateOnly ? date.text : localDateTimeText(date.unixTime)
+}
+
+/// "in 16 days", "in 1 day", "today": calendar days in the host's time zone, as a person counts them.
+func daysLeftText(now: Int64, until: Int64) -> String {
+    let days = localDayNumber(until) - localDayNumber(now)
+    switch days {
+    case ...0: return "today"
+    case 1: return "in 1 day"
+    default: return "in \(days) days"
+    }
+}

@@ -1,0 +1,176 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A moment named in the policy file: `YYYY-MM-DD` (00:00 local time on the host) or an
+/// ISO 8601 date-time with `Z` or a UTC offset (`2026-12-15T09:00:00+01:00`).
+public struct PolicyDate: Equatable, Sendable, CustomStringConvertible {
+    public var unixTime: Int64
+    /// The text as the admin wrote it, shown back in messages so that users see the date they were told.
+    public var text: String
+    public var isDateOnly: Bool
+
+    public var description: String { text }
+
+    public enum ParseError: Error, Equatable, CustomStringConvertible {
+        case malformed(String)
+        case outOfRange(String)
+        case missingOffset(String)
+
+        public var description: String {
+            switch self {
+            case .malformed(let text):
+                "'\(text)' is not a date (expected YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS] with Z or ±HH:MM)"
+            case .outOfRange(let text): "'\(text)' names a day or time that does not exist"
+            case .missingOffset(let text):
+                "'\(text)' has a time but no time zone: add Z (UTC) or an offset such as +01:00, or give just the date"
+            }
+        }
+    }
+
+    public init(unixTime: Int64, text: String, isDateOnly: Bool) {
+        self.unixTime = unixTime
+        self.text = text
+        self.isDateOnly = isDateOnly
+    }
+
+    public init(parsing text: some StringProtocol) throws(ParseError) {
+        let text = String(text)
+        var scanner = DigitScanner(Array(text.utf8))
+        guard let year = scanner.number(digits: 4), scanner.expect("-"),
+            let month = scanner.number(digits: 2), scanner.expect("-"),
+            let day = scanner.number(digits: 2)
+        else { throw .malformed(text) }
+        guard (1...12).contains(month), (1...daysInMonth(year: year, month: month)).contains(day), year >= 1970 else {
+            throw .outOfRange(text)
+        }
+        if scanner.atEnd {
+            guard let midnight = localMidnight(year: year, month: month, day: day) else { throw .outOfRange(text) }
+            self.init(unixTime: midnight, text: text, isDateOnly: true)
+            return
+        }
+        guard scanner.expect("T") || scanner.expect("t") || scanner.expect(" "),
+            let hour = scanner.number(digits: 2), scanner.expect(":"), let minute = scanner.number(digits: 2)
+        else { throw .malformed(text) }
+        var second = 0
+        if scanner.expect(":") {
+            guard let value = scanner.number(digits: 2) else { throw .malformed(text) }
+            second = value
+        }
+        guard hour < 24, minute < 60, second < 60 else { throw .outOfRange(text) }
+        var offsetSeconds = 0
+        if scanner.expect("Z") || scanner.expect("z") {
+        } else if scanner.peek("+") || scanner.peek("-") {
+            let sign = scanner.expect("-") ? -1 : 1
+            _ = scanner.expect("+")
+            guard let offsetHours = scanner.number(digits: 2) else { throw .malformed(text) }
+            _ = scanner.expect(":")
+            guard let offsetMinutes = scanner.number(digits: 2) else { throw .malformed(text) }
+            guard offsetHours <= 14, offsetMinutes < 60 else { throw .outOfRange(text) }
+            offsetSeconds = sign * (offsetHours * 3600 + offsetMinutes * 60)
+        } else if scanner.atEnd {
+            throw .missingOffset(text)
+        } else {
+            throw .malformed(text)
+        }
+        guard scanner.atEnd else { throw .malformed(text) }
+        let utc = daysFromCivil(year: year, month: month, day: day) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
+        self.init(unixTime: utc - Int64(offsetSeconds), text: text, isDateOnly: false)
+    }
+}
+
+private struct DigitScanner {
+    var bytes: [UInt8]
+    var position = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var atEnd: Bool { position == bytes.count }
+
+    mutating func number(digits: Int) -> Int? {
+        guard position + digits <= bytes.count else { return nil }
+        var value = 0
+        for byte in bytes[position..<position + digits] {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        position += digits
+        return value
+    }
+
+    func peek(_ character: Unicode.Scalar) -> Bool {
+        position < bytes.count && bytes[position] == UInt8(ascii: character)
+    }
+
+    mutating func expect(_ character: Unicode.Scalar) -> Bool {
+        guard peek(character) else { return false }
+        position += 1
+        return true
+    }
+}
+
+func isLeapYear(_ year: Int) -> Bool { (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 }
+
+func daysInMonth(year: Int, month: Int) -> Int {
+    switch month {
+    case 2: isLeapYear(year) ? 29 : 28
+    case 4, 6, 9, 11: 30
+    default: 31
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+func daysFromCivil(year: Int, month: Int, day: Int) -> Int64 {
+    let y = Int64(month <= 2 ? year - 1 : year)
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yearOfEra = y - era * 400
+    let m = Int64(month)
+    let dayOfYear = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
+    let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+    return era * 146_097 + dayOfEra - 719_468
+}
+
+/// 00:00 of that day in the host's time zone (TZ or /etc/localtime). Where a DST change skips
+/// midnight, mktime(3) moves forward to the first time that exists.
+func localMidnight(year: Int, month: Int, day: Int) -> Int64? {
+    tzset()
+    var fields = tm()
+    fields.tm_year = Int32(year - 1900)
+    fields.tm_mon = Int32(month - 1)
+    fields.tm_mday = Int32(day)
+    fields.tm_isdst = -1
+    let result = mktime(&fields)
+    return result == -1 ? nil : Int64(result)
+}
+
+/// The host's local calendar date of a moment, as days since 1970-01-01, so that "days left"
+/// counts calendar days the way a person reads a date, across DST changes.
+public func localDayNumber(_ unixTime: Int64) -> Int64 {
+    let fields = localFields(unixTime)
+    return daysFromCivil(year: Int(fields.tm_year) + 1900, month: Int(fields.tm_mon) + 1, day: Int(fields.tm_mday))
+}
+
+/// `YYYY-MM-DD` of a moment in the host's time zone.
+public func localDateText(_ unixTime: Int64) -> String {
+    let fields = localFields(unixTime)
+    return pad(Int(fields.tm_year) + 1900, 4) + "-" + pad(Int(fields.tm_mon) + 1, 2) + "-" + pad(Int(fields.tm_mday), 2)
+}
+
+/// `YYYY-MM-DD HH:MM` of a moment in the host's time zone.
+public func localDateTimeText(_ unixTime: Int64) -> String {
+    let fields = localFields(unixTime)
+    return localDateText(unixTime) + " " + pad(Int(fields.tm_hour), 2) + ":" + pad(Int(fields.tm_min), 2)
+}
+
+private func localFields(_ unixTime: Int64) -> tm {
+    tzset()
+    var seconds = time_t(unixTime)
+    var fields = tm()
+    _ = localtime_r(&seconds, &fields)
+    return fields
+}
+
+func pad(_ value: Int, _ width: Int) -> String {
+    let digits = String(value)
+    return String(repeating: "0", count: max(0, width - digits.count)) + digits
+}

@@ -1,0 +1,135 @@
+import XCTest
+
+@testable import Engage2FACore
+
+final class ConfigTests: XCTestCase {
+    func testFullFileParses() throws {
+        try withTimeZone("Europe/Amsterdam") {
+            let text = """
+                # Rollout of 2FA for the build hosts
+                start_date = 2026-12-15      # midnight, local time
+                issuer = Build Farm#2   # a # inside a word is kept
+                window = 2
+                max_failures = 3
+                lockout_seconds = 600
+                secret_path = /var/lib/engage2fa-secrets/%u
+                state_dir = /var/lib/engage2fa
+                algorithm = sha256
+                digits = 8
+                period = 60
+
+                [deadlines]
+                alice = 2027-01-10
+                bob = 2026-12-20T09:30:00+01:00\r
+                """
+            let parsed = Config.parse(text, file: "/etc/engage2fa.conf")
+            XCTAssertEqual(parsed.diagnostics, [])
+            let config = parsed.config
+            XCTAssertEqual(config.startDate?.text, "2026-12-15")
+            // 2026-12-15 00:00 CET is 2026-12-14 23:00 UTC.
+            XCTAssertEqual(config.startDate?.unixTime, utc("2026-12-14T23:00:00Z"))
+            XCTAssertEqual(config.issuer, "Build Farm#2")
+            XCTAssertEqual(config.window, 2)
+            XCTAssertEqual(config.maxFailures, 3)
+            XCTAssertEqual(config.lockoutSeconds, 600)
+            XCTAssertEqual(config.secretFilePath(user: "alice", home: "/home/alice"), "/var/lib/engage2fa-secrets/alice")
+            XCTAssertFalse(config.secretFileIsInHome(user: "alice", home: "/home/alice"))
+            XCTAssertEqual(config.newDeviceParameters, OTPParameters(algorithm: .sha256, digits: 8, period: 60))
+            XCTAssertEqual(config.deadlines["bob"]?.unixTime, utc("2026-12-20T08:30:00Z"))
+            XCTAssertEqual(parsed.deadlineLines, ["alice": 14, "bob": 15])
+        }
+    }
+
+    func testEmptyFileIsNotConfigured() {
+        let parsed = Config.parse("# nothing yet\n\n", file: "x.conf")
+        XCTAssertTrue(parsed.isValid)
+        XCTAssertEqual(parsed.config, Config())
+        XCTAssertNil(parsed.config.startDate)
+    }
+
+    func testEveryErrorNamesFileAndLine() {
+        let text = """
+            start_date = 2026-02-30
+            colour = blue
+            window = 11
+            window = 1
+            max_failures = 0
+            lockout_seconds = soon
+            secret_path = /etc/shared-secret
+            state_dir = relative/dir
+            digits = 9
+            period = 10
+            algorithm = md5
+            issuer = a:b
+            just some words
+            [groups]
+            [deadlines]
+            -bad = 2027-01-01
+            carol = next week
+            carol = 2027-01-01
+            dave = 2027-01-01T10:00
+            """
+        let parsed = Config.parse(text, file: "/etc/engage2fa.conf")
+        let lines = parsed.errors.map(\.line)
+        XCTAssertEqual(lines, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19])
+        XCTAssertEqual("\(parsed.errors[0])", "/etc/engage2fa.conf:1: error: start_date: '2026-02-30' names a day or time that does not exist")
+        XCTAssertEqual(parsed.errors[1].message, "unknown key 'colour' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period)")
+        XCTAssertEqual(parsed.errors[3].message, "duplicate key 'window' (first set on line 3)")
+        XCTAssertTrue(parsed.errors[6].message.contains("every user would share one file"))
+        XCTAssertEqual(parsed.errors[14].message, "'-bad' is not a valid user name")
+        XCTAssertTrue(parsed.errors[16].message.contains("no time zone"))
+        // Only carol's second (valid) line was taken; settings that failed keep their defaults.
+        XCTAssertEqual(parsed.config.deadlines.keys.sorted(), ["carol"])
+        XCTAssertEqual(parsed.config.window, 1)
+        XCTAssertNil(parsed.config.startDate)
+    }
+
+    func testUnknownDeadlineUserIsOnlyAWarning() {
+        let parsed = Config.parse("[deadlines]\nalice = 2027-01-01\nghost = 2027-01-01\n", file: "f")
+        XCTAssertTrue(parsed.isValid)
+        let warnings = parsed.userWarnings(file: "f") { $0 == "alice" }
+        XCTAssertEqual(warnings.map(\.description), ["f:3: warning: [deadlines]: no user 'ghost' on this host"])
+    }
+
+    func testDates() throws {
+        let midnightUTC = utc("2026-12-15T00:00:00Z")
+        XCTAssertEqual(try PolicyDate(parsing: "2026-12-15T00:00:00Z").unixTime, midnightUTC)
+        XCTAssertEqual(try PolicyDate(parsing: "2026-12-15T01:00+01:00").unixTime, midnightUTC)
+        XCTAssertEqual(try PolicyDate(parsing: "2026-12-14T19:00:00-0500").unixTime, midnightUTC)
+        XCTAssertEqual(try PolicyDate(parsing: "2000-02-29T12:00:00Z").unixTime, utc("2000-02-29T12:00:00Z"))
+        XCTAssertEqual(try PolicyDate(parsing: "2100-03-01T00:00:00Z").unixTime, utc("2100-03-01T00:00:00Z"))
+        XCTAssertEqual(try PolicyDate(parsing: "2028-02-29").isDateOnly, true)
+        XCTAssertThrowsError(try PolicyDate(parsing: "2027-02-29"))
+        XCTAssertThrowsError(try PolicyDate(parsing: "2026-13-01"))
+        XCTAssertThrowsError(try PolicyDate(parsing: "2026-12-15T24:00Z"))
+        XCTAssertThrowsError(try PolicyDate(parsing: "15-12-2026"))
+        XCTAssertThrowsError(try PolicyDate(parsing: "2026-12-15 junk"))
+        XCTAssertThrowsError(try PolicyDate(parsing: "2026-12-15T10:00:00+25:00"))
+        try withTimeZone("America/New_York") {
+            XCTAssertEqual(try PolicyDate(parsing: "2026-12-15").unixTime, utc("2026-12-15T05:00:00Z"))
+            // The spring-forward day still starts at 00:00 (the jump is at 02:00).
+            XCTAssertEqual(try PolicyDate(parsing: "2027-03-14").unixTime, utc("2027-03-14T05:00:00Z"))
+            XCTAssertEqual(try PolicyDate(parsing: "2027-03-15").unixTime, utc("2027-03-15T04:00:00Z"))
+        }
+        try withTimeZone("UTC") { XCTAssertEqual(try PolicyDate(parsing: "2026-12-15").unixTime, midnightUTC) }
+    }
+
+    func testSecretPathExpansion() {
+        var config = Config()
+        XCTAssertEqual(config.secretFilePath(user: "alice", home: "/home/alice"), "/home/alice/.engage2fa")
+        XCTAssertTrue(config.secretFileIsInHome(user: "alice", home: "/home/alice"))
+        config.secretPath = "%h/.config/engage2fa-%u"
+        XCTAssertEqual(config.secretFilePath(user: "bob", home: "/srv/bob"), "/srv/bob/.config/engage2fa-bob")
+        XCTAssertTrue(config.secretFileIsInHome(user: "bob", home: "/srv/bob"))
+        // A home that is a prefix of the path's directory name is not the same directory.
+        config.secretPath = "/srv/bobby/%u"
+        XCTAssertFalse(config.secretFileIsInHome(user: "bob", home: "/srv/bob"))
+    }
+
+    func testUserNames() {
+        for good in ["alice", "a", "bob.smith", "svc_build", "host$", "Ann-Marie", "user1"] { XCTAssertTrue(isValidUserName(good), good) }
+        for bad in ["", "-x", ".hidden", "a/b", "../x", "al ice", "12345", String(repeating: "a", count: 33), "é"] {
+            XCTAssertFalse(isValidUserName(bad), bad)
+        }
+    }
+}

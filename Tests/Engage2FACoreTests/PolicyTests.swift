@@ -1,0 +1,144 @@
+import XCTest
+
+@testable import Engage2FACore
+
+/// Every row of the policy table, its boundaries and the ratchet.
+final class PolicyTests: XCTestCase {
+    let start = utc("2026-12-15T00:00:00Z")
+
+    func config(deadlines: [String: String] = [:], start startText: String? = "2026-12-15T00:00:00Z") throws -> Config {
+        var config = Config()
+        config.startDate = try startText.map { try PolicyDate(parsing: $0) }
+        for (user, date) in deadlines { config.deadlines[user] = try PolicyDate(parsing: date) }
+        return config
+    }
+
+    func decide(_ now: Int64, _ config: ConfigState, _ activation: ActivationState = .never, _ enrollment: EnrollmentState, user: String = "alice") -> PolicyOutcome {
+        decidePolicy(now: now, user: user, config: config, activation: activation, enrollment: enrollment)
+    }
+
+    func testNotConfiguredAndNeverActivated() {
+        let outcome = decide(start, .valid(Config()), .never, .notEnrolled)
+        XCTAssertEqual(outcome.decision, .notApplicable)
+        XCTAssertNil(outcome.activationToRecord)
+    }
+
+    func testBeforeStartNobodyIsAskedAndTheUnenrolledAreNudged() throws {
+        try withTimeZone("UTC") {
+            let config = try config(start: "2026-12-15")
+            let now = utc("2026-11-29T15:00:00Z")
+            XCTAssertEqual(decide(now, .valid(config), .never, .enrolled(deviceCount: 1)).decision, .noCodeRequired(notice: nil))
+            XCTAssertEqual(
+                decide(now, .valid(config), .never, .notEnrolled).decision,
+                .noCodeRequired(notice: "Two-factor authentication becomes mandatory on 2026-12-15 (in 16 days). Run engage2fa-enroll to link your authenticator app."))
+            // A minute before midnight the start is tomorrow's date: one calendar day.
+            XCTAssertEqual(decide(start - 60, .valid(config), .never, .notEnrolled).decision,
+                           .noCodeRequired(notice: "Two-factor authentication becomes mandatory on 2026-12-15 (in 1 day). Run engage2fa-enroll to link your authenticator app."))
+            XCTAssertEqual(decide(start - 86_400 + 1, .valid(config), .never, .notEnrolled).decision,
+                           .noCodeRequired(notice: "Two-factor authentication becomes mandatory on 2026-12-15 (in 1 day). Run engage2fa-enroll to link your authenticator app."))
+            XCTAssertNil(decide(now, .valid(config), .never, .notEnrolled).activationToRecord)
+            // A start with a time later today.
+            let evening = try self.config(start: "2026-12-15T18:00:00Z")
+            XCTAssertEqual(decide(start + 12 * 3600, .valid(evening), .never, .notEnrolled).decision,
+                           .noCodeRequired(notice: "Two-factor authentication becomes mandatory on 2026-12-15 18:00 (today). Run engage2fa-enroll to link your authenticator app."))
+        }
+    }
+
+    func testOneSecondBeforeAndAtStart() throws {
+        let config = try config()
+        XCTAssertEqual(decide(start - 1, .valid(config), .never, .enrolled(deviceCount: 1)).decision, .noCodeRequired(notice: nil))
+        let atStart = decide(start, .valid(config), .never, .enrolled(deviceCount: 1))
+        XCTAssertEqual(atStart.decision, .codeRequired)
+        XCTAssertEqual(atStart.activationToRecord, ActivationRecord(activatedAt: start, recordedAt: start))
+        XCTAssertEqual(decide(start + 1, .valid(config), .never, .enrolled(deviceCount: 2)).decision, .codeRequired)
+    }
+
+    func testActiveWithoutDeviceRefusedWithWhyAndWhatToDo() throws {
+        try withTimeZone("UTC") {
+            let outcome = decide(start + 10, .valid(try config()), .never, .notEnrolled)
+            XCTAssertEqual(outcome.decision, .refuse(message:
+                "Two-factor authentication has been mandatory since 2026-12-15, and you have not linked an authenticator app. "
+                + "Ask an administrator for a personal deadline (engage2fa-admin extend alice DATE), then log in and run engage2fa-enroll."))
+            XCTAssertNotNil(outcome.activationToRecord)
+        }
+    }
+
+    func testPersonalDeadlineInTheFutureAndPassed() throws {
+        try withTimeZone("UTC") {
+            let config = try config(deadlines: ["alice": "2026-12-20"])
+            let deadline = try PolicyDate(parsing: "2026-12-20").unixTime
+            XCTAssertEqual(decide(deadline - 1, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(notice:
+                "Two-factor authentication is mandatory on this host. Your personal deadline is 2026-12-20 (in 1 day): link your authenticator app before then with engage2fa-enroll."))
+            XCTAssertEqual(decide(start + 3600, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(notice:
+                "Two-factor authentication is mandatory on this host. Your personal deadline is 2026-12-20 (in 5 days): link your authenticator app before then with engage2fa-enroll."))
+            guard case .refuse(let message) = decide(deadline, .valid(config), .never, .notEnrolled).decision else {
+                return XCTFail("a passed deadline must refuse")
+            }
+            XCTAssertTrue(message.hasPrefix("Your deadline to link an authenticator app passed on 2026-12-20."), message)
+            // Another user's deadline does not help bob, and alice's deadline does not spare her a code once enrolled.
+            guard case .refuse = decide(start + 3600, .valid(config), .never, .notEnrolled, user: "bob").decision else { return XCTFail() }
+            XCTAssertEqual(decide(start + 3600, .valid(config), .never, .enrolled(deviceCount: 1)).decision, .codeRequired)
+        }
+    }
+
+    func testRatchetKeepsEnforcingWhateverStartDateSaysLater() throws {
+        let record = ActivationState.active(ActivationRecord(activatedAt: start, recordedAt: start + 5))
+        let now = start + 86_400
+        let moved = try config(start: "2030-01-01T00:00:00Z")
+        let removed = try config(start: nil)
+        for config in [moved, removed] {
+            XCTAssertEqual(decide(now, .valid(config), record, .enrolled(deviceCount: 1)).decision, .codeRequired)
+            guard case .refuse = decide(now, .valid(config), record, .notEnrolled).decision else { return XCTFail("unenrolled must be refused") }
+            XCTAssertNil(decide(now, .valid(config), record, .notEnrolled).activationToRecord)
+        }
+        // Even a clock set back before the start date does not undo it.
+        XCTAssertEqual(decide(start - 86_400 * 30, .valid(removed), record, .enrolled(deviceCount: 1)).decision, .codeRequired)
+    }
+
+    func testBrokenOrUnreadablePolicyFailsClosedOnlyAfterActivation() throws {
+        let record = ActivationState.active(ActivationRecord(activatedAt: start, recordedAt: start))
+        let error = ConfigDiagnostic(file: "f", line: 3, severity: .error, message: "bad")
+        var partial = try config(deadlines: ["alice": "2030-01-01"])
+        partial.startDate = nil
+        // After activation: codes required, and a broken file grants no deadline.
+        XCTAssertEqual(decide(start + 10, .unreadable(reason: "EIO"), record, .enrolled(deviceCount: 1)).decision, .codeRequired)
+        guard case .refuse = decide(start + 10, .invalid(partial, errors: [error]), record, .notEnrolled).decision else { return XCTFail() }
+        let outcome = decide(start + 10, .unreadable(reason: "EIO"), record, .notEnrolled)
+        guard case .refuse = outcome.decision else { return XCTFail() }
+        XCTAssertTrue(outcome.logNotes.contains { $0.contains("policy file unreadable: EIO") })
+        // Before activation: nobody is locked out by what cannot be read.
+        XCTAssertEqual(decide(start + 10, .unreadable(reason: "EIO"), .never, .notEnrolled).decision, .notApplicable)
+        XCTAssertEqual(decide(start + 10, .invalid(partial, errors: [error]), .never, .notEnrolled).decision, .notApplicable)
+    }
+
+    func testUnreadableActivationRecordCountsAsActive() throws {
+        let outcome = decide(start - 100, .valid(try config()), .unreadable(reason: "mode 666"), .enrolled(deviceCount: 1))
+        XCTAssertEqual(outcome.decision, .codeRequired)
+        XCTAssertNil(outcome.activationToRecord)
+    }
+
+    func testUnreadableDeviceFile() throws {
+        let config = try config()
+        XCTAssertEqual(decide(start - 10, .valid(config), .never, .unreadable(reason: "symlink")).decision, .noCodeRequired(notice: nil))
+        guard case .refuse(let message) = decide(start + 10, .valid(config), .never, .unreadable(reason: "symlink")).decision else { return XCTFail() }
+        XCTAssertTrue(message.contains("could not be read"))
+    }
+
+    func testDaysLeftCountsCalendarDaysAcrossDSTAndZones() throws {
+        // Europe/Amsterdam leaves DST on 2026-10-25: 23 h from 10-24 12:00 to 10-25 12:00 is still one day.
+        try withTimeZone("Europe/Amsterdam") {
+            let config = try config(start: "2026-10-26")
+            let noon24 = try PolicyDate(parsing: "2026-10-24T12:00:00+02:00").unixTime
+            XCTAssertEqual(decide(noon24, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(notice:
+                "Two-factor authentication becomes mandatory on 2026-10-26 (in 2 days). Run engage2fa-enroll to link your authenticator app."))
+            let lateOn25 = try PolicyDate(parsing: "2026-10-25T23:59:59+01:00").unixTime
+            XCTAssertEqual(decide(lateOn25, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(notice:
+                "Two-factor authentication becomes mandatory on 2026-10-26 (in 1 day). Run engage2fa-enroll to link your authenticator app."))
+            XCTAssertEqual(decide(lateOn25 + 1, .valid(config), .never, .enrolled(deviceCount: 1)).decision, .codeRequired)
+        }
+        // The same date-only start is a different moment in another zone.
+        let tokyo = try withTimeZone("Asia/Tokyo") { try PolicyDate(parsing: "2026-12-15").unixTime }
+        let losAngeles = try withTimeZone("America/Los_Angeles") { try PolicyDate(parsing: "2026-12-15").unixTime }
+        XCTAssertEqual(losAngeles - tokyo, 17 * 3600)
+    }
+}
