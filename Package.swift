@@ -5,6 +5,8 @@ let package = Package(
     name: "engage2fa",
     products: [
         .library(name: "Engage2FACore", targets: ["Engage2FACore"]),
+        // Installed as pam_engage2fa.so (SwiftPM names the file libpam_engage2fa.so).
+        .library(name: "pam_engage2fa", type: .dynamic, targets: ["PAMEngage2FA"]),
     ],
     targets: [
         // C libraries from Debian, each as a system-library target.
@@ -17,6 +19,28 @@ let package = Package(
 
         // Every rule lives here. Foundation-free: it is loaded into sshd for every connection.
         .target(name: "Engage2FACore", dependencies: ["CEngageSys"]),
+
+        // PAM's variadic calls (pam_prompt, pam_syslog), which Swift cannot make.
+        .target(name: "CEngagePAM", dependencies: ["CPAM"]),
+
+        // The PAM module: thin glue over the core. The Swift runtime is linked in statically so that
+        // hosts need no Swift installed; only pam_sm_* are exported; -z defs makes a missing symbol a
+        // link error instead of a dlopen failure inside sshd; -z nodelete keeps the static runtime
+        // mapped across dlclose (it cannot be unloaded cleanly).
+        .target(
+            name: "PAMEngage2FA",
+            dependencies: ["Engage2FACore", "CEngagePAM", "CPAM"],
+            exclude: ["exports.map"],
+            swiftSettings: [.unsafeFlags(["-static-stdlib"])],
+            linkerSettings: [
+                .unsafeFlags([
+                    "-static-stdlib",
+                    "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/PAMEngage2FA/exports.map",
+                    "-Xlinker", "-z", "-Xlinker", "defs",
+                    "-Xlinker", "-z", "-Xlinker", "nodelete",
+                ])
+            ]
+        ),
 
         .testTarget(
             name: "Engage2FACoreTests",

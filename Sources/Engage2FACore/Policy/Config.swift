@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The rollout policy, from /etc/engage2fa.conf.
 public struct Config: Equatable, Sendable {
     public static let defaultPath = "/etc/engage2fa.conf"
@@ -261,4 +265,27 @@ public func isValidUserName(_ name: some StringProtocol) -> Bool {
     }
     let digitsOnly = body.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     return allowed && !digitsOnly
+}
+
+extension Config {
+    public static let maxFileSize = 256 * 1024
+
+    /// Reads and parses the policy file as the module sees it. It must be a regular file (no symbolic
+    /// link) owned by root, or by this process's user, that nobody else can write to: whoever can
+    /// write it can grant deadlines. A missing file is an empty policy.
+    public static func load(path: String) -> ConfigState {
+        let bytes: [UInt8]
+        do {
+            bytes = try readTrustedFile(path, owners: Array(Set([0, geteuid()])), maxSize: maxFileSize, groupOtherMask: 0o022)
+        } catch .missing {
+            return .valid(Config())
+        } catch {
+            return .unreadable(reason: "\(error)")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            return .unreadable(reason: "\(path): not valid UTF-8 text")
+        }
+        let parsed = parse(text, file: path)
+        return parsed.isValid ? .valid(parsed.config) : .invalid(parsed.config, errors: parsed.errors)
+    }
 }

@@ -1,0 +1,61 @@
+import CEngageSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A user from the host's user database (getpwnam_r(3): /etc/passwd, LDAP, sssd…).
+public struct Account: Equatable, Sendable {
+    public var name: String
+    public var uid: uid_t
+    public var gid: gid_t
+    public var home: String
+
+    public init(name: String, uid: uid_t, gid: gid_t, home: String) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+    }
+
+    /// The account, or nil if the name is unknown (or the lookup failed).
+    public static func lookup(_ name: String) -> Account? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>? = nil
+        var buffer = [CChar](repeating: 0, count: 4096)
+        while true {
+            let status = getpwnam_r(name, &entry, &buffer, buffer.count, &result)
+            if status == ERANGE && buffer.count < 1 << 20 {
+                buffer = [CChar](repeating: 0, count: buffer.count * 4)
+                continue
+            }
+            guard status == 0, result != nil, let home = entry.pw_dir else { return nil }
+            return Account(name: name, uid: entry.pw_uid, gid: entry.pw_gid, home: String(cString: home))
+        }
+    }
+}
+
+/// Runs `body` with the file-system identity (setfsuid(2)/setfsgid(2)) of `account`, so that files in
+/// its home are opened with the user's rights, as NFS with root squashing and a careful admin expect.
+/// Does nothing unless this process runs as root for another user.
+public func withFileSystemIdentity<Result>(of account: Account, _ body: () throws -> Result) throws -> Result {
+    guard geteuid() == 0, account.uid != 0 else { return try body() }
+    let previousUID = e2f_getfsuid()
+    let previousGID = e2f_getfsgid()
+    guard e2f_setfsgid(account.gid) == 0 else { throw SystemError("setfsgid", errno: EPERM) }
+    guard e2f_setfsuid(account.uid) == 0 else {
+        _ = e2f_setfsgid(previousGID)
+        throw SystemError("setfsuid", errno: EPERM)
+    }
+    defer {
+        _ = e2f_setfsuid(previousUID)
+        _ = e2f_setfsgid(previousGID)
+    }
+    return try body()
+}
+
+/// Unix time now (CLOCK_REALTIME).
+public func currentUnixTime() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec)
+}

@@ -1,0 +1,124 @@
+// pam_engage2fa.so: the C entry points PAM calls, the conversation and syslog. Every decision is
+// the core's (Engage2FACore.Login); this file only translates between it and libpam.
+
+import CEngagePAM
+import CPAM
+import Engage2FACore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@_cdecl("pam_sm_authenticate")
+public func pam_sm_authenticate(
+    _ handle: OpaquePointer?, _ flags: Int32, _ argc: Int32, _ argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+) -> Int32 {
+    guard let handle else { return PAM_SERVICE_ERR }
+    let log = SyslogLog(handle: handle)
+    let options: ModuleOptions
+    switch ModuleOptions.parse(argc: argc, argv: argv) {
+    case .success(let parsed): options = parsed
+    case .failure(let problem):
+        // A typo in /etc/pam.d must not silently switch 2FA off.
+        log.log(.error, "\(problem.message); denying (fix the module line in /etc/pam.d)")
+        return PAM_AUTH_ERR
+    }
+
+    var userPointer: UnsafePointer<CChar>? = nil
+    guard pam_get_user(handle, &userPointer, nil) == PAM_SUCCESS, let userPointer else {
+        log.log(.error, "could not get the user name")
+        return PAM_AUTH_ERR
+    }
+    let user = String(cString: userPointer)
+
+    var login = Login(
+        user: user, configPath: options.configPath,
+        conversation: PAMConversation(handle: handle, silent: flags & Int32(bitPattern: PAM_SILENT) != 0), log: log)
+    login.debug = options.debug
+    switch login.run() {
+    case .notApplicable: return PAM_IGNORE
+    case .success: return PAM_SUCCESS
+    case .denied: return PAM_AUTH_ERR
+    case .lockedOut: return PAM_MAXTRIES
+    }
+}
+
+@_cdecl("pam_sm_setcred")
+public func pam_sm_setcred(
+    _ handle: OpaquePointer?, _ flags: Int32, _ argc: Int32, _ argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+) -> Int32 {
+    PAM_SUCCESS
+}
+
+/// The module's arguments from its line in /etc/pam.d.
+struct ModuleOptions {
+    var configPath = Config.defaultPath
+    var debug = false
+
+    struct Problem: Error { var message: String }
+
+    static func parse(argc: Int32, argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Result<ModuleOptions, Problem> {
+        var options = ModuleOptions()
+        for index in 0..<Int(argc) {
+            guard let pointer = argv?[index] else { continue }
+            let argument = String(cString: pointer)
+            if argument == "debug" {
+                options.debug = true
+            } else if argument.hasPrefix("config="), argument.count > "config=".count {
+                let path = String(argument.dropFirst("config=".count))
+                guard path.hasPrefix("/") else { return .failure(Problem(message: "config= needs an absolute path, not '\(path)'")) }
+                options.configPath = path
+            } else {
+                return .failure(Problem(message: "unknown module argument '\(argument)' (known: config=PATH, debug)"))
+            }
+        }
+        return .success(options)
+    }
+}
+
+/// The PAM conversation: prompts with echo off, and info and error messages the user sees
+/// (an ssh user too, through keyboard-interactive).
+struct PAMConversation: LoginConversation {
+    let handle: OpaquePointer
+    let silent: Bool
+
+    func askHidden(_ prompt: String) -> [UInt8]? {
+        var response: UnsafeMutablePointer<CChar>? = nil
+        guard e2f_pam_prompt(handle, PAM_PROMPT_ECHO_OFF, &response, prompt) == PAM_SUCCESS, let response else { return nil }
+        let length = strlen(response)
+        let typed = [UInt8](UnsafeRawBufferPointer(start: response, count: length))
+        // The response may be a code or a recovery code: wipe it before handing the memory back.
+        memset(response, 0, length)
+        free(response)
+        return typed
+    }
+
+    func showInfo(_ text: String) {
+        guard !silent else { return }
+        var ignored: UnsafeMutablePointer<CChar>? = nil
+        _ = e2f_pam_prompt(handle, PAM_TEXT_INFO, &ignored, text)
+        free(ignored)
+    }
+
+    func showError(_ text: String) {
+        guard !silent else { return }
+        var ignored: UnsafeMutablePointer<CChar>? = nil
+        _ = e2f_pam_prompt(handle, PAM_ERROR_MSG, &ignored, text)
+        free(ignored)
+    }
+}
+
+/// pam_syslog(3): the authpriv facility, prefixed "pam_engage2fa(SERVICE:auth):".
+struct SyslogLog: LoginLog {
+    let handle: OpaquePointer
+
+    func log(_ priority: LogPriority, _ message: String) {
+        let level: Int32 = switch priority {
+        case .error: LOG_ERR
+        case .warning: LOG_WARNING
+        case .notice: LOG_NOTICE
+        case .info: LOG_INFO
+        case .debug: LOG_DEBUG
+        }
+        e2f_pam_syslog(handle, level, message)
+    }
+}
