@@ -7,6 +7,10 @@ let package = Package(
         .library(name: "Engage2FACore", targets: ["Engage2FACore"]),
         // Installed as pam_engage2fa.so (SwiftPM names the file libpam_engage2fa.so).
         .library(name: "pam_engage2fa", type: .dynamic, targets: ["PAMEngage2FA"]),
+        .executable(name: "engage2fa-enroll", targets: ["Engage2FAEnroll"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // C libraries from Debian, each as a system-library target.
@@ -39,6 +43,24 @@ let package = Package(
                     "-Xlinker", "-z", "-Xlinker", "defs",
                     "-Xlinker", "-z", "-Xlinker", "nodelete",
                 ])
+            ]
+        ),
+
+        // QR codes through libqrencode, drawn for the terminal, as PNG and as SVG.
+        .target(name: "Engage2FAQR", dependencies: ["CQREncode"]),
+
+        // What the two commands share: finding the user, reading the policy, messages that say how to fix things.
+        .target(
+            name: "Engage2FACommandSupport",
+            dependencies: ["Engage2FACore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        // engage2fa-enroll: run by the user (no setuid) to link devices.
+        .executableTarget(
+            name: "Engage2FAEnroll",
+            dependencies: [
+                "Engage2FACore", "Engage2FAQR", "Engage2FACommandSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 

@@ -19,6 +19,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILT_MODULE = os.environ.get("ENGAGE2FA_MODULE", os.path.join(ROOT, ".build", "release", "libpam_engage2fa.so"))
+ENROLL = os.path.join(ROOT, ".build", "release", "engage2fa-enroll")
 # Installed under its real name, as the documented install step does: pam_syslog names it after the file.
 MODULE = "/tmp/engage2fa-test-module/pam_engage2fa.so"
 USER_PREFIX = "e2fa-t"
@@ -282,3 +283,50 @@ def syslog(syslog_capture):
     if syslog_capture.socket is None:
         pytest.skip("a syslog daemon owns /dev/log; cannot capture the module's messages")
     return syslog_capture
+
+
+# --- the enrollment command ------------------------------------------------------------------------
+
+def run_enroll(user, *arguments, stdin="", as_root=False):
+    """engage2fa-enroll as the user (or as root), with standard input from the test."""
+    command = [ENROLL, *arguments] if as_root else ["runuser", "-u", user.pw_name, "--", ENROLL, *arguments]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60)
+
+
+class Enrollment:
+    """An interactive `engage2fa-enroll add`: reads what it prints up to the URI line, then answers."""
+
+    def __init__(self, user, *arguments, as_root=False):
+        command = [ENROLL, "add", *arguments]
+        if not as_root:
+            command = ["runuser", "-u", user.pw_name, "--"] + command
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        self.printed = []
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                raise AssertionError(f"no URI line; printed {self.printed!r}, stderr {self.process.stderr.read()!r}")
+            self.printed.append(line)
+            if line.startswith("otpauth://"):
+                self.uri = line.strip()
+                break
+        from urllib.parse import urlparse, parse_qs
+        query = parse_qs(urlparse(self.uri).query)
+        secret = query["secret"][0]
+        self.device = {"secret": base64.b32decode(secret + "=" * (-len(secret) % 8)),
+                       "algorithm": query["algorithm"][0], "digits": int(query["digits"][0]),
+                       "period": int(query["period"][0])}
+
+    def answer(self, text):
+        out, err = self.process.communicate(text + "\n", timeout=60)
+        self.output = "".join(self.printed) + out
+        self.errors = err
+        return self.process.returncode
+
+
+@pytest.fixture
+def enroll_config(host):
+    """A policy file for the enrollment tests: 2FA active, state in the test's directory."""
+    host.activate()
+    return host.config_path

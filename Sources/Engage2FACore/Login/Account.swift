@@ -59,3 +59,16 @@ public func currentUnixTime() -> Int64 {
     clock_gettime(CLOCK_REALTIME, &now)
     return Int64(now.tv_sec)
 }
+
+extension Account {
+    /// The account of a uid (getpwuid_r(3)), or nil.
+    public static func lookup(uid: uid_t) -> Account? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>? = nil
+        var buffer = [CChar](repeating: 0, count: 16_384)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil,
+            let name = entry.pw_name, let home = entry.pw_dir
+        else { return nil }
+        return Account(name: String(cString: name), uid: entry.pw_uid, gid: entry.pw_gid, home: String(cString: home))
+    }
+}

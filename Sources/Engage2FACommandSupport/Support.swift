@@ -1,0 +1,107 @@
+import ArgumentParser
+import Engage2FACore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure the user can act on: one sentence, printed as "Error: …", exit status 1.
+public struct CommandFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Options every subcommand takes.
+public struct PolicyOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The policy file.", valueName: "path"))
+    public var config: String = Config.defaultPath
+
+    public init() {}
+
+    /// The policy, or a failure listing every error as file:line. A missing file is the default policy.
+    public func load() throws -> Config {
+        switch Config.load(path: config) {
+        case .valid(let parsed):
+            return parsed
+        case .invalid(_, let errors):
+            throw CommandFailure("the policy file has errors:\n" + errors.map { "  \($0)" }.joined(separator: "\n"))
+        case .unreadable(let reason):
+            throw CommandFailure("cannot read the policy file: \(reason)")
+        }
+    }
+}
+
+/// The account a command acts for: the caller, or with `--user` (root only) another user.
+public func targetAccount(named name: String?) throws -> Account {
+    guard let name else {
+        guard let account = Account.lookup(uid: getuid()) else { throw CommandFailure("cannot find your account (uid \(getuid())) in the user database") }
+        return account
+    }
+    guard getuid() == 0 else { throw CommandFailure("only root can act for another user (--user \(name))") }
+    guard isValidUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(name)'") }
+    return account
+}
+
+/// What is wrong with a device file, and the command that fixes it.
+public func explain(_ error: Error, account: Account) -> String {
+    switch error {
+    case DeviceFileError.file(let file):
+        return explain(file, account: account)
+    case let file as TrustedFileError:
+        return explain(file, account: account)
+    case DeviceFileError.format(let path, let line, let message):
+        return "\(path):\(line): \(message). The file is not in the format engage2fa writes; move it aside (mv \(path) \(path).bad) and link your devices again"
+    default:
+        return "\(error)"
+    }
+}
+
+private func explain(_ error: TrustedFileError, account: Account) -> String {
+    switch error {
+    case .tooPermissive(let path, _):
+        return "\(error). Fix it with: chmod 600 \(path)"
+    case .wrongOwner(let path, _, _):
+        return "\(error). Fix it with: sudo chown \(account.name): \(path)"
+    case .symbolicLink(let path):
+        return "\(error). Replace the link with the file itself: cp --remove-destination \"$(readlink -f \(path))\" \(path)"
+    case .system(let path, let system) where system.errno == ENOSPC || system.errno == EDQUOT:
+        return "\(path): the disk is full (or your quota is used up); nothing was changed"
+    case .system(let path, let system) where system.errno == EROFS:
+        return "\(path): the file system is read-only; nothing was changed"
+    case .system(let path, let system) where system.errno == EACCES:
+        return "\(path): permission denied (\(system.call)); nothing was changed"
+    default:
+        return "\(error)"
+    }
+}
+
+/// True when file descriptor `fd` is a terminal.
+public func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+
+/// Columns of the terminal on standard output, if it is one.
+public func terminalColumns() -> Int? {
+    var size = winsize()
+    if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+    if let columns = getenv("COLUMNS").flatMap({ Int(String(cString: $0)) }) { return columns }
+    return nil
+}
+
+/// Prints without a newline and flushes, for prompts and for lines a script waits for.
+public func printFlushed(_ text: String, terminator: String = "\n") {
+    print(text, terminator: terminator)
+    fflush(nil)  // all output streams: stdout is a C global Swift 6 will not touch
+}
+
+/// Writes a line to standard error.
+public func printError(_ text: String) {
+    fflush(nil)
+    let line = Array((text + "\n").utf8)
+    line.withUnsafeBytes { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+}
+
+/// One line from standard input, without its newline; nil at end of input.
+public func readAnswer(prompt: String) -> String? {
+    printFlushed(prompt, terminator: "")
+    let line = readLine(strippingNewline: true)
+    if line == nil && isTerminal(STDIN_FILENO) { print() }
+    return line
+}

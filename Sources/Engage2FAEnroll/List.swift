@@ -1,0 +1,60 @@
+import ArgumentParser
+import Engage2FACommandSupport
+import Engage2FACore
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List your linked devices and how many recovery codes are left.")
+
+    @OptionGroup var options: UserOptions
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    func run() throws {
+        let context = try EnrollContext(options)
+        let file = try context.loadDevices()
+        let left = file.recovery?.hashes.count ?? 0
+        if json {
+            let devices = file.devices.map { device in
+                "{\"name\":\(jsonString(device.name)),\"added\":\(jsonString(localDateText(device.addedAt))),\"added_unix\":\(device.addedAt),"
+                    + "\"algorithm\":\"\(device.parameters.algorithm.rawValue)\",\"digits\":\(device.parameters.digits),\"period\":\(device.parameters.period)}"
+            }
+            print("{\"user\":\(jsonString(context.account.name)),\"devices\":[\(devices.joined(separator: ","))],\"recovery_codes_left\":\(left)}")
+            return
+        }
+        if file.devices.isEmpty {
+            print("No devices linked for \(context.account.name). Run engage2fa-enroll to link one.")
+        } else {
+            let width = max(4, file.devices.map(\.name.count).max() ?? 0)
+            print("NAME".padding(width) + "  ADDED       CODES")
+            for device in file.devices {
+                let p = device.parameters
+                print(device.name.padding(width) + "  " + localDateText(device.addedAt) + "  \(p.digits) digits, \(p.period) s, \(p.algorithm.rawValue)")
+            }
+        }
+        print("Recovery codes left: \(left)")
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
+}
+
+/// A JSON string literal (RFC 8259 escaping).
+func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case "\r": out += "\\r"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,27 @@
+import ArgumentParser
+import Engage2FACommandSupport
+import Engage2FACore
+
+struct RecoveryCodesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recovery-codes",
+        abstract: "Make 10 new one-time recovery codes (replacing any earlier ones).",
+        discussion: "Each code lets you log in once instead of a verification code. Only salted hashes are stored: the codes are shown this once."
+    )
+
+    @OptionGroup var options: UserOptions
+
+    func run() throws {
+        let context = try EnrollContext(options)
+        var file = try context.loadDevices()
+        let replaced = file.recovery.map { $0.hashes.count } ?? 0
+        let (codes, stored) = try RecoveryCodes.generate(now: currentUnixTime())
+        file.recovery = stored
+        try context.save(file)
+        print("Your recovery codes (each works once; keep them somewhere safe, away from your phone):")
+        for pair in stride(from: 0, to: codes.count, by: 2) {
+            print("  " + codes[pair] + "    " + (pair + 1 < codes.count ? codes[pair + 1] : ""))
+        }
+        if replaced > 0 { print("The \(replaced) unused codes you had before no longer work.") }
+    }
+}

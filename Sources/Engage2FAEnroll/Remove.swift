@@ -1,0 +1,39 @@
+import ArgumentParser
+import Engage2FACommandSupport
+import Engage2FACore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Remove: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Unlink one device by name.")
+
+    @OptionGroup var options: UserOptions
+
+    @Argument(help: "The device's name, as 'engage2fa-enroll list' shows it (case does not matter).")
+    var name: String
+
+    @Flag(name: .long, help: "Do not ask for confirmation (needed when standard input is not a terminal).")
+    var yes = false
+
+    func run() throws {
+        let context = try EnrollContext(options)
+        var file = try context.loadDevices()
+        guard let device = file.devices.first(where: { $0.name.lowercased() == name.lowercased() }) else {
+            let names = file.devices.map { "'\($0.name)'" }.joined(separator: ", ")
+            throw CommandFailure("there is no device named '\(name)'" + (names.isEmpty ? " (no devices are linked)" : " (linked: \(names))"))
+        }
+        let last = file.devices.count == 1
+        if !yes {
+            guard isTerminal(STDIN_FILENO) else { throw CommandFailure("removing a device needs confirmation: add --yes") }
+            if last { print("'\(device.name)' is your last device: once 2FA is mandatory you cannot log in without one (or a recovery code).") }
+            guard let answer = readAnswer(prompt: "Remove '\(device.name)'? [y/N] "), ["y", "yes"].contains(answer.lowercased()) else {
+                print("Nothing was removed.")
+                return
+            }
+        }
+        _ = file.removeDevice(named: device.name)
+        try context.save(file)
+        print("Removed '\(device.name)'." + (last ? " No devices are linked now." : ""))
+    }
+}
