@@ -8,6 +8,7 @@ let package = Package(
         // Installed as pam_engage2fa.so (SwiftPM names the file libpam_engage2fa.so).
         .library(name: "pam_engage2fa", type: .dynamic, targets: ["PAMEngage2FA"]),
         .executable(name: "engage2fa-enroll", targets: ["Engage2FAEnroll"]),
+        .executable(name: "engage2fa-admin", targets: ["Engage2FAAdmin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -60,6 +61,15 @@ let package = Package(
             name: "Engage2FAEnroll",
             dependencies: [
                 "Engage2FACore", "Engage2FAQR", "Engage2FACommandSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // engage2fa-admin: run by root to manage the rollout.
+        .executableTarget(
+            name: "Engage2FAAdmin",
+            dependencies: [
+                "Engage2FACore", "Engage2FACommandSupport", "CEngageSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -19,3 +19,9 @@ gid_t e2f_getfsgid(void) { return (gid_t)setfsgid((gid_t)-1); }
 ssize_t e2f_getrandom(void *buffer, size_t length) {
     return getrandom(buffer, length, 0);
 }
+
+#include <syslog.h>
+
+void e2f_syslog(int priority, const char *message) {
+    syslog(priority, "%s", message);
+}

@@ -26,35 +26,12 @@ struct List: ParsableCommand {
             print("No devices linked for \(context.account.name). Run engage2fa-enroll to link one.")
         } else {
             let width = max(4, file.devices.map(\.name.count).max() ?? 0)
-            print("NAME".padding(width) + "  ADDED       CODES")
+            print("NAME".padded(width) + "  ADDED       CODES")
             for device in file.devices {
                 let p = device.parameters
-                print(device.name.padding(width) + "  " + localDateText(device.addedAt) + "  \(p.digits) digits, \(p.period) s, \(p.algorithm.rawValue)")
+                print(device.name.padded(width) + "  " + localDateText(device.addedAt) + "  \(p.digits) digits, \(p.period) s, \(p.algorithm.rawValue)")
             }
         }
         print("Recovery codes left: \(left)")
     }
-}
-
-extension String {
-    func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
-}
-
-/// A JSON string literal (RFC 8259 escaping).
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        case "\r": out += "\\r"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
 }

@@ -20,6 +20,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILT_MODULE = os.environ.get("ENGAGE2FA_MODULE", os.path.join(ROOT, ".build", "release", "libpam_engage2fa.so"))
 ENROLL = os.path.join(ROOT, ".build", "release", "engage2fa-enroll")
+ADMIN = os.path.join(ROOT, ".build", "release", "engage2fa-admin")
 # Installed under its real name, as the documented install step does: pam_syslog names it after the file.
 MODULE = "/tmp/engage2fa-test-module/pam_engage2fa.so"
 USER_PREFIX = "e2fa-t"
@@ -330,3 +331,9 @@ def enroll_config(host):
     """A policy file for the enrollment tests: 2FA active, state in the test's directory."""
     host.activate()
     return host.config_path
+
+
+def run_admin(*arguments, user=None):
+    """engage2fa-admin as root (or as `user`, to see it refuse)."""
+    command = [ADMIN, *arguments] if user is None else ["runuser", "-u", user.pw_name, "--", ADMIN, *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)

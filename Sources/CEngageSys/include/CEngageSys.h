@@ -13,4 +13,6 @@ gid_t e2f_getfsgid(void);
 /* getrandom(2), flags 0: blocks until the kernel's CSPRNG is seeded. */
 ssize_t e2f_getrandom(void *buffer, size_t length);
 
+/* syslog(3) is variadic; this passes one formatted message through "%s". */
+void e2f_syslog(int priority, const char *message);
 #endif

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Engage2FACommandSupport
+import Engage2FACore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the policy file and say what it means now.",
+        discussion: "Prints every problem as file:line: message. Exits 1 if there are errors, 0 if there are only warnings or none."
+    )
+
+    @OptionGroup var policy: PolicyOptions
+
+    func run() throws {
+        let path = policy.config
+        let parsed: ParsedConfig
+        switch readPolicyText(path) {
+        case .failure(let failure): throw failure
+        case .success(let text): parsed = Config.parse(text ?? "", file: path)
+        }
+        let problems = parsed.diagnostics + parsed.userWarnings(file: path) { Account.lookup($0) != nil }
+        for problem in problems.sorted(by: { $0.line < $1.line }) { print(problem) }
+
+        let config = parsed.config
+        let now = currentUnixTime()
+        let store = StateStore(directory: config.stateDir)
+        let activation = store.readActivation()
+        switch activation {
+        case .active(let record):
+            print("2FA is active since \(localDateTimeText(record.activatedAt)) (recorded \(localDateTimeText(record.recordedAt)) in \(store.activationPath)).")
+            if let start = config.startDate, start.unixTime > now {
+                print("\(path): warning: start_date \(start) is later than the activation; 2FA stays enforced (activation cannot be undone).")
+            } else if config.startDate == nil {
+                print("\(path): warning: no start_date, but 2FA was activated and stays enforced.")
+            }
+        case .unreadable(let reason):
+            print("warning: the activation record cannot be read (\(reason)); the module treats 2FA as active.")
+        case .never:
+            if let start = config.startDate {
+                print(start.unixTime > now
+                      ? "2FA is not active yet: it becomes mandatory on \(start) (in \(localDayNumber(start.unixTime) - localDayNumber(now)) days)."
+                      : "2FA is mandatory since \(start); the activation is recorded at the next login.")
+            } else {
+                print("2FA is not configured: no start_date is set, and the module ignores logins.")
+            }
+        }
+        for (user, deadline) in config.deadlines.sorted(by: { $0.key < $1.key }) where deadline.unixTime <= now {
+            let line = parsed.deadlineLines[user] ?? 0
+            print("\(path):\(line): warning: the deadline of \(user) (\(deadline)) has passed")
+        }
+        if !parsed.isValid {
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// The policy file's text; nil if there is none (the default policy).
+func readPolicyText(_ path: String) -> Result<String?, CommandFailure> {
+    do {
+        let bytes = try readTrustedFile(path, owners: Array(Set([0, geteuid()])), maxSize: Config.maxFileSize, groupOtherMask: 0o022)
+        guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(CommandFailure("\(path): not valid UTF-8 text")) }
+        return .success(text)
+    } catch .missing {
+        return .success(nil)
+    } catch {
+        return .failure(CommandFailure("cannot use the policy file: \(error)"))
+    }
+}

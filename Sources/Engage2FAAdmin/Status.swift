@@ -1,0 +1,102 @@
+import ArgumentParser
+import Engage2FACommandSupport
+import Engage2FACore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show, for every user with a login shell (or the users given), whether they are ready for 2FA."
+    )
+
+    @OptionGroup var policy: PolicyOptions
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    @Option(name: .customLong("passwd-file"), help: ArgumentHelp("Read users from this passwd-format file instead of the user database.", valueName: "path", visibility: .hidden))
+    var passwdFile: String?
+
+    @Argument(help: "Only these users.")
+    var users: [String] = []
+
+    func run() throws {
+        let config = try policy.load()
+        let store = StateStore(directory: config.stateDir)
+        let activation = store.readActivation()
+        let now = currentUnixTime()
+        let accounts = try selectedAccounts()
+        let rows = accounts.map { UserStatus.of(account: $0, config: config, activation: activation, store: store, now: now) }
+        let ready = rows.filter { $0.readiness == "ready" }.count
+        let pending = rows.filter { $0.readiness == "pending" }.count
+        let overdue = rows.filter { $0.readiness == "overdue" }.count
+
+        if json {
+            let items = rows.map { row in
+                "{\"user\":\(jsonString(row.user)),\"devices\":[\(row.deviceNames.map(jsonString).joined(separator: ","))],"
+                    + "\"recovery_codes_left\":\(row.recoveryCodesLeft),\"deadline\":\(row.deadline.map { jsonString($0.text) } ?? "null"),"
+                    + "\"state\":\(jsonString(row.stateText)),\"readiness\":\"\(row.readiness)\"}"
+            }
+            print("{\"users\":[\(items.joined(separator: ","))],\"summary\":{\"ready\":\(ready),\"pending\":\(pending),\"overdue\":\(overdue)}}")
+            return
+        }
+        let userWidth = max(4, rows.map(\.user.count).max() ?? 0)
+        let deviceTexts = rows.map { $0.deviceNames.isEmpty ? "-" : "\($0.deviceNames.count): " + $0.deviceNames.joined(separator: ", ") }
+        let deviceWidth = max(7, deviceTexts.map(\.count).max() ?? 0)
+        let deadlineWidth = max(8, rows.compactMap { $0.deadline?.text.count }.max() ?? 0)
+        var output = "USER".padded(userWidth) + "  " + "DEVICES".padded(deviceWidth) + "  RECOVERY  " + "DEADLINE".padded(deadlineWidth) + "  STATE\n"
+        for (row, devices) in zip(rows, deviceTexts) {
+            output += row.user.padded(userWidth) + "  " + devices.padded(deviceWidth) + "  " + String(row.recoveryCodesLeft).padded(8)
+                + "  " + (row.deadline?.text ?? "-").padded(deadlineWidth) + "  " + row.stateText + "\n"
+        }
+        output += "\(rows.count) users: \(ready) ready, \(pending) pending, \(overdue) overdue\n"
+        print(output, terminator: "")
+    }
+
+    private func selectedAccounts() throws -> [Account] {
+        if let passwdFile {
+            let all = try accountsFromPasswdFile(passwdFile)
+            return users.isEmpty ? all.filter(\.hasLoginShell).map(\.account) : try users.map { name in
+                guard let entry = all.first(where: { $0.account.name == name }) else { throw CommandFailure("there is no user '\(name)' in \(passwdFile)") }
+                return entry.account
+            }
+        }
+        if !users.isEmpty { return try users.map(existingAccount) }
+        var accounts: [Account] = []
+        setpwent()
+        defer { endpwent() }
+        while let entry = getpwent() {
+            let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
+            guard isLoginShell(shell), let name = entry.pointee.pw_name, let home = entry.pointee.pw_dir else { continue }
+            accounts.append(Account(name: String(cString: name), uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: home)))
+        }
+        return accounts
+    }
+}
+
+/// A shell someone can log in with (not nologin, false, sync, …).
+func isLoginShell(_ shell: String) -> Bool {
+    guard !shell.isEmpty else { return false }
+    let name = shell.split(separator: "/").last.map(String.init) ?? shell
+    return !["nologin", "false", "sync", "halt", "shutdown", "true"].contains(name)
+}
+
+struct PasswdEntry {
+    var account: Account
+    var hasLoginShell: Bool
+}
+
+func accountsFromPasswdFile(_ path: String) throws -> [PasswdEntry] {
+    guard let file = fopen(path, "r") else { throw CommandFailure("cannot read \(path): \(SystemError("fopen"))") }
+    defer { fclose(file) }
+    var entries: [PasswdEntry] = []
+    while let entry = fgetpwent(file) {
+        let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
+        guard let name = entry.pointee.pw_name, let home = entry.pointee.pw_dir else { continue }
+        entries.append(PasswdEntry(
+            account: Account(name: String(cString: name), uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: home)),
+            hasLoginShell: isLoginShell(shell)))
+    }
+    return entries
+}

@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One user's 2FA situation as the admin sees it: what the module would do at a login now.
+public struct UserStatus: Sendable {
+    public enum State: Equatable, Sendable {
+        case notActiveYet
+        case enforced
+        case grace(until: PolicyDate, days: Int64)
+        case refused
+        case lockedOut(until: Int64)
+        case unreadable(reason: String)
+        case notConfigured
+    }
+
+    public var user: String
+    public var deviceNames: [String]
+    public var recoveryCodesLeft: Int
+    public var deadline: PolicyDate?
+    public var state: State
+
+    /// ready: will pass 2FA (has a device); pending: no device yet but not blocked; overdue: blocked.
+    public var readiness: String {
+        switch state {
+        case .unreadable, .refused: return "overdue"
+        case .lockedOut, .enforced: return "ready"
+        case .notActiveYet, .grace, .notConfigured: return deviceNames.isEmpty ? "pending" : "ready"
+        }
+    }
+
+    public var stateText: String {
+        switch state {
+        case .notActiveYet: "not active yet"
+        case .enforced: "enforced"
+        case .grace(let until, let days): "grace until \(until.text) (\(days) day\(days == 1 ? "" : "s"))"
+        case .refused: deadline == nil ? "refused: no device, no deadline" : "refused: no device, deadline passed"
+        case .lockedOut(let until): "locked out until \(localDateTimeText(until))"
+        case .unreadable(let reason): "device file unreadable: \(reason)"
+        case .notConfigured: "2FA not configured"
+        }
+    }
+
+    /// Computes the status with the same policy function the module uses.
+    public static func of(
+        account: Account, config: Config, activation: ActivationState, store: StateStore, now: Int64
+    ) -> UserStatus {
+        let location = DeviceFileLocation(account: account, config: config)
+        var status = UserStatus(user: account.name, deviceNames: [], recoveryCodesLeft: 0, deadline: config.deadlines[account.name], state: .notActiveYet)
+        let enrollment: EnrollmentState
+        do {
+            let file = try location.load()
+            status.deviceNames = file?.devices.map(\.name) ?? []
+            status.recoveryCodesLeft = file?.recovery?.hashes.count ?? 0
+            enrollment = status.deviceNames.isEmpty ? .notEnrolled : .enrolled(deviceCount: status.deviceNames.count)
+        } catch {
+            status.state = .unreadable(reason: "\(error)")
+            return status
+        }
+        let outcome = decidePolicy(now: now, user: account.name, config: .valid(config), activation: activation, enrollment: enrollment)
+        switch outcome.decision {
+        case .notApplicable:
+            status.state = .notConfigured
+        case .refuse:
+            status.state = .refused
+        case .noCodeRequired:
+            if case .never = activation, outcome.activationToRecord == nil {
+                status.state = .notActiveYet
+            } else if let deadline = status.deadline {
+                status.state = .grace(until: deadline, days: max(0, localDayNumber(deadline.unixTime) - localDayNumber(now)))
+            } else {
+                status.state = .notActiveYet
+            }
+        case .codeRequired:
+            status.state = .enforced
+            if let state = try? store.read(user: account.name) {
+                let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
+                if remaining > 0 { status.state = .lockedOut(until: now + remaining) }
+            }
+        }
+        return status
+    }
+}

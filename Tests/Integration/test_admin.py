@@ -1,0 +1,258 @@
+"""engage2fa-admin against throwaway policy files, state directories and real users."""
+
+import concurrent.futures
+import json
+import os
+import time
+
+import pytest
+
+from conftest import DeviceSet, Enrollment, code, run_admin, settle
+
+
+def days_from_now(days):
+    return time.strftime("%Y-%m-%d", time.localtime(time.time() + days * 86400 + 3600))
+
+
+def status(host, *users):
+    result = run_admin("status", "--json", "--config", host.config_path, *[u.pw_name for u in users])
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+def test_check_reports_every_problem_with_file_and_line(host):
+    host.configure("window = 11\ncolour = red\n[deadlines]\nghost-user-e2fa = 2030-01-01\n", start="2026-02-30")
+    result = run_admin("check", "--config", host.config_path)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert f"{host.config_path}:2: error: start_date: '2026-02-30' names a day or time that does not exist" in lines
+    assert any(line.startswith(f"{host.config_path}:3: error: window must be") for line in lines)
+    assert any(line.startswith(f"{host.config_path}:4: error: unknown key 'colour'") for line in lines)
+    assert f"{host.config_path}:6: warning: [deadlines]: no user 'ghost-user-e2fa' on this host" in lines
+
+
+def test_check_valid_policy_before_start(host, users):
+    start = days_from_now(12)
+    host.configure(f"[deadlines]\n{users[1].pw_name} = 2021-01-01\n", start=start)
+    result = run_admin("check", "--config", host.config_path)
+    assert result.returncode == 0, result.stdout
+    assert f"2FA is not active yet: it becomes mandatory on {start} (in 12 days)." in result.stdout
+    assert f"{host.config_path}:4: warning: the deadline of {users[1].pw_name} (2021-01-01) has passed" in result.stdout
+
+
+def test_check_warns_when_the_ratchet_overrides_the_start_date(host, users):
+    host.activate()
+    devices = DeviceSet(users[0])
+    devices.add("Phone")
+    devices.write()
+    host.authenticate(users[0], "")  # the first decision after start_date records activation
+    host.configure("", start="2099-01-01")
+    result = run_admin("check", "--config", host.config_path)
+    assert result.returncode == 0
+    assert "2FA is active since" in result.stdout
+    assert "start_date 2099-01-01 is later than the activation; 2FA stays enforced" in result.stdout
+
+
+# --- status ---------------------------------------------------------------------------------------
+
+def test_status_shows_every_state_of_the_policy_table(host, users):
+    ready, grace, overdue, passed, locked, unreadable = users[:6]
+    start = days_from_now(20)
+    host.configure("", start=start)
+    devices = DeviceSet(ready)
+    devices.add("Phone")
+    devices.add("Tablet")
+    devices.add_recovery_codes(count=7)
+    devices.write()
+    before = status(host, ready, overdue)
+    assert [u["state"] for u in before["users"]] == ["not active yet", "not active yet"]
+    assert [u["readiness"] for u in before["users"]] == ["ready", "pending"]
+
+    deadline = days_from_now(4)
+    host.activate(f"max_failures = 2\n[deadlines]\n{grace.pw_name} = {deadline}\n{passed.pw_name} = 2021-01-01\n")
+    locked_devices = DeviceSet(locked)
+    phone = locked_devices.add("Phone")
+    locked_devices.write()
+    for _ in range(2):
+        assert host.authenticate(locked, "000000" if code(phone) != "000000" else "111111").result == "auth_err"
+    bad = DeviceSet(unreadable)
+    bad.add("Phone")
+    bad.write(mode=0o644)
+
+    report = status(host, ready, grace, overdue, passed, locked, unreadable)
+    rows = {row["user"]: row for row in report["users"]}
+    assert rows[ready.pw_name] == {"user": ready.pw_name, "devices": ["Phone", "Tablet"], "recovery_codes_left": 7,
+                                   "deadline": None, "state": "enforced", "readiness": "ready"}
+    assert rows[grace.pw_name]["state"] == f"grace until {deadline} (4 days)"
+    assert rows[grace.pw_name]["deadline"] == deadline
+    assert rows[overdue.pw_name]["state"] == "refused: no device, no deadline"
+    assert rows[passed.pw_name]["state"] == "refused: no device, deadline passed"
+    assert rows[locked.pw_name]["state"].startswith("locked out until ")
+    assert rows[unreadable.pw_name]["state"].startswith("device file unreadable: ")
+    assert "mode 644" in rows[unreadable.pw_name]["state"]
+    assert report["summary"] == {"ready": 2, "pending": 1, "overdue": 3}
+
+    table = run_admin("status", "--config", host.config_path, ready.pw_name, grace.pw_name)
+    assert table.returncode == 0
+    assert table.stdout.splitlines()[0].split() == ["USER", "DEVICES", "RECOVERY", "DEADLINE", "STATE"]
+    assert table.stdout.splitlines()[-1] == "2 users: 1 ready, 1 pending, 0 overdue"
+
+
+def test_status_lists_only_users_with_a_login_shell(host, users):
+    host.activate()
+    passwd = os.path.join(host.directory, "passwd")
+    with open(passwd, "w") as handle:
+        for index, shell in enumerate(["/bin/bash", "/usr/sbin/nologin", "/bin/false", "/bin/zsh"]):
+            handle.write(f"person{index}:x:{5000 + index}:{5000 + index}::/nonexistent/person{index}:{shell}\n")
+    result = run_admin("status", "--json", "--config", host.config_path, "--passwd-file", passwd)
+    assert result.returncode == 0, result.stderr
+    assert [row["user"] for row in json.loads(result.stdout)["users"]] == ["person0", "person3"]
+
+
+def test_status_of_an_unknown_user_is_a_clear_error(host):
+    host.activate()
+    result = run_admin("status", "--config", host.config_path, "no-such-user-e2fa")
+    assert result.returncode != 0 and "there is no user 'no-such-user-e2fa'" in result.stderr
+
+
+# --- extend ---------------------------------------------------------------------------------------
+
+POLICY = """# engage2fa policy — managed by hand
+start_date = 2020-01-01    # activated long ago
+state_dir = {state}
+
+[deadlines]
+# people on leave:
+{known} = 2031-01-01   # back in January
+"""
+
+
+def test_extend_edits_in_place_keeping_everything_else(host, users):
+    known, newcomer = users[1], users[2]
+    original = POLICY.format(state=host.state_dir, known=known.pw_name)
+    with open(host.config_path, "w") as handle:
+        handle.write(original)
+    os.chmod(host.config_path, 0o640)
+
+    result = run_admin("extend", known.pw_name, "2032-06-30", "--config", host.config_path)
+    assert result.returncode == 0, result.stderr
+    changed = open(host.config_path).read()
+    assert changed == original.replace(f"{known.pw_name} = 2031-01-01   # back", f"{known.pw_name} = 2032-06-30   # back")
+
+    result = run_admin("extend", newcomer.pw_name, "2031-03-04T09:00:00+01:00", "--config", host.config_path)
+    assert result.returncode == 0, result.stderr
+    assert open(host.config_path).read() == changed + f"{newcomer.pw_name} = 2031-03-04T09:00:00+01:00\n"
+    assert os.stat(host.config_path).st_mode & 0o777 == 0o640
+    assert run_admin("check", "--config", host.config_path).returncode == 0
+
+
+def test_extend_adds_the_section_when_there_is_none(host, users):
+    host.activate("# no deadlines yet\n")
+    before = open(host.config_path).read()
+    assert run_admin("extend", users[1].pw_name, days_from_now(30), "--config", host.config_path).returncode == 0
+    assert open(host.config_path).read() == before + f"\n[deadlines]\n{users[1].pw_name} = {days_from_now(30)}\n"
+
+
+def test_extend_refuses_past_dates_users_with_devices_and_unknown_users(host, users):
+    host.activate()
+    before = open(host.config_path).read()
+    past = run_admin("extend", users[1].pw_name, "2021-01-01", "--config", host.config_path)
+    assert past.returncode != 0 and "is in the past" in past.stderr
+    devices = DeviceSet(users[0])
+    devices.add("Phone")
+    devices.write()
+    enrolled = run_admin("extend", users[0].pw_name, days_from_now(5), "--config", host.config_path)
+    assert enrolled.returncode != 0 and "already has a linked device (Phone)" in enrolled.stderr
+    assert "engage2fa-admin reset" in enrolled.stderr
+    unknown = run_admin("extend", "no-such-user-e2fa", days_from_now(5), "--config", host.config_path)
+    assert unknown.returncode != 0 and "there is no user" in unknown.stderr
+    bad = run_admin("extend", users[1].pw_name, "next week", "--config", host.config_path)
+    assert bad.returncode != 0 and "is not a date" in bad.stderr
+    assert open(host.config_path).read() == before
+
+
+def test_concurrent_extends_keep_every_line(host, users):
+    host.activate()
+    date = days_from_now(9)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(lambda user: run_admin("extend", user.pw_name, date, "--config", host.config_path), users[:10]))
+    assert all(result.returncode == 0 for result in results), [r.stderr for r in results]
+    text = open(host.config_path).read()
+    for user in users[:10]:
+        assert f"{user.pw_name} = {date}\n" in text
+
+
+def test_extended_user_logs_in_with_a_nudge(host, users):
+    host.activate()
+    assert host.authenticate(users[1]).result == "auth_err"
+    deadline = days_from_now(6)
+    assert run_admin("extend", users[1].pw_name, deadline, "--config", host.config_path).returncode == 0
+    outcome = host.authenticate(users[1])
+    assert outcome.result == "ignored", outcome
+    assert f"Your personal deadline is {deadline} (in 6 days)" in outcome.output
+
+
+# --- reset and unlock -----------------------------------------------------------------------------
+
+def test_reset_with_deadline_lets_a_user_who_lost_the_phone_back_in(host, users, syslog):
+    alice = users[0]
+    host.activate("max_failures = 2\n")
+    devices = DeviceSet(alice)
+    devices.add("Lost phone")
+    devices.add_recovery_codes()
+    devices.write()
+    for _ in range(2):
+        host.authenticate(alice, "000000")
+    assert host.authenticate(alice, "000000").result == "maxtries"
+
+    mark = syslog.mark()
+    deadline = days_from_now(3)
+    result = run_admin("reset", alice.pw_name, "--deadline", deadline, "--config", host.config_path)
+    assert result.returncode == 0, result.stderr
+    assert not os.path.exists(devices.path)
+    outcome = host.authenticate(alice)
+    assert outcome.result == "ignored" and f"Your personal deadline is {deadline}" in outcome.output, outcome
+    audit = [m for m in syslog.messages[mark:] if "engage2fa-admin" in m]
+    assert any(f"root: reset {alice.pw_name}: removed all devices and recovery codes, cleared lockout; personal deadline {deadline}" in m
+               for m in audit), audit
+
+    # The user links a new phone and from then on needs its codes.
+    settle()
+    enrollment = Enrollment(alice, "--name", "New phone", "--config", host.config_path)
+    assert enrollment.answer(code(enrollment.device)) == 0, enrollment.errors
+    time.sleep(30 - time.time() % 30 + 0.5)
+    assert host.authenticate(alice, code(enrollment.device)).result == "success"
+
+
+def test_unlock_clears_only_the_lockout(host, users):
+    alice = users[0]
+    host.activate("max_failures = 2\nlockout_seconds = 3600\n")
+    devices = DeviceSet(alice)
+    phone = devices.add("Phone")
+    devices.write()
+    for _ in range(2):
+        host.authenticate(alice, "000000" if code(phone) != "000000" else "111111")
+    settle()
+    assert host.authenticate(alice, code(phone)).result == "maxtries"
+    result = run_admin("unlock", alice.pw_name, "--config", host.config_path)
+    assert result.returncode == 0, result.stderr
+    assert host.authenticate(alice, code(phone)).result == "success"
+    assert os.path.exists(devices.path)
+
+
+@pytest.mark.parametrize("arguments", [["extend", "e2fa-t2", "2031-01-01"], ["reset", "e2fa-t2"], ["unlock", "e2fa-t2"]])
+def test_changes_need_root(host, users, arguments):
+    host.activate()
+    result = run_admin(*arguments, "--config", host.config_path, user=users[0])
+    assert result.returncode != 0
+    assert "needs root: run it with sudo" in result.stderr
+
+
+def test_admin_help_and_version():
+    result = run_admin("--help")
+    for sub in ["check", "status", "extend", "reset", "unlock"]:
+        assert sub in result.stdout
+        assert run_admin(sub, "--help").returncode == 0
+    assert run_admin("--version").stdout.strip() == "0.1.0"
