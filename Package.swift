@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "PAMEngage2FA",
             dependencies: ["Engage2FACore", "CEngagePAM", "CPAM"],
-            exclude: ["exports.map"],
+            exclude: ["exports.map", "link"],
             swiftSettings: [.unsafeFlags(["-static-stdlib"])],
             linkerSettings: [
                 .unsafeFlags([
@@ -43,6 +43,7 @@ let package = Package(
                     "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/PAMEngage2FA/exports.map",
                     "-Xlinker", "-z", "-Xlinker", "defs",
                     "-Xlinker", "-z", "-Xlinker", "nodelete",
+                    "-L\(Context.packageDirectory)/Sources/PAMEngage2FA/link",
                 ])
             ]
         ),

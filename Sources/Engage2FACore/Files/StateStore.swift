@@ -49,7 +49,7 @@ public struct UserState: Equatable, Sendable {
     static let header = "engage2fa-state 1"
     static let maxSize = 16 * 1024
 
-    func serialized() -> [UInt8] {
+    public func serialized() -> [UInt8] {
         var text = Self.header + "\n" + "failures count=\(failures) locked-until=\(lockedUntil)\n"
         for (id, usage) in devices.sorted(by: { $0.key < $1.key }) {
             text += "device id=\(id) last-step=\(usage.lastStep) last-used=\(usage.lastUsed)\n"
@@ -57,7 +57,8 @@ public struct UserState: Equatable, Sendable {
         return Array(text.utf8)
     }
 
-    static func parse(_ bytes: [UInt8], path: String) throws(StateError) -> UserState {
+    /// Parses a state file (format version 1); any deviation is an error naming the line.
+    public static func parse(_ bytes: [UInt8], path: String) throws(StateError) -> UserState {
         var state = UserState()
         let lines = bytes.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
         guard lines.first == header else { throw .corrupt(path: path, line: 1, message: "expected '\(header)'") }

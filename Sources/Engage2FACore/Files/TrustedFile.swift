@@ -62,15 +62,29 @@ public func readTrustedFile(
     guard info.st_mode & groupOtherMask == 0 else { throw .tooPermissive(path: path, mode: info.st_mode) }
     guard Int(info.st_size) <= maxSize else { throw .tooLarge(path: path, size: Int(info.st_size), limit: maxSize) }
 
-    var contents = [UInt8](repeating: 0, count: maxSize + 1)
+    // Sized by fstat, one byte more to notice growth; not by the limit, which would mean zeroing
+    // 64–256 KiB on every login for files that are a few hundred bytes.
+    let capacity = min(Int(info.st_size), maxSize) + 1
+    var contents = [UInt8](repeating: 0, count: capacity)
     var filled = 0
-    while filled <= maxSize {
+    while filled < capacity {
         let got = contents.withUnsafeMutableBytes { buffer in
-            retryOnInterrupt { read(fd, buffer.baseAddress! + filled, maxSize + 1 - filled) }
+            retryOnInterrupt { read(fd, buffer.baseAddress! + filled, capacity - filled) }
         }
         if got < 0 { throw .system(path: path, SystemError("read")) }
         if got == 0 { break }
         filled += got
+    }
+    if filled == capacity && capacity <= maxSize {
+        // Grew since fstat: read on, still bounded by the limit.
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while filled <= maxSize {
+            let got = chunk.withUnsafeMutableBytes { buffer in retryOnInterrupt { read(fd, buffer.baseAddress!, buffer.count) } }
+            if got < 0 { throw .system(path: path, SystemError("read")) }
+            if got == 0 { break }
+            contents.append(contentsOf: chunk[..<got])
+            filled += got
+        }
     }
     // The file grew between fstat and read: still bounded.
     guard filled <= maxSize else { throw .tooLarge(path: path, size: filled, limit: maxSize) }

@@ -36,8 +36,10 @@ public struct OTPAuthURI: Equatable, Sendable {
 
     /// The URI text. Label parts and the issuer are percent-encoded (space as %20, as Google's key URI format asks).
     public var text: String {
-        let label = percentEncode(issuer) + ":" + percentEncode(account)
-        return "otpauth://totp/\(label)?secret=\(Base32.encode(secret))&issuer=\(percentEncode(issuer))"
+        // The issuer prefix is left out when there is none, unless the account has a colon of its own.
+        let label = issuer.isEmpty && !account.contains(":") ? percentEncode(account) : percentEncode(issuer) + ":" + percentEncode(account)
+        let issuerParameter = issuer.isEmpty ? "" : "&issuer=\(percentEncode(issuer))"
+        return "otpauth://totp/\(label)?secret=\(Base32.encode(secret))\(issuerParameter)"
             + "&algorithm=\(parameters.algorithm.rawValue)&digits=\(parameters.digits)&period=\(parameters.period)"
     }
 
@@ -53,8 +55,9 @@ public struct OTPAuthURI: Equatable, Sendable {
         let queryPart = afterType.dropFirst(labelPart.count + 1)
 
         guard let label = percentDecode(labelPart) else { throw .badPercentEncoding }
+        // Key URI format: "Issuer:account", optional spaces before the account.
         var labelIssuer: String? = nil
-        var account = label
+        var account = String(label.drop { $0 == " " })
         if let colon = label.firstIndex(of: ":") {
             labelIssuer = String(label[..<colon])
             account = String(label[label.index(after: colon)...].drop { $0 == " " })
@@ -69,7 +72,10 @@ public struct OTPAuthURI: Equatable, Sendable {
             switch name.lowercased() {
             case "secret":
                 do { secret = try Base32.decode(value) } catch { throw .badSecret(error) }
-            case "issuer": issuerParameter = value
+            case "issuer":
+                // The label is ISSUER:ACCOUNT, so an issuer with a colon could not be written back unambiguously.
+                guard !value.contains(":") else { throw .badParameter(name: "issuer", value: value) }
+                issuerParameter = value
             case "algorithm":
                 guard let algorithm = OTPAlgorithm(name: value) else { throw .badParameter(name: "algorithm", value: value) }
                 parameters.algorithm = algorithm
