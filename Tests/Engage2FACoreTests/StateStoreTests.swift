@@ -39,6 +39,11 @@ final class StateStoreTests: XCTestCase {
         XCTAssertEqual(state.lockoutRemaining(now: 1300, lockoutSeconds: 300), 0)
         // The clock went back an hour: the lockout still ends within lockout_seconds from now.
         XCTAssertEqual(state.lockoutRemaining(now: 1000 - 3600, lockoutSeconds: 300), 300)
+        var clamped = state
+        clamped.clampLockout(now: 1000 - 3600, lockoutSeconds: 300)
+        XCTAssertEqual(clamped.lockedUntil, 1000 - 3600 + 300)
+        clamped.clampLockout(now: 1100, lockoutSeconds: 300)
+        XCTAssertEqual(clamped.lockedUntil, 1000 - 3600 + 300)
         try store.clear(user: "alice", devices: false)
         XCTAssertEqual(try store.read(user: "alice").lockedUntil, 0)
         XCTAssertEqual(try store.read(user: "alice").devices.count, 1)

@@ -20,12 +20,21 @@ public struct DeviceFileLocation: Sendable {
 
     var owners: [uid_t] { isInHome ? [account.uid] : Array(Set([account.uid, 0])) }
 
-    /// The user's devices; nil if the file does not exist.
+    /// The user's devices; nil if the file does not exist. A missing file in a directory that is itself
+    /// missing or cannot be searched (a home on an NFS server that is away) is an error, not "no devices".
     public func load() throws -> DeviceFile? {
-        if isInHome {
-            return try withFileSystemIdentity(of: account) { try DeviceFile.load(path: path, owners: owners) }
+        let read = { () throws -> DeviceFile? in
+            guard let file = try DeviceFile.load(path: path, owners: owners) else {
+                let (directory, _) = splitPath(path)
+                var info = stat()
+                guard stat(directory, &info) == 0 else {
+                    throw TrustedFileError.system(path: directory, SystemError("stat (the directory of the device file)"))
+                }
+                return nil
+            }
+            return file
         }
-        return try DeviceFile.load(path: path, owners: owners)
+        return isInHome ? try withFileSystemIdentity(of: account, read) : try read()
     }
 
     /// Replaces the file atomically (mode 600).

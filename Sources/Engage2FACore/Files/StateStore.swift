@@ -31,6 +31,12 @@ public struct UserState: Equatable, Sendable {
         return min(lockedUntil - now, Int64(lockoutSeconds))
     }
 
+    /// A clock that went backwards leaves a lockout ending further ahead than `lockoutSeconds`:
+    /// bring it back to at most that, so that nobody stays locked out longer than the policy says.
+    public mutating func clampLockout(now: Int64, lockoutSeconds: Int) {
+        if lockedUntil > now + Int64(lockoutSeconds) { lockedUntil = now + Int64(lockoutSeconds) }
+    }
+
     /// Counts a wrong code; returns true when this one starts a lockout.
     public mutating func recordFailure(now: Int64, maxFailures: Int, lockoutSeconds: Int) -> Bool {
         failures += 1
@@ -177,7 +183,12 @@ public struct StateStore: Sendable {
         var state = original
         let result = try body(&state)
         if state != original {
-            do { try writeFileAtomically(statePath(user: user), contents: state.serialized()) } catch { throw StateError.file(error) }
+            // No directory fsync: losing the newest rename to a power cut can only bring back a replay
+            // step or failure count from seconds before the crash, and a code that old has expired by the
+            // time the host is back. It halves the disk flushes of every login.
+            do { try writeFileAtomically(statePath(user: user), contents: state.serialized(), syncDirectory: false) } catch {
+                throw StateError.file(error)
+            }
         }
         return result
     }

@@ -96,9 +96,14 @@ public func readTrustedFile(
 /// fsync'd, renamed over the old one, and the directory fsync'd. A crash at any point leaves
 /// either the old or the new file; a leftover temporary file is ignored by every reader.
 ///
-/// - Parameter owner: if given, the new file is chowned to it (root writing a user's file).
+/// - Parameters:
+///   - owner: if given, the new file is chowned to it (root writing a user's file).
+///   - syncDirectory: whether to fsync the directory after the rename, so that the rename itself
+///     survives a power cut. The file's own fsync (before the rename) is never skipped: without it a
+///     crash can leave an empty file, which would lock its user out.
 public func writeFileAtomically(
-    _ path: String, contents: [UInt8], mode: mode_t = 0o600, owner: (uid: uid_t, gid: gid_t)? = nil
+    _ path: String, contents: [UInt8], mode: mode_t = 0o600, owner: (uid: uid_t, gid: gid_t)? = nil,
+    syncDirectory: Bool = true
 ) throws(TrustedFileError) {
     let (directory, name) = splitPath(path)
     let suffix: [UInt8]
@@ -131,11 +136,11 @@ public func writeFileAtomically(
     }
     guard rename(temporary, path) == 0 else { throw .system(path: path, SystemError("rename")) }
     renamed = true
-    syncDirectory(directory)
+    if syncDirectory { fsyncDirectory(directory) }
 }
 
 /// fsync(2) of a directory, so a rename in it survives a power cut. Failure only weakens durability.
-func syncDirectory(_ directory: String) {
+func fsyncDirectory(_ directory: String) {
     let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard fd >= 0 else { return }
     _ = fsync(fd)

@@ -115,8 +115,10 @@ public struct Login {
 
     private func checkCode(devices: DeviceFile, location: DeviceFileLocation, config: Config, store: StateStore) -> LoginResult {
         do {
-            let state = try store.read(user: user)
-            let remaining = state.lockoutRemaining(now: now(), lockoutSeconds: config.lockoutSeconds)
+            let remaining = try store.update(user: user) { state -> Int64 in
+                state.clampLockout(now: now(), lockoutSeconds: config.lockoutSeconds)
+                return state.lockoutRemaining(now: now(), lockoutSeconds: config.lockoutSeconds)
+            }
             if remaining > 0 {
                 conversation.showError(lockoutMessage(remaining))
                 log.log(.notice, "user \(user): locked out for \(remaining) more seconds; no code asked")
@@ -138,6 +140,7 @@ public struct Login {
         do {
             verdict = try store.update(user: user) { state -> Verdict in
                 let now = now()
+                state.clampLockout(now: now, lockoutSeconds: config.lockoutSeconds)
                 let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
                 if remaining > 0 { return .lockedBefore(remaining) }
                 var replayed = false

@@ -100,6 +100,9 @@ public func decidePolicy(
     switch activation {
     case .active(let record):
         activeSince = record.activatedAt
+        if configUsable && config.startDate == nil {
+            notes.append("no start_date in the policy file; enforcing because 2FA was activated on \(localDateText(record.activatedAt))")
+        }
     case .unreadable(let reason):
         activeSince = config.startDate.map { min($0.unixTime, now) } ?? now
         notes.append("activation record unreadable (\(reason)); enforcing as active")
