@@ -1,5 +1,24 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
+
+#if arch(arm64)
+let embeddedTriple = "aarch64-unknown-linux-gnu"
+#else
+let embeddedTriple = "x86_64-unknown-linux-gnu"
+#endif
+
+/// The Embedded Swift libraries of the toolchain that builds this package (found from swiftc on PATH).
+let embeddedLibraries: String = {
+    let path = Context.environment["PATH"] ?? "/usr/bin"
+    for directory in path.split(separator: ":") {
+        let swiftc = URL(fileURLWithPath: String(directory)).appendingPathComponent("swiftc").resolvingSymlinksInPath()
+        guard FileManager.default.isExecutableFile(atPath: swiftc.path) else { continue }
+        let prefix = swiftc.deletingLastPathComponent().deletingLastPathComponent()
+        return prefix.appendingPathComponent("lib/swift/embedded/\(embeddedTriple)").path
+    }
+    return "/usr/lib/swift/embedded/\(embeddedTriple)"
+}()
 
 let package = Package(
     name: "engage2fa",
@@ -28,29 +47,34 @@ let package = Package(
         // PAM's variadic calls (pam_prompt, pam_syslog), which Swift cannot make.
         .target(name: "CEngagePAM", dependencies: ["CPAM"]),
 
-        // The PAM module: thin glue over the core. The Swift runtime is linked in statically so that
-        // hosts need no Swift installed; only pam_sm_* are exported; -z defs makes a missing symbol a
-        // link error instead of a dlopen failure inside sshd; -z nodelete keeps the static runtime
-        // mapped across dlclose (it cannot be unloaded cleanly).
+        // The core again, compiled with Embedded Swift for the PAM module: no Swift runtime to load,
+        // bind and relocate in every sshd connection. Same sources (a symbolic link).
+        .target(
+            name: "Engage2FACoreEmbedded",
+            dependencies: ["CEngageSys"],
+            swiftSettings: [.enableExperimentalFeature("Embedded"), .unsafeFlags(["-wmo"])]
+        ),
+
+        // The PAM module: thin glue over the core, in Embedded Swift (nothing of the Swift runtime is
+        // loaded; hosts need no Swift installed). Only pam_sm_* are exported; -z defs makes a missing
+        // symbol a link error instead of a dlopen failure inside sshd; -z nodelete keeps it mapped
+        // across pam_end in long-lived hosts, so it is bound once per process, not once per login;
+        // lld packs the relative relocations (DT_RELR) and folds identical code.
         .target(
             name: "PAMEngage2FA",
-            dependencies: ["Engage2FACore", "CEngagePAM", "CPAM"],
-            exclude: ["exports.map", "link"],
-            swiftSettings: [.unsafeFlags(["-static-stdlib"])],
+            dependencies: ["Engage2FACoreEmbedded", "CEngagePAM", "CPAM", "CEngageSys"],
+            exclude: ["exports.map"],
+            swiftSettings: [.enableExperimentalFeature("Embedded"), .unsafeFlags(["-wmo"])],
             linkerSettings: [
                 .unsafeFlags([
-                    "-static-stdlib",
                     "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/PAMEngage2FA/exports.map",
                     "-Xlinker", "-z", "-Xlinker", "defs",
                     "-Xlinker", "-z", "-Xlinker", "nodelete",
-                    // libstdc++ and the unwinder from their static archives (see link/): loading the
-                    // shared ones cost every sshd connection ~3.6 M instructions of symbol lookups.
-                    "-L\(Context.packageDirectory)/Sources/PAMEngage2FA/link",
-                    // lld for DT_RELR relocations and identical-code folding: ~90 k fewer instructions
-                    // at load and 600 KB less code (bench/results.md).
                     "-use-ld=lld",
                     "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                     "-Xlinker", "--icf=all",
+                    // String's Unicode tables (grapheme breaking, case mapping) and ceil(3) for Double.
+                    "-L\(embeddedLibraries)", "-lswiftUnicodeDataTables", "-lm",
                 ])
             ]
         ),

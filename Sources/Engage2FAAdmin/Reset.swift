@@ -43,9 +43,9 @@ struct Reset: ParsableCommand {
 }
 
 /// Unlinks the device file (with the user's rights when it is in their home); a missing file is fine.
-func removeDeviceFile(_ location: DeviceFileLocation) throws {
-    let remove = {
-        if unlink(location.path) != 0 && errno != ENOENT { throw SystemError("unlink") }
+func removeDeviceFile(_ location: DeviceFileLocation) throws(CoreError) {
+    func remove() throws(CoreError) {
+        if unlink(location.path) != 0 && errno != ENOENT { throw .system(SystemError("unlink")) }
     }
-    if location.isInHome { try withFileSystemIdentity(of: location.account, remove) } else { try remove() }
+    if location.isInHome { try withFileSystemIdentity(of: location.account) { () throws(CoreError) in try remove() } } else { try remove() }
 }

@@ -44,6 +44,10 @@ public func targetAccount(named name: String?) throws -> Account {
 /// What is wrong with a device file, and the command that fixes it.
 public func explain(_ error: Error, account: Account) -> String {
     switch error {
+    case CoreError.deviceFile(let deviceFile):
+        return explain(deviceFile, account: account)
+    case CoreError.file(let file):
+        return explain(file, account: account)
     case DeviceFileError.file(let file):
         return explain(file, account: account)
     case let file as TrustedFileError:

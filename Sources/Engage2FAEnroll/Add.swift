@@ -67,7 +67,7 @@ struct Add: ParsableCommand {
         devices = try context.loadDevices()
         do {
             try devices.addDevice(name: deviceName, secret: secret, parameters: parameters, now: currentUnixTime())
-        } catch let error as DeviceNameError {
+        } catch {
             throw CommandFailure("\(error); nothing was saved")
         }
         try context.save(devices)

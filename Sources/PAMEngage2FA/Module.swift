@@ -3,8 +3,9 @@
 
 import CEngagePAM
 import CPAM
-import Engage2FACore
-#if canImport(Glibc)
+import CEngageSys
+import Engage2FACoreEmbedded
+#if canImport(Glibc) && !hasFeature(Embedded)
 import Glibc
 #endif
 

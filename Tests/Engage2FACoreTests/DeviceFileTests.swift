@@ -33,7 +33,7 @@ final class DeviceFileTests: XCTestCase {
         var file = DeviceFile()
         try file.addDevice(name: "Pixel 8", secret: try newSecret(), parameters: OTPParameters(), now: 0)
         XCTAssertThrowsError(try file.addDevice(name: "pixel 8", secret: try newSecret(), parameters: OTPParameters(), now: 0)) {
-            XCTAssertEqual($0 as? DeviceNameError, .duplicate("Pixel 8"))
+            XCTAssertEqual($0 as? CoreError, .deviceName(.duplicate("Pixel 8")))
         }
         XCTAssertThrowsError(try file.validatedNewName("   ")) { XCTAssertEqual($0 as? DeviceNameError, .empty) }
         XCTAssertThrowsError(try file.validatedNewName("evil\u{1b}[2J")) { XCTAssertEqual($0 as? DeviceNameError, .controlCharacter) }

@@ -123,7 +123,7 @@ final class StateStoreTests: XCTestCase {
         }
         var blocked = store
         blocked.lockTimeoutSeconds = 1
-        XCTAssertThrowsError(try blocked.update(user: "carol") { _ in }) { XCTAssertEqual($0 as? StateError, .lockTimeout(path: lockPath, seconds: 1)) }
+        XCTAssertThrowsError(try blocked.update(user: "carol") { _ in }) { XCTAssertEqual($0 as? CoreError, .state(.lockTimeout(path: lockPath, seconds: 1))) }
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
 

@@ -2,17 +2,26 @@
 #define CENGAGESYS_H
 #include <sys/types.h>
 #include <stddef.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/file.h>
+#include <pwd.h>
+#include <time.h>
+#include <errno.h>
+#include <string.h>
+#include <stdlib.h>
+#include <syslog.h>
+#include <stdio.h>
 
-/* setfsuid(2) and setfsgid(2) return the previous id and never fail visibly; these wrappers
-   confirm the switch by reading the id back and return 0 on success, -1 if it did not take. */
 int e2f_setfsuid(uid_t uid);
 int e2f_setfsgid(gid_t gid);
 uid_t e2f_getfsuid(void);
 gid_t e2f_getfsgid(void);
-
-/* getrandom(2), flags 0: blocks until the kernel's CSPRNG is seeded. */
 ssize_t e2f_getrandom(void *buffer, size_t length);
-
-/* syslog(3) is variadic; this passes one formatted message through "%s". */
 void e2f_syslog(int priority, const char *message);
+
+/* open(2) is variadic, and errno a macro: Embedded Swift (which has no Glibc overlay) sees neither. */
+static inline int e2f_open(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
+static inline int e2f_errno(void) { return errno; }
 #endif

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// One linked authenticator.
@@ -148,9 +150,12 @@ public struct DeviceFile: Equatable, Sendable {
 
     /// Adds a device under a fresh random id.
     @discardableResult
-    public mutating func addDevice(name proposed: String, secret: [UInt8], parameters: OTPParameters, now: Int64) throws -> Device {
-        let name = try validatedNewName(proposed)
-        let device = Device(id: hexString(try secureRandomBytes(8)), name: name, secret: secret, parameters: parameters, addedAt: now)
+    public mutating func addDevice(name proposed: String, secret: [UInt8], parameters: OTPParameters, now: Int64) throws(CoreError) -> Device {
+        let name: String
+        let id: [UInt8]
+        do { name = try validatedNewName(proposed) } catch { throw .deviceName(error) }
+        do { id = try secureRandomBytes(8) } catch { throw .system(error) }
+        let device = Device(id: hexString(id), name: name, secret: secret, parameters: parameters, addedAt: now)
         devices.append(device)
         return device
     }
@@ -220,10 +225,9 @@ public struct DeviceFile: Equatable, Sendable {
                 guard let algorithm = OTPAlgorithm(rawValue: String(algorithmText)) else { throw fail("bad algorithm '\(algorithmText)'") }
                 let digits = try integer("digits", 6...8)
                 let period = try integer("period", 15...120)
+                let secretText = try field("secret")
                 let secret: [UInt8]
-                do { secret = try Base32.decode(try field("secret")) } catch let error as DeviceFileError { throw error } catch {
-                    throw fail("bad secret: \(error)")
-                }
+                do { secret = try Base32.decode(secretText) } catch { throw fail("bad secret: \(error)") }
                 guard secret.count >= 10 else { throw fail("secret shorter than 80 bits") }
                 guard let name = percentDecode(try field("name")), !name.isEmpty else { throw fail("bad name") }
                 guard !file.devices.contains(where: { $0.name.lowercased() == name.lowercased() || $0.id == id }) else {

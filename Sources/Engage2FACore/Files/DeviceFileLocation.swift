@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// Where one user's device file is, and with whose rights it is read and written.
@@ -22,31 +24,35 @@ public struct DeviceFileLocation: Sendable {
 
     /// The user's devices; nil if the file does not exist. A missing file in a directory that is itself
     /// missing or cannot be searched (a home on an NFS server that is away) is an error, not "no devices".
-    public func load() throws -> DeviceFile? {
-        let read = { () throws -> DeviceFile? in
-            guard let file = try DeviceFile.load(path: path, owners: owners) else {
+    public func load() throws(CoreError) -> DeviceFile? {
+        func read() throws(CoreError) -> DeviceFile? {
+            let file: DeviceFile?
+            do throws(DeviceFileError) { file = try DeviceFile.load(path: path, owners: owners) } catch { throw .deviceFile(error) }
+            guard let file else {
                 let (directory, _) = splitPath(path)
                 var info = stat()
                 guard stat(directory, &info) == 0 else {
-                    throw TrustedFileError.system(path: directory, SystemError("stat (the directory of the device file)"))
+                    throw .file(.system(path: directory, SystemError("stat (the directory of the device file)")))
                 }
                 return nil
             }
             return file
         }
-        return isInHome ? try withFileSystemIdentity(of: account, read) : try read()
+        return isInHome ? try withFileSystemIdentity(of: account) { () throws(CoreError) in try read() } : try read()
     }
 
     /// Replaces the file atomically (mode 600).
-    public func save(_ file: DeviceFile) throws {
+    public func save(_ file: DeviceFile) throws(CoreError) {
         let contents = file.serialized()
         if isInHome {
             // Created under the user's fsuid and fsgid, the new file is the user's without a chown.
-            try withFileSystemIdentity(of: account) { try writeFileAtomically(path, contents: contents) }
+            try withFileSystemIdentity(of: account) { () throws(CoreError) in
+                do throws(TrustedFileError) { try writeFileAtomically(path, contents: contents) } catch { throw .file(error) }
+            }
             return
         }
         var info = stat()
         let owner = stat(path, &info) == 0 ? (uid: info.st_uid, gid: info.st_gid) : (uid: account.uid, gid: account.gid)
-        try writeFileAtomically(path, contents: contents, owner: geteuid() == 0 ? owner : nil)
+        do { try writeFileAtomically(path, contents: contents, owner: geteuid() == 0 ? owner : nil) } catch { throw .file(error) }
     }
 }

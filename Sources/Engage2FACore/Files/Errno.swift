@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// An error number from a failed system call, as swift-system's `Errno`, with the call that failed.
@@ -7,7 +9,7 @@ public struct SystemError: Error, Equatable, CustomStringConvertible {
     public var call: String
     public var errno: Int32
 
-    public init(_ call: String, errno: Int32 = Glibc.errno) {
+    public init(_ call: String, errno: Int32 = lastErrno()) {
         self.call = call
         self.errno = errno
     }
@@ -24,5 +26,43 @@ func retryOnInterrupt<T: BinaryInteger>(_ body: () -> T) -> T {
         let result = body()
         if result == -1 && errno == EINTR { continue }
         return result
+    }
+}
+
+/// errno(3) of the calling thread.
+@inline(__always)
+public func lastErrno() -> Int32 {
+    #if canImport(Glibc)
+    Glibc.errno
+    #else
+    e2f_errno()
+    #endif
+}
+
+#if !canImport(Glibc)
+// Embedded Swift has no Glibc overlay: errno is a C macro and open(2) is variadic.
+var errno: Int32 { e2f_errno() }
+
+@inline(__always)
+func open(_ path: UnsafePointer<CChar>, _ flags: Int32, _ mode: mode_t = 0) -> Int32 { e2f_open(path, flags, mode) }
+#endif
+
+/// A failure of the core's file and state operations, as one typed error: the PAM module is built
+/// with Embedded Swift, which has no `any Error`.
+public enum CoreError: Error, Equatable, CustomStringConvertible {
+    case file(TrustedFileError)
+    case deviceFile(DeviceFileError)
+    case state(StateError)
+    case system(SystemError)
+    case deviceName(DeviceNameError)
+
+    public var description: String {
+        switch self {
+        case .file(let error): error.description
+        case .deviceFile(let error): error.description
+        case .state(let error): error.description
+        case .system(let error): error.description
+        case .deviceName(let error): error.description
+        }
     }
 }

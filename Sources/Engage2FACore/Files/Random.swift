@@ -1,6 +1,8 @@
 import CEngageSys
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// Bytes from the kernel's CSPRNG (getrandom(2)), the only source of secrets, salts and ids.

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// Replay protection for one device: the newest step accepted.
@@ -147,7 +149,7 @@ public struct StateStore: Sendable {
             }
             var info = stat()
             guard lstat(path, &info) == 0 else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
-            guard info.st_mode & S_IFMT == S_IFDIR else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
+            guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR) else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
             guard info.st_uid == geteuid() else { throw .directory(path: path, message: "owned by uid \(info.st_uid), expected \(geteuid())") }
             guard info.st_mode & 0o022 == 0 else {
                 throw .directory(path: path, message: "mode \(String(info.st_mode & 0o7777, radix: 8)) lets others write to it (expected 700)")
@@ -159,27 +161,29 @@ public struct StateStore: Sendable {
     public func read(user: String) throws(StateError) -> UserState {
         guard isValidUserName(user) else { throw .invalidUserName(user) }
         let path = statePath(user: user)
+        let bytes: [UInt8]
         do {
-            return try UserState.parse(try readTrustedFile(path, owners: [geteuid()], maxSize: UserState.maxSize), path: path)
-        } catch let error as StateError {
-            throw error
-        } catch TrustedFileError.missing {
+            bytes = try readTrustedFile(path, owners: [geteuid()], maxSize: UserState.maxSize)
+        } catch .missing {
             return UserState()
-        } catch let error as TrustedFileError {
-            throw .file(error)
         } catch {
-            throw .directory(path: path, message: "\(error)")
+            throw .file(error)
         }
+        return try UserState.parse(bytes, path: path)
     }
 
     /// Runs `body` on the user's state under the user's exclusive lock and saves what it changed
     /// before the lock is released, so two logins can never both accept the same code.
-    public func update<Result>(user: String, _ body: (inout UserState) throws -> Result) throws -> Result {
-        guard isValidUserName(user) else { throw StateError.invalidUserName(user) }
-        try prepare()
-        let lock = try acquireLock(user: user)
+    public func update<Result>(user: String, _ body: (inout UserState) throws(CoreError) -> Result) throws(CoreError) -> Result {
+        guard isValidUserName(user) else { throw .state(.invalidUserName(user)) }
+        let lock: Int32
+        let original: UserState
+        do {
+            try prepare()
+            lock = try acquireLock(user: user)
+        } catch { throw .state(error) }
         defer { close(lock) }  // closing the descriptor releases the flock
-        let original = try read(user: user)
+        do { original = try read(user: user) } catch { throw .state(error) }
         var state = original
         let result = try body(&state)
         if state != original {
@@ -187,14 +191,14 @@ public struct StateStore: Sendable {
             // step or failure count from seconds before the crash, and a code that old has expired by the
             // time the host is back. It halves the disk flushes of every login.
             do { try writeFileAtomically(statePath(user: user), contents: state.serialized(), syncDirectory: false) } catch {
-                throw StateError.file(error)
+                throw .state(.file(error))
             }
         }
         return result
     }
 
     /// Forgets the user's lockout (and, with `devices`, replay state): engage2fa-admin unlock and reset.
-    public func clear(user: String, devices: Bool) throws {
+    public func clear(user: String, devices: Bool) throws(CoreError) {
         try update(user: user) { state in
             state.failures = 0
             state.lockedUntil = 0

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// Why a file that 2FA depends on was not trusted. Each case names the path and the check that failed,
@@ -57,7 +59,7 @@ public func readTrustedFile(
     defer { close(fd) }
     var info = stat()
     guard fstat(fd, &info) == 0 else { throw .system(path: path, SystemError("fstat")) }
-    guard info.st_mode & S_IFMT == S_IFREG else { throw .notRegularFile(path: path) }
+    guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFREG) else { throw .notRegularFile(path: path) }
     guard owners.contains(info.st_uid) else { throw .wrongOwner(path: path, owner: info.st_uid, expected: owners) }
     guard info.st_mode & groupOtherMask == 0 else { throw .tooPermissive(path: path, mode: info.st_mode) }
     guard Int(info.st_size) <= maxSize else { throw .tooLarge(path: path, size: Int(info.st_size), limit: maxSize) }
@@ -113,26 +115,24 @@ public func writeFileAtomically(
     guard fd >= 0 else { throw .system(path: temporary, SystemError("open")) }
     var renamed = false
     defer { if !renamed { unlink(temporary) } }
-    do {
+    do throws(TrustedFileError) {
         defer { close(fd) }
         var written = 0
         while written < contents.count {
             let result = contents.withUnsafeBytes { buffer in
                 retryOnInterrupt { write(fd, buffer.baseAddress! + written, contents.count - written) }
             }
-            guard result > 0 else { throw TrustedFileError.system(path: temporary, SystemError("write")) }
+            guard result > 0 else { throw .system(path: temporary, SystemError("write")) }
             written += result
         }
         // The umask may have narrowed the mode; fchmod sets exactly what was asked.
-        guard fchmod(fd, mode) == 0 else { throw TrustedFileError.system(path: temporary, SystemError("fchmod")) }
+        guard fchmod(fd, mode) == 0 else { throw .system(path: temporary, SystemError("fchmod")) }
         if let owner, fchown(fd, owner.uid, owner.gid) != 0 {
-            throw TrustedFileError.system(path: temporary, SystemError("fchown"))
+            throw .system(path: temporary, SystemError("fchown"))
         }
-        guard retryOnInterrupt({ fsync(fd) }) == 0 else { throw TrustedFileError.system(path: temporary, SystemError("fsync")) }
-    } catch let error as TrustedFileError {
-        throw error
+        guard retryOnInterrupt({ fsync(fd) }) == 0 else { throw .system(path: temporary, SystemError("fsync")) }
     } catch {
-        throw .system(path: temporary, SystemError("write", errno: EIO))
+        throw error
     }
     guard rename(temporary, path) == 0 else { throw .system(path: path, SystemError("rename")) }
     renamed = true

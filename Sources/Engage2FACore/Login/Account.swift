@@ -1,6 +1,8 @@
 import CEngageSys
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// A user from the host's user database (getpwnam_r(3): /etc/passwd, LDAP, sssd…).
@@ -37,14 +39,14 @@ public struct Account: Equatable, Sendable {
 /// Runs `body` with the file-system identity (setfsuid(2)/setfsgid(2)) of `account`, so that files in
 /// its home are opened with the user's rights, as NFS with root squashing and a careful admin expect.
 /// Does nothing unless this process runs as root for another user.
-public func withFileSystemIdentity<Result>(of account: Account, _ body: () throws -> Result) throws -> Result {
+public func withFileSystemIdentity<Result>(of account: Account, _ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
     guard geteuid() == 0, account.uid != 0 else { return try body() }
     let previousUID = e2f_getfsuid()
     let previousGID = e2f_getfsgid()
-    guard e2f_setfsgid(account.gid) == 0 else { throw SystemError("setfsgid", errno: EPERM) }
+    guard e2f_setfsgid(account.gid) == 0 else { throw .system(SystemError("setfsgid", errno: EPERM)) }
     guard e2f_setfsuid(account.uid) == 0 else {
         _ = e2f_setfsgid(previousGID)
-        throw SystemError("setfsuid", errno: EPERM)
+        throw .system(SystemError("setfsuid", errno: EPERM))
     }
     defer {
         _ = e2f_setfsuid(previousUID)

@@ -1,6 +1,11 @@
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
+
+/// The prompt for the code, as peers' modules word it.
+public let loginPrompt = "Verification code: "
 
 /// How the login talks to the person: the PAM conversation in the module.
 public protocol LoginConversation {
@@ -33,17 +38,15 @@ public enum LoginResult: Equatable, Sendable {
 
 /// One login decided end to end: read the policy, the activation record, the user's devices and
 /// state; decide; ask for a code if needed; check it under the user's lock; record what happened.
-public struct Login {
-    public static let prompt = "Verification code: "
-
+public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     public var user: String
     public var configPath: String
-    public var conversation: LoginConversation
-    public var log: LoginLog
+    public var conversation: Conversation
+    public var log: Log
     public var now: () -> Int64 = currentUnixTime
     public var debug = false
 
-    public init(user: String, configPath: String, conversation: LoginConversation, log: LoginLog) {
+    public init(user: String, configPath: String, conversation: Conversation, log: Log) {
         self.user = user
         self.configPath = configPath
         self.conversation = conversation
@@ -106,7 +109,7 @@ public struct Login {
         }
 
         guard let location, let deviceFile else {
-            _ = conversation.askHidden(Self.prompt)
+            _ = conversation.askHidden(loginPrompt)
             log.log(.notice, "user \(user): refused: no such user")
             return .denied
         }
@@ -115,7 +118,7 @@ public struct Login {
 
     private func checkCode(devices: DeviceFile, location: DeviceFileLocation, config: Config, store: StateStore) -> LoginResult {
         do {
-            let remaining = try store.update(user: user) { state -> Int64 in
+            let remaining = try store.update(user: user) { (state: inout UserState) throws(CoreError) -> Int64 in
                 state.clampLockout(now: now(), lockoutSeconds: config.lockoutSeconds)
                 return state.lockoutRemaining(now: now(), lockoutSeconds: config.lockoutSeconds)
             }
@@ -130,19 +133,18 @@ public struct Login {
             return .denied
         }
 
-        guard let typed = conversation.askHidden(Self.prompt) else {
+        guard let typed = conversation.askHidden(loginPrompt) else {
             log.log(.notice, "user \(user): no code entered (conversation ended)")
             return .denied
         }
 
-        enum Verdict { case accepted(String), recovery(Int), replayed, wrong, lockedNow, lockedBefore(Int64) }
-        let verdict: Verdict
+        let verdict: LoginVerdict
         do {
-            verdict = try store.update(user: user) { state -> Verdict in
+            verdict = try store.update(user: user) { (state: inout UserState) throws(CoreError) -> LoginVerdict in
                 let now = now()
                 state.clampLockout(now: now, lockoutSeconds: config.lockoutSeconds)
                 let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
-                if remaining > 0 { return .lockedBefore(remaining) }
+                if remaining > 0 { return .lockedBefore(remaining: remaining) }
                 var replayed = false
                 for device in devices.devices {
                     let check = verifyTOTP(code: typed, secret: device.secret, parameters: device.parameters, now: now,
@@ -151,14 +153,14 @@ public struct Login {
                     case .accepted(let step):
                         state.recordSuccess(deviceID: device.id, step: step, now: now)
                         state.devices = state.devices.filter { id, _ in devices.devices.contains { $0.id == id } }
-                        return .accepted(device.name)
+                        return .accepted(deviceName: device.name)
                     case .replayed: replayed = true
                     case .wrong, .malformed: continue
                     }
                 }
-                if !replayed, RecoveryCodes.normalize(typed) != nil, let index = try consumeRecoveryCode(typed, location: location) {
+                if !replayed, RecoveryCodes.normalize(typed) != nil, let left = try consumeRecoveryCode(typed, location: location) {
                     state.recordSuccess(deviceID: nil, step: nil, now: now)
-                    return .recovery(index)
+                    return .recovery(codesLeft: left)
                 }
                 if state.recordFailure(now: now, maxFailures: config.maxFailures, lockoutSeconds: config.lockoutSeconds) {
                     return .lockedNow
@@ -200,7 +202,7 @@ public struct Login {
 
     /// Checks a recovery code against the device file as it is now (re-read under the user's lock, so two
     /// logins cannot both use one code) and, if it matches, removes it from the file. Returns the codes left.
-    private func consumeRecoveryCode(_ typed: [UInt8], location: DeviceFileLocation) throws -> Int? {
+    private func consumeRecoveryCode(_ typed: [UInt8], location: DeviceFileLocation) throws(CoreError) -> Int? {
         guard var file = try location.load(), let index = file.recovery?.match(typed) else { return nil }
         file.recovery!.hashes.remove(at: index)
         try location.save(file)
@@ -221,4 +223,12 @@ private func configStateIsBroken(_ state: ConfigState) -> Bool {
 private func activationIsUnreadable(_ state: ActivationState) -> Bool {
     if case .unreadable = state { return true }
     return false
+}
+
+/// What checking one typed code came to, under the user's lock.
+private enum LoginVerdict {
+    case accepted(deviceName: String)
+    case recovery(codesLeft: Int)
+    case replayed, wrong, lockedNow
+    case lockedBefore(remaining: Int64)
 }

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// The rollout policy, from /etc/engage2fa.conf.
@@ -201,7 +203,7 @@ extension Config {
             guard value.hasPrefix("/") || value.hasPrefix("~/") || value.hasPrefix("%h") else {
                 return "secret_path must be absolute or start with ~/ or %h, not '\(value)'"
             }
-            guard value.contains("%u") || value.contains("%h") || value.hasPrefix("~/") else {
+            guard hasSubstring(value, "%u") || hasSubstring(value, "%h") || value.hasPrefix("~/") else {
                 return "secret_path must differ per user: use %u, %h or ~/ (otherwise every user would share one file)"
             }
             guard !value.split(separator: "/").contains("..") else { return "secret_path must not contain '..'" }
@@ -288,4 +290,13 @@ extension Config {
         let parsed = parse(text, file: path)
         return parsed.isValid ? .valid(parsed.config) : .invalid(parsed.config, errors: parsed.errors)
     }
+}
+
+/// Whether `part` occurs in `text` (byte-wise; what String.contains(_:) does, without the Unicode
+/// machinery Embedded Swift lacks).
+func hasSubstring(_ text: String, _ part: String) -> Bool {
+    let haystack = Array(text.utf8)
+    let needle = Array(part.utf8)
+    guard needle.count <= haystack.count else { return false }
+    return (0...(haystack.count - needle.count)).contains { haystack[$0..<$0 + needle.count].elementsEqual(needle) }
 }

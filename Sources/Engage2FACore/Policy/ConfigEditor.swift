@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// Edits of the policy file that keep every other byte as it was: comments, order, spacing.
@@ -45,6 +47,7 @@ public enum ConfigEditor {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    #if !hasFeature(Embedded)
     /// Rewrites the policy file under an exclusive lock on its directory, so that concurrent edits
     /// never lose each other's lines; the file is replaced atomically with its owner and mode kept.
     public static func edit(path: String, _ change: (String) throws -> String) throws {
@@ -56,11 +59,12 @@ public enum ConfigEditor {
 
         var info = stat()
         let exists = lstat(path, &info) == 0
-        if exists && info.st_mode & S_IFMT != S_IFREG { throw TrustedFileError.notRegularFile(path: path) }
+        if exists && info.st_mode & mode_t(S_IFMT) != mode_t(S_IFREG) { throw TrustedFileError.notRegularFile(path: path) }
         let old = exists ? try readTrustedFile(path, owners: [info.st_uid], maxSize: Config.maxFileSize, groupOtherMask: 0o022) : []
         guard let text = String(validating: old, as: UTF8.self) else { throw TrustedFileError.notRegularFile(path: path) }
         let new = try change(text)
         try writeFileAtomically(path, contents: Array(new.utf8), mode: exists ? info.st_mode & 0o7777 : 0o644,
                                 owner: exists && geteuid() == 0 ? (info.st_uid, info.st_gid) : nil)
     }
+    #endif
 }

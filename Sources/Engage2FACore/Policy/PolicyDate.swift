@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// A moment named in the policy file: `YYYY-MM-DD` (00:00 local time on the host) or an

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+import CEngageSys
 #endif
 
 /// One user's 2FA situation as the admin sees it: what the module would do at a login now.
@@ -50,7 +52,7 @@ public struct UserStatus: Sendable {
         let enrollment: EnrollmentState
         do {
             let file = try location.load()
-            status.deviceNames = file?.devices.map(\.name) ?? []
+            status.deviceNames = file?.devices.map { $0.name } ?? []
             status.recoveryCodesLeft = file?.recovery?.hashes.count ?? 0
             enrollment = status.deviceNames.isEmpty ? .notEnrolled : .enrolled(deviceCount: status.deviceNames.count)
         } catch {
