@@ -61,14 +61,19 @@ struct ModuleOptions {
         var options = ModuleOptions()
         for index in 0..<Int(argc) {
             guard let pointer = argv?[index] else { continue }
-            let argument = String(cString: pointer)
-            if argument == "debug" {
+            // Compared as C bytes: String's Unicode-aware hasPrefix and count cost thousands of instructions.
+            let argument = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: strlen(pointer))
+            let configPrefix = Array("config=".utf8)
+            if argument.elementsEqual("debug".utf8) {
                 options.debug = true
-            } else if argument.hasPrefix("config="), argument.count > "config=".count {
-                let path = String(argument.dropFirst("config=".count))
-                guard path.hasPrefix("/") else { return .failure(Problem(message: "config= needs an absolute path, not '\(path)'")) }
+            } else if argument.starts(with: configPrefix), argument.count > configPrefix.count {
+                let path = String(decoding: argument[configPrefix.count...], as: UTF8.self)
+                guard argument[configPrefix.count] == UInt8(ascii: "/") else {
+                    return .failure(Problem(message: "config= needs an absolute path, not '\(path)'"))
+                }
                 options.configPath = path
             } else {
+                let argument = String(cString: pointer)
                 return .failure(Problem(message: "unknown module argument '\(argument)' (known: config=PATH, debug)"))
             }
         }

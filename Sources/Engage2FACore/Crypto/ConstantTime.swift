@@ -7,3 +7,9 @@ where A.Element == UInt8, B.Element == UInt8 {
     for (left, right) in zip(lhs, rhs) { difference |= left ^ right }
     return difference == 0
 }
+
+/// Equality of two numbers without a data-dependent branch: the difference is folded into its top bit.
+public func constantTimeEqual(_ lhs: UInt32, _ rhs: UInt32) -> Bool {
+    let difference = lhs ^ rhs
+    return (difference | (0 &- difference)) >> 31 == 0
+}

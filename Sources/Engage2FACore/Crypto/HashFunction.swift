@@ -12,7 +12,17 @@ public protocol BlockCompression {
     static var lengthFieldSize: Int { get }
     static var initialState: State { get }
     static func compress(_ state: inout State, block: UnsafeRawPointer)
-    static func digest(of state: State) -> [UInt8]
+    /// Writes the digest's `digestSize` bytes (big-endian words of the state).
+    static func store(_ state: State, to digest: UnsafeMutableRawPointer)
+}
+
+extension BlockCompression {
+    static func digest(of state: State) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: digestSize) { buffer, count in
+            store(state, to: buffer.baseAddress!)
+            count = digestSize
+        }
+    }
 }
 
 /// Incremental hashing over a ``BlockCompression``: buffers partial blocks and pads at the end.
@@ -95,6 +105,11 @@ func loadBigEndian32(_ pointer: UnsafeRawPointer, _ offset: Int) -> UInt32 {
 @inline(__always)
 func loadBigEndian64(_ pointer: UnsafeRawPointer, _ offset: Int) -> UInt64 {
     UInt64(bigEndian: pointer.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+}
+
+@inline(__always)
+func storeBigEndian<Word: FixedWidthInteger>(_ word: Word, _ pointer: UnsafeMutableRawPointer, _ offset: Int) {
+    pointer.storeBytes(of: word.bigEndian, toByteOffset: offset, as: Word.self)
 }
 
 func bigEndianBytes<Lane: FixedWidthInteger>(_ words: some Sequence<Lane>) -> [UInt8] {

@@ -40,8 +40,8 @@ public enum SHA256Compression: BlockCompression {
         }
     }
 
-    public static func digest(of state: SIMD8<UInt32>) -> [UInt8] {
-        bigEndianBytes((0..<8).lazy.map { state[$0] })
+    public static func store(_ state: SIMD8<UInt32>, to digest: UnsafeMutableRawPointer) {
+        for index in 0..<8 { storeBigEndian(state[index], digest, index * 4) }
     }
 }
 
@@ -100,8 +100,8 @@ public enum SHA512Compression: BlockCompression {
         }
     }
 
-    public static func digest(of state: SIMD8<UInt64>) -> [UInt8] {
-        bigEndianBytes((0..<8).lazy.map { state[$0] })
+    public static func store(_ state: SIMD8<UInt64>, to digest: UnsafeMutableRawPointer) {
+        for index in 0..<8 { storeBigEndian(state[index], digest, index * 8) }
     }
 }
 

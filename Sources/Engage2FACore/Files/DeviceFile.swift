@@ -139,7 +139,7 @@ public struct DeviceFile: Equatable, Sendable {
 
     /// The name as it will be stored, or why it cannot be used.
     public func validatedNewName(_ proposed: String) throws(DeviceNameError) -> String {
-        let name = String(trim(Substring(proposed)))
+        let name = Array(proposed.utf8)[...].trimmingBlanks().text
         guard !name.isEmpty else { throw .empty }
         guard name.count <= Self.maxNameLength else { throw .tooLong(limit: Self.maxNameLength) }
         guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { throw .controlCharacter }
@@ -186,71 +186,77 @@ public struct DeviceFile: Equatable, Sendable {
         var file = DeviceFile()
         var sawHeader = false
         var pendingHashes: [[UInt8]] = []
-        for (index, rawLine) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
-            let lineNumber = index + 1
+        var lineNumber = 0
+        for line in Lines(bytes) {
+            lineNumber += 1
             func fail(_ message: String) -> DeviceFileError { .format(path: path, line: lineNumber, message: message) }
-            guard let line = String(validating: rawLine, as: UTF8.self) else { throw fail("not valid UTF-8") }
-            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard isValidUTF8(line) else { throw fail("not valid UTF-8") }
+            if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
             if !sawHeader {
-                guard line == header else { throw fail("expected '\(header)' (an unknown version or not a device file)") }
+                guard bytesEqual(line, "engage2fa-devices 1") else { throw fail("expected '\(header)' (an unknown version or not a device file)") }
                 sawHeader = true
                 continue
             }
-            let words = line.split(separator: " ", omittingEmptySubsequences: false)
-            var fields: [Substring: Substring] = [:]
+            let words = line.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: true)
+            var fields = Fields()
             for word in words.dropFirst() {
-                guard let equals = word.firstIndex(of: "="), equals != word.startIndex else { throw fail("malformed field '\(word)'") }
+                guard let equals = word.firstIndex(of: UInt8(ascii: "=")), equals != word.startIndex else { throw fail("malformed field '\(word.text)'") }
                 let key = word[..<equals]
-                guard fields.updateValue(word[word.index(after: equals)...], forKey: key) == nil else { throw fail("duplicate field '\(key)'") }
+                guard fields.add(key: key, value: word[(equals + 1)...]) else { throw fail("duplicate field '\(key.text)'") }
             }
-            func field(_ key: Substring) throws(DeviceFileError) -> Substring {
-                guard let value = fields.removeValue(forKey: key) else { throw fail("missing field '\(key)'") }
+            func field(_ key: StaticString) throws(DeviceFileError) -> ArraySlice<UInt8> {
+                guard let value = fields.remove(key) else { throw fail("missing field '\(key)'") }
                 return value
             }
-            func integer(_ key: Substring, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
+            func integer(_ key: StaticString, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
                 let text = try field(key)
-                guard let value = Int64(text), range.contains(value) else { throw fail("bad \(key) '\(text)'") }
+                guard let value = parseInteger(text), range.contains(value) else { throw fail("bad \(key) '\(text.text)'") }
                 return value
             }
-            func hex(_ key: Substring, count: Int) throws(DeviceFileError) -> [UInt8] {
+            func hex(_ key: StaticString, count: Int) throws(DeviceFileError) -> [UInt8] {
                 guard let value = parseHex(try field(key)), value.count == count else { throw fail("bad \(key)") }
                 return value
             }
-            switch words[0] {
-            case "device":
+            let record = words[0]
+            if bytesEqual(record, "device") {
                 let id = try field("id")
-                guard id.count == 16, parseHex(id) != nil else { throw fail("bad id '\(id)'") }
+                guard id.count == 16, parseHex(id) != nil else { throw fail("bad id '\(id.text)'") }
                 let added = try integer("added", 0...Int64.max)
                 let algorithmText = try field("algorithm")
-                guard let algorithm = OTPAlgorithm(rawValue: String(algorithmText)) else { throw fail("bad algorithm '\(algorithmText)'") }
+                guard let algorithm = OTPAlgorithm.allCases.first(where: { $0.rawValue.utf8.elementsEqual(algorithmText) }) else {
+                    throw fail("bad algorithm '\(algorithmText.text)'")
+                }
                 let digits = try integer("digits", 6...8)
                 let period = try integer("period", 15...120)
                 let secretText = try field("secret")
                 let secret: [UInt8]
-                do { secret = try Base32.decode(secretText) } catch { throw fail("bad secret: \(error)") }
+                do { secret = try Base32.decode(bytes: secretText) } catch { throw fail("bad secret: \(error)") }
                 guard secret.count >= 10 else { throw fail("secret shorter than 80 bits") }
                 guard let name = percentDecode(try field("name")), !name.isEmpty else { throw fail("bad name") }
-                guard !file.devices.contains(where: { $0.name.lowercased() == name.lowercased() || $0.id == id }) else {
-                    throw fail("duplicate device '\(name)'")
+                if !file.devices.isEmpty {
+                    let idText = id.text
+                    guard !file.devices.contains(where: { $0.name.lowercased() == name.lowercased() || $0.id == idText }) else {
+                        throw fail("duplicate device '\(name)'")
+                    }
                 }
                 guard file.devices.count < maxDevices else { throw fail("more than \(maxDevices) devices") }
                 file.devices.append(Device(
-                    id: String(id), name: name, secret: secret,
+                    id: id.text, name: name, secret: secret,
                     parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)), addedAt: added))
-            case "recovery-codes":
+            } else if bytesEqual(record, "recovery-codes") {
                 guard file.recovery == nil else { throw fail("second recovery-codes line") }
                 let salt = try hex("salt", count: 16)
                 let iterations = try integer("iterations", 1_000...10_000_000)
                 let created = try integer("created", 0...Int64.max)
                 file.recovery = RecoveryCodes(salt: salt, iterations: Int(iterations), createdAt: created, hashes: [])
-            case "recovery":
+            } else if bytesEqual(record, "recovery") {
                 guard file.recovery != nil else { throw fail("recovery line before recovery-codes") }
                 guard pendingHashes.count < RecoveryCodes.codeCount else { throw fail("more than \(RecoveryCodes.codeCount) recovery codes") }
                 pendingHashes.append(try hex("hash", count: 32))
-            default:
-                throw fail("unknown record '\(words[0])'")
+            } else {
+                throw fail("unknown record '\(record.text)'")
             }
-            if let extra = fields.keys.sorted().first { throw fail("unknown field '\(extra)'") }
+            if let extra = fields.firstKeyInOrder { throw fail("unknown field '\(extra.text)'") }
         }
         guard sawHeader else { throw .format(path: path, line: 1, message: "empty file (expected '\(header)')") }
         file.recovery?.hashes = pendingHashes
@@ -270,5 +276,27 @@ public struct DeviceFile: Equatable, Sendable {
             throw .file(error)
         }
         return try parse(bytes, path: path)
+    }
+}
+
+/// The `key=value` fields of one record, in file order (a handful: a linear search beats hashing).
+private struct Fields {
+    private var entries: [(key: ArraySlice<UInt8>, value: ArraySlice<UInt8>)] = []
+
+    /// False if the key is already there.
+    mutating func add(key: ArraySlice<UInt8>, value: ArraySlice<UInt8>) -> Bool {
+        guard !entries.contains(where: { $0.key.elementsEqual(key) }) else { return false }
+        entries.append((key, value))
+        return true
+    }
+
+    mutating func remove(_ key: StaticString) -> ArraySlice<UInt8>? {
+        guard let index = entries.firstIndex(where: { bytesEqual($0.key, key) }) else { return nil }
+        return entries.remove(at: index).value
+    }
+
+    /// The alphabetically first key left, so that an error names the same one whatever the order.
+    var firstKeyInOrder: ArraySlice<UInt8>? {
+        entries.map { $0.key }.min { $0.lexicographicallyPrecedes($1) }
     }
 }

@@ -17,10 +17,10 @@ public struct DeviceFileLocation: Sendable {
     public init(account: Account, config: Config) {
         self.account = account
         path = config.secretFilePath(user: account.name, home: account.home)
-        isInHome = config.secretFileIsInHome(user: account.name, home: account.home)
+        isInHome = Config.isInside(home: account.home, path: path)
     }
 
-    var owners: [uid_t] { isInHome ? [account.uid] : Array(Set([account.uid, 0])) }
+    var owners: [uid_t] { isInHome || account.uid == 0 ? [account.uid] : [account.uid, 0] }
 
     /// The user's devices; nil if the file does not exist. A missing file in a directory that is itself
     /// missing or cannot be searched (a home on an NFS server that is away) is an error, not "no devices".
@@ -31,7 +31,7 @@ public struct DeviceFileLocation: Sendable {
             guard let file else {
                 let (directory, _) = splitPath(path)
                 var info = stat()
-                guard stat(directory, &info) == 0 else {
+                guard directory.withCString({ stat($0, &info) }) == 0 else {
                     throw .file(.system(path: directory, SystemError("stat (the directory of the device file)")))
                 }
                 return nil

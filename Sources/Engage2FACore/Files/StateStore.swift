@@ -58,37 +58,57 @@ public struct UserState: Equatable, Sendable {
     static let maxSize = 16 * 1024
 
     public func serialized() -> [UInt8] {
-        var text = Self.header + "\n" + "failures count=\(failures) locked-until=\(lockedUntil)\n"
-        for (id, usage) in devices.sorted(by: { $0.key < $1.key }) {
-            text += "device id=\(id) last-step=\(usage.lastStep) last-used=\(usage.lastUsed)\n"
+        var out = ByteWriter()
+        out.write("engage2fa-state 1\nfailures count=")
+        out.write(failures)
+        out.write(" locked-until=")
+        out.write(lockedUntil)
+        out.write("\n")
+        for (id, usage) in devices.count < 2 ? Array(devices) : devices.sorted(by: { $0.key < $1.key }) {
+            out.write("device id=")
+            out.write(id)
+            out.write(" last-step=")
+            out.write(usage.lastStep)
+            out.write(" last-used=")
+            out.write(usage.lastUsed)
+            out.write("\n")
         }
-        return Array(text.utf8)
+        return out.bytes
     }
 
     /// Parses a state file (format version 1); any deviation is an error naming the line.
     public static func parse(_ bytes: [UInt8], path: String) throws(StateError) -> UserState {
         var state = UserState()
-        let lines = bytes.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
-        guard lines.first == header else { throw .corrupt(path: path, line: 1, message: "expected '\(header)'") }
-        for (index, line) in lines.enumerated().dropFirst() {
-            let words = line.split(separator: " ")
-            var fields: [Substring: Int64] = [:]
-            var id: Substring? = nil
-            for word in words.dropFirst() {
-                let parts = word.split(separator: "=", maxSplits: 1)
-                guard parts.count == 2 else { throw .corrupt(path: path, line: index + 1, message: "malformed field '\(word)'") }
-                if parts[0] == "id" { id = parts[1]; continue }
-                guard let value = Int64(parts[1]) else { throw .corrupt(path: path, line: index + 1, message: "bad number in '\(word)'") }
-                fields[parts[0]] = value
+        var lineNumber = 0
+        for line in Lines(bytes) {
+            lineNumber += 1
+            if lineNumber == 1 {
+                guard bytesEqual(line, "engage2fa-state 1") else { throw .corrupt(path: path, line: 1, message: "expected '\(header)'") }
+                continue
             }
-            switch (words.first, fields["count"], fields["locked-until"], fields["last-step"], fields["last-used"], id) {
-            case ("failures", let count?, let until?, nil, nil, nil) where count >= 0:
+            let words = line.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: false)
+            guard let record = words.first else { continue }
+            var count: Int64? = nil, lockedUntil: Int64? = nil, lastStep: Int64? = nil, lastUsed: Int64? = nil
+            var id: ArraySlice<UInt8>? = nil
+            for word in words.dropFirst() {
+                guard let equals = word.firstIndex(of: UInt8(ascii: "=")), equals != word.startIndex, equals != word.endIndex - 1 else {
+                    throw .corrupt(path: path, line: lineNumber, message: "malformed field '\(word.text)'")
+                }
+                let key = word[..<equals], valueText = word[(equals + 1)...]
+                if bytesEqual(key, "id") { id = valueText; continue }
+                guard let value = parseInteger(valueText) else { throw .corrupt(path: path, line: lineNumber, message: "bad number in '\(word.text)'") }
+                if bytesEqual(key, "count") { count = value }
+                else if bytesEqual(key, "locked-until") { lockedUntil = value }
+                else if bytesEqual(key, "last-step") { lastStep = value }
+                else if bytesEqual(key, "last-used") { lastUsed = value }
+            }
+            if bytesEqual(record, "failures"), let count, let lockedUntil, count >= 0, lastStep == nil, lastUsed == nil, id == nil {
                 state.failures = Int(count)
-                state.lockedUntil = until
-            case ("device", nil, nil, let step?, let used?, let id?) where id.count == 16:
-                state.devices[String(id)] = DeviceUsage(lastStep: step, lastUsed: used)
-            default:
-                throw .corrupt(path: path, line: index + 1, message: "unexpected record '\(line)'")
+                state.lockedUntil = lockedUntil
+            } else if bytesEqual(record, "device"), let lastStep, let lastUsed, let id, id.count == 16, count == nil, lockedUntil == nil {
+                state.devices[id.text] = DeviceUsage(lastStep: lastStep, lastUsed: lastUsed)
+            } else {
+                throw .corrupt(path: path, line: lineNumber, message: "unexpected record '\(line.text)'")
             }
         }
         return state
@@ -126,41 +146,60 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
 /// The lock file is never removed: a lock dies with the process that held it, so a crash leaves
 /// nothing that blocks the next login.
 public struct StateStore: Sendable {
-    public var directory: String
+    public let directory: String
+    let usersDirectory: String
     /// How long a login waits for another login of the same user before failing.
     public var lockTimeoutSeconds = 5
 
     public init(directory: String) {
         self.directory = directory
+        usersDirectory = directory + "/users"
     }
 
-    var usersDirectory: String { directory + "/users" }
     public var activationPath: String { directory + "/activation" }
 
-    public func statePath(user: String) -> String { usersDirectory + "/" + user + ".state" }
-    func lockPath(user: String) -> String { usersDirectory + "/" + user + ".lock" }
+    public func statePath(user: String) -> String { userFile(user, ".state") }
+    func lockPath(user: String) -> String { userFile(user, ".lock") }
+
+    private func userFile(_ user: String, _ suffix: StaticString) -> String {
+        var path = ByteWriter(capacity: usersDirectory.utf8.count + user.utf8.count + 8)
+        path.write(usersDirectory)
+        path.write("/")
+        path.write(user)
+        path.write(suffix)
+        return String(decoding: path.bytes, as: UTF8.self)
+    }
 
     /// Creates `state_dir` and its `users` folder (mode 700) if missing, and checks that both are
     /// directories owned by this process's user that nobody else can write to.
     public func prepare() throws(StateError) {
-        for path in [directory, usersDirectory] {
-            if mkdir(path, 0o700) != 0 && errno != EEXIST {
+        try prepareDirectory(directory)
+        try prepareDirectory(usersDirectory)
+    }
+
+    private func prepareDirectory(_ path: String) throws(StateError) {
+        var info = stat()
+        if path.withCString({ lstat($0, &info) }) != 0 {
+            guard errno == ENOENT else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
+            if path.withCString({ mkdir($0, 0o700) }) != 0 && errno != EEXIST {
                 throw .directory(path: path, message: "cannot create: \(SystemError("mkdir"))")
             }
-            var info = stat()
-            guard lstat(path, &info) == 0 else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
-            guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR) else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
-            guard info.st_uid == geteuid() else { throw .directory(path: path, message: "owned by uid \(info.st_uid), expected \(geteuid())") }
-            guard info.st_mode & 0o022 == 0 else {
-                throw .directory(path: path, message: "mode \(String(info.st_mode & 0o7777, radix: 8)) lets others write to it (expected 700)")
-            }
+            guard path.withCString({ lstat($0, &info) }) == 0 else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
+        }
+        guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR) else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
+        guard info.st_uid == geteuid() else { throw .directory(path: path, message: "owned by uid \(info.st_uid), expected \(geteuid())") }
+        guard info.st_mode & 0o022 == 0 else {
+            throw .directory(path: path, message: "mode \(String(info.st_mode & 0o7777, radix: 8)) lets others write to it (expected 700)")
         }
     }
 
     /// The user's state without taking the lock (for listings); a user never seen has an empty state.
     public func read(user: String) throws(StateError) -> UserState {
         guard isValidUserName(user) else { throw .invalidUserName(user) }
-        let path = statePath(user: user)
+        return try read(path: statePath(user: user))
+    }
+
+    private func read(path: String) throws(StateError) -> UserState {
         let bytes: [UInt8]
         do {
             bytes = try readTrustedFile(path, owners: [geteuid()], maxSize: UserState.maxSize)
@@ -180,17 +219,18 @@ public struct StateStore: Sendable {
         let original: UserState
         do {
             try prepare()
-            lock = try acquireLock(user: user)
+            lock = try acquireLock(path: lockPath(user: user))
         } catch { throw .state(error) }
         defer { close(lock) }  // closing the descriptor releases the flock
-        do { original = try read(user: user) } catch { throw .state(error) }
+        let path = statePath(user: user)
+        do { original = try read(path: path) } catch { throw .state(error) }
         var state = original
         let result = try body(&state)
         if state != original {
             // No directory fsync: losing the newest rename to a power cut can only bring back a replay
             // step or failure count from seconds before the crash, and a code that old has expired by the
             // time the host is back. It halves the disk flushes of every login.
-            do { try writeFileAtomically(statePath(user: user), contents: state.serialized(), syncDirectory: false) } catch {
+            do { try writeFileAtomically(path, contents: state.serialized(), syncDirectory: false) } catch {
                 throw .state(.file(error))
             }
         }
@@ -206,9 +246,8 @@ public struct StateStore: Sendable {
         }
     }
 
-    private func acquireLock(user: String) throws(StateError) -> Int32 {
-        let path = lockPath(user: user)
-        let fd = retryOnInterrupt { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+    private func acquireLock(path: String) throws(StateError) -> Int32 {
+        let fd = path.withCString { cPath in retryOnInterrupt { open(cPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) } }
         guard fd >= 0 else { throw .lock(path: path, SystemError("open")) }
         var waitedMicroseconds = 0
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
@@ -240,22 +279,23 @@ public struct StateStore: Sendable {
         } catch .missing {
             var info = stat()
             // The record is missing, but if the state directory itself cannot be looked at, we cannot know.
-            if lstat(directory, &info) != 0 && errno != ENOENT {
+            if directory.withCString({ lstat($0, &info) }) != 0 && errno != ENOENT {
                 return .unreadable(reason: "\(directory): \(SystemError("lstat"))")
             }
             return .never
         } catch {
             return .unreadable(reason: "\(error)")
         }
-        let lines = bytes.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
-        guard lines.count >= 2, lines[0] == Self.activationHeader else { return .unreadable(reason: "\(path): not an activation record") }
+        var lines = Lines(bytes)
+        guard let first = lines.next(), bytesEqual(first, "engage2fa-activation 1"), let second = lines.next() else {
+            return .unreadable(reason: "\(path): not an activation record")
+        }
         var activatedAt: Int64? = nil
         var recordedAt: Int64? = nil
-        for word in lines[1].split(separator: " ") {
-            let parts = word.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { continue }
-            if parts[0] == "activated-at" { activatedAt = Int64(parts[1]) }
-            if parts[0] == "recorded-at" { recordedAt = Int64(parts[1]) }
+        for word in second.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: false) {
+            guard let equals = word.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            if bytesEqual(word[..<equals], "activated-at") { activatedAt = parseInteger(word[(equals + 1)...]) }
+            if bytesEqual(word[..<equals], "recorded-at") { recordedAt = parseInteger(word[(equals + 1)...]) }
         }
         guard let activatedAt, let recordedAt else { return .unreadable(reason: "\(path): malformed activation record") }
         return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt))

@@ -48,7 +48,7 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
 public func readTrustedFile(
     _ path: String, owners: [uid_t], maxSize: Int, groupOtherMask: mode_t = 0o077
 ) throws(TrustedFileError) -> [UInt8] {
-    let fd = retryOnInterrupt { open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
+    let fd = path.withCString { cPath in retryOnInterrupt { open(cPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) } }
     guard fd >= 0 else {
         switch errno {
         case ENOENT: throw .missing(path: path)
@@ -110,11 +110,17 @@ public func writeFileAtomically(
     let (directory, name) = splitPath(path)
     let suffix: [UInt8]
     do { suffix = try secureRandomBytes(6) } catch { throw .system(path: path, error) }
-    let temporary = directory + "/." + name + ".tmp-" + hexString(suffix)
-    let fd = retryOnInterrupt { open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
+    var temporaryPath = ByteWriter(capacity: directory.utf8.count + name.utf8.count + 20)
+    temporaryPath.write(directory)
+    temporaryPath.write("/.")
+    temporaryPath.write(name)
+    temporaryPath.write(".tmp-")
+    temporaryPath.write(hexString(suffix))
+    let temporary = String(decoding: temporaryPath.bytes, as: UTF8.self)
+    let fd = temporary.withCString { cPath in retryOnInterrupt { open(cPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) } }
     guard fd >= 0 else { throw .system(path: temporary, SystemError("open")) }
     var renamed = false
-    defer { if !renamed { unlink(temporary) } }
+    defer { if !renamed { _ = temporary.withCString { unlink($0) } } }
     do throws(TrustedFileError) {
         defer { close(fd) }
         var written = 0
@@ -134,34 +140,39 @@ public func writeFileAtomically(
     } catch {
         throw error
     }
-    guard rename(temporary, path) == 0 else { throw .system(path: path, SystemError("rename")) }
+    guard temporary.withCString({ from in path.withCString { to in rename(from, to) } }) == 0 else { throw .system(path: path, SystemError("rename")) }
     renamed = true
     if syncDirectory { fsyncDirectory(directory) }
 }
 
 /// fsync(2) of a directory, so a rename in it survives a power cut. Failure only weakens durability.
 func fsyncDirectory(_ directory: String) {
-    let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    let fd = directory.withCString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
     guard fd >= 0 else { return }
     _ = fsync(fd)
     close(fd)
 }
 
 func splitPath(_ path: String) -> (directory: String, name: String) {
-    guard let slash = path.lastIndex(of: "/") else { return (".", path) }
-    let directory = String(path[..<slash])
-    return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
+    let bytes = Array(path.utf8)
+    guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return (".", path) }
+    return (slash == 0 ? "/" : bytes[..<slash].text, bytes[(slash + 1)...].text)
 }
 
-func hexString(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    for byte in bytes { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 15)]) }
+func hexString(_ bytes: some Collection<UInt8>) -> String {
+    let digits: StaticString = "0123456789abcdef"
+    let out = [UInt8](unsafeUninitializedCapacity: bytes.count * 2) { buffer, count in
+        for byte in bytes {
+            buffer[count] = digits.utf8Start[Int(byte >> 4)]
+            buffer[count + 1] = digits.utf8Start[Int(byte & 15)]
+            count += 2
+        }
+    }
     return String(decoding: out, as: UTF8.self)
 }
 
-func parseHex(_ text: some StringProtocol) -> [UInt8]? {
-    let bytes = Array(text.utf8)
+func parseHex<Bytes: Collection>(_ text: Bytes) -> [UInt8]? where Bytes.Element == UInt8 {
+    let bytes = Array(text)
     guard bytes.count % 2 == 0 else { return nil }
     var out: [UInt8] = []
     var index = 0

@@ -21,17 +21,20 @@ public struct Account: Equatable, Sendable {
 
     /// The account, or nil if the name is unknown (or the lookup failed).
     public static func lookup(_ name: String) -> Account? {
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>? = nil
-        var buffer = [CChar](repeating: 0, count: 4096)
+        var size = 4096
         while true {
-            let status = getpwnam_r(name, &entry, &buffer, buffer.count, &result)
-            if status == ERANGE && buffer.count < 1 << 20 {
-                buffer = [CChar](repeating: 0, count: buffer.count * 4)
+            let (status, account) = withUnsafeTemporaryAllocation(of: CChar.self, capacity: size) { buffer -> (Int32, Account?) in
+                var entry = passwd()
+                var result: UnsafeMutablePointer<passwd>? = nil
+                let status = name.withCString { getpwnam_r($0, &entry, buffer.baseAddress!, size, &result) }
+                guard status == 0, result != nil, let home = entry.pw_dir else { return (status, nil) }
+                return (status, Account(name: name, uid: entry.pw_uid, gid: entry.pw_gid, home: String(cString: home)))
+            }
+            if status == ERANGE && size < 1 << 20 {
+                size *= 4
                 continue
             }
-            guard status == 0, result != nil, let home = entry.pw_dir else { return nil }
-            return Account(name: name, uid: entry.pw_uid, gid: entry.pw_gid, home: String(cString: home))
+            return account
         }
     }
 }

@@ -118,10 +118,8 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
     private func checkCode(devices: DeviceFile, location: DeviceFileLocation, config: Config, store: StateStore) -> LoginResult {
         do {
-            let remaining = try store.update(user: user) { (state: inout UserState) throws(CoreError) -> Int64 in
-                state.clampLockout(now: now(), lockoutSeconds: config.lockoutSeconds)
-                return state.lockoutRemaining(now: now(), lockoutSeconds: config.lockoutSeconds)
-            }
+            // Without the lock: a lockout that starts or ends meanwhile is seen by the locked check below.
+            let remaining = try store.read(user: user).lockoutRemaining(now: now(), lockoutSeconds: config.lockoutSeconds)
             if remaining > 0 {
                 conversation.showError(lockoutMessage(remaining))
                 log.log(.notice, "user \(user): locked out for \(remaining) more seconds; no code asked")
@@ -152,7 +150,10 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                     switch check {
                     case .accepted(let step):
                         state.recordSuccess(deviceID: device.id, step: step, now: now)
-                        state.devices = state.devices.filter { id, _ in devices.devices.contains { $0.id == id } }
+                        // Forget devices removed since (their ids are never reused).
+                        if state.devices.count > 1 {
+                            state.devices = state.devices.filter { id, _ in devices.devices.contains { $0.id == id } }
+                        }
                         return .accepted(deviceName: device.name)
                     case .replayed: replayed = true
                     case .wrong, .malformed: continue

@@ -48,16 +48,28 @@ public enum Base32 {
     /// Decodes case-insensitively, ignoring spaces and hyphens (as people type grouped secrets)
     /// and `=` padding at the end; anything else is an error that says what and where.
     public static func decode(_ text: some StringProtocol) throws(DecodingError) -> [UInt8] {
+        try decode(bytes: Array(text.utf8)[...])
+    }
+
+    /// The same for UTF-8 bytes.
+    static func decode(bytes text: ArraySlice<UInt8>) throws(DecodingError) -> [UInt8] {
         var out: [UInt8] = []
+        out.reserveCapacity(text.count * 5 / 8)
         var buffer: UInt32 = 0
         var bits = 0
         var symbols = 0
         var paddingStart: Int? = nil
-        for (position, character) in text.enumerated() {
-            if character == " " || character == "-" { continue }
-            if character == "=" { paddingStart = paddingStart ?? position; continue }
+        for index in text.indices {
+            let byte = text[index]
+            // Every byte before this one was ASCII (anything else has thrown), so offsets are positions.
+            let position = index - text.startIndex
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "-") { continue }
+            if byte == UInt8(ascii: "=") { paddingStart = paddingStart ?? position; continue }
             if paddingStart != nil { throw .dataAfterPadding(position: position) }
-            guard let value = symbolValue(character) else { throw .invalidCharacter(character, position: position) }
+            guard let value = symbolValue(byte) else {
+                let character = String(decoding: text[index...], as: UTF8.self).first ?? "\u{FFFD}"
+                throw .invalidCharacter(character, position: position)
+            }
             buffer = (buffer << 5) | value
             bits += 5
             symbols += 1
@@ -67,7 +79,8 @@ public enum Base32 {
             }
             buffer &= (1 << UInt32(bits)) - 1
         }
-        guard ![1, 3, 6].contains(symbols % 8) else { throw .invalidLength(symbols: symbols) }
+        let leftOver = symbols % 8
+        guard leftOver != 1 && leftOver != 3 && leftOver != 6 else { throw .invalidLength(symbols: symbols) }
         guard buffer == 0 else { throw .nonZeroTrailingBits }
         return out
     }
@@ -83,8 +96,7 @@ public enum Base32 {
         return groups.joined(separator: " ")
     }
 
-    private static func symbolValue(_ character: Character) -> UInt32? {
-        guard let ascii = character.asciiValue else { return nil }
+    private static func symbolValue(_ ascii: UInt8) -> UInt32? {
         switch ascii {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"): return UInt32(ascii - UInt8(ascii: "A"))
         case UInt8(ascii: "a")...UInt8(ascii: "z"): return UInt32(ascii - UInt8(ascii: "a"))

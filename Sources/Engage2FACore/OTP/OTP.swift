@@ -44,15 +44,56 @@ public struct OTPParameters: Equatable, Sendable {
     }
 }
 
-/// HOTP (RFC 4226 §5.3): the dynamically truncated HMAC of the counter, reduced to `digits` decimal digits.
+/// HOTP (RFC 4226 §5.3) for one secret: the dynamically truncated HMAC of a counter, reduced to
+/// `digits` decimal digits. The key is processed once, so a window of steps costs two compressions a step.
+public struct HOTPGenerator {
+    private enum Keyed {
+        case sha1(SingleBlockHMAC<SHA1Compression>)
+        case sha256(SingleBlockHMAC<SHA256Compression>)
+        case sha512(SingleBlockHMAC<SHA512Compression>)
+    }
+
+    private let keyed: Keyed
+    private let modulus: UInt32
+
+    public init(secret: [UInt8], algorithm: OTPAlgorithm, digits: Int) {
+        switch algorithm {
+        case .sha1: keyed = .sha1(SingleBlockHMAC(key: secret))
+        case .sha256: keyed = .sha256(SingleBlockHMAC(key: secret))
+        case .sha512: keyed = .sha512(SingleBlockHMAC(key: secret))
+        }
+        var modulus: UInt32 = 1
+        for _ in 0..<digits { modulus *= 10 }
+        self.modulus = modulus
+    }
+
+    public func value(counter: UInt64) -> UInt32 {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SHA512Compression.digestSize) { digest in
+            let raw = UnsafeMutableRawPointer(digest.baseAddress!)
+            let size: Int
+            var message = counter.bigEndian
+            switch keyed {
+            case .sha1(let mac):
+                withUnsafeBytes(of: &message) { mac.authenticate($0, into: raw) }
+                size = SHA1Compression.digestSize
+            case .sha256(let mac):
+                withUnsafeBytes(of: &message) { mac.authenticate($0, into: raw) }
+                size = SHA256Compression.digestSize
+            case .sha512(let mac):
+                withUnsafeBytes(of: &message) { mac.authenticate($0, into: raw) }
+                size = SHA512Compression.digestSize
+            }
+            let offset = Int(digest[size - 1] & 0x0F)
+            let binary = (UInt32(digest[offset] & 0x7F) << 24) | (UInt32(digest[offset + 1]) << 16)
+                | (UInt32(digest[offset + 2]) << 8) | UInt32(digest[offset + 3])
+            return binary % modulus
+        }
+    }
+}
+
+/// HOTP of one counter.
 public func hotp(secret: [UInt8], counter: UInt64, algorithm: OTPAlgorithm = .sha1, digits: Int = 6) -> UInt32 {
-    let mac = algorithm.authenticationCode(key: secret, message: bigEndianBytes(CollectionOfOne(counter)))
-    let offset = Int(mac[mac.count - 1] & 0x0F)
-    let binary = (UInt32(mac[offset] & 0x7F) << 24) | (UInt32(mac[offset + 1]) << 16)
-        | (UInt32(mac[offset + 2]) << 8) | UInt32(mac[offset + 3])
-    var modulus: UInt32 = 1
-    for _ in 0..<digits { modulus *= 10 }
-    return binary % modulus
+    HOTPGenerator(secret: secret, algorithm: algorithm, digits: digits).value(counter: counter)
 }
 
 /// The code as the user types it: zero-padded ASCII digits.

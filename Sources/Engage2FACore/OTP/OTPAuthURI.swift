@@ -54,7 +54,7 @@ public struct OTPAuthURI: Equatable, Sendable {
         let labelPart = afterType.prefix { $0 != "?" }
         let queryPart = afterType.dropFirst(labelPart.count + 1)
 
-        guard let label = percentDecode(labelPart) else { throw .badPercentEncoding }
+        guard let label = percentDecode(labelPart.utf8) else { throw .badPercentEncoding }
         // Key URI format: "Issuer:account", optional spaces before the account.
         var labelIssuer: String? = nil
         var account = String(label.drop { $0 == " " })
@@ -68,7 +68,7 @@ public struct OTPAuthURI: Equatable, Sendable {
         var parameters = OTPParameters()
         for pair in queryPart.split(separator: "&", omittingEmptySubsequences: true) {
             let name = pair.prefix { $0 != "=" }
-            guard let value = percentDecode(pair.dropFirst(name.count + 1)) else { throw .badPercentEncoding }
+            guard let value = percentDecode(pair.dropFirst(name.count + 1).utf8) else { throw .badPercentEncoding }
             switch name.lowercased() {
             case "secret":
                 do { secret = try Base32.decode(value) } catch { throw .badSecret(error) }
@@ -117,9 +117,9 @@ func percentEncode(_ text: String) -> String {
 }
 
 /// Decodes `%XX` escapes (and `+` as a space, as query strings use it); nil on a malformed escape or invalid UTF-8.
-func percentDecode(_ text: some StringProtocol) -> String? {
+func percentDecode<Bytes: Collection>(_ text: Bytes) -> String? where Bytes.Element == UInt8 {
     var out: [UInt8] = []
-    var bytes = Array(text.utf8)[...]
+    var bytes = Array(text)[...]
     while let byte = bytes.popFirst() {
         switch byte {
         case UInt8(ascii: "%"):

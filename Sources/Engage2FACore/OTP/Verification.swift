@@ -13,12 +13,16 @@ public enum CodeCheck: Equatable, Sendable {
 /// What the user typed, trimmed of surrounding whitespace. Returns nil unless it is exactly
 /// `digits` ASCII digits, so that letters, signs, and over-long input never reach the comparison.
 public func normalizedCode<Input: Collection>(_ input: Input, digits: Int) -> [UInt8]? where Input.Element == UInt8 {
+    let bytes = Array(input)
     let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }
-    let trimmed = input.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
-    guard trimmed.count == digits, trimmed.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+    var first = 0
+    var end = bytes.count
+    while first < end && isSpace(bytes[first]) { first += 1 }
+    while end > first && isSpace(bytes[end - 1]) { end -= 1 }
+    guard end - first == digits, bytes[first..<end].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
         return nil
     }
-    return Array(trimmed)
+    return Array(bytes[first..<end])
 }
 
 /// Checks a typed code against a device's codes within `window` steps either side of now.
@@ -32,12 +36,15 @@ public func verifyTOTP<Input: Collection>(
     now: Int64, window: Int, lastAcceptedStep: Int64?
 ) -> CodeCheck where Input.Element == UInt8 {
     guard let code = normalizedCode(input, digits: parameters.digits) else { return .malformed }
+    // At most 8 digits: the number fits, and comparing numbers is comparing the zero-padded digits.
+    let typed = code.reduce(UInt32(0)) { $0 * 10 + UInt32($1 - UInt8(ascii: "0")) }
+    let generator = HOTPGenerator(secret: secret, algorithm: parameters.algorithm, digits: parameters.digits)
     let current = parameters.step(at: now)
     var newestFreshMatch: Int64? = nil
     var matchedUsedStep = false
     for offset in -Int64(window)...Int64(window) {
         let step = current + offset
-        let matches = constantTimeEqual(totp(secret: secret, step: step, parameters: parameters), code)
+        let matches = constantTimeEqual(generator.value(counter: UInt64(bitPattern: step)), typed)
         let fresh = lastAcceptedStep.map { step > $0 } ?? true
         if matches && fresh { newestFreshMatch = step }
         if matches && !fresh { matchedUsedStep = true }

@@ -39,27 +39,38 @@ public struct Config: Equatable, Sendable {
     /// True when the device file lives in the user's home, so the module must read it with the user's
     /// privileges; false for admin-managed storage elsewhere, read as root.
     public func secretFileIsInHome(user: String, home: String) -> Bool {
-        let path = secretFilePath(user: user, home: home)
-        let prefix = home.hasSuffix("/") ? home : home + "/"
-        return path.hasPrefix(prefix)
+        Config.isInside(home: home, path: secretFilePath(user: user, home: home))
+    }
+
+    static func isInside(home: String, path: String) -> Bool {
+        let homeBytes = home.utf8
+        guard path.utf8.starts(with: homeBytes) else { return false }
+        let rest = path.utf8.dropFirst(homeBytes.count)
+        return homeBytes.last == UInt8(ascii: "/") || rest.first == UInt8(ascii: "/")
     }
 
     static func expand(_ template: String, user: String, home: String) -> String {
-        var out = ""
-        var characters = Substring(template)
-        if characters.hasPrefix("~/") {
-            out = home
-            characters = characters.dropFirst()
+        var out: [UInt8] = []
+        var rest = Array(template.utf8)[...]
+        if bytesStart(rest, with: "~/") {
+            out.append(contentsOf: home.utf8)
+            rest = rest.dropFirst()
         }
-        while let character = characters.popFirst() {
-            if character == "%", let next = characters.first, next == "u" || next == "h" || next == "%" {
-                characters.removeFirst()
-                out += next == "u" ? user : next == "h" ? home : "%"
-            } else {
-                out.append(character)
+        while let byte = rest.popFirst() {
+            guard byte == UInt8(ascii: "%"), let next = rest.first,
+                next == UInt8(ascii: "u") || next == UInt8(ascii: "h") || next == UInt8(ascii: "%")
+            else {
+                out.append(byte)
+                continue
+            }
+            rest.removeFirst()
+            switch next {
+            case UInt8(ascii: "u"): out.append(contentsOf: user.utf8)
+            case UInt8(ascii: "h"): out.append(contentsOf: home.utf8)
+            default: out.append(byte)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -103,9 +114,15 @@ extension Config {
     ///
     /// Every line that cannot be understood is an error naming `file:line`; its setting keeps the default.
     public static func parse(_ text: String, file: String) -> ParsedConfig {
+        parse(bytes: Array(text.utf8), file: file)
+    }
+
+    /// The same for the file's bytes, which must be valid UTF-8.
+    static func parse(bytes: [UInt8], file: String) -> ParsedConfig {
         var config = Config()
         var diagnostics: [ConfigDiagnostic] = []
-        var firstLineOfKey: [String: Int] = [:]
+        // Ten keys at most: a list beats a dictionary's hashing.
+        var firstLineOfKey: [(key: [UInt8], line: Int)] = []
         var deadlineLines: [String: Int] = [:]
         var inDeadlines = false
 
@@ -113,39 +130,41 @@ extension Config {
             diagnostics.append(ConfigDiagnostic(file: file, line: line, severity: severity, message: message))
         }
 
-        for (index, rawLine) in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
-            let lineNumber = index + 1
-            let line = stripComment(Substring(String(decoding: rawLine, as: UTF8.self)))
+        var lineNumber = 0
+        for rawLine in Lines(bytes) {
+            lineNumber += 1
+            let line = stripComment(rawLine)
             if line.isEmpty { continue }
-            if let bad = line.unicodeScalars.first(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F }) {
-                report(lineNumber, "control character U+\(String(bad.value, radix: 16, uppercase: true)) in line")
+            if let bad = line.first(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) {
+                report(lineNumber, "control character U+\(String(bad, radix: 16, uppercase: true)) in line")
                 continue
             }
-            if line.hasPrefix("[") {
-                let section = line.dropFirst().prefix { $0 != "]" }
-                guard line.hasSuffix("]"), section.count == line.count - 2 else {
+            if line.first == UInt8(ascii: "[") {
+                let section = line.dropFirst().prefix { $0 != UInt8(ascii: "]") }
+                guard line.last == UInt8(ascii: "]"), section.count == line.count - 2 else {
                     report(lineNumber, "malformed section header (expected [deadlines])")
                     continue
                 }
-                if trim(section).lowercased() == "deadlines" {
+                if bytesEqualIgnoringASCIICase(section.trimmingBlanks(), "deadlines") {
                     inDeadlines = true
                 } else {
-                    report(lineNumber, "unknown section [\(section)] (the only section is [deadlines])")
+                    report(lineNumber, "unknown section [\(section.text)] (the only section is [deadlines])")
                 }
                 continue
             }
-            guard let equals = line.firstIndex(of: "=") else {
-                report(lineNumber, "expected 'key = value', found '\(line)'")
+            guard let equals = line.firstIndex(of: UInt8(ascii: "=")) else {
+                report(lineNumber, "expected 'key = value', found '\(line.text)'")
                 continue
             }
-            let key = String(trim(line[..<equals]))
-            let value = String(trim(line[line.index(after: equals)...]))
-            if key.isEmpty {
+            let keyBytes = line[..<equals].trimmingBlanks()
+            let value = line[(equals + 1)...].trimmingBlanks().text
+            if keyBytes.isEmpty {
                 report(lineNumber, "missing key before '='")
                 continue
             }
 
             if inDeadlines {
+                let key = keyBytes.text
                 guard isValidUserName(key) else {
                     report(lineNumber, "'\(key)' is not a valid user name")
                     continue
@@ -163,13 +182,13 @@ extension Config {
                 continue
             }
 
-            let normalizedKey = key.lowercased()
-            if let first = firstLineOfKey[normalizedKey] {
-                report(lineNumber, "duplicate key '\(key)' (first set on line \(first))")
+            let normalizedKey = keyBytes.map(asciiLowercase)
+            if let first = firstLineOfKey.first(where: { $0.key == normalizedKey }) {
+                report(lineNumber, "duplicate key '\(keyBytes.text)' (first set on line \(first.line))")
                 continue
             }
-            firstLineOfKey[normalizedKey] = lineNumber
-            if let problem = config.apply(key: normalizedKey, value: value) {
+            firstLineOfKey.append((normalizedKey, lineNumber))
+            if let problem = config.apply(key: String(decoding: normalizedKey, as: UTF8.self), value: value) {
                 report(lineNumber, problem)
             }
         }
@@ -179,14 +198,14 @@ extension Config {
     /// Sets one key; returns what was wrong, or nil.
     private mutating func apply(key: String, value: String) -> String? {
         func integer(_ range: ClosedRange<Int>) -> Int? {
-            guard let number = Int(value), range.contains(number) else { return nil }
-            return number
+            guard let number = parseInteger(value.utf8), range.contains(Int(number)) else { return nil }
+            return Int(number)
         }
         switch key {
         case "start_date":
             do { startDate = try PolicyDate(parsing: value) } catch { return "start_date: \(error)" }
         case "issuer":
-            guard !value.isEmpty, !value.contains(":") else {
+            guard !value.isEmpty, !value.utf8.contains(UInt8(ascii: ":")) else {
                 return "issuer must be a non-empty name without ':' (apps split the label at ':')"
             }
             issuer = value
@@ -200,16 +219,16 @@ extension Config {
             guard let number = integer(Config.lockoutRange) else { return "lockout_seconds must be a whole number from 1 to 86400, not '\(value)'" }
             lockoutSeconds = number
         case "secret_path":
-            guard value.hasPrefix("/") || value.hasPrefix("~/") || value.hasPrefix("%h") else {
+            guard bytesStart(value.utf8, with: "/") || bytesStart(value.utf8, with: "~/") || bytesStart(value.utf8, with: "%h") else {
                 return "secret_path must be absolute or start with ~/ or %h, not '\(value)'"
             }
-            guard hasSubstring(value, "%u") || hasSubstring(value, "%h") || value.hasPrefix("~/") else {
+            guard hasSubstring(value, "%u") || hasSubstring(value, "%h") || bytesStart(value.utf8, with: "~/") else {
                 return "secret_path must differ per user: use %u, %h or ~/ (otherwise every user would share one file)"
             }
-            guard !value.split(separator: "/").contains("..") else { return "secret_path must not contain '..'" }
+            guard !hasDotDotComponent(value) else { return "secret_path must not contain '..'" }
             secretPath = value
         case "state_dir":
-            guard value.hasPrefix("/"), !value.split(separator: "/").contains("..") else {
+            guard bytesStart(value.utf8, with: "/"), !hasDotDotComponent(value) else {
                 return "state_dir must be an absolute path without '..', not '\(value)'"
             }
             stateDir = value
@@ -231,26 +250,34 @@ extension Config {
 
 /// The line without its comment and surrounding white space. A '#' starts a comment at the start
 /// of a line or after white space, so `issuer = Team#1` keeps its '#'.
-func stripComment(_ line: Substring) -> Substring {
+func stripComment(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
     var previousIsSpace = true
     var end = line.endIndex
     for index in line.indices {
-        let character = line[index]
-        if character == "#" && previousIsSpace {
+        let byte = line[index]
+        if byte == UInt8(ascii: "#") && previousIsSpace {
             end = index
             break
         }
-        previousIsSpace = character == " " || character == "\t"
+        previousIsSpace = byte == 0x20 || byte == 0x09
     }
-    return trim(line[..<end])
+    return line[..<end].trimmingBlanks()
 }
 
-func trim(_ text: Substring) -> Substring {
-    let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
-    guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) }) else {
-        return text[text.endIndex...]
+/// Whether a path has a `..` component.
+func hasDotDotComponent(_ path: String) -> Bool {
+    var run = 0  // bytes since the last '/', or -1 once the component is more than ".."
+    for byte in path.utf8 {
+        if byte == UInt8(ascii: "/") {
+            if run == 2 { return true }
+            run = 0
+        } else if byte == UInt8(ascii: ".") && run >= 0 && run < 2 {
+            run += 1
+        } else {
+            run = -1
+        }
     }
-    return text[first...last]
+    return run == 2
 }
 
 /// POSIX-portable user names, as Debian's adduser accepts them: letters, digits, '.', '_', '-',
@@ -278,16 +305,16 @@ extension Config {
     public static func load(path: String) -> ConfigState {
         let bytes: [UInt8]
         do {
-            bytes = try readTrustedFile(path, owners: Array(Set([0, geteuid()])), maxSize: maxFileSize, groupOtherMask: 0o022)
+            bytes = try readTrustedFile(path, owners: geteuid() == 0 ? [0] : [0, geteuid()], maxSize: maxFileSize, groupOtherMask: 0o022)
         } catch .missing {
             return .valid(Config())
         } catch {
             return .unreadable(reason: "\(error)")
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        guard isValidUTF8(bytes) else {
             return .unreadable(reason: "\(path): not valid UTF-8 text")
         }
-        let parsed = parse(text, file: path)
+        let parsed = parse(bytes: bytes, file: path)
         return parsed.isValid ? .valid(parsed.config) : .invalid(parsed.config, errors: parsed.errors)
     }
 }

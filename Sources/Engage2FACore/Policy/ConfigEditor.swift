@@ -10,41 +10,51 @@ public enum ConfigEditor {
     /// replaced in place (its comment kept), or a line is added at the end of `[deadlines]`, which is
     /// created at the end of the file if there is none.
     public static func settingDeadline(in text: String, user: String, date: String) -> String {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let hadFinalNewline = text.isEmpty || text.hasSuffix("\n")
-        if hadFinalNewline && !text.isEmpty { lines.removeLast() }
-        if text.isEmpty { lines = [] }
+        let bytes = Array(text.utf8)
+        var lines = bytes.isEmpty ? [] : Array(Lines(bytes))
+        let hadFinalNewline = bytes.isEmpty || bytes.last == 0x0A
+        if hadFinalNewline && !bytes.isEmpty { lines.removeLast() }
+
+        func joined(finalNewline: Bool) -> String {
+            var out: [UInt8] = []
+            for (index, line) in lines.enumerated() {
+                if index > 0 { out.append(0x0A) }
+                out.append(contentsOf: line)
+            }
+            if finalNewline { out.append(0x0A) }
+            return String(decoding: out, as: UTF8.self)
+        }
 
         var inDeadlines = false
         var lastEntryInDeadlines: Int? = nil
         var deadlinesHeader: Int? = nil
         for (index, line) in lines.enumerated() {
-            let content = stripComment(Substring(line))
-            if content.hasPrefix("[") {
-                inDeadlines = trim(content.dropFirst().prefix { $0 != "]" }).lowercased() == "deadlines"
+            let content = stripComment(line)
+            if content.first == UInt8(ascii: "[") {
+                inDeadlines = bytesEqualIgnoringASCIICase(content.dropFirst().prefix { $0 != UInt8(ascii: "]") }.trimmingBlanks(), "deadlines")
                 if inDeadlines { deadlinesHeader = index }
                 continue
             }
-            guard inDeadlines, let equals = content.firstIndex(of: "=") else { continue }
+            guard inDeadlines, let equals = content.firstIndex(of: UInt8(ascii: "=")) else { continue }
             lastEntryInDeadlines = index
-            guard trim(content[..<equals]) == user else { continue }
+            guard content[..<equals].trimmingBlanks().elementsEqual(user.utf8) else { continue }
             // Replace just the value: keep the indentation, the spacing around '=' and any comment.
-            let valueStart = line.index(after: line.firstIndex(of: "=")!)
-            let afterEquals = line[valueStart...]
-            let leading = afterEquals.prefix { $0 == " " || $0 == "\t" }
-            let value = trim(stripComment(afterEquals))
-            let valueEnd = value.isEmpty ? afterEquals.endIndex : line.index(leading.endIndex, offsetBy: value.count)
-            lines[index] = String(line[..<leading.endIndex]) + date + String(line[valueEnd...])
-            return lines.joined(separator: "\n") + (hadFinalNewline ? "\n" : "")
+            // `content` is a slice of `line` (no '=' can precede it), so its indices are the line's.
+            let afterEquals = line[(equals + 1)...]
+            let valueStart = afterEquals.firstIndex { $0 != 0x20 && $0 != 0x09 } ?? afterEquals.endIndex
+            let value = stripComment(afterEquals)
+            let valueEnd = value.isEmpty ? afterEquals.endIndex : value.endIndex
+            lines[index] = line[..<valueStart] + Array(date.utf8) + line[valueEnd...]
+            return joined(finalNewline: hadFinalNewline)
         }
-        let entry = "\(user) = \(date)"
+        let entry = Array("\(user) = \(date)".utf8)[...]
         if let insertAfter = lastEntryInDeadlines ?? deadlinesHeader {
             lines.insert(entry, at: insertAfter + 1)
         } else {
-            if let last = lines.last, !last.isEmpty { lines.append("") }
-            lines += ["[deadlines]", entry]
+            if let last = lines.last, !last.isEmpty { lines.append([]) }
+            lines += [Array("[deadlines]".utf8)[...], entry]
         }
-        return lines.joined(separator: "\n") + "\n"
+        return joined(finalNewline: true)
     }
 
     #if !hasFeature(Embedded)
