@@ -1,10 +1,36 @@
 #include "CEngagePAM.h"
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
 
-void e2f_pam_syslog(pam_handle_t *pamh, int priority, const char *message) {
-    pam_syslog(pamh, priority, "%s", message);
+/* The line pam_syslog(3) would log, formatted once instead of three times. */
+void e2f_pam_log(pam_handle_t *pamh, int priority, const char *message) {
+    const void *service = NULL;
+    if (pam_get_item(pamh, PAM_SERVICE, &service) != PAM_SUCCESS || service == NULL) service = "?";
+    syslog(LOG_AUTHPRIV | priority, "pam_engage2fa(%s:auth): %s", (const char *)service, message);
 }
 
+/* What pam_prompt(3) does, without formatting the text into a copy first: one message through the
+   application's conversation function. A reply nobody asked for (an info or error message) is wiped
+   and freed. */
 int e2f_pam_prompt(pam_handle_t *pamh, int style, char **response, const char *text) {
-    return pam_prompt(pamh, style, response, "%s", text);
-}
+    const struct pam_conv *conv = NULL;
+    if (response) *response = NULL;
+    int status = pam_get_item(pamh, PAM_CONV, (const void **)&conv);
+    if (status != PAM_SUCCESS) return status;
+    if (conv == NULL || conv->conv == NULL) return PAM_CONV_ERR;
 
+    struct pam_message message = { .msg_style = style, .msg = text };
+    const struct pam_message *messages[1] = { &message };
+    struct pam_response *replies = NULL;
+    status = conv->conv(1, messages, &replies, conv->appdata_ptr);
+    char *reply = replies ? replies[0].resp : NULL;
+    free(replies);
+    if (status == PAM_SUCCESS && response) {
+        *response = reply;
+    } else if (reply) {
+        explicit_bzero(reply, strlen(reply));
+        free(reply);
+    }
+    return status;
+}

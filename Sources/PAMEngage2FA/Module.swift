@@ -113,7 +113,8 @@ struct PAMConversation: LoginConversation {
     }
 }
 
-/// pam_syslog(3): the authpriv facility, prefixed "pam_engage2fa(SERVICE:auth):".
+/// syslog(3) to the authpriv facility, each line prefixed "pam_engage2fa(SERVICE:auth): " as
+/// pam_syslog(3) would (which formats every line three times over).
 struct SyslogLog: LoginLog {
     let handle: OpaquePointer
 
@@ -125,6 +126,6 @@ struct SyslogLog: LoginLog {
         case .info: LOG_INFO
         case .debug: LOG_DEBUG
         }
-        e2f_pam_syslog(handle, level, message)
+        message.withCString { e2f_pam_log(handle, level, $0) }
     }
 }

@@ -3,9 +3,10 @@
 #include <security/pam_modules.h>
 #include <security/pam_ext.h>
 
-/* pam_syslog(3) and pam_prompt(3) are variadic, which Swift cannot call; these pass one
-   already-formatted string through "%s", so no text of ours is ever read as a format. */
-void e2f_pam_syslog(pam_handle_t *pamh, int priority, const char *message);
+/* pam_prompt(3) for one already-formatted text (pam_prompt is variadic, which Swift cannot call). */
 int e2f_pam_prompt(pam_handle_t *pamh, int style, char **response, const char *text);
+/* syslog(3) to authpriv as pam_syslog(3) words it, "pam_engage2fa(SERVICE:auth): MESSAGE"; the
+   message is an argument, never a format. */
+void e2f_pam_log(pam_handle_t *pamh, int priority, const char *message);
 
 #endif

@@ -183,28 +183,40 @@ public struct DeviceFile: Equatable, Sendable {
     }
 
     public static func parse(_ bytes: [UInt8], path: String) throws(DeviceFileError) -> DeviceFile {
+        try bytes.withUnsafeBufferPointer { (buffer) throws(DeviceFileError) in try parse(buffer: buffer, path: path) }
+    }
+
+    private static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, path: String) throws(DeviceFileError) -> DeviceFile {
         var file = DeviceFile()
         var sawHeader = false
         var pendingHashes: [[UInt8]] = []
         var lineNumber = 0
+        var fields = Fields()
+        let isASCII = bytes.allSatisfy { $0 < 0x80 }
         for line in Lines(bytes) {
             lineNumber += 1
             func fail(_ message: String) -> DeviceFileError { .format(path: path, line: lineNumber, message: message) }
-            guard isValidUTF8(line) else { throw fail("not valid UTF-8") }
+            guard isASCII || isValidUTF8(line) else { throw fail("not valid UTF-8") }
             if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
             if !sawHeader {
                 guard bytesEqual(line, "engage2fa-devices 1") else { throw fail("expected '\(header)' (an unknown version or not a device file)") }
                 sawHeader = true
                 continue
             }
-            let words = line.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: true)
-            var fields = Fields()
-            for word in words.dropFirst() {
+            // The record's name, then `key=value` fields, each after a single space.
+            let recordEnd = line.firstIndex(of: UInt8(ascii: " ")) ?? line.endIndex
+            let record = line[..<recordEnd]
+            fields.removeAll()
+            var wordStart = recordEnd + 1
+            while wordStart <= line.endIndex {
+                let wordEnd = line[wordStart...].firstIndex(of: UInt8(ascii: " ")) ?? line.endIndex
+                let word = line[wordStart..<wordEnd]
+                wordStart = wordEnd + 1
                 guard let equals = word.firstIndex(of: UInt8(ascii: "=")), equals != word.startIndex else { throw fail("malformed field '\(word.text)'") }
                 let key = word[..<equals]
                 guard fields.add(key: key, value: word[(equals + 1)...]) else { throw fail("duplicate field '\(key.text)'") }
             }
-            func field(_ key: StaticString) throws(DeviceFileError) -> ArraySlice<UInt8> {
+            func field(_ key: StaticString) throws(DeviceFileError) -> ByteSlice {
                 guard let value = fields.remove(key) else { throw fail("missing field '\(key)'") }
                 return value
             }
@@ -217,13 +229,12 @@ public struct DeviceFile: Equatable, Sendable {
                 guard let value = parseHex(try field(key)), value.count == count else { throw fail("bad \(key)") }
                 return value
             }
-            let record = words[0]
             if bytesEqual(record, "device") {
                 let id = try field("id")
-                guard id.count == 16, parseHex(id) != nil else { throw fail("bad id '\(id.text)'") }
+                guard id.count == 16, id.allSatisfy({ hexValue($0) != nil }) else { throw fail("bad id '\(id.text)'") }
                 let added = try integer("added", 0...Int64.max)
                 let algorithmText = try field("algorithm")
-                guard let algorithm = OTPAlgorithm.allCases.first(where: { $0.rawValue.utf8.elementsEqual(algorithmText) }) else {
+                guard let algorithm = OTPAlgorithm.allCases.first(where: { bytesEqual(algorithmText, $0.rawValue.utf8) }) else {
                     throw fail("bad algorithm '\(algorithmText.text)'")
                 }
                 let digits = try integer("digits", 6...8)
@@ -281,22 +292,30 @@ public struct DeviceFile: Equatable, Sendable {
 
 /// The `key=value` fields of one record, in file order (a handful: a linear search beats hashing).
 private struct Fields {
-    private var entries: [(key: ArraySlice<UInt8>, value: ArraySlice<UInt8>)] = []
+    private var entries: [(key: ByteSlice, value: ByteSlice)]
+
+    init() {
+        entries = []
+        entries.reserveCapacity(8)
+    }
+
+    /// Empties the list for the next record, keeping its storage.
+    mutating func removeAll() { entries.removeAll(keepingCapacity: true) }
 
     /// False if the key is already there.
-    mutating func add(key: ArraySlice<UInt8>, value: ArraySlice<UInt8>) -> Bool {
-        guard !entries.contains(where: { $0.key.elementsEqual(key) }) else { return false }
+    mutating func add(key: ByteSlice, value: ByteSlice) -> Bool {
+        guard !entries.contains(where: { bytesEqual($0.key, key) }) else { return false }
         entries.append((key, value))
         return true
     }
 
-    mutating func remove(_ key: StaticString) -> ArraySlice<UInt8>? {
+    mutating func remove(_ key: StaticString) -> ByteSlice? {
         guard let index = entries.firstIndex(where: { bytesEqual($0.key, key) }) else { return nil }
         return entries.remove(at: index).value
     }
 
     /// The alphabetically first key left, so that an error names the same one whatever the order.
-    var firstKeyInOrder: ArraySlice<UInt8>? {
+    var firstKeyInOrder: ByteSlice? {
         entries.map { $0.key }.min { $0.lexicographicallyPrecedes($1) }
     }
 }

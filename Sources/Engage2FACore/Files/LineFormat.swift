@@ -2,17 +2,22 @@
 // Every decision in these grammars is about ASCII bytes, so they are made on UTF-8 bytes and a
 // String is made only for a value that is kept or shown. Iterating Characters means grapheme
 // breaking: in the module's Embedded Swift build that cost ~25 k instructions a policy line.
+// The parsers run over an unsafe buffer of the file (valid for the parse only): slices of it cost
+// no reference counting, which slices of an Array do.
+
+/// Part of a file's bytes, while it is being parsed.
+typealias ByteSlice = Slice<UnsafeBufferPointer<UInt8>>
 
 /// The lines of a file, split at '\n'. Like `split(separator:omittingEmptySubsequences: false)`: a
 /// final '\n' is followed by one empty line, so line numbers count every '\n'.
 struct Lines: Sequence, IteratorProtocol {
-    private let bytes: [UInt8]
+    private let bytes: UnsafeBufferPointer<UInt8>
     private var start = 0
     private var finished = false
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-    mutating func next() -> ArraySlice<UInt8>? {
+    mutating func next() -> ByteSlice? {
         guard !finished else { return nil }
         var end = start
         while end < bytes.count && bytes[end] != 0x0A { end += 1 }
@@ -22,9 +27,9 @@ struct Lines: Sequence, IteratorProtocol {
     }
 }
 
-extension ArraySlice where Element == UInt8 {
+extension Collection where Element == UInt8, SubSequence == Self, Index == Int {
     /// Without leading and trailing spaces, tabs and carriage returns.
-    func trimmingBlanks() -> ArraySlice<UInt8> {
+    func trimmingBlanks() -> Self {
         var first = startIndex
         var last = endIndex
         while first < last && isBlank(self[first]) { first += 1 }
@@ -33,8 +38,9 @@ extension ArraySlice where Element == UInt8 {
     }
 
     /// The pieces between single `separator` bytes; with `keepEmpty`, two separators in a row give an empty piece.
-    func pieces(separatedBy separator: UInt8, keepEmpty: Bool) -> [ArraySlice<UInt8>] {
-        var out: [ArraySlice<UInt8>] = []
+    func pieces(separatedBy separator: UInt8, keepEmpty: Bool) -> [Self] {
+        var out: [Self] = []
+        out.reserveCapacity(8)
         var start = startIndex
         for index in indices where self[index] == separator {
             if keepEmpty || index > start { out.append(self[start..<index]) }
@@ -53,6 +59,22 @@ private func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || by
 /// Whether `bytes` spell exactly `literal` (an ASCII string literal).
 func bytesEqual<Bytes: Collection>(_ bytes: Bytes, _ literal: StaticString) -> Bool where Bytes.Element == UInt8 {
     bytes.elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+}
+
+/// The same for part of a file being parsed: lengths first, then a plain loop (the generic
+/// `elementsEqual` walks two iterators, ten times the instructions for a short word).
+func bytesEqual(_ bytes: ByteSlice, _ literal: StaticString) -> Bool {
+    bytesEqual(bytes, UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+}
+
+func bytesEqual(_ bytes: ByteSlice, _ other: some Collection<UInt8>) -> Bool {
+    guard bytes.count == other.count else { return false }
+    var index = bytes.startIndex
+    for byte in other {
+        guard bytes.base[index] == byte else { return false }
+        index += 1
+    }
+    return true
 }
 
 /// Whether `bytes` spell `literal` in any mix of ASCII upper and lower case.
@@ -104,18 +126,25 @@ struct ByteWriter {
         bytes.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
-    mutating func write(_ text: String) { bytes.append(contentsOf: text.utf8) }
+    /// Named apart from `write(_: StaticString)`, which string literals would otherwise not pick.
+    mutating func write(string text: String) {
+        // withUTF8 hands over the bytes of a small (inline) string too; iterating its utf8 view would not.
+        var text = text
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
 
     mutating func write(_ value: Int64) {
         if value < 0 { bytes.append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
-        var divisor: UInt64 = 1
-        while magnitude / divisor >= 10 { divisor *= 10 }
-        repeat {
-            bytes.append(UInt8(ascii: "0") + UInt8(magnitude / divisor))
-            magnitude %= divisor
-            divisor /= 10
-        } while divisor > 0
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = 20
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+        }
     }
 
     mutating func write(_ value: Int) { write(Int64(value)) }

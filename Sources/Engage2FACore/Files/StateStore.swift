@@ -58,7 +58,7 @@ public struct UserState: Equatable, Sendable {
     static let maxSize = 16 * 1024
 
     public func serialized() -> [UInt8] {
-        var out = ByteWriter()
+        var out = ByteWriter(capacity: 64 + 64 * devices.count)
         out.write("engage2fa-state 1\nfailures count=")
         out.write(failures)
         out.write(" locked-until=")
@@ -66,7 +66,7 @@ public struct UserState: Equatable, Sendable {
         out.write("\n")
         for (id, usage) in devices.count < 2 ? Array(devices) : devices.sorted(by: { $0.key < $1.key }) {
             out.write("device id=")
-            out.write(id)
+            out.write(string: id)
             out.write(" last-step=")
             out.write(usage.lastStep)
             out.write(" last-used=")
@@ -78,6 +78,10 @@ public struct UserState: Equatable, Sendable {
 
     /// Parses a state file (format version 1); any deviation is an error naming the line.
     public static func parse(_ bytes: [UInt8], path: String) throws(StateError) -> UserState {
+        try bytes.withUnsafeBufferPointer { (buffer) throws(StateError) in try parse(buffer: buffer, path: path) }
+    }
+
+    private static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, path: String) throws(StateError) -> UserState {
         var state = UserState()
         var lineNumber = 0
         for line in Lines(bytes) {
@@ -89,7 +93,7 @@ public struct UserState: Equatable, Sendable {
             let words = line.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: false)
             guard let record = words.first else { continue }
             var count: Int64? = nil, lockedUntil: Int64? = nil, lastStep: Int64? = nil, lastUsed: Int64? = nil
-            var id: ArraySlice<UInt8>? = nil
+            var id: ByteSlice? = nil
             for word in words.dropFirst() {
                 guard let equals = word.firstIndex(of: UInt8(ascii: "=")), equals != word.startIndex, equals != word.endIndex - 1 else {
                     throw .corrupt(path: path, line: lineNumber, message: "malformed field '\(word.text)'")
@@ -151,23 +155,42 @@ public struct StateStore: Sendable {
     /// How long a login waits for another login of the same user before failing.
     public var lockTimeoutSeconds = 5
 
+    public let activationPath: String
+
     public init(directory: String) {
         self.directory = directory
         usersDirectory = directory + "/users"
+        activationPath = directory + "/activation"
     }
 
-    public var activationPath: String { directory + "/activation" }
-
     public func statePath(user: String) -> String { userFile(user, ".state") }
-    func lockPath(user: String) -> String { userFile(user, ".lock") }
 
     private func userFile(_ user: String, _ suffix: StaticString) -> String {
         var path = ByteWriter(capacity: usersDirectory.utf8.count + user.utf8.count + 8)
-        path.write(usersDirectory)
+        path.write(string: usersDirectory)
         path.write("/")
-        path.write(user)
+        path.write(string: user)
         path.write(suffix)
         return String(decoding: path.bytes, as: UTF8.self)
+    }
+
+    /// One user's state and lock files, named once for all the steps of a login.
+    public struct UserFiles: Sendable {
+        public let statePath: String
+        let lockPath: String
+    }
+
+    public func files(user: String) throws(StateError) -> UserFiles {
+        guard isValidUserName(user) else { throw .invalidUserName(user) }
+        var path = ByteWriter(capacity: usersDirectory.utf8.count + user.utf8.count + 8)
+        path.write(string: usersDirectory)
+        path.write("/")
+        path.write(string: user)
+        path.write(".state")
+        let statePath = String(decoding: path.bytes, as: UTF8.self)
+        path.bytes.removeLast(5)
+        path.write("lock")
+        return UserFiles(statePath: statePath, lockPath: String(decoding: path.bytes, as: UTF8.self))
     }
 
     /// Creates `state_dir` and its `users` folder (mode 700) if missing, and checks that both are
@@ -195,11 +218,11 @@ public struct StateStore: Sendable {
 
     /// The user's state without taking the lock (for listings); a user never seen has an empty state.
     public func read(user: String) throws(StateError) -> UserState {
-        guard isValidUserName(user) else { throw .invalidUserName(user) }
-        return try read(path: statePath(user: user))
+        try read(files(user: user))
     }
 
-    private func read(path: String) throws(StateError) -> UserState {
+    public func read(_ files: UserFiles) throws(StateError) -> UserState {
+        let path = files.statePath
         let bytes: [UInt8]
         do {
             bytes = try readTrustedFile(path, owners: [geteuid()], maxSize: UserState.maxSize)
@@ -214,16 +237,21 @@ public struct StateStore: Sendable {
     /// Runs `body` on the user's state under the user's exclusive lock and saves what it changed
     /// before the lock is released, so two logins can never both accept the same code.
     public func update<Result>(user: String, _ body: (inout UserState) throws(CoreError) -> Result) throws(CoreError) -> Result {
-        guard isValidUserName(user) else { throw .state(.invalidUserName(user)) }
+        let files: UserFiles
+        do { files = try self.files(user: user) } catch { throw .state(error) }
+        return try update(files, body)
+    }
+
+    public func update<Result>(_ files: UserFiles, _ body: (inout UserState) throws(CoreError) -> Result) throws(CoreError) -> Result {
         let lock: Int32
         let original: UserState
         do {
             try prepare()
-            lock = try acquireLock(path: lockPath(user: user))
+            lock = try acquireLock(path: files.lockPath)
         } catch { throw .state(error) }
         defer { close(lock) }  // closing the descriptor releases the flock
-        let path = statePath(user: user)
-        do { original = try read(path: path) } catch { throw .state(error) }
+        let path = files.statePath
+        do { original = try read(files) } catch { throw .state(error) }
         var state = original
         let result = try body(&state)
         if state != original {
@@ -286,18 +314,25 @@ public struct StateStore: Sendable {
         } catch {
             return .unreadable(reason: "\(error)")
         }
-        var lines = Lines(bytes)
-        guard let first = lines.next(), bytesEqual(first, "engage2fa-activation 1"), let second = lines.next() else {
-            return .unreadable(reason: "\(path): not an activation record")
+        let times: (activatedAt: Int64?, recordedAt: Int64?)? = bytes.withUnsafeBufferPointer { buffer in
+            var lines = Lines(buffer)
+            guard let first = lines.next(), bytesEqual(first, "engage2fa-activation 1"), let second = lines.next() else { return nil }
+            var activatedAt: Int64? = nil
+            var recordedAt: Int64? = nil
+            var wordStart = second.startIndex
+            for index in second.startIndex...second.endIndex where index == second.endIndex || second[index] == UInt8(ascii: " ") {
+                let word = second[wordStart..<index]
+                wordStart = index + 1
+                guard let equals = word.firstIndex(of: UInt8(ascii: "=")) else { continue }
+                if bytesEqual(word[..<equals], "activated-at") { activatedAt = parseInteger(word[(equals + 1)...]) }
+                if bytesEqual(word[..<equals], "recorded-at") { recordedAt = parseInteger(word[(equals + 1)...]) }
+            }
+            return (activatedAt, recordedAt)
         }
-        var activatedAt: Int64? = nil
-        var recordedAt: Int64? = nil
-        for word in second.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: false) {
-            guard let equals = word.firstIndex(of: UInt8(ascii: "=")) else { continue }
-            if bytesEqual(word[..<equals], "activated-at") { activatedAt = parseInteger(word[(equals + 1)...]) }
-            if bytesEqual(word[..<equals], "recorded-at") { recordedAt = parseInteger(word[(equals + 1)...]) }
+        guard let times else { return .unreadable(reason: "\(path): not an activation record") }
+        guard let activatedAt = times.activatedAt, let recordedAt = times.recordedAt else {
+            return .unreadable(reason: "\(path): malformed activation record")
         }
-        guard let activatedAt, let recordedAt else { return .unreadable(reason: "\(path): malformed activation record") }
         return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt))
     }
 

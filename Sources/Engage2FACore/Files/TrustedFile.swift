@@ -67,16 +67,17 @@ public func readTrustedFile(
     // Sized by fstat, one byte more to notice growth; not by the limit, which would mean zeroing
     // 64–256 KiB on every login for files that are a few hundred bytes.
     let capacity = min(Int(info.st_size), maxSize) + 1
-    var contents = [UInt8](repeating: 0, count: capacity)
-    var filled = 0
-    while filled < capacity {
-        let got = contents.withUnsafeMutableBytes { buffer in
-            retryOnInterrupt { read(fd, buffer.baseAddress! + filled, capacity - filled) }
+    var readError: Int32 = 0
+    var contents = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+        while count < capacity {
+            let got = retryOnInterrupt { read(fd, buffer.baseAddress! + count, capacity - count) }
+            if got < 0 { readError = lastErrno(); return }
+            if got == 0 { return }
+            count += got
         }
-        if got < 0 { throw .system(path: path, SystemError("read")) }
-        if got == 0 { break }
-        filled += got
     }
+    if readError != 0 { throw .system(path: path, SystemError("read", errno: readError)) }
+    var filled = contents.count
     if filled == capacity && capacity <= maxSize {
         // Grew since fstat: read on, still bounded by the limit.
         var chunk = [UInt8](repeating: 0, count: 4096)
@@ -90,7 +91,6 @@ public func readTrustedFile(
     }
     // The file grew between fstat and read: still bounded.
     guard filled <= maxSize else { throw .tooLarge(path: path, size: filled, limit: maxSize) }
-    contents.removeSubrange(filled...)
     return contents
 }
 
@@ -107,16 +107,20 @@ public func writeFileAtomically(
     _ path: String, contents: [UInt8], mode: mode_t = 0o600, owner: (uid: uid_t, gid: gid_t)? = nil,
     syncDirectory: Bool = true
 ) throws(TrustedFileError) {
-    let (directory, name) = splitPath(path)
     let suffix: [UInt8]
     do { suffix = try secureRandomBytes(6) } catch { throw .system(path: path, error) }
-    var temporaryPath = ByteWriter(capacity: directory.utf8.count + name.utf8.count + 20)
-    temporaryPath.write(directory)
-    temporaryPath.write("/.")
-    temporaryPath.write(name)
-    temporaryPath.write(".tmp-")
-    temporaryPath.write(hexString(suffix))
-    let temporary = String(decoding: temporaryPath.bytes, as: UTF8.self)
+    // DIRECTORY/.NAME.tmp-RANDOM, beside the file.
+    var pathBytes = path
+    let temporary = pathBytes.withUTF8 { bytes in
+        let nameStart = (bytes.lastIndex(of: UInt8(ascii: "/")) ?? -1) + 1
+        var out = ByteWriter(capacity: bytes.count + 20)
+        out.bytes.append(contentsOf: bytes[..<nameStart])
+        out.write(".")
+        out.bytes.append(contentsOf: bytes[nameStart...])
+        out.write(".tmp-")
+        out.write(string: hexString(suffix))
+        return String(decoding: out.bytes, as: UTF8.self)
+    }
     let fd = temporary.withCString { cPath in retryOnInterrupt { open(cPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) } }
     guard fd >= 0 else { throw .system(path: temporary, SystemError("open")) }
     var renamed = false
@@ -142,7 +146,7 @@ public func writeFileAtomically(
     }
     guard temporary.withCString({ from in path.withCString { to in rename(from, to) } }) == 0 else { throw .system(path: path, SystemError("rename")) }
     renamed = true
-    if syncDirectory { fsyncDirectory(directory) }
+    if syncDirectory { fsyncDirectory(splitPath(path).directory) }
 }
 
 /// fsync(2) of a directory, so a rename in it survives a power cut. Failure only weakens durability.
@@ -154,9 +158,10 @@ func fsyncDirectory(_ directory: String) {
 }
 
 func splitPath(_ path: String) -> (directory: String, name: String) {
-    let bytes = Array(path.utf8)
+    let bytes = path.utf8
     guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return (".", path) }
-    return (slash == 0 ? "/" : bytes[..<slash].text, bytes[(slash + 1)...].text)
+    let directory = bytes[..<slash]
+    return (directory.isEmpty ? "/" : String(decoding: directory, as: UTF8.self), String(decoding: bytes[bytes.index(after: slash)...], as: UTF8.self))
 }
 
 func hexString(_ bytes: some Collection<UInt8>) -> String {
@@ -175,6 +180,7 @@ func parseHex<Bytes: Collection>(_ text: Bytes) -> [UInt8]? where Bytes.Element 
     let bytes = Array(text)
     guard bytes.count % 2 == 0 else { return nil }
     var out: [UInt8] = []
+    out.reserveCapacity(bytes.count / 2)
     var index = 0
     while index < bytes.count {
         guard let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) else { return nil }

@@ -117,9 +117,11 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     }
 
     private func checkCode(devices: DeviceFile, location: DeviceFileLocation, config: Config, store: StateStore) -> LoginResult {
+        let files: StateStore.UserFiles
         do {
+            files = try store.files(user: user)
             // Without the lock: a lockout that starts or ends meanwhile is seen by the locked check below.
-            let remaining = try store.read(user: user).lockoutRemaining(now: now(), lockoutSeconds: config.lockoutSeconds)
+            let remaining = try store.read(files).lockoutRemaining(now: now(), lockoutSeconds: config.lockoutSeconds)
             if remaining > 0 {
                 conversation.showError(lockoutMessage(remaining))
                 log.log(.notice, "user \(user): locked out for \(remaining) more seconds; no code asked")
@@ -138,7 +140,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
         let verdict: LoginVerdict
         do {
-            verdict = try store.update(user: user) { (state: inout UserState) throws(CoreError) -> LoginVerdict in
+            verdict = try store.update(files) { (state: inout UserState) throws(CoreError) -> LoginVerdict in
                 let now = now()
                 state.clampLockout(now: now, lockoutSeconds: config.lockoutSeconds)
                 let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)

@@ -48,11 +48,11 @@ public enum Base32 {
     /// Decodes case-insensitively, ignoring spaces and hyphens (as people type grouped secrets)
     /// and `=` padding at the end; anything else is an error that says what and where.
     public static func decode(_ text: some StringProtocol) throws(DecodingError) -> [UInt8] {
-        try decode(bytes: Array(text.utf8)[...])
+        try Array(text.utf8).withUnsafeBufferPointer { (buffer) throws(DecodingError) in try decode(bytes: buffer[...]) }
     }
 
     /// The same for UTF-8 bytes.
-    static func decode(bytes text: ArraySlice<UInt8>) throws(DecodingError) -> [UInt8] {
+    static func decode(bytes text: ByteSlice) throws(DecodingError) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(text.count * 5 / 8)
         var buffer: UInt32 = 0

@@ -118,7 +118,11 @@ func percentEncode(_ text: String) -> String {
 
 /// Decodes `%XX` escapes (and `+` as a space, as query strings use it); nil on a malformed escape or invalid UTF-8.
 func percentDecode<Bytes: Collection>(_ text: Bytes) -> String? where Bytes.Element == UInt8 {
+    if !text.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+        return String(validating: text, as: UTF8.self)
+    }
     var out: [UInt8] = []
+    out.reserveCapacity(text.count)
     var bytes = Array(text)[...]
     while let byte = bytes.popFirst() {
         switch byte {

@@ -27,10 +27,11 @@ public func normalizedCode<Input: Collection>(_ input: Input, digits: Int) -> [U
 
 /// Checks a typed code against a device's codes within `window` steps either side of now.
 ///
-/// Every step in the window is computed and compared in constant time, whatever matches, so the
-/// time taken does not tell which step (if any) was right. A match at or before
-/// `lastAcceptedStep` is a replay: a code is never accepted twice, and once a newer code has
-/// been used an older one is refused too.
+/// Steps are tried from now outwards (now, -1, +1, -2, …) and the first fresh match is accepted, so
+/// the usual login, typed within its step, costs one HMAC. Each comparison is constant-time; a wrong
+/// code costs every step in the window, so timing tells only a right code's typist which step it
+/// matched, which they know. A match at or before `lastAcceptedStep` is a replay: a code is never
+/// accepted twice, and once a newer code has been used an older one is refused too.
 public func verifyTOTP<Input: Collection>(
     code input: Input, secret: [UInt8], parameters: OTPParameters,
     now: Int64, window: Int, lastAcceptedStep: Int64?
@@ -40,15 +41,14 @@ public func verifyTOTP<Input: Collection>(
     let typed = code.reduce(UInt32(0)) { $0 * 10 + UInt32($1 - UInt8(ascii: "0")) }
     let generator = HOTPGenerator(secret: secret, algorithm: parameters.algorithm, digits: parameters.digits)
     let current = parameters.step(at: now)
-    var newestFreshMatch: Int64? = nil
     var matchedUsedStep = false
-    for offset in -Int64(window)...Int64(window) {
-        let step = current + offset
-        let matches = constantTimeEqual(generator.value(counter: UInt64(bitPattern: step)), typed)
-        let fresh = lastAcceptedStep.map { step > $0 } ?? true
-        if matches && fresh { newestFreshMatch = step }
-        if matches && !fresh { matchedUsedStep = true }
+    for distance in 0...Int64(window) {
+        for side in distance == 0 ? 1...1 : 0...1 {
+            let step = side == 0 ? current - distance : current + distance
+            guard constantTimeEqual(generator.value(counter: UInt64(bitPattern: step)), typed) else { continue }
+            if lastAcceptedStep.map({ step > $0 }) ?? true { return .accepted(step: step) }
+            matchedUsedStep = true
+        }
     }
-    if let step = newestFreshMatch { return .accepted(step: step) }
     return matchedUsedStep ? .replayed : .wrong
 }

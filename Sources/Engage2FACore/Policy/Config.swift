@@ -43,34 +43,46 @@ public struct Config: Equatable, Sendable {
     }
 
     static func isInside(home: String, path: String) -> Bool {
-        let homeBytes = home.utf8
-        guard path.utf8.starts(with: homeBytes) else { return false }
-        let rest = path.utf8.dropFirst(homeBytes.count)
-        return homeBytes.last == UInt8(ascii: "/") || rest.first == UInt8(ascii: "/")
+        var home = home, path = path
+        return home.withUTF8 { home in
+            path.withUTF8 { path in
+                guard path.count >= home.count, path[..<home.count].elementsEqual(home) else { return false }
+                return home.last == UInt8(ascii: "/") || (path.count > home.count && path[home.count] == UInt8(ascii: "/"))
+            }
+        }
     }
 
     static func expand(_ template: String, user: String, home: String) -> String {
-        var out: [UInt8] = []
-        var rest = Array(template.utf8)[...]
-        if bytesStart(rest, with: "~/") {
-            out.append(contentsOf: home.utf8)
-            rest = rest.dropFirst()
-        }
-        while let byte = rest.popFirst() {
-            guard byte == UInt8(ascii: "%"), let next = rest.first,
-                next == UInt8(ascii: "u") || next == UInt8(ascii: "h") || next == UInt8(ascii: "%")
-            else {
-                out.append(byte)
-                continue
+        var template = template, user = user, home = home
+        return template.withUTF8 { template in
+            user.withUTF8 { user in
+                home.withUTF8 { home in
+                    var out: [UInt8] = []
+                    out.reserveCapacity(template.count + home.count + user.count)
+                    var index = 0
+                    if template.count >= 2 && template[0] == UInt8(ascii: "~") && template[1] == UInt8(ascii: "/") {
+                        out.append(contentsOf: home)
+                        index = 1
+                    }
+                    while index < template.count {
+                        let byte = template[index]
+                        index += 1
+                        guard byte == UInt8(ascii: "%"), index < template.count else {
+                            out.append(byte)
+                            continue
+                        }
+                        switch template[index] {
+                        case UInt8(ascii: "u"): out.append(contentsOf: user)
+                        case UInt8(ascii: "h"): out.append(contentsOf: home)
+                        case UInt8(ascii: "%"): out.append(byte)
+                        default: out.append(byte); continue
+                        }
+                        index += 1
+                    }
+                    return String(decoding: out, as: UTF8.self)
+                }
             }
-            rest.removeFirst()
-            switch next {
-            case UInt8(ascii: "u"): out.append(contentsOf: user.utf8)
-            case UInt8(ascii: "h"): out.append(contentsOf: home.utf8)
-            default: out.append(byte)
-            }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -119,10 +131,15 @@ extension Config {
 
     /// The same for the file's bytes, which must be valid UTF-8.
     static func parse(bytes: [UInt8], file: String) -> ParsedConfig {
+        bytes.withUnsafeBufferPointer { parse(buffer: $0, file: file) }
+    }
+
+    private static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, file: String) -> ParsedConfig {
         var config = Config()
         var diagnostics: [ConfigDiagnostic] = []
         // Ten keys at most: a list beats a dictionary's hashing.
-        var firstLineOfKey: [(key: [UInt8], line: Int)] = []
+        var firstLineOfKey: [(key: String, line: Int)] = []
+        firstLineOfKey.reserveCapacity(16)
         var deadlineLines: [String: Int] = [:]
         var inDeadlines = false
 
@@ -182,13 +199,14 @@ extension Config {
                 continue
             }
 
-            let normalizedKey = keyBytes.map(asciiLowercase)
+            let normalizedKey = keyBytes.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
+                ? String(decoding: keyBytes.map(asciiLowercase), as: UTF8.self) : keyBytes.text
             if let first = firstLineOfKey.first(where: { $0.key == normalizedKey }) {
                 report(lineNumber, "duplicate key '\(keyBytes.text)' (first set on line \(first.line))")
                 continue
             }
             firstLineOfKey.append((normalizedKey, lineNumber))
-            if let problem = config.apply(key: String(decoding: normalizedKey, as: UTF8.self), value: value) {
+            if let problem = config.apply(key: normalizedKey, value: value) {
                 report(lineNumber, problem)
             }
         }
@@ -250,7 +268,7 @@ extension Config {
 
 /// The line without its comment and surrounding white space. A '#' starts a comment at the start
 /// of a line or after white space, so `issuer = Team#1` keeps its '#'.
-func stripComment(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+func stripComment<Line: Collection>(_ line: Line) -> Line where Line.Element == UInt8, Line.SubSequence == Line, Line.Index == Int {
     var previousIsSpace = true
     var end = line.endIndex
     for index in line.indices {
@@ -266,8 +284,13 @@ func stripComment(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
 
 /// Whether a path has a `..` component.
 func hasDotDotComponent(_ path: String) -> Bool {
+    var path = path
+    return path.withUTF8 { hasDotDotComponent(bytes: $0) }
+}
+
+private func hasDotDotComponent(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     var run = 0  // bytes since the last '/', or -1 once the component is more than ".."
-    for byte in path.utf8 {
+    for byte in bytes {
         if byte == UInt8(ascii: "/") {
             if run == 2 { return true }
             run = 0
@@ -283,17 +306,22 @@ func hasDotDotComponent(_ path: String) -> Bool {
 /// POSIX-portable user names, as Debian's adduser accepts them: letters, digits, '.', '_', '-',
 /// not starting with '-', '.' or a digit-only name, at most 32 bytes, an optional trailing '$'.
 public func isValidUserName(_ name: some StringProtocol) -> Bool {
-    let bytes = Array(name.utf8)
-    guard !bytes.isEmpty, bytes.count <= 32 else { return false }
-    let body = bytes.last == UInt8(ascii: "$") ? bytes.dropLast() : bytes[...]
-    guard let first = body.first, first != UInt8(ascii: "-"), first != UInt8(ascii: ".") else { return false }
-    let allowed = body.allSatisfy { byte in
-        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+    let bytes = name.utf8
+    guard let first = bytes.first, bytes.count <= 32, first != UInt8(ascii: "-"), first != UInt8(ascii: ".") else { return false }
+    var digitsOnly = true
+    var position = 0
+    let last = bytes.count - 1
+    for byte in bytes {
+        defer { position += 1 }
+        let isDigit = byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+        let allowed = isDigit || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
             || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        // A trailing '$' (Samba machine accounts) is allowed after at least one other byte.
+        if byte == UInt8(ascii: "$") && position == last && position > 0 { continue }
+        guard allowed else { return false }
+        digitsOnly = digitsOnly && isDigit
     }
-    let digitsOnly = body.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
-    return allowed && !digitsOnly
+    return !digitsOnly
 }
 
 extension Config {

@@ -11,7 +11,7 @@ public enum ConfigEditor {
     /// created at the end of the file if there is none.
     public static func settingDeadline(in text: String, user: String, date: String) -> String {
         let bytes = Array(text.utf8)
-        var lines = bytes.isEmpty ? [] : Array(Lines(bytes))
+        var lines = bytes.isEmpty ? [] : bytes.withUnsafeBufferPointer { Lines($0).map { Array($0)[...] } }
         let hadFinalNewline = bytes.isEmpty || bytes.last == 0x0A
         if hadFinalNewline && !bytes.isEmpty { lines.removeLast() }
 
