@@ -119,9 +119,8 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     private func checkCode(devices: DeviceFile, location: DeviceFileLocation, config: Config, store: StateStore) -> LoginResult {
         let files: StateStore.UserFiles
         do {
-            files = try store.files(user: user)
-            // Without the lock: a lockout that starts or ends meanwhile is seen by the locked check below.
-            let remaining = try store.read(files).lockoutRemaining(now: now(), lockoutSeconds: config.lockoutSeconds)
+            let remaining: Int64
+            (files, remaining) = try lockoutBeforeAsking(store: store, config: config)
             if remaining > 0 {
                 conversation.showError(lockoutMessage(remaining))
                 log.log(.notice, "user \(user): locked out for \(remaining) more seconds; no code asked")
@@ -201,6 +200,28 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             conversation.showError(lockoutMessage(remaining))
             return .lockedOut
         }
+    }
+
+    /// The user's state files, and the seconds of lockout left before a code is asked for. Read without
+    /// the lock (a lockout that starts or ends meanwhile is seen by the locked check of the code); only a
+    /// lockout ending further ahead than `lockoutSeconds`, left by a clock that went back, is clamped and
+    /// saved under the lock, so that it ends `lockoutSeconds` after this login at the latest.
+    private func lockoutBeforeAsking(store: StateStore, config: Config) throws(CoreError) -> (StateStore.UserFiles, Int64) {
+        let now = now()
+        let files: StateStore.UserFiles
+        let state: UserState
+        do {
+            files = try store.files(user: user)
+            state = try store.read(files)
+        } catch { throw .state(error) }
+        guard state.lockedUntil > now + Int64(config.lockoutSeconds) else {
+            return (files, state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds))
+        }
+        let remaining = try store.update(files) { (state: inout UserState) throws(CoreError) -> Int64 in
+            state.clampLockout(now: now, lockoutSeconds: config.lockoutSeconds)
+            return state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
+        }
+        return (files, remaining)
     }
 
     /// Checks a recovery code against the device file as it is now (re-read under the user's lock, so two
