@@ -73,8 +73,8 @@ let package = Package(
                     "-use-ld=lld",
                     "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                     "-Xlinker", "--icf=all",
-                    // String's Unicode tables (grapheme breaking, case mapping) and ceil(3) for Double.
-                    "-L\(embeddedLibraries)", "-lswiftUnicodeDataTables", "-lm",
+                    // String's Unicode tables (grapheme breaking, case mapping); ceil(3) is in CEngagePAM, not libm.
+                    "-L\(embeddedLibraries)", "-lswiftUnicodeDataTables",
                 ])
             ]
         ),

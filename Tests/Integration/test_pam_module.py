@@ -36,9 +36,48 @@ def test_needs_no_swift_runtime_foundation_or_libcrypto():
         assert "Foundation" not in line and "dispatch" not in line.lower(), line
         assert "not found" not in line, line
         # Each of these would add thousands of symbol lookups to every sshd connection (bench/results.md).
-        assert "libstdc++" not in line and "libgcc_s" not in line, line
+        assert "libstdc++" not in line and "libgcc_s" not in line and "libm.so" not in line, line
     dynamic = subprocess.run(["readelf", "-d", MODULE], check=True, capture_output=True, text=True).stdout
     assert "RPATH" not in dynamic and "RUNPATH" not in dynamic, dynamic
+
+
+CEIL_CHECK = r"""
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+double module_ceil(double);
+static int same(double a, double b) { return (a != a && b != b) || memcmp(&a, &b, sizeof a) == 0; }
+int main(void) {
+    /* libm's floor as the reference: ceil(x) == -floor(-x) for every double. */
+    const double special[] = {0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.5, -2.5, 0x1p52, -0x1p52, 0x1p52 - 0.5,
+                              -(0x1p52 - 0.5), 0x1p53 + 2, 1e300, -1e300, 4.9e-324, -4.9e-324, INFINITY, -INFINITY, NAN};
+    long checked = 0;
+    for (unsigned i = 0; i < sizeof special / sizeof special[0]; i++, checked++)
+        if (!same(module_ceil(special[i]), -floor(-special[i]))) { printf("ceil(%a) = %a\n", special[i], module_ceil(special[i])); return 1; }
+    uint64_t state = 0x9E3779B97F4A7C15u;
+    for (long i = 0; i < 2000000; i++, checked++) {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+        double x;
+        if (i % 2) { memcpy(&x, &state, sizeof x); }                         /* any bit pattern */
+        else { x = (double)(int64_t)(state >> 11) / (double)(1u << (state & 31)) - 1e6; } /* near small integers */
+        if (!same(module_ceil(x), -floor(-x))) { printf("ceil(%a) = %a\n", x, module_ceil(x)); return 1; }
+    }
+    printf("%ld\n", checked);
+    return 0;
+}
+"""
+
+
+def test_module_ceil_matches_libm(tmp_path):
+    # The module defines ceil(3) itself so that it does not load libm (Sources/CEngagePAM/ceil.c).
+    source = os.path.join(os.path.dirname(__file__), "..", "..", "Sources", "CEngagePAM", "ceil.c")
+    renamed = tmp_path / "ceil.c"
+    renamed.write_text(open(source).read().replace("double ceil(double x)", "double module_ceil(double x)"))
+    (tmp_path / "check.c").write_text(CEIL_CHECK)
+    subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "check"), str(tmp_path / "check.c"), str(renamed), "-lm"], check=True)
+    result = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True)
+    assert result.returncode == 0 and int(result.stdout) > 2_000_000, result.stdout
 
 
 # --- codes ------------------------------------------------------------------------------------------
