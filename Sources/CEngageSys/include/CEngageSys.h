@@ -14,10 +14,12 @@
 #include <syslog.h>
 #include <stdio.h>
 
-int e2f_setfsuid(uid_t uid);
-int e2f_setfsgid(gid_t gid);
-uid_t e2f_getfsuid(void);
-gid_t e2f_getfsgid(void);
+/* setfsuid(2)/setfsgid(2): 0 if the new id took effect; the id before goes to *previous. */
+int e2f_setfsuid(uid_t uid, uid_t *previous);
+int e2f_setfsgid(gid_t gid, gid_t *previous);
+/* Back to an id returned in *previous. */
+void e2f_restorefsuid(uid_t uid);
+void e2f_restorefsgid(gid_t gid);
 ssize_t e2f_getrandom(void *buffer, size_t length);
 void e2f_syslog(int priority, const char *message);
 

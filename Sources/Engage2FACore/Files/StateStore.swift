@@ -156,9 +156,12 @@ public struct StateStore: Sendable {
     public var lockTimeoutSeconds = 5
 
     public let activationPath: String
+    /// Who must own everything here: this process's user (root in the module), asked once.
+    private let owner: uid_t
 
     public init(directory: String) {
         self.directory = directory
+        owner = geteuid()
         usersDirectory = directory + "/users"
         activationPath = directory + "/activation"
     }
@@ -210,7 +213,7 @@ public struct StateStore: Sendable {
             guard path.withCString({ lstat($0, &info) }) == 0 else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
         }
         guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR) else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
-        guard info.st_uid == geteuid() else { throw .directory(path: path, message: "owned by uid \(info.st_uid), expected \(geteuid())") }
+        guard info.st_uid == owner else { throw .directory(path: path, message: "owned by uid \(info.st_uid), expected \(owner)") }
         guard info.st_mode & 0o022 == 0 else {
             throw .directory(path: path, message: "mode \(String(info.st_mode & 0o7777, radix: 8)) lets others write to it (expected 700)")
         }
@@ -225,7 +228,7 @@ public struct StateStore: Sendable {
         let path = files.statePath
         let bytes: [UInt8]
         do {
-            bytes = try readTrustedFile(path, owners: [geteuid()], maxSize: UserState.maxSize)
+            bytes = try readTrustedFile(path, owners: [owner], maxSize: UserState.maxSize)
         } catch .missing {
             return UserState()
         } catch {
@@ -303,7 +306,7 @@ public struct StateStore: Sendable {
         let path = activationPath
         let bytes: [UInt8]
         do {
-            bytes = try readTrustedFile(path, owners: [geteuid()], maxSize: 4096, groupOtherMask: 0o022)
+            bytes = try readTrustedFile(path, owners: [owner], maxSize: 4096, groupOtherMask: 0o022)
         } catch .missing {
             var info = stat()
             // The record is missing, but if the state directory itself cannot be looked at, we cannot know.

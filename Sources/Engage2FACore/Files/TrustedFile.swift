@@ -72,8 +72,10 @@ public func readTrustedFile(
         while count < capacity {
             let got = retryOnInterrupt { read(fd, buffer.baseAddress! + count, capacity - count) }
             if got < 0 { readError = lastErrno(); return }
-            if got == 0 { return }
             count += got
+            // All of what fstat saw: done without a second read(2) to be told of the end. The files
+            // that matter are replaced by rename, so the inode behind this descriptor does not grow.
+            if got == 0 || count == capacity - 1 { return }
         }
     }
     if readError != 0 { throw .system(path: path, SystemError("read", errno: readError)) }

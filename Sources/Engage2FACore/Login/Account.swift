@@ -44,16 +44,20 @@ public struct Account: Equatable, Sendable {
 /// Does nothing unless this process runs as root for another user.
 public func withFileSystemIdentity<Result>(of account: Account, _ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
     guard geteuid() == 0, account.uid != 0 else { return try body() }
-    let previousUID = e2f_getfsuid()
-    let previousGID = e2f_getfsgid()
-    guard e2f_setfsgid(account.gid) == 0 else { throw .system(SystemError("setfsgid", errno: EPERM)) }
-    guard e2f_setfsuid(account.uid) == 0 else {
-        _ = e2f_setfsgid(previousGID)
+    var previousUID: uid_t = 0
+    var previousGID: gid_t = 0
+    guard e2f_setfsgid(account.gid, &previousGID) == 0 else {
+        e2f_restorefsgid(previousGID)
+        throw .system(SystemError("setfsgid", errno: EPERM))
+    }
+    guard e2f_setfsuid(account.uid, &previousUID) == 0 else {
+        e2f_restorefsuid(previousUID)
+        e2f_restorefsgid(previousGID)
         throw .system(SystemError("setfsuid", errno: EPERM))
     }
     defer {
-        _ = e2f_setfsuid(previousUID)
-        _ = e2f_setfsgid(previousGID)
+        e2f_restorefsuid(previousUID)
+        e2f_restorefsgid(previousGID)
     }
     return try body()
 }

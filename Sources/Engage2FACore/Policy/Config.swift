@@ -333,7 +333,8 @@ extension Config {
     public static func load(path: String) -> ConfigState {
         let bytes: [UInt8]
         do {
-            bytes = try readTrustedFile(path, owners: geteuid() == 0 ? [0] : [0, geteuid()], maxSize: maxFileSize, groupOtherMask: 0o022)
+            let euid = geteuid()
+            bytes = try readTrustedFile(path, owners: euid == 0 ? [0] : [0, euid], maxSize: maxFileSize, groupOtherMask: 0o022)
         } catch .missing {
             return .valid(Config())
         } catch {
