@@ -47,13 +47,13 @@ struct Add: ParsableCommand {
         let uri = OTPAuthURI(issuer: context.config.issuer, account: context.account.name, secret: secret, parameters: parameters)
         try show(uri, name: deviceName)
 
-        var accepted = false
+        var verifiedStep: Int64? = nil
         for attempt in 1...tries {
             guard let answer = readAnswer(prompt: "Verification code: ") else { break }
             let check = verifyTOTP(code: Array(answer.utf8), secret: secret, parameters: parameters, now: currentUnixTime(),
                                    window: context.config.window, lastAcceptedStep: nil)
-            if case .accepted = check {
-                accepted = true
+            if case .accepted(let step) = check {
+                verifiedStep = step
                 break
             }
             let reason = check == .malformed
@@ -61,12 +61,13 @@ struct Add: ParsableCommand {
                 : "That code is not right: check that you scanned this new entry and that the phone's clock is correct."
             printError(reason + (attempt < tries ? " Try the code the app shows now." : ""))
         }
-        guard accepted else { throw CommandFailure("no correct code was entered, so '\(deviceName)' was not linked; nothing was saved") }
+        guard let verifiedStep else { throw CommandFailure("no correct code was entered, so '\(deviceName)' was not linked; nothing was saved") }
 
         // Re-read: another enrollment may have saved a device meanwhile.
         devices = try context.loadDevices()
         do {
-            try devices.addDevice(name: deviceName, secret: secret, parameters: parameters, now: currentUnixTime())
+            // The step is saved with the device, so that the code just typed is not accepted again at a login.
+            try devices.addDevice(name: deviceName, secret: secret, parameters: parameters, now: currentUnixTime(), verifiedStep: verifiedStep)
         } catch {
             throw CommandFailure("\(error); nothing was saved")
         }

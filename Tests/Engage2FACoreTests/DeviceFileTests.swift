@@ -29,6 +29,21 @@ final class DeviceFileTests: XCTestCase {
         XCTAssertNil(parsed.recovery?.match(Array("123456".utf8)))
     }
 
+    func testEnrollmentStepIsKeptAndOptional() throws {
+        var file = DeviceFile()
+        try file.addDevice(name: "Pixel 8", secret: try newSecret(), parameters: OTPParameters(), now: 1_764_000_000, verifiedStep: 58_800_000)
+        try file.addDevice(name: "Old phone", secret: try newSecret(), parameters: OTPParameters(), now: 1_700_000_000)
+        let text = String(decoding: file.serialized(), as: UTF8.self)
+        XCTAssertEqual(text.components(separatedBy: " verified-step=58800000 ").count, 2, text)
+        let parsed = try DeviceFile.parse(file.serialized(), path: "f")
+        XCTAssertEqual(parsed.devices.map(\.verifiedStep), [58_800_000, nil])
+        XCTAssertEqual(parsed, file)
+        let line = "engage2fa-devices 1\ndevice id=0123456789abcdef added=1 algorithm=SHA1 digits=6 period=30 verified-step=x secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ name=P\n"
+        XCTAssertThrowsError(try DeviceFile.parse(Array(line.utf8), path: "f")) {
+            XCTAssertEqual("\($0)", "f:2: bad verified-step 'x'")
+        }
+    }
+
     func testDeviceNamesAreCheckedAndUniqueIgnoringCase() throws {
         var file = DeviceFile()
         try file.addDevice(name: "Pixel 8", secret: try newSecret(), parameters: OTPParameters(), now: 0)

@@ -30,10 +30,10 @@ def test_enrolled_device_is_saved_and_logs_in_through_pam(host, users, enroll_co
     assert (stat.st_uid, stat.st_gid, stat.st_mode & 0o777) == (alice.pw_uid, alice.pw_gid, 0o600)
     listing = json.loads(run_enroll(alice, "list", "--json", "--config", enroll_config).stdout)
     assert [device["name"] for device in listing["devices"]] == ["Pixel 8"]
-    # The same device now passes a real login (the next step's code: the enrollment code may be replayed
-    # within the window, so wait for a fresh one).
-    time.sleep(30 - time.time() % 30 + 0.5)
-    assert host.authenticate(alice, code(enrollment.device)).result == "success"
+    # The code typed to link the device is never accepted again, not even within its window; the next
+    # step's code (inside the window) passes a real login at once.
+    assert host.authenticate(alice, code(enrollment.device)).result == "auth_err"
+    assert host.authenticate(alice, code(enrollment.device, offset_steps=1)).result == "success"
 
 
 def test_wrong_code_saves_nothing_and_never_prints_the_right_code(host, users, enroll_config):

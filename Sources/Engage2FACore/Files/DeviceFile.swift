@@ -13,13 +13,18 @@ public struct Device: Equatable, Sendable {
     public var secret: [UInt8]
     public var parameters: OTPParameters
     public var addedAt: Int64
+    /// The time step of the code typed to link the device. Logins refuse it and older steps: the
+    /// enrolling command, run by the user, cannot record it in root's state directory, and without
+    /// this the code typed at enrollment would work once more within the window.
+    public var verifiedStep: Int64?
 
-    public init(id: String, name: String, secret: [UInt8], parameters: OTPParameters, addedAt: Int64) {
+    public init(id: String, name: String, secret: [UInt8], parameters: OTPParameters, addedAt: Int64, verifiedStep: Int64? = nil) {
         self.id = id
         self.name = name
         self.secret = secret
         self.parameters = parameters
         self.addedAt = addedAt
+        self.verifiedStep = verifiedStep
     }
 }
 
@@ -118,7 +123,8 @@ public enum DeviceFileError: Error, Equatable, CustomStringConvertible {
 /// without spaces (the name is percent-encoded):
 ///
 ///     engage2fa-devices 1
-///     device id=3f9a… added=1764000000 algorithm=SHA1 digits=6 period=30 secret=JBSW… name=Pixel%208
+///     device id=3f9a… added=1764000000 algorithm=SHA1 digits=6 period=30 verified-step=58800000 secret=JBSW… name=Pixel%208
+///                                         (verified-step: optional, the step of the code typed to link it)
 ///     recovery-codes salt=9c1e… iterations=10000 created=1764000000
 ///     recovery hash=5b0d…                     (one line a code not used yet)
 ///
@@ -150,12 +156,14 @@ public struct DeviceFile: Equatable, Sendable {
 
     /// Adds a device under a fresh random id.
     @discardableResult
-    public mutating func addDevice(name proposed: String, secret: [UInt8], parameters: OTPParameters, now: Int64) throws(CoreError) -> Device {
+    public mutating func addDevice(
+        name proposed: String, secret: [UInt8], parameters: OTPParameters, now: Int64, verifiedStep: Int64? = nil
+    ) throws(CoreError) -> Device {
         let name: String
         let id: [UInt8]
         do { name = try validatedNewName(proposed) } catch { throw .deviceName(error) }
         do { id = try secureRandomBytes(8) } catch { throw .system(error) }
-        let device = Device(id: hexString(id), name: name, secret: secret, parameters: parameters, addedAt: now)
+        let device = Device(id: hexString(id), name: name, secret: secret, parameters: parameters, addedAt: now, verifiedStep: verifiedStep)
         devices.append(device)
         return device
     }
@@ -173,6 +181,7 @@ public struct DeviceFile: Equatable, Sendable {
         for device in devices {
             text += "device id=\(device.id) added=\(device.addedAt) algorithm=\(device.parameters.algorithm.rawValue)"
                 + " digits=\(device.parameters.digits) period=\(device.parameters.period)"
+                + (device.verifiedStep.map { " verified-step=\($0)" } ?? "")
                 + " secret=\(Base32.encode(device.secret)) name=\(percentEncode(device.name))\n"
         }
         if let recovery {
@@ -239,6 +248,7 @@ public struct DeviceFile: Equatable, Sendable {
                 }
                 let digits = try integer("digits", 6...8)
                 let period = try integer("period", 15...120)
+                let verifiedStep = fields.contains("verified-step") ? try integer("verified-step", 0...Int64.max) : nil
                 let secretText = try field("secret")
                 let secret: [UInt8]
                 do { secret = try Base32.decode(bytes: secretText) } catch { throw fail("bad secret: \(error)") }
@@ -253,7 +263,8 @@ public struct DeviceFile: Equatable, Sendable {
                 guard file.devices.count < maxDevices else { throw fail("more than \(maxDevices) devices") }
                 file.devices.append(Device(
                     id: id.text, name: name, secret: secret,
-                    parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)), addedAt: added))
+                    parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)), addedAt: added,
+                    verifiedStep: verifiedStep))
             } else if bytesEqual(record, "recovery-codes") {
                 guard file.recovery == nil else { throw fail("second recovery-codes line") }
                 let salt = try hex("salt", count: 16)
@@ -308,6 +319,8 @@ private struct Fields {
         entries.append((key, value))
         return true
     }
+
+    func contains(_ key: StaticString) -> Bool { entries.contains { bytesEqual($0.key, key) } }
 
     mutating func remove(_ key: StaticString) -> ByteSlice? {
         guard let index = entries.firstIndex(where: { bytesEqual($0.key, key) }) else { return nil }

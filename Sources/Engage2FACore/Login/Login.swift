@@ -146,8 +146,10 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                 if remaining > 0 { return .lockedBefore(remaining: remaining) }
                 var replayed = false
                 for device in devices.devices {
+                    let lastUsed = state.devices[device.id]?.lastStep
+                    let lastAcceptedStep = device.verifiedStep.map { max($0, lastUsed ?? $0) } ?? lastUsed
                     let check = verifyTOTP(code: typed, secret: device.secret, parameters: device.parameters, now: now,
-                                           window: config.window, lastAcceptedStep: state.devices[device.id]?.lastStep)
+                                           window: config.window, lastAcceptedStep: lastAcceptedStep)
                     switch check {
                     case .accepted(let step):
                         state.recordSuccess(deviceID: device.id, step: step, now: now)
