@@ -109,7 +109,8 @@ public struct UserState: Equatable, Sendable {
             if bytesEqual(record, "failures"), let count, let lockedUntil, count >= 0, lastStep == nil, lastUsed == nil, id == nil {
                 state.failures = Int(count)
                 state.lockedUntil = lockedUntil
-            } else if bytesEqual(record, "device"), let lastStep, let lastUsed, let id, id.count == 16, count == nil, lockedUntil == nil {
+            } else if bytesEqual(record, "device"), let lastStep, let lastUsed, let id, id.count == 16, id.allSatisfy({ hexValue($0) != nil }),
+                count == nil, lockedUntil == nil {
                 state.devices[id.text] = DeviceUsage(lastStep: lastStep, lastUsed: lastUsed)
             } else {
                 throw .corrupt(path: path, line: lineNumber, message: "unexpected record '\(line.text)'")
