@@ -22,7 +22,7 @@ public struct UserState: Equatable, Sendable {
     /// Unix time until which no code is asked for; 0 when not locked.
     public var lockedUntil: Int64 = 0
     /// By device id.
-    public var devices: [String: DeviceUsage] = [:]
+    public var devices: DeviceUsages = [:]
 
     public init() {}
 
@@ -64,7 +64,7 @@ public struct UserState: Equatable, Sendable {
         out.write(" locked-until=")
         out.write(lockedUntil)
         out.write("\n")
-        for (id, usage) in devices.count < 2 ? Array(devices) : devices.sorted(by: { $0.key < $1.key }) {
+        for (id, usage) in devices.sortedByID() {
             out.write("device id=")
             out.write(string: id)
             out.write(" last-step=")
@@ -117,6 +117,50 @@ public struct UserState: Equatable, Sendable {
             }
         }
         return state
+    }
+}
+
+/// Replay state by device id. A user has a handful of devices, so this is a list: a Dictionary would
+/// hash with a per-process random seed, two getrandom(2) calls in every sshd connection, to find one entry.
+public struct DeviceUsages: Equatable, Sendable, Sequence, ExpressibleByDictionaryLiteral {
+    public typealias Element = (key: String, value: DeviceUsage)
+    private var entries: [Element] = []
+
+    public init(dictionaryLiteral elements: (String, DeviceUsage)...) {
+        for (id, usage) in elements { self[id] = usage }
+    }
+
+    public subscript(id: String) -> DeviceUsage? {
+        get { entries.first { $0.key == id }?.value }
+        set {
+            let index = entries.firstIndex { $0.key == id }
+            switch (index, newValue) {
+            case (let index?, let usage?): entries[index].value = usage
+            case (let index?, nil): entries.remove(at: index)
+            case (nil, let usage?): entries.append((id, usage))
+            case (nil, nil): break
+            }
+        }
+    }
+
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+    public func makeIterator() -> IndexingIterator<[Element]> { entries.makeIterator() }
+
+    public func filter(_ isIncluded: (String, DeviceUsage) -> Bool) -> DeviceUsages {
+        var kept = DeviceUsages()
+        kept.entries = entries.filter { isIncluded($0.key, $0.value) }
+        return kept
+    }
+
+    /// In id order, as the state file lists them.
+    func sortedByID() -> [Element] {
+        entries.count < 2 ? entries : entries.sorted { $0.key < $1.key }
+    }
+
+    /// The same ids with the same usage, in any order.
+    public static func == (lhs: DeviceUsages, rhs: DeviceUsages) -> Bool {
+        lhs.count == rhs.count && lhs.entries.allSatisfy { rhs[$0.key] == $0.value }
     }
 }
 

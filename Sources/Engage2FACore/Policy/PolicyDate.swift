@@ -135,7 +135,7 @@ func daysFromCivil(year: Int, month: Int, day: Int) -> Int64 {
 /// 00:00 of that day in the host's time zone (TZ or /etc/localtime). Where a DST change skips
 /// midnight, mktime(3) moves forward to the first time that exists.
 func localMidnight(year: Int, month: Int, day: Int) -> Int64? {
-    tzset()
+    // mktime(3) reads the time zone itself (tzset), TZ or a changed /etc/localtime included.
     var fields = tm()
     fields.tm_year = Int32(year - 1900)
     fields.tm_mon = Int32(month - 1)
