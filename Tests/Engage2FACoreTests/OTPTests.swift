@@ -96,6 +96,29 @@ final class OTPTests: XCTestCase {
         XCTAssertNil(normalizedCode(bytes("１２３４５６"), digits: 6))  // full-width digits are not ASCII digits
     }
 
+    func testHOTPKeyedOnceMatchesPlainHMACForEveryKeyLength() throws {
+        // HOTPGenerator computes the HMAC from key states prepared once; plain HMAC (checked against
+        // libcrypto in CryptoTests) is the reference, keys longer than a block included (hashed first).
+        func truncated(_ mac: [UInt8], digits: Int) -> UInt32 {
+            let offset = Int(mac[mac.count - 1] & 0x0F)
+            let binary = (UInt32(mac[offset] & 0x7F) << 24) | (UInt32(mac[offset + 1]) << 16) | (UInt32(mac[offset + 2]) << 8) | UInt32(mac[offset + 3])
+            var modulus: UInt32 = 1
+            for _ in 0..<digits { modulus *= 10 }
+            return binary % modulus
+        }
+        for length in [0, 1, 10, 20, 32, 63, 64, 65, 100, 127, 128, 129, 200] {
+            let key = try secureRandomBytes(length)
+            let counter = UInt64.random(in: 0...UInt64.max)
+            let message = withUnsafeBytes(of: counter.bigEndian) { Array($0) }
+            XCTAssertEqual(hotp(secret: key, counter: counter, algorithm: .sha1, digits: 8),
+                           truncated(HMAC<SHA1Compression>.authenticationCode(key: key, message: message), digits: 8), "SHA1, \(length)-byte key")
+            XCTAssertEqual(hotp(secret: key, counter: counter, algorithm: .sha256, digits: 8),
+                           truncated(HMAC<SHA256Compression>.authenticationCode(key: key, message: message), digits: 8), "SHA256, \(length)-byte key")
+            XCTAssertEqual(hotp(secret: key, counter: counter, algorithm: .sha512, digits: 8),
+                           truncated(HMAC<SHA512Compression>.authenticationCode(key: key, message: message), digits: 8), "SHA512, \(length)-byte key")
+        }
+    }
+
     func testVerificationWindowAndReplay() throws {
         let secret = try newSecret()
         let parameters = OTPParameters()

@@ -148,4 +148,6 @@ struct ByteWriter {
     }
 
     mutating func write(_ value: Int) { write(Int64(value)) }
+
+    var text: String { String(decoding: bytes, as: UTF8.self) }
 }

@@ -211,15 +211,20 @@ public struct StateStore: Sendable {
         activationPath = directory + "/activation"
     }
 
-    public func statePath(user: String) -> String { userFile(user, ".state") }
+    public func statePath(user: String) -> String {
+        var path = userFilePrefix(user)
+        path.write("state")
+        return path.text
+    }
 
-    private func userFile(_ user: String, _ suffix: StaticString) -> String {
+    /// `users/NAME.` under the state directory, to which each of the user's files adds its extension.
+    private func userFilePrefix(_ user: String) -> ByteWriter {
         var path = ByteWriter(capacity: usersDirectory.utf8.count + user.utf8.count + 8)
         path.write(string: usersDirectory)
         path.write("/")
         path.write(string: user)
-        path.write(suffix)
-        return String(decoding: path.bytes, as: UTF8.self)
+        path.write(".")
+        return path
     }
 
     /// One user's state and lock files, named once for all the steps of a login.
@@ -230,15 +235,13 @@ public struct StateStore: Sendable {
 
     public func files(user: String) throws(StateError) -> UserFiles {
         guard isValidUserName(user) else { throw .invalidUserName(user) }
-        var path = ByteWriter(capacity: usersDirectory.utf8.count + user.utf8.count + 8)
-        path.write(string: usersDirectory)
-        path.write("/")
-        path.write(string: user)
-        path.write(".state")
-        let statePath = String(decoding: path.bytes, as: UTF8.self)
-        path.bytes.removeLast(5)
+        var path = userFilePrefix(user)
+        let prefixLength = path.bytes.count
+        path.write("state")
+        let statePath = path.text
+        path.bytes.removeSubrange(prefixLength...)
         path.write("lock")
-        return UserFiles(statePath: statePath, lockPath: String(decoding: path.bytes, as: UTF8.self))
+        return UserFiles(statePath: statePath, lockPath: path.text)
     }
 
     /// Creates `state_dir` and its `users` folder (mode 700) if missing, and checks that both are

@@ -121,7 +121,7 @@ public func writeFileAtomically(
         out.bytes.append(contentsOf: bytes[nameStart...])
         out.write(".tmp-")
         out.write(string: hexString(suffix))
-        return String(decoding: out.bytes, as: UTF8.self)
+        return out.text
     }
     let fd = temporary.withCString { cPath in retryOnInterrupt { open(cPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) } }
     guard fd >= 0 else { throw .system(path: temporary, SystemError("open")) }

@@ -10,14 +10,6 @@ public enum OTPAlgorithm: String, Sendable, CaseIterable {
         guard let algorithm = OTPAlgorithm(rawValue: normalized) else { return nil }
         self = algorithm
     }
-
-    public func authenticationCode(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        switch self {
-        case .sha1: HMAC<SHA1Compression>.authenticationCode(key: key, message: message)
-        case .sha256: HMAC<SHA256Compression>.authenticationCode(key: key, message: message)
-        case .sha512: HMAC<SHA512Compression>.authenticationCode(key: key, message: message)
-        }
-    }
 }
 
 /// How a device computes its codes. The defaults are what every authenticator app supports.
