@@ -133,7 +133,7 @@ public struct DeviceFile: Equatable, Sendable {
     public static let maxSize = 64 * 1024
     public static let maxDevices = 32
     public static let maxNameLength = 64
-    static let header = "engage2fa-devices 1"
+    static let header: StaticString = "engage2fa-devices 1"
 
     public var devices: [Device] = []
     public var recovery: RecoveryCodes? = nil
@@ -177,7 +177,7 @@ public struct DeviceFile: Equatable, Sendable {
 
     public func serialized() -> [UInt8] {
         var text = "# engage2fa devices: written by engage2fa-enroll, read by pam_engage2fa. Keep it private (mode 600).\n"
-        text += Self.header + "\n"
+        text += "\(Self.header)\n"
         for device in devices {
             text += "device id=\(device.id) added=\(device.addedAt) algorithm=\(device.parameters.algorithm.rawValue)"
                 + " digits=\(device.parameters.digits) period=\(device.parameters.period)"
@@ -208,7 +208,7 @@ public struct DeviceFile: Equatable, Sendable {
             guard isASCII || isValidUTF8(line) else { throw fail("not valid UTF-8") }
             if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
             if !sawHeader {
-                guard bytesEqual(line, "engage2fa-devices 1") else { throw fail("expected '\(header)' (an unknown version or not a device file)") }
+                guard bytesEqual(line, header) else { throw fail("expected '\(header)' (an unknown version or not a device file)") }
                 sawHeader = true
                 continue
             }

@@ -56,13 +56,9 @@ extension Collection where Element == UInt8, SubSequence == Self, Index == Int {
 @inline(__always)
 private func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D }
 
-/// Whether `bytes` spell exactly `literal` (an ASCII string literal).
-func bytesEqual<Bytes: Collection>(_ bytes: Bytes, _ literal: StaticString) -> Bool where Bytes.Element == UInt8 {
-    bytes.elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
-}
-
-/// The same for part of a file being parsed: lengths first, then a plain loop (the generic
-/// `elementsEqual` walks two iterators, ten times the instructions for a short word).
+/// Whether part of a file being parsed spells exactly `literal` (an ASCII string literal): lengths
+/// first, then a plain loop (the generic `elementsEqual` walks two iterators, ten times the
+/// instructions for a short word).
 func bytesEqual(_ bytes: ByteSlice, _ literal: StaticString) -> Bool {
     bytesEqual(bytes, UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
 }

@@ -54,12 +54,13 @@ public struct UserState: Equatable, Sendable {
         if let deviceID, let step { devices[deviceID] = DeviceUsage(lastStep: step, lastUsed: now) }
     }
 
-    static let header = "engage2fa-state 1"
+    static let header: StaticString = "engage2fa-state 1"
     static let maxSize = 16 * 1024
 
     public func serialized() -> [UInt8] {
         var out = ByteWriter(capacity: 64 + 64 * devices.count)
-        out.write("engage2fa-state 1\nfailures count=")
+        out.write(Self.header)
+        out.write("\nfailures count=")
         out.write(failures)
         out.write(" locked-until=")
         out.write(lockedUntil)
@@ -87,7 +88,7 @@ public struct UserState: Equatable, Sendable {
         for line in Lines(bytes) {
             lineNumber += 1
             if lineNumber == 1 {
-                guard bytesEqual(line, "engage2fa-state 1") else { throw .corrupt(path: path, line: 1, message: "expected '\(header)'") }
+                guard bytesEqual(line, header) else { throw .corrupt(path: path, line: 1, message: "expected '\(header)'") }
                 continue
             }
             let words = line.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: false)
@@ -347,7 +348,7 @@ public struct StateStore: Sendable {
 
     // MARK: The activation record
 
-    static let activationHeader = "engage2fa-activation 1"
+    static let activationHeader: StaticString = "engage2fa-activation 1"
 
     /// Whether 2FA was ever activated on this host.
     public func readActivation() -> ActivationState {
@@ -367,7 +368,7 @@ public struct StateStore: Sendable {
         }
         let times: (activatedAt: Int64?, recordedAt: Int64?)? = bytes.withUnsafeBufferPointer { buffer in
             var lines = Lines(buffer)
-            guard let first = lines.next(), bytesEqual(first, "engage2fa-activation 1"), let second = lines.next() else { return nil }
+            guard let first = lines.next(), bytesEqual(first, Self.activationHeader), let second = lines.next() else { return nil }
             var activatedAt: Int64? = nil
             var recordedAt: Int64? = nil
             var wordStart = second.startIndex
@@ -391,7 +392,7 @@ public struct StateStore: Sendable {
     public func recordActivation(_ record: ActivationRecord) throws(StateError) {
         try prepare()
         if case .active = readActivation() { return }
-        let text = Self.activationHeader + "\n" + "activated-at=\(record.activatedAt) recorded-at=\(record.recordedAt)\n"
+        let text = "\(Self.activationHeader)\n" + "activated-at=\(record.activatedAt) recorded-at=\(record.recordedAt)\n"
             + "# 2FA took effect at activated-at (\(localDateTimeText(record.activatedAt))). It stays enforced even if\n"
             + "# start_date is later removed or moved: that is the point. Removing this file by hand is the only way back.\n"
         do { try writeFileAtomically(activationPath, contents: Array(text.utf8), mode: 0o644) } catch { throw .file(error) }
