@@ -23,7 +23,8 @@ ENROLL = os.path.join(ROOT, ".build", "release", "engage2fa-enroll")
 ADMIN = os.path.join(ROOT, ".build", "release", "engage2fa-admin")
 # Installed under its real name, as the documented install step does: pam_syslog names it after the file.
 MODULE = "/tmp/engage2fa-test-module/pam_engage2fa.so"
-USER_PREFIX = "e2fa-t"
+# Another prefix lets two pytest sessions run side by side without sharing (or deleting) users.
+USER_PREFIX = os.environ.get("E2FA_USER_PREFIX", "e2fa-t")
 
 
 def pytest_configure(config):

@@ -1,0 +1,92 @@
+// Text that reaches a terminal or a log line. User names, device names, paths and bytes of
+// user-writable files are attacker input: an ESC sequence can retitle a terminal or hide text,
+// a newline forges a second log line, a bidi override reorders what an admin reads.
+
+/// A Unicode scalar that must never be shown raw: C0 and C1 controls, DEL, the bidi controls
+/// (U+061C, U+200E–U+200F, U+202A–U+202E, U+2066–U+2069), zero-width and invisible formatting marks
+/// (U+200B–U+200D, U+2060–U+2064, U+FEFF, U+180E, U+00AD), and the line/paragraph separators
+/// U+2028–U+2029, which some terminals and log viewers treat as line breaks.
+public func isUnsafeForDisplay(_ scalar: UInt32) -> Bool {
+    switch scalar {
+    case 0x00...0x1F, 0x7F...0x9F: true
+    case 0x00AD, 0x061C, 0x180E: true
+    case 0x200B...0x200F, 0x2028...0x202E, 0x2060...0x2064, 0x2066...0x206F, 0xFEFF: true
+    default: false
+    }
+}
+
+/// `bytes` made safe to print or log: every byte that is not part of valid UTF-8, and every scalar
+/// `isUnsafeForDisplay` names, is written as `\xNN` (a byte) or `\u{NNNN}` (a scalar); a backslash
+/// becomes `\\`, so an escape can never be forged. At most `limit` bytes of the result are kept, then `…`.
+public func displayText<Bytes: Collection>(bytes: Bytes, limit: Int = 256) -> String where Bytes.Element == UInt8 {
+    var out = ByteWriter(capacity: min(bytes.count, limit) + 8)
+    let input = Array(bytes)
+    var index = 0
+    let hex: StaticString = "0123456789abcdef"
+    func hexDigit(_ value: UInt32) -> UInt8 { hex.utf8Start[Int(value & 15)] }
+    while index < input.count {
+        if out.bytes.count >= limit {
+            out.write("…")
+            break
+        }
+        let (scalar, length) = decodeUTF8Scalar(input, at: index)
+        if let scalar, !isUnsafeForDisplay(scalar) {
+            if scalar == UInt32(UInt8(ascii: "\\")) {
+                out.write("\\\\")
+            } else {
+                out.bytes.append(contentsOf: input[index..<index + length])
+            }
+        } else if let scalar {
+            if scalar < 0x100 {
+                out.write("\\x")
+                out.bytes.append(hexDigit(scalar >> 4))
+                out.bytes.append(hexDigit(scalar))
+            } else {
+                out.write("\\u{")
+                var shift: UInt32 = 12
+                while true {
+                    out.bytes.append(hexDigit(scalar >> shift))
+                    if shift == 0 { break }
+                    shift -= 4
+                }
+                out.write("}")
+            }
+        } else {
+            let byte = UInt32(input[index])
+            out.write("\\x")
+            out.bytes.append(hexDigit(byte >> 4))
+            out.bytes.append(hexDigit(byte))
+        }
+        index += length
+    }
+    return out.text
+}
+
+/// The same for a String (a user name, a device name, a path).
+public func displayText(_ text: String, limit: Int = 256) -> String {
+    displayText(bytes: Array(text.utf8), limit: limit)
+}
+
+/// The scalar at `index` and its length in bytes; nil (length 1) where the bytes are not valid UTF-8
+/// (overlong forms, surrogates and values past U+10FFFF included).
+func decodeUTF8Scalar(_ bytes: [UInt8], at index: Int) -> (UInt32?, Int) {
+    let first = bytes[index]
+    if first < 0x80 { return (UInt32(first), 1) }
+    let length: Int
+    let minimum: UInt32
+    var value: UInt32
+    switch first {
+    case 0xC2...0xDF: length = 2; minimum = 0x80; value = UInt32(first & 0x1F)
+    case 0xE0...0xEF: length = 3; minimum = 0x800; value = UInt32(first & 0x0F)
+    case 0xF0...0xF4: length = 4; minimum = 0x10000; value = UInt32(first & 0x07)
+    default: return (nil, 1)
+    }
+    guard index + length <= bytes.count else { return (nil, 1) }
+    for offset in 1..<length {
+        let byte = bytes[index + offset]
+        guard byte & 0xC0 == 0x80 else { return (nil, 1) }
+        value = value << 6 | UInt32(byte & 0x3F)
+    }
+    guard value >= minimum, value <= 0x10FFFF, !(0xD800...0xDFFF).contains(value) else { return (nil, 1) }
+    return (value, length)
+}
