@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import DeviceSet, Enrollment, code, run_admin, settle
+from conftest import USER_PREFIX, DeviceSet, Enrollment, code, run_admin, settle
 
 
 def days_from_now(days):
@@ -242,7 +242,7 @@ def test_unlock_clears_only_the_lockout(host, users):
     assert os.path.exists(devices.path)
 
 
-@pytest.mark.parametrize("arguments", [["extend", "e2fa-t2", "2031-01-01"], ["reset", "e2fa-t2"], ["unlock", "e2fa-t2"]])
+@pytest.mark.parametrize("arguments", [["extend", f"{USER_PREFIX}2", "2031-01-01"], ["reset", f"{USER_PREFIX}2"], ["unlock", f"{USER_PREFIX}2"]])
 def test_changes_need_root(host, users, arguments):
     host.activate()
     result = run_admin(*arguments, "--config", host.config_path, user=users[0])

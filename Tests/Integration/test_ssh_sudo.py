@@ -16,9 +16,9 @@ import paramiko
 import pexpect
 import pytest
 
-from conftest import MODULE, DeviceSet, Enrollment, code, run_admin, settle
+from conftest import MODULE, USER_PREFIX, DeviceSet, Enrollment, code, run_admin, settle
 
-KEY_USER = "e2fa-t20"  # this user logs in with publickey + code
+KEY_USER = f"{USER_PREFIX}20"  # this user logs in with publickey + code
 
 
 def password_of(user):
