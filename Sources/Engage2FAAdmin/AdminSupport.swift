@@ -12,7 +12,7 @@ func requireRoot(_ what: String) throws {
 
 /// A user the admin named, from the host's user database.
 func existingAccount(_ name: String) throws -> Account {
-    guard isValidUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(name)' on this host") }
+    guard isSafeUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(name)' on this host") }
     return account
 }
 
@@ -38,21 +38,14 @@ func audit(_ message: String) {
     closelog()
 }
 
-/// Sets a deadline in the policy file, keeping everything else in it as it was.
-func writeDeadline(configPath: String, user: String, date: PolicyDate) throws {
-    do {
-        try ConfigEditor.edit(path: configPath) { text in
-            let updated = ConfigEditor.settingDeadline(in: text, user: user, date: date.text)
-            // Never write a file the module would reject.
-            let parsed = Config.parse(updated, file: configPath)
-            guard parsed.isValid else {
-                throw CommandFailure("the edited policy would not be valid:\n" + parsed.errors.map { "  \($0)" }.joined(separator: "\n"))
-            }
-            return updated
-        }
-    } catch let failure as CommandFailure {
-        throw failure
-    } catch {
-        throw CommandFailure("could not update \(configPath): \(error); the file was not changed")
-    }
+/// What the policy means for `account` now, after a change: the words the user will meet at a login.
+func outcomeAfterChange(account: Account, config: Config, configPath: String, store: StateStore) -> UserStatus {
+    UserStatus.of(account: account, config: config, activation: activationState(configPath: configPath, config: config),
+                  store: store, now: currentUnixTime())
+}
+
+/// True when standard input is a terminal and the admin answers yes.
+func confirmed(_ question: String) -> Bool {
+    guard let answer = readAnswer(prompt: question + " [y/N] ") else { return false }
+    return ["y", "yes"].contains(answer.lowercased())
 }

@@ -25,25 +25,35 @@ struct Check: ParsableCommand {
 
         let config = parsed.config
         let now = currentUnixTime()
-        let store = StateStore(directory: config.stateDir)
-        let activation = store.readActivation()
+        let activationStore = ActivationStore(configPath: path)
+        var activation = activationStore.read()
+        var recordPath = activationStore.recordPath
+        let legacyPath = ActivationStore.legacyPath(stateDirectory: config.stateDir)
+        let legacy = ActivationStore.readLegacy(stateDirectory: config.stateDir)
+        if case .never = legacy {} else {
+            print("\(displayText(legacyPath)): warning: an activation record in the place older versions used (state_dir); the module keeps it in \(activationStore.recordPath) and copies it there at the next login.")
+            if case .never = activation {
+                activation = legacy
+                recordPath = legacyPath
+            }
+        }
         switch activation {
         case .active(let record):
-            print("2FA is active since \(localDateTimeText(record.activatedAt)) (recorded \(localDateTimeText(record.recordedAt)) in \(store.activationPath)).")
+            print("2FA is active since \(localDateTimeText(record.activatedAt)) (recorded \(localDateTimeText(record.recordedAt)) in \(displayText(recordPath))).")
             if let start = config.startDate, start.unixTime > now {
                 print("\(path): warning: start_date \(start) is later than the activation; 2FA stays enforced (activation cannot be undone).")
             } else if config.startDate == nil {
                 print("\(path): warning: no start_date, but 2FA was activated and stays enforced.")
             }
         case .unreadable(let reason):
-            print("warning: the activation record cannot be read (\(reason)); the module treats 2FA as active.")
+            print("warning: the activation record \(activationStore.recordPath) cannot be trusted (\(reason)); the module treats 2FA as active.")
         case .never:
             if let start = config.startDate {
                 print(start.unixTime > now
                       ? "2FA is not active yet: it becomes mandatory on \(start) (in \(localDayNumber(start.unixTime) - localDayNumber(now)) days)."
                       : "2FA is mandatory since \(start); the activation is recorded at the next login.")
             } else {
-                print("2FA is not configured: no start_date is set, and the module ignores logins.")
+                print("2FA is not configured: no start_date is set, and the module ignores logins (no activation record in \(activationStore.recordPath)).")
             }
         }
         for (user, deadline) in config.deadlines.sorted(by: { $0.key < $1.key }) where deadline.unixTime <= now {

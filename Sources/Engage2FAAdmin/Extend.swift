@@ -5,7 +5,10 @@ import Engage2FACore
 struct Extend: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Give a user who has not linked a device a personal deadline (or move it).",
-        discussion: "Edits the [deadlines] section of the policy file in place, keeping its comments and formatting."
+        discussion: """
+            Kept in the user's state under state_dir (root's), not in the policy file, which the package \
+            manager owns; a [deadlines] entry in the policy file still counts, and the later of the two wins.
+            """
     )
 
     @OptionGroup var policy: PolicyOptions
@@ -21,15 +24,24 @@ struct Extend: ParsableCommand {
         let config = try policy.load()
         let account = try existingAccount(user)
         let deadline = try futureDate(date)
-        let devices: DeviceFile?
-        do { devices = try DeviceFileLocation(account: account, config: config).load() } catch {
-            throw CommandFailure("cannot read \(user)'s devices: \(error)")
+        let store = StateStore(directory: config.stateDir)
+        let location = DeviceFileLocation(account: account, config: config)
+        let shown = displayText(account.name, limit: 64)
+        do {
+            try store.transaction(account: account, devices: location) { (state: inout UserState, file: DeviceFile?) throws(CoreError) in
+                let devices = state.liveDevices(of: file)
+                guard devices.isEmpty else { throw .state(.directory(path: location.path, message: "has linked devices (\(devices.map { displayText($0.name, limit: 64) }.joined(separator: ", ")))")) }
+                state.deadline = deadline
+            }
+        } catch CoreError.state(.directory(let path, _)) where path == location.path {
+            throw CommandFailure("\(shown) already has a linked device: a deadline would change nothing. For a lost phone, use: engage2fa-admin reset \(shown) --deadline \(date)")
+        } catch {
+            throw CommandFailure("could not set the deadline of \(shown): \(error); nothing was changed")
         }
-        if let devices, !devices.devices.isEmpty {
-            throw CommandFailure("\(user) already has a linked device (\(devices.devices.map(\.name).joined(separator: ", "))): a deadline would change nothing. For a lost phone, use: engage2fa-admin reset \(user) --deadline \(date)")
+        if let later = config.deadlines[account.name], later.unixTime > deadline.unixTime {
+            printError("Warning: \(policy.config) gives \(shown) a later deadline (\(later.text)) in [deadlines], which still counts.")
         }
-        try writeDeadline(configPath: policy.config, user: user, date: deadline)
-        audit("extend \(user): personal deadline \(deadline.text) in \(policy.config)")
-        print("\(user) has until \(deadline.text) to link a device.")
+        audit("extend \(shown): personal deadline \(deadline.text) (in \(config.stateDir))")
+        print("\(shown) has until \(deadline.text) to link a device.")
     }
 }

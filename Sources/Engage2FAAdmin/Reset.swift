@@ -8,7 +8,12 @@ import Glibc
 struct Reset: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "For a lost phone: remove all of a user's devices and recovery codes and clear their lockout.",
-        discussion: "With --deadline, also grants a personal deadline so that the user can log in and link a new device."
+        discussion: """
+            One change in the user's state under state_dir: every device and recovery code the user has is \
+            revoked, replay state and lockout are cleared and, with --deadline, a personal deadline is set — \
+            all together or nothing. The device file is then removed as well. Once 2FA is active, a reset \
+            without --deadline leaves the user refused at every login: it asks first (--yes when not on a terminal).
+            """
     )
 
     @OptionGroup var policy: PolicyOptions
@@ -19,33 +24,59 @@ struct Reset: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also grant a personal deadline (YYYY-MM-DD or an ISO 8601 date-time).", valueName: "date"))
     var deadline: String?
 
+    @Flag(name: .long, help: "Do not ask for confirmation.")
+    var yes = false
+
     func run() throws {
         try requireRoot("reset")
         let config = try policy.load()
         let account = try existingAccount(user)
         let newDeadline = try deadline.map(futureDate)
+        let shown = displayText(account.name, limit: 64)
+        let store = StateStore(directory: config.stateDir)
         let location = DeviceFileLocation(account: account, config: config)
-        do {
-            try removeDeviceFile(location)
-        } catch {
-            throw CommandFailure("could not remove \(location.path): \(error); nothing was changed")
-        }
-        do {
-            try StateStore(directory: config.stateDir).clear(user: user, devices: true)
-        } catch {
-            throw CommandFailure("removed \(user)'s devices, but could not clear their state in \(config.stateDir): \(error)")
-        }
-        if let newDeadline { try writeDeadline(configPath: policy.config, user: user, date: newDeadline) }
-        audit("reset \(user): removed all devices and recovery codes, cleared lockout" + (newDeadline.map { "; personal deadline \($0.text)" } ?? ""))
-        print("Removed all devices and recovery codes of \(user) and cleared their lockout."
-              + (newDeadline.map { " They have until \($0.text) to link a new device with engage2fa-enroll." } ?? ""))
-    }
-}
 
-/// Unlinks the device file (with the user's rights when it is in their home); a missing file is fine.
-func removeDeviceFile(_ location: DeviceFileLocation) throws(CoreError) {
-    func remove() throws(CoreError) {
-        if unlink(location.path) != 0 && errno != ENOENT { throw .system(SystemError("unlink")) }
+        if newDeadline == nil && !yes {
+            let before = outcomeAfterChange(account: account, config: config, configPath: policy.config, store: store)
+            if before.state != .notActiveYet && before.state != .notConfigured && before.deadline.map({ $0.unixTime <= currentUnixTime() }) ?? true {
+                let warning = "2FA is mandatory: without a device \(shown) will be refused at every login until given a deadline (engage2fa-admin extend \(shown) DATE, or reset --deadline)."
+                guard isTerminal(STDIN_FILENO) else { throw CommandFailure(warning + " Add --deadline DATE, or --yes to reset anyway; nothing was changed") }
+                print(warning)
+                guard confirmed("Remove all devices and recovery codes of \(shown)?") else {
+                    print("Nothing was changed.")
+                    return
+                }
+            }
+        }
+
+        let revoked: Int
+        do {
+            revoked = try store.transaction(account: account, devices: location) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> Int in
+                let devices = state.liveDevices(of: file)
+                for device in devices where !state.revokedDevices.contains(device.id) { state.revokedDevices.append(device.id) }
+                if let salt = file?.recovery?.salt, !state.revokedRecoverySalts.contains(salt) { state.revokedRecoverySalts.append(salt) }
+                state.devices = [:]
+                state.failures = 0
+                state.lockedUntil = 0
+                if let newDeadline { state.deadline = newDeadline }
+                return devices.count
+            }
+        } catch {
+            throw CommandFailure("could not reset \(shown): \(explain(error, account: account)); nothing was changed")
+        }
+        // The revocation above is what counts; the file goes too, so that nothing stale is left in the home.
+        var leftover = ""
+        do { try location.remove() } catch {
+            leftover = " The device file \(displayText(location.path)) could not be removed (\(error)); its devices no longer let anyone in."
+        }
+        audit("reset \(shown): revoked \(revoked) device(s) and the recovery codes, cleared lockout" + (newDeadline.map { "; personal deadline \($0.text)" } ?? ""))
+        let after = outcomeAfterChange(account: account, config: config, configPath: policy.config, store: store)
+        let meets: String = switch after.state {
+        case .grace(let until, _): " They have until \(until.text) to link a new device with engage2fa-enroll."
+        case .refused: " 2FA is mandatory: \(shown) is now refused at every login until given a deadline (engage2fa-admin extend \(shown) DATE)."
+        case .notActiveYet, .notConfigured: " 2FA is not mandatory yet: \(shown) logs in with the password and can link a new device."
+        default: ""
+        }
+        print("Removed all devices and recovery codes of \(shown) and cleared their lockout." + meets + leftover)
     }
-    if location.isInHome { try withFileSystemIdentity(of: location.account) { () throws(CoreError) in try remove() } } else { try remove() }
 }

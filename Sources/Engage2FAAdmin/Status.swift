@@ -24,7 +24,7 @@ struct Status: ParsableCommand {
     func run() throws {
         let config = try policy.load()
         let store = StateStore(directory: config.stateDir)
-        let activation = store.readActivation()
+        let activation = activationState(configPath: policy.config, config: config)
         let now = currentUnixTime()
         let accounts = try selectedAccounts()
         let rows = accounts.map { UserStatus.of(account: $0, config: config, activation: activation, store: store, now: now) }

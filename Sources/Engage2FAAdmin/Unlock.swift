@@ -13,13 +13,17 @@ struct Unlock: ParsableCommand {
     func run() throws {
         try requireRoot("unlock")
         let config = try policy.load()
-        _ = try existingAccount(user)
+        let account = try existingAccount(user)
+        let shown = displayText(account.name, limit: 64)
         do {
-            try StateStore(directory: config.stateDir).clear(user: user, devices: false)
+            try StateStore(directory: config.stateDir).transaction(account: account, devices: nil) { (state: inout UserState, _) throws(CoreError) in
+                state.failures = 0
+                state.lockedUntil = 0
+            }
         } catch {
-            throw CommandFailure("could not clear the lockout of \(user): \(error)")
+            throw CommandFailure("could not clear the lockout of \(shown): \(error)")
         }
-        audit("unlock \(user): cleared lockout")
-        print("Cleared the lockout of \(user).")
+        audit("unlock \(shown): cleared lockout")
+        print("Cleared the lockout of \(shown).")
     }
 }

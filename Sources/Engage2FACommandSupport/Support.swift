@@ -30,6 +30,14 @@ public struct PolicyOptions: ParsableArguments {
     }
 }
 
+/// Whether 2FA is active for this policy file, as the module decides it: the compiled-in record, or
+/// one an older version left in state_dir.
+public func activationState(configPath: String, config: Config) -> ActivationState {
+    let state = ActivationStore(configPath: configPath).read()
+    if case .never = state { return ActivationStore.readLegacy(stateDirectory: config.stateDir) }
+    return state
+}
+
 /// The account a command acts for: the caller, or with `--user` (root only) another user.
 public func targetAccount(named name: String?) throws -> Account {
     guard let name else {
@@ -37,7 +45,7 @@ public func targetAccount(named name: String?) throws -> Account {
         return account
     }
     guard getuid() == 0 else { throw CommandFailure("only root can act for another user (--user \(name))") }
-    guard isValidUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(name)'") }
+    guard isSafeUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(name)'") }
     return account
 }
 

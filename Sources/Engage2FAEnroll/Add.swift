@@ -40,6 +40,7 @@ struct Add: ParsableCommand {
         let interactive = isTerminal(STDIN_FILENO)
         let tries = interactive ? 3 : 1
         var devices = try context.loadDevices()
+        if let state = context.state() { devices.devices = state.liveDevices(of: devices) }
 
         let deviceName = try chooseName(devices: devices, tries: tries)
         let parameters = context.config.newDeviceParameters
@@ -63,15 +64,16 @@ struct Add: ParsableCommand {
         }
         guard let verifiedStep else { throw CommandFailure("no correct code was entered, so '\(deviceName)' was not linked; nothing was saved") }
 
-        // Re-read: another enrollment may have saved a device meanwhile.
-        devices = try context.loadDevices()
-        do {
-            // The step is saved with the device, so that the code just typed is not accepted again at a login.
-            try devices.addDevice(name: deviceName, secret: secret, parameters: parameters, now: currentUnixTime(), verifiedStep: verifiedStep)
-        } catch {
-            throw CommandFailure("\(error); nothing was saved")
+        // Under the device file's lock, on the file as it is now: another command may have changed it meanwhile.
+        devices = try context.update { (file: inout DeviceFile) throws -> DeviceFile in
+            do {
+                // The step is saved with the device, so that the code just typed is not accepted again at a login.
+                try file.addDevice(name: deviceName, secret: secret, parameters: parameters, now: currentUnixTime(), verifiedStep: verifiedStep)
+            } catch {
+                throw CommandFailure("\(error); nothing was saved")
+            }
+            return file
         }
-        try context.save(devices)
         print("Linked '\(deviceName)'. \(devices.devices.count == 1 ? "It is your only device" : "You have \(devices.devices.count) devices").")
         if devices.recovery == nil {
             print("Tip: run 'engage2fa-enroll recovery-codes' for one-time codes that let you in if you lose the device.")

@@ -8,13 +8,18 @@ import Glibc
 struct EnrollContext {
     var account: Account
     var config: Config
+    var configPath: String
     var location: DeviceFileLocation
 
     init(_ options: UserOptions) throws {
         account = try targetAccount(named: options.user)
         config = try options.policy.load()
+        configPath = options.policy.config
         location = DeviceFileLocation(account: account, config: config)
     }
+
+    /// The user's name as it may be printed.
+    var shownUser: String { displayText(account.name, limit: 64) }
 
     /// Admin-managed storage is under a root-owned directory that users cannot write to: say so
     /// before the user scans a code that could not be saved.
@@ -22,9 +27,13 @@ struct EnrollContext {
         guard !location.isInHome, getuid() != 0 else { return }
         let directory = String(location.path[..<(location.path.lastIndex(of: "/") ?? location.path.startIndex)])
         if access(directory.isEmpty ? "/" : directory, W_OK) != 0 {
-            throw CommandFailure("devices on this host are kept in \(directory), which only an administrator can change: ask one to run 'engage2fa-enroll --user \(account.name)'")
+            throw CommandFailure("devices on this host are kept in \(displayText(directory)), which only an administrator can change: ask one to run 'engage2fa-enroll --user \(shownUser)'")
         }
     }
+
+    /// Root's state for the user (readable by the user: deadlines, revocations, used recovery codes);
+    /// nil if it cannot be read.
+    func state() -> UserState? { try? StateStore(directory: config.stateDir).read(account: account) }
 
     /// The device file as it is now; an empty one if there is none yet.
     func loadDevices() throws -> DeviceFile {
@@ -35,12 +44,30 @@ struct EnrollContext {
         }
     }
 
-    func save(_ file: DeviceFile) throws {
+    /// The device file's transaction: under its lock, the file as it is now (another command may have
+    /// changed it since it was shown) is changed by `body` and replaced atomically. Devices and codes an
+    /// administrator revoked are dropped from it on the way.
+    func update<Result>(_ body: (inout DeviceFile) throws -> Result) throws -> Result {
         try checkWritable()
+        let state = state()
+        var failure: Error? = nil
+        var result: Result? = nil
         do {
-            try location.save(file)
+            try location.update { (file: inout DeviceFile) throws(CoreError) in
+                let before = file
+                if let state {
+                    file.devices = state.liveDevices(of: file)
+                    if file.recovery != nil && state.liveRecoveryCodes(of: file).isEmpty { file.recovery = nil }
+                }
+                do { result = try body(&file) } catch {
+                    failure = error
+                    file = before  // a refused change writes nothing
+                }
+            }
         } catch {
             throw CommandFailure(explain(error, account: account))
         }
+        if let failure { throw failure }
+        return result!
     }
 }

@@ -13,25 +13,29 @@ struct List: ParsableCommand {
     func run() throws {
         let context = try EnrollContext(options)
         let file = try context.loadDevices()
-        let left = file.recovery?.hashes.count ?? 0
+        // Root's state says which codes were used at a login and what an administrator revoked.
+        let state = context.state()
+        let devices = state?.liveDevices(of: file) ?? file.devices
+        let left = state?.liveRecoveryCodes(of: file).count ?? file.recovery?.hashes.count ?? 0
         if json {
-            let devices = file.devices.map { device in
+            let items = devices.map { device in
                 "{\"name\":\(jsonString(device.name)),\"added\":\(jsonString(localDateText(device.addedAt))),\"added_unix\":\(device.addedAt),"
                     + "\"algorithm\":\"\(device.parameters.algorithm.rawValue)\",\"digits\":\(device.parameters.digits),\"period\":\(device.parameters.period)}"
             }
-            print("{\"user\":\(jsonString(context.account.name)),\"devices\":[\(devices.joined(separator: ","))],\"recovery_codes_left\":\(left)}")
+            print("{\"user\":\(jsonString(context.account.name)),\"devices\":[\(items.joined(separator: ","))],\"recovery_codes_left\":\(left)}")
             return
         }
-        if file.devices.isEmpty {
-            print("No devices linked for \(context.account.name). Run engage2fa-enroll to link one.")
+        if devices.isEmpty {
+            print("No devices linked for \(context.shownUser). Run engage2fa-enroll to link one.")
         } else {
-            let width = max(4, file.devices.map(\.name.count).max() ?? 0)
+            let names = devices.map { displayText($0.name, limit: 64) }
+            let width = max(4, names.map(\.count).max() ?? 0)
             print("NAME".padded(width) + "  ADDED       CODES")
-            for device in file.devices {
+            for (device, name) in zip(devices, names) {
                 let p = device.parameters
-                print(device.name.padded(width) + "  " + localDateText(device.addedAt) + "  \(p.digits) digits, \(p.period) s, \(p.algorithm.rawValue)")
+                print(name.padded(width) + "  " + localDateText(device.addedAt) + "  \(p.digits) digits, \(p.period) s, \(p.algorithm.rawValue)")
             }
         }
-        print("Recovery codes left: \(left)")
+        print("Recovery codes left: \(left)" + (state == nil ? " (could not read the host's record of used codes)" : ""))
     }
 }

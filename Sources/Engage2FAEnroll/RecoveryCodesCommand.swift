@@ -13,11 +13,13 @@ struct RecoveryCodesCommand: ParsableCommand {
 
     func run() throws {
         let context = try EnrollContext(options)
-        var file = try context.loadDevices()
-        let replaced = file.recovery.map { $0.hashes.count } ?? 0
         let (codes, stored) = try RecoveryCodes.generate(now: currentUnixTime())
-        file.recovery = stored
-        try context.save(file)
+        let state = context.state()
+        let replaced = try context.update { (file: inout DeviceFile) throws -> Int in
+            let left = state?.liveRecoveryCodes(of: file).count ?? file.recovery?.hashes.count ?? 0
+            file.recovery = stored
+            return left
+        }
         print("Your recovery codes (each works once; keep them somewhere safe, away from your phone):")
         for pair in stride(from: 0, to: codes.count, by: 2) {
             print("  " + codes[pair] + "    " + (pair + 1 < codes.count ? codes[pair + 1] : ""))

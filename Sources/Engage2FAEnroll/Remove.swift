@@ -19,6 +19,7 @@ struct Remove: ParsableCommand {
     func run() throws {
         let context = try EnrollContext(options)
         var file = try context.loadDevices()
+        if let state = context.state() { file.devices = state.liveDevices(of: file) }
         guard let device = file.devices.first(where: { $0.name.lowercased() == name.lowercased() }) else {
             let names = file.devices.map { "'\($0.name)'" }.joined(separator: ", ")
             throw CommandFailure("there is no device named '\(name)'" + (names.isEmpty ? " (no devices are linked)" : " (linked: \(names))"))
@@ -32,8 +33,12 @@ struct Remove: ParsableCommand {
                 return
             }
         }
-        _ = file.removeDevice(named: device.name)
-        try context.save(file)
-        print("Removed '\(device.name)'." + (last ? " No devices are linked now." : ""))
+        // Under the device file's lock, on the file as it is now (a login or another command may have
+        // changed things while the question was on the screen).
+        let left = try context.update { (current: inout DeviceFile) throws -> Int in
+            guard current.removeDevice(named: device.name) else { throw CommandFailure("'\(displayText(device.name, limit: 64))' was removed meanwhile; nothing was changed") }
+            return current.devices.count
+        }
+        print("Removed '\(displayText(device.name, limit: 64))'." + (left == 0 ? " No devices are linked now." : ""))
     }
 }

@@ -12,23 +12,26 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let context = try EnrollContext(options)
+        let state = context.state() ?? UserState()
         let enrollment: EnrollmentState
         do {
-            let file = try context.location.load()
-            enrollment = (file?.devices.isEmpty ?? true) ? .notEnrolled : .enrolled(deviceCount: file!.devices.count)
+            enrollment = EnrollmentState(file: try context.location.load(), state: state)
         } catch {
             enrollment = .unreadable(reason: explain(error, account: context.account))
         }
-        var activation = StateStore(directory: context.config.stateDir).readActivation()
+        var activation = activationState(configPath: context.configPath, config: context.config)
         if case .unreadable = activation, getuid() != 0 {
-            // The state directory is root's; without it, the policy file is all a user can go by.
+            // The record is readable by every user; one that is not proves nothing to a user's command.
             activation = .never
         }
         let outcome = decidePolicy(now: currentUnixTime(), user: context.account.name, config: .valid(context.config),
-                                   activation: activation, enrollment: enrollment)
+                                   activation: activation, enrollment: enrollment, stateDeadline: state.deadline)
         let devices: String
         switch enrollment {
-        case .enrolled(let count): devices = "You have \(count) linked device\(count == 1 ? "" : "s")."
+        case .enrolled(let count, let codes):
+            devices = count == 0
+                ? "You have no linked device, but \(codes) recovery code\(codes == 1 ? "" : "s") left: link a new device with engage2fa-enroll."
+                : "You have \(count) linked device\(count == 1 ? "" : "s")."
         case .notEnrolled: devices = "You have no linked device."
         case .unreadable(let reason): devices = "Your device file cannot be used: \(reason)."
         }

@@ -27,7 +27,7 @@ final class PolicyTests: XCTestCase {
         try withTimeZone("UTC") {
             let config = try config(start: "2026-12-15")
             let now = utc("2026-11-29T15:00:00Z")
-            XCTAssertEqual(decide(now, .valid(config), .never, .enrolled(deviceCount: 1)).decision, .noCodeRequired(notice: nil))
+            XCTAssertEqual(decide(now, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0)).decision, .noCodeRequired(notice: nil))
             XCTAssertEqual(
                 decide(now, .valid(config), .never, .notEnrolled).decision,
                 .noCodeRequired(notice: "Two-factor authentication becomes mandatory on 2026-12-15 (in 16 days). Run engage2fa-enroll to link your authenticator app."))
@@ -46,11 +46,11 @@ final class PolicyTests: XCTestCase {
 
     func testOneSecondBeforeAndAtStart() throws {
         let config = try config()
-        XCTAssertEqual(decide(start - 1, .valid(config), .never, .enrolled(deviceCount: 1)).decision, .noCodeRequired(notice: nil))
-        let atStart = decide(start, .valid(config), .never, .enrolled(deviceCount: 1))
+        XCTAssertEqual(decide(start - 1, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0)).decision, .noCodeRequired(notice: nil))
+        let atStart = decide(start, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0))
         XCTAssertEqual(atStart.decision, .codeRequired)
         XCTAssertEqual(atStart.activationToRecord, ActivationRecord(activatedAt: start, recordedAt: start))
-        XCTAssertEqual(decide(start + 1, .valid(config), .never, .enrolled(deviceCount: 2)).decision, .codeRequired)
+        XCTAssertEqual(decide(start + 1, .valid(config), .never, .enrolled(devices: 2, recoveryCodes: 0)).decision, .codeRequired)
     }
 
     func testActiveWithoutDeviceRefusedWithWhyAndWhatToDo() throws {
@@ -77,7 +77,7 @@ final class PolicyTests: XCTestCase {
             XCTAssertTrue(message.hasPrefix("Your deadline to link an authenticator app passed on 2026-12-20."), message)
             // Another user's deadline does not help bob, and alice's deadline does not spare her a code once enrolled.
             guard case .refuse = decide(start + 3600, .valid(config), .never, .notEnrolled, user: "bob").decision else { return XCTFail() }
-            XCTAssertEqual(decide(start + 3600, .valid(config), .never, .enrolled(deviceCount: 1)).decision, .codeRequired)
+            XCTAssertEqual(decide(start + 3600, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0)).decision, .codeRequired)
         }
     }
 
@@ -87,12 +87,12 @@ final class PolicyTests: XCTestCase {
         let moved = try config(start: "2030-01-01T00:00:00Z")
         let removed = try config(start: nil)
         for config in [moved, removed] {
-            XCTAssertEqual(decide(now, .valid(config), record, .enrolled(deviceCount: 1)).decision, .codeRequired)
+            XCTAssertEqual(decide(now, .valid(config), record, .enrolled(devices: 1, recoveryCodes: 0)).decision, .codeRequired)
             guard case .refuse = decide(now, .valid(config), record, .notEnrolled).decision else { return XCTFail("unenrolled must be refused") }
             XCTAssertNil(decide(now, .valid(config), record, .notEnrolled).activationToRecord)
         }
         // Even a clock set back before the start date does not undo it.
-        XCTAssertEqual(decide(start - 86_400 * 30, .valid(removed), record, .enrolled(deviceCount: 1)).decision, .codeRequired)
+        XCTAssertEqual(decide(start - 86_400 * 30, .valid(removed), record, .enrolled(devices: 1, recoveryCodes: 0)).decision, .codeRequired)
     }
 
     func testBrokenOrUnreadablePolicyFailsClosedOnlyAfterActivation() throws {
@@ -101,7 +101,7 @@ final class PolicyTests: XCTestCase {
         var partial = try config(deadlines: ["alice": "2030-01-01"])
         partial.startDate = nil
         // After activation: codes required, and a broken file grants no deadline.
-        XCTAssertEqual(decide(start + 10, .unreadable(reason: "EIO"), record, .enrolled(deviceCount: 1)).decision, .codeRequired)
+        XCTAssertEqual(decide(start + 10, .unreadable(reason: "EIO"), record, .enrolled(devices: 1, recoveryCodes: 0)).decision, .codeRequired)
         guard case .refuse = decide(start + 10, .invalid(partial, errors: [error]), record, .notEnrolled).decision else { return XCTFail() }
         let outcome = decide(start + 10, .unreadable(reason: "EIO"), record, .notEnrolled)
         guard case .refuse = outcome.decision else { return XCTFail() }
@@ -112,7 +112,7 @@ final class PolicyTests: XCTestCase {
     }
 
     func testUnreadableActivationRecordCountsAsActive() throws {
-        let outcome = decide(start - 100, .valid(try config()), .unreadable(reason: "mode 666"), .enrolled(deviceCount: 1))
+        let outcome = decide(start - 100, .valid(try config()), .unreadable(reason: "mode 666"), .enrolled(devices: 1, recoveryCodes: 0))
         XCTAssertEqual(outcome.decision, .codeRequired)
         XCTAssertNil(outcome.activationToRecord)
     }
@@ -134,7 +134,7 @@ final class PolicyTests: XCTestCase {
             let lateOn25 = try PolicyDate(parsing: "2026-10-25T23:59:59+01:00").unixTime
             XCTAssertEqual(decide(lateOn25, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(notice:
                 "Two-factor authentication becomes mandatory on 2026-10-26 (in 1 day). Run engage2fa-enroll to link your authenticator app."))
-            XCTAssertEqual(decide(lateOn25 + 1, .valid(config), .never, .enrolled(deviceCount: 1)).decision, .codeRequired)
+            XCTAssertEqual(decide(lateOn25 + 1, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0)).decision, .codeRequired)
         }
         // The same date-only start is a different moment in another zone.
         let tokyo = try withTimeZone("Asia/Tokyo") { try PolicyDate(parsing: "2026-12-15").unixTime }

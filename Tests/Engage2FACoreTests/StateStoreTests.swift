@@ -3,6 +3,12 @@ import XCTest
 
 @testable import Engage2FACore
 
+/// A test account: a stable uid from the name (no user database needed).
+func account(_ name: String) -> Account {
+    let uid = name.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 } % 1_000_000 + 100_000
+    return Account(name: name, uid: uid, gid: uid, home: "/nonexistent/\(name)")
+}
+
 final class StateStoreTests: XCTestCase {
     func store() throws -> StateStore { StateStore(directory: try temporaryDirectory(self) + "/state") }
 
@@ -11,7 +17,7 @@ final class StateStoreTests: XCTestCase {
         try store.prepare()
         var info = stat()
         XCTAssertEqual(stat(store.directory, &info), 0)
-        XCTAssertEqual(info.st_mode & 0o777, 0o700)
+        XCTAssertEqual(info.st_mode & 0o777, 0o755)  // users may read their own state, never write it
         XCTAssertEqual(chmod(store.directory, 0o777), 0)
         XCTAssertThrowsError(try store.prepare()) { XCTAssertTrue("\($0)".contains("lets others write to it"), "\($0)") }
         XCTAssertEqual(chmod(store.directory, 0o700), 0)
@@ -23,15 +29,15 @@ final class StateStoreTests: XCTestCase {
 
     func testStateRoundTripAndLockout() throws {
         let store = try store()
-        XCTAssertEqual(try store.read(user: "alice"), UserState())
-        let locked = try store.update(user: "alice") { state -> Bool in
+        XCTAssertEqual(try store.read(account: account("alice")), UserState())
+        let locked = try store.transaction(account: account("alice"), devices: nil) { state, _ -> Bool in
             var locked = false
             for _ in 0..<3 { locked = state.recordFailure(now: 1000, maxFailures: 3, lockoutSeconds: 300) }
             state.devices["0123456789abcdef"] = DeviceUsage(lastStep: 55, lastUsed: 990)
             return locked
         }
         XCTAssertTrue(locked)
-        let state = try store.read(user: "alice")
+        let state = try store.read(account: account("alice"))
         XCTAssertEqual(state.lockedUntil, 1300)
         XCTAssertEqual(state.failures, 0)
         XCTAssertEqual(state.devices["0123456789abcdef"], DeviceUsage(lastStep: 55, lastUsed: 990))
@@ -44,18 +50,20 @@ final class StateStoreTests: XCTestCase {
         XCTAssertEqual(clamped.lockedUntil, 1000 - 3600 + 300)
         clamped.clampLockout(now: 1100, lockoutSeconds: 300)
         XCTAssertEqual(clamped.lockedUntil, 1000 - 3600 + 300)
-        try store.clear(user: "alice", devices: false)
-        XCTAssertEqual(try store.read(user: "alice").lockedUntil, 0)
-        XCTAssertEqual(try store.read(user: "alice").devices.count, 1)
-        XCTAssertThrowsError(try store.read(user: "../etc/passwd")) { XCTAssertEqual($0 as? StateError, .invalidUserName("../etc/passwd")) }
+        try store.transaction(account: account("alice"), devices: nil) { state, _ in
+            state.failures = 0
+            state.lockedUntil = 0
+        }
+        XCTAssertEqual(try store.read(account: account("alice")).lockedUntil, 0)
+        XCTAssertEqual(try store.read(account: account("alice")).devices.count, 1)
     }
 
     func testCorruptStateIsAnErrorThatNamesTheFile() throws {
         let store = try store()
         try store.prepare()
-        try writeFileAtomically(store.statePath(user: "bob"), contents: Array("engage2fa-state 1\nfailures count=x\n".utf8))
-        XCTAssertThrowsError(try store.read(user: "bob")) {
-            XCTAssertEqual("\($0)", "\(store.statePath(user: "bob")):2: bad number in 'count=x'")
+        try writeFileAtomically(store.statePath(uid: account("bob").uid), contents: Array("engage2fa-state 2\nfailures count=x\n".utf8))
+        XCTAssertThrowsError(try store.read(account: account("bob"))) {
+            XCTAssertEqual("\($0)", "\(store.statePath(uid: account("bob").uid)):2: bad number in 'count=x'")
         }
     }
 
@@ -72,7 +80,7 @@ final class StateStoreTests: XCTestCase {
             let failed = Counter()
             DispatchQueue.concurrentPerform(iterations: 20) { _ in
                 do {
-                    let ok = try store.update(user: user) { state -> Bool in
+                    let ok = try store.transaction(account: account(user), devices: nil) { state, _ -> Bool in
                         let last = state.devices["0123456789abcdef"]?.lastStep
                         guard case .accepted(let step) = verifyTOTP(code: code, secret: secret, parameters: parameters, now: now, window: 1, lastAcceptedStep: last) else {
                             return false
@@ -96,19 +104,19 @@ final class StateStoreTests: XCTestCase {
         let succeeded = Counter()
         DispatchQueue.concurrentPerform(iterations: 20) { index in
             do {
-                try store.update(user: "user\(index)") { $0.recordSuccess(deviceID: "0123456789abcdef", step: 7, now: 1) }
+                try store.transaction(account: account("user\(index)"), devices: nil) { state, _ in state.recordSuccess(deviceID: "0123456789abcdef", step: 7, now: 1) }
                 succeeded.increment()
             } catch {}
         }
         XCTAssertEqual(succeeded.value, 20)
-        for index in 0..<20 { XCTAssertEqual(try store.read(user: "user\(index)").devices["0123456789abcdef"]?.lastStep, 7) }
+        for index in 0..<20 { XCTAssertEqual(try store.read(account: account("user\(index)")).devices["0123456789abcdef"]?.lastStep, 7) }
     }
 
     /// A login that died holding the lock (kill -9) and one that died mid-write leave nothing that blocks the next.
     func testKilledHolderAndTornWriteLeaveTheStoreUsable() throws {
         let store = try store()
-        try store.update(user: "carol") { $0.recordSuccess(deviceID: "0123456789abcdef", step: 41, now: 1) }
-        let lockPath = store.directory + "/users/carol.lock"
+        try store.transaction(account: account("carol"), devices: nil) { state, _ in state.recordSuccess(deviceID: "0123456789abcdef", step: 41, now: 1) }
+        let lockPath = store.directory + "/users/\(account("carol").uid).lock"
 
         // A real process takes the lock and is killed with SIGKILL while holding it.
         let holder = Process()
@@ -123,32 +131,78 @@ final class StateStoreTests: XCTestCase {
         }
         var blocked = store
         blocked.lockTimeoutSeconds = 1
-        XCTAssertThrowsError(try blocked.update(user: "carol") { _ in }) { XCTAssertEqual($0 as? CoreError, .state(.lockTimeout(path: lockPath, seconds: 1))) }
+        XCTAssertThrowsError(try blocked.transaction(account: account("carol"), devices: nil) { _, _ in }) { XCTAssertEqual($0 as? CoreError, .state(.lockTimeout(path: lockPath, seconds: 1))) }
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
 
         // A writer killed after writing its temporary file but before the rename.
-        let torn = store.directory + "/users/.carol.state.tmp-deadbeef0000"
+        let torn = store.directory + "/users/.\(account("carol").uid).state.tmp-deadbeef0000"
         try writeFile(torn, "engage2fa-state 1\nfailures cou")
-        XCTAssertEqual(try store.read(user: "carol").devices["0123456789abcdef"]?.lastStep, 41)
+        XCTAssertEqual(try store.read(account: account("carol")).devices["0123456789abcdef"]?.lastStep, 41)
         // The lock died with its holder: the next login gets it at once (within the 1 s timeout).
-        try blocked.update(user: "carol") { $0.recordSuccess(deviceID: "0123456789abcdef", step: 42, now: 2) }
-        XCTAssertEqual(try store.read(user: "carol").devices["0123456789abcdef"]?.lastStep, 42)
+        try blocked.transaction(account: account("carol"), devices: nil) { state, _ in state.recordSuccess(deviceID: "0123456789abcdef", step: 42, now: 2) }
+        XCTAssertEqual(try store.read(account: account("carol")).devices["0123456789abcdef"]?.lastStep, 42)
     }
 
     func testActivationRecordIsWrittenOnceAndNeverReplaced() throws {
-        let store = try store()
-        XCTAssertEqual(store.readActivation(), .never)
-        try store.recordActivation(ActivationRecord(activatedAt: 100, recordedAt: 105))
-        XCTAssertEqual(store.readActivation(), .active(ActivationRecord(activatedAt: 100, recordedAt: 105)))
-        try store.recordActivation(ActivationRecord(activatedAt: 999, recordedAt: 999))
-        XCTAssertEqual(store.readActivation(), .active(ActivationRecord(activatedAt: 100, recordedAt: 105)))
+        let root = try temporaryDirectory(self) + "/engage2fa"
+        let store = ActivationStore(configPath: "/etc/other.conf", root: root, owner: geteuid())
+        XCTAssertEqual(store.recordPath, root + "/activation.d/" + hex(SHA256.hash(Array("/etc/other.conf".utf8))))
+        XCTAssertEqual(ActivationStore(configPath: Config.defaultPath, root: root).recordPath, root + "/activation")
+        XCTAssertEqual(store.read(), .never)
+        try store.record(ActivationRecord(activatedAt: 100, recordedAt: 105))
+        XCTAssertEqual(store.read(), .active(ActivationRecord(activatedAt: 100, recordedAt: 105)))
+        var info = stat()
+        XCTAssertEqual(stat(store.recordPath, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o644)  // not secret: users may see that 2FA is active
+        try store.record(ActivationRecord(activatedAt: 999, recordedAt: 999))
+        XCTAssertEqual(store.read(), .active(ActivationRecord(activatedAt: 100, recordedAt: 105)))
 
-        try writeFile(store.activationPath, "garbage\n", mode: 0o644)
-        guard case .unreadable(let reason) = store.readActivation() else { return XCTFail("garbage must not read as never") }
+        try writeFile(store.recordPath, "garbage\n", mode: 0o644)
+        guard case .unreadable(let reason) = store.read() else { return XCTFail("garbage must not read as never") }
         XCTAssertTrue(reason.contains("not an activation record"))
-        XCTAssertEqual(chmod(store.activationPath, 0o666), 0)
-        guard case .unreadable = store.readActivation() else { return XCTFail("a world-writable record is not trusted") }
+        XCTAssertEqual(chmod(store.recordPath, 0o666), 0)
+        guard case .unreadable = store.read() else { return XCTFail("a world-writable record is not trusted") }
+        XCTAssertEqual(unlink(store.recordPath), 0)
+        // A directory others can write to: a missing record there proves nothing.
+        XCTAssertEqual(chmod(root + "/activation.d", 0o777), 0)
+        guard case .unreadable(let why) = store.read() else { return XCTFail("an untrusted directory is not 'never'") }
+        XCTAssertTrue(why.contains("lets others write"), why)
+    }
+
+    func testHostileNumbersAndRecordsAreErrorsNotTraps() throws {
+        for text in ["failures count=9223372036854775807 locked-until=0", "failures count=0 locked-until=9223372036854775807",
+                     "failures count=0 locked-until=-1", "device id=0123456789abcdef last-step=-5 last-used=0",
+                     "failures count=1000001 locked-until=0", "deadline date=2026-13-01", "revoked-device id=xyz",
+                     "recovery-used salt=00 hash=00", "failures count=1 locked-until=0 extra=1"] {
+            XCTAssertThrowsError(try UserState.parse(Array("engage2fa-state 2\n\(text)\n".utf8), path: "s"), text)
+        }
+        var state = UserState()
+        state.failures = UserState.maxFailureCount
+        XCTAssertFalse(state.recordFailure(now: 1, maxFailures: Int.max, lockoutSeconds: 1))
+        XCTAssertEqual(state.failures, UserState.maxFailureCount)
+    }
+
+    func testNewRecordsRoundTripAndPrune() throws {
+        var state = UserState()
+        state.deadline = try PolicyDate(parsing: "2027-01-10T09:00:00+01:00")
+        state.revokedDevices = ["0123456789abcdef", "fedcba9876543210"]
+        state.revokedRecoverySalts = [Array(repeating: 7, count: 16)]
+        state.usedRecoveryCodes = [RecoveryCodeUse(salt: Array(repeating: 7, count: 16), hashPrefix: Array(repeating: 1, count: 8))]
+        state.devices["0123456789abcdef"] = DeviceUsage(lastStep: 3, lastUsed: 4)
+        XCTAssertEqual(try UserState.parse(state.serialized(), path: "s"), state)
+        // Version 1 files (before deadlines and revocations) still read.
+        XCTAssertEqual(try UserState.parse(Array("engage2fa-state 1\nfailures count=2 locked-until=0\n".utf8), path: "s").failures, 2)
+
+        let kept = Device(id: "0123456789abcdef", name: "Phone", secret: Array(repeating: 1, count: 20), parameters: OTPParameters(), addedAt: 1)
+        let file = DeviceFile(devices: [kept], recovery: RecoveryCodes(salt: Array(repeating: 9, count: 16), iterations: 1000, createdAt: 1, hashes: [Array(repeating: 1, count: 32)]))
+        XCTAssertEqual(state.liveDevices(of: file), [])
+        XCTAssertEqual(state.liveRecoveryCodes(of: file), [0])
+        state.prune(for: file)
+        XCTAssertEqual(state.revokedDevices, ["0123456789abcdef"])
+        XCTAssertEqual(state.revokedRecoverySalts, [])
+        XCTAssertEqual(state.usedRecoveryCodes, [])
+        XCTAssertEqual(EnrollmentState(file: file, state: state), .enrolled(devices: 0, recoveryCodes: 1))
     }
 }
 

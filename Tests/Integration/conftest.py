@@ -25,6 +25,15 @@ ADMIN = os.path.join(ROOT, ".build", "release", "engage2fa-admin")
 MODULE = "/tmp/engage2fa-test-module/pam_engage2fa.so"
 # Another prefix lets two pytest sessions run side by side without sharing (or deleting) users.
 USER_PREFIX = os.environ.get("E2FA_USER_PREFIX", "e2fa-t")
+# Where the module records activation: compiled in, never taken from the policy file it protects.
+ACTIVATION_ROOT = "/var/lib/engage2fa"
+
+
+def activation_record_path(config_path):
+    """The activation record of the policy file at `config_path` (pam_engage2fa(8): FILES)."""
+    if config_path == "/etc/engage2fa.conf":
+        return os.path.join(ACTIVATION_ROOT, "activation")
+    return os.path.join(ACTIVATION_ROOT, "activation.d", hashlib.sha256(config_path.encode()).hexdigest())
 
 
 def pytest_configure(config):
@@ -173,12 +182,18 @@ class Host:
         return Outcome(result)
 
     def state_file(self, user):
-        path = os.path.join(self.state_dir, "users", user.pw_name + ".state")
+        path = os.path.join(self.state_dir, "users", f"{user.pw_uid}.state")  # keyed by uid
         return open(path).read() if os.path.exists(path) else ""
+
+    @property
+    def activation_path(self):
+        return activation_record_path(self.config_path)
 
     def close(self):
         if os.path.exists(self.service_path):
             os.unlink(self.service_path)
+        if os.path.lexists(self.activation_path):
+            os.unlink(self.activation_path)
 
 
 class Outcome:

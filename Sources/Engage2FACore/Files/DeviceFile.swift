@@ -84,6 +84,15 @@ public struct RecoveryCodes: Equatable, Sendable {
         for (index, stored) in hashes.enumerated() where constantTimeEqual(stored, candidate) { found = index }
         return found
     }
+
+    /// The same, among the hashes at `indices` only (the codes not used yet).
+    public func match<Input: Collection>(_ input: Input, among indices: [Int]) -> Int? where Input.Element == UInt8 {
+        guard !indices.isEmpty, let normalized = Self.normalize(input) else { return nil }
+        let candidate = Self.hash(normalized, salt: salt, iterations: iterations)
+        var found: Int? = nil
+        for index in indices where constantTimeEqual(hashes[index], candidate) { found = index }
+        return found
+    }
 }
 
 public enum DeviceNameError: Error, Equatable, CustomStringConvertible {

@@ -41,6 +41,49 @@ public struct DeviceFileLocation: Sendable {
         return isInHome ? try withFileSystemIdentity(of: account) { () throws(CoreError) in try read() } : try read()
     }
 
+    /// `PATH.lock` beside the device file: the lock of its writers (engage2fa-enroll run by the user, or by
+    /// root for the user). Created with the user's identity in a home, so only the user (and root) can
+    /// take it; the module and engage2fa-admin never wait for it longer than a moment.
+    var lockPath: String { path + ".lock" }
+
+    /// The device file's own transaction: under its lock (waiting at most `timeoutSeconds`), re-read the
+    /// file, let `body` change it, and replace it atomically if it changed. nil from `body`'s file means
+    /// there was none.
+    public func update<Result>(
+        timeoutSeconds: Int = 5, _ body: (inout DeviceFile) throws(CoreError) -> Result
+    ) throws(CoreError) -> Result {
+        let lock = try withIdentity { () throws(CoreError) -> Int32 in
+            let fd = lockPath.withCString { cPath in retryOnInterrupt { open(cPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) } }
+            guard fd >= 0 else { throw .file(.system(path: lockPath, SystemError("open"))) }
+            return fd
+        }
+        defer { close(lock) }
+        let error = waitForLock(lock, timeoutSeconds: timeoutSeconds)
+        guard error == 0 else {
+            if error == EWOULDBLOCK { throw .state(.lockTimeout(path: lockPath, seconds: timeoutSeconds)) }
+            throw .state(.lock(path: lockPath, SystemError("flock", errno: error)))
+        }
+        let original = try load() ?? DeviceFile()
+        var file = original
+        let result = try body(&file)
+        if file != original { try save(file) }
+        return result
+    }
+
+    /// Removes the device file under its lock, waiting at most `timeoutSeconds` (the lock is the user's:
+    /// an admin command never waits on it for long). A missing file is fine.
+    public func remove(timeoutSeconds: Int = 2) throws(CoreError) {
+        try update(timeoutSeconds: timeoutSeconds) { (_: inout DeviceFile) throws(CoreError) in
+            try withIdentity { () throws(CoreError) in
+                if path.withCString({ unlink($0) }) != 0 && errno != ENOENT { throw .file(.system(path: path, SystemError("unlink"))) }
+            }
+        }
+    }
+
+    private func withIdentity<Result>(_ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
+        isInHome ? try withFileSystemIdentity(of: account, body) : try body()
+    }
+
     /// Replaces the file atomically (mode 600).
     public func save(_ file: DeviceFile) throws(CoreError) {
         let contents = file.serialized()

@@ -55,6 +55,8 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
     public func run() -> LoginResult {
         let startedAt = now()
+        let privileged = geteuid() == 0
+        let shownUser = displayText(user, limit: 64)
         let configState = Config.load(path: configPath)
         var storeConfig = Config()
         switch configState {
@@ -62,44 +64,71 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         case .unreadable: break
         }
         let store = StateStore(directory: storeConfig.stateDir)
-        let activation = store.readActivation()
+        let activationStore = ActivationStore(configPath: configPath)
+        var activation = activationStore.read()
+        if case .never = activation, case .active(let legacy) = ActivationStore.readLegacy(stateDirectory: storeConfig.stateDir) {
+            // An older version kept the record in state_dir: it still counts, and moves to the compiled-in place.
+            activation = .active(legacy)
+            if privileged {
+                do {
+                    try activationStore.record(legacy)
+                    log.log(.notice, "activation record of \(displayText(ActivationStore.legacyPath(stateDirectory: storeConfig.stateDir))) copied to \(activationStore.recordPath)")
+                } catch {
+                    log.log(.error, "could not copy the activation record to \(activationStore.recordPath) (enforcing anyway): \(error)")
+                }
+            }
+        }
+        if !privileged, case .unreadable = activation {
+            // An unprivileged caller cannot tell; before the start date it must never lock anyone out.
+            activation = .never
+        }
 
-        let account = isValidUserName(user) ? Account.lookup(user) : nil
-        let enrollment: EnrollmentState
-        var deviceFile: DeviceFile? = nil
+        let account = isSafeUserName(user) ? Account.lookup(user) : nil
+        var enrollment: EnrollmentState
+        var state = UserState()
         let location = account.map { DeviceFileLocation(account: $0, config: storeConfig) }
-        if let location {
-            do {
-                deviceFile = try location.load()
-                enrollment = (deviceFile?.devices.isEmpty ?? true) ? .notEnrolled : .enrolled(deviceCount: deviceFile!.devices.count)
+        if let account, let location {
+            do throws(CoreError) {
+                let file = try location.load()
+                do { state = try store.read(account: account) } catch {
+                    // Unprivileged callers may not see root's state; they cannot pass a code check anyway.
+                    if privileged { throw CoreError.state(error) }
+                }
+                enrollment = EnrollmentState(file: file, state: state)
             } catch {
                 enrollment = .unreadable(reason: "\(error)")
             }
         } else {
-            // An unknown name is treated like a user with a device: same prompt, then refused, so
-            // that answers never tell which names exist.
-            enrollment = .enrolled(deviceCount: 1)
+            // An unknown name is treated like a user with a device: same prompt, then the same answer as a
+            // wrong code, so that answers never tell which names exist.
+            enrollment = .enrolled(devices: 1, recoveryCodes: 0)
         }
 
-        let outcome = decidePolicy(now: startedAt, user: user, config: configState, activation: activation, enrollment: enrollment)
+        let policyUser = account?.name ?? user
+        let outcome = decidePolicy(now: startedAt, user: policyUser, config: configState, activation: activation, enrollment: enrollment,
+                                   stateDeadline: state.deadline)
         let notePriority: LogPriority = configStateIsBroken(configState) || activationIsUnreadable(activation) ? .error : .notice
-        for note in outcome.logNotes { log.log(notePriority, "user \(user): \(note)") }
+        for note in outcome.logNotes { log.log(notePriority, "user \(shownUser): \(note)") }
         if let record = outcome.activationToRecord {
-            do {
-                try store.recordActivation(record)
-                log.log(.notice, "2FA is now mandatory on this host: activation recorded in \(store.activationPath)")
-            } catch {
-                log.log(.error, "could not record activation (enforcing anyway): \(error)")
+            if privileged {
+                do {
+                    try activationStore.record(record)
+                    log.log(.notice, "2FA is now mandatory: activation recorded in \(activationStore.recordPath)")
+                } catch {
+                    log.log(.error, "could not record activation in \(activationStore.recordPath) (enforcing anyway): \(error)")
+                }
+            } else {
+                log.log(.notice, "start_date reached; activation is recorded at the next login through a privileged caller")
             }
         }
 
         switch outcome.decision {
         case .notApplicable:
-            if debug { log.log(.debug, "user \(user): 2FA not configured; ignored") }
+            if debug { log.log(.debug, "user \(shownUser): 2FA not configured; ignored") }
             return .notApplicable
         case .noCodeRequired(let notice):
             if let notice { conversation.showInfo(notice) }
-            if debug { log.log(.debug, "user \(user): no code required now") }
+            if debug { log.log(.debug, "user \(shownUser): no code required now") }
             return .notApplicable
         case .refuse(let message):
             conversation.showError(message)
@@ -108,44 +137,59 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             break
         }
 
-        guard let location, let deviceFile else {
+        guard let account, let location else {
             _ = conversation.askHidden(loginPrompt)
-            log.log(.notice, "user \(user): refused: no such user")
+            log.log(.notice, "user \(shownUser): denied: no such user")
+            conversation.showError(wrongCodeMessage)
             return .denied
         }
-        return checkCode(devices: deviceFile, location: location, config: outcome.config, store: store)
+        if !privileged {
+            // Without root the module can neither take the user's lock nor record a used code.
+            if outcome.config.unprivileged == .allowSelf && getuid() == account.uid {
+                log.log(.notice, "user \(shownUser): unprivileged caller (uid \(getuid())) re-authenticating its own user: password only (unprivileged = allow-self)")
+                return .notApplicable
+            }
+            log.log(.warning, "user \(shownUser): denied: unprivileged caller (uid \(getuid())) cannot check codes (unprivileged = \(outcome.config.unprivileged == .deny ? "deny" : "allow-self"))")
+            conversation.showError("Two-factor authentication cannot be checked by this program. Log in with a program that asks for your verification code.")
+            return .denied
+        }
+        return checkCode(account: account, location: location, state: state, config: outcome.config, store: store)
     }
 
-    private func checkCode(devices: DeviceFile, location: DeviceFileLocation, config: Config, store: StateStore) -> LoginResult {
-        let files: StateStore.UserFiles
+    private var wrongCodeMessage: String { "Wrong verification code." }
+
+    private func checkCode(account: Account, location: DeviceFileLocation, state snapshot: UserState, config: Config, store: StateStore) -> LoginResult {
+        let shownUser = displayText(user, limit: 64)
         do {
-            let remaining: Int64
-            (files, remaining) = try lockoutBeforeAsking(store: store, config: config)
+            let remaining = try lockoutBeforeAsking(snapshot, account: account, store: store, config: config)
             if remaining > 0 {
                 conversation.showError(lockoutMessage(remaining))
-                log.log(.notice, "user \(user): locked out for \(remaining) more seconds; no code asked")
+                log.log(.notice, "user \(shownUser): locked out for \(remaining) more seconds; no code asked")
                 return .lockedOut
             }
         } catch {
-            log.log(.error, "user \(user): denied: state unreadable: \(error)")
+            log.log(.error, "user \(shownUser): denied: state unreadable: \(error)")
             conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
             return .denied
         }
 
         guard let typed = conversation.askHidden(loginPrompt) else {
-            log.log(.notice, "user \(user): no code entered (conversation ended)")
+            log.log(.notice, "user \(shownUser): no code entered (conversation ended)")
             return .denied
         }
 
         let verdict: LoginVerdict
         do {
-            verdict = try store.update(files) { (state: inout UserState) throws(CoreError) -> LoginVerdict in
+            // The devices are read again under the lock: one removed (or reset) while this login waited at
+            // the prompt no longer counts.
+            verdict = try store.transaction(account: account, devices: location) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> LoginVerdict in
                 let now = now()
                 state.clampLockout(now: now, lockoutSeconds: config.lockoutSeconds)
                 let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
                 if remaining > 0 { return .lockedBefore(remaining: remaining) }
+                state.prune(for: file)
                 var replayed = false
-                for device in devices.devices {
+                for device in state.liveDevices(of: file) {
                     let lastUsed = state.devices[device.id]?.lastStep
                     let lastAcceptedStep = device.verifiedStep.map { max($0, lastUsed ?? $0) } ?? lastUsed
                     let check = verifyTOTP(code: typed, secret: device.secret, parameters: device.parameters, now: now,
@@ -153,18 +197,18 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                     switch check {
                     case .accepted(let step):
                         state.recordSuccess(deviceID: device.id, step: step, now: now)
-                        // Forget devices removed since (their ids are never reused).
-                        if state.devices.count > 1 {
-                            state.devices = state.devices.filter { id, _ in devices.devices.contains { $0.id == id } }
-                        }
                         return .accepted(deviceName: device.name)
                     case .replayed: replayed = true
                     case .wrong, .malformed: continue
                     }
                 }
-                if !replayed, RecoveryCodes.normalize(typed) != nil, let left = try consumeRecoveryCode(typed, location: location) {
-                    state.recordSuccess(deviceID: nil, step: nil, now: now)
-                    return .recovery(codesLeft: left)
+                if !replayed, let recovery = file?.recovery, RecoveryCodes.normalize(typed) != nil {
+                    let live = state.liveRecoveryCodes(of: file)
+                    if let index = recovery.match(typed, among: live) {
+                        state.usedRecoveryCodes.append(RecoveryCodeUse(salt: recovery.salt, hashPrefix: Array(recovery.hashes[index].prefix(RecoveryCodeUse.prefixLength))))
+                        state.recordSuccess(deviceID: nil, step: nil, now: now)
+                        return .recovery(codesLeft: live.count - 1)
+                    }
                 }
                 if state.recordFailure(now: now, maxFailures: config.maxFailures, lockoutSeconds: config.lockoutSeconds) {
                     return .lockedNow
@@ -172,67 +216,51 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                 return replayed ? .replayed : .wrong
             }
         } catch {
-            log.log(.error, "user \(user): denied: could not check or record the code: \(error)")
+            log.log(.error, "user \(shownUser): denied: could not check or record the code: \(error)")
             conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
             return .denied
         }
 
         switch verdict {
         case .accepted(let name):
-            log.log(.info, "user \(user): code accepted from device '\(name)'")
+            log.log(.info, "user \(shownUser): code accepted from device '\(displayText(name, limit: 64))'")
             return .success
         case .recovery(let left):
-            log.log(.notice, "user \(user): recovery code used; \(left) left")
+            log.log(.notice, "user \(shownUser): recovery code used; \(left) left")
             conversation.showInfo("Recovery code accepted. \(left) recovery code\(left == 1 ? "" : "s") left: link a new device with engage2fa-enroll.")
             return .success
         case .replayed:
-            log.log(.notice, "user \(user): denied: code already used")
+            log.log(.notice, "user \(shownUser): denied: code already used")
             conversation.showError("That code was already used. Wait for the next code and try again.")
             return .denied
         case .wrong:
-            log.log(.notice, "user \(user): denied: wrong code")
-            conversation.showError("Wrong verification code.")
+            log.log(.notice, "user \(shownUser): denied: wrong code")
+            conversation.showError(wrongCodeMessage)
             return .denied
         case .lockedNow:
-            log.log(.warning, "user \(user): denied: \(config.maxFailures) wrong codes in a row; locked out for \(config.lockoutSeconds) s")
-            conversation.showError("Wrong verification code. " + lockoutMessage(Int64(config.lockoutSeconds)))
+            log.log(.warning, "user \(shownUser): denied: \(config.maxFailures) wrong codes in a row; locked out for \(config.lockoutSeconds) s")
+            conversation.showError(wrongCodeMessage + " " + lockoutMessage(Int64(config.lockoutSeconds)))
             return .denied
         case .lockedBefore(let remaining):
-            log.log(.notice, "user \(user): locked out for \(remaining) more seconds")
+            log.log(.notice, "user \(shownUser): locked out for \(remaining) more seconds")
             conversation.showError(lockoutMessage(remaining))
             return .lockedOut
         }
     }
 
-    /// The user's state files, and the seconds of lockout left before a code is asked for. Read without
-    /// the lock (a lockout that starts or ends meanwhile is seen by the locked check of the code); only a
-    /// lockout ending further ahead than `lockoutSeconds`, left by a clock that went back, is clamped and
-    /// saved under the lock, so that it ends `lockoutSeconds` after this login at the latest.
-    private func lockoutBeforeAsking(store: StateStore, config: Config) throws(CoreError) -> (StateStore.UserFiles, Int64) {
+    /// The seconds of lockout left before a code is asked for, from the state read without the lock (a
+    /// lockout that starts or ends meanwhile is seen by the locked check of the code); only a lockout ending
+    /// further ahead than `lockoutSeconds`, left by a clock that went back, is clamped and saved under the
+    /// lock, so that it ends `lockoutSeconds` after this login at the latest.
+    private func lockoutBeforeAsking(_ state: UserState, account: Account, store: StateStore, config: Config) throws(CoreError) -> Int64 {
         let now = now()
-        let files: StateStore.UserFiles
-        let state: UserState
-        do {
-            files = try store.files(user: user)
-            state = try store.read(files)
-        } catch { throw .state(error) }
         guard state.lockedUntil > now + Int64(config.lockoutSeconds) else {
-            return (files, state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds))
+            return state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
         }
-        let remaining = try store.update(files) { (state: inout UserState) throws(CoreError) -> Int64 in
+        return try store.transaction(account: account, devices: nil) { (state: inout UserState, _) throws(CoreError) -> Int64 in
             state.clampLockout(now: now, lockoutSeconds: config.lockoutSeconds)
             return state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
         }
-        return (files, remaining)
-    }
-
-    /// Checks a recovery code against the device file as it is now (re-read under the user's lock, so two
-    /// logins cannot both use one code) and, if it matches, removes it from the file. Returns the codes left.
-    private func consumeRecoveryCode(_ typed: [UInt8], location: DeviceFileLocation) throws(CoreError) -> Int? {
-        guard var file = try location.load(), let index = file.recovery?.match(typed) else { return nil }
-        file.recovery!.hashes.remove(at: index)
-        try location.save(file)
-        return file.recovery!.hashes.count
     }
 
     private func lockoutMessage(_ seconds: Int64) -> String {

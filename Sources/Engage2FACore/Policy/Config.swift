@@ -26,6 +26,9 @@ public struct Config: Equatable, Sendable {
     public var stateDir = "/var/lib/engage2fa"
     /// How new devices compute codes.
     public var newDeviceParameters = OTPParameters()
+    /// What an unprivileged PAM caller (a screen locker, pamtester run by a user), which can neither take
+    /// a user's lock nor record a used code, may do once 2FA is active.
+    public var unprivileged = UnprivilegedCallers.allowSelf
     /// Personal deadlines of users who have not linked a device, from `[deadlines]`.
     public var deadlines: [String: PolicyDate] = [:]
 
@@ -84,6 +87,15 @@ public struct Config: Equatable, Sendable {
             }
         }
     }
+}
+
+/// What the module does, once 2FA is active, for a PAM caller that does not run as root.
+public enum UnprivilegedCallers: String, Equatable, Sendable {
+    /// The caller may authenticate only the user it already runs as, with the password alone (the
+    /// module returns PAM_IGNORE and logs it): that session passed 2FA to exist. Screen lockers.
+    case allowSelf = "allow-self"
+    /// Every login through an unprivileged caller is refused.
+    case deny
 }
 
 /// One problem in a policy file, located so an admin can jump to it.
@@ -182,8 +194,8 @@ extension Config {
 
             if inDeadlines {
                 let key = keyBytes.text
-                guard isValidUserName(key) else {
-                    report(lineNumber, "'\(key)' is not a valid user name")
+                guard isSafeUserName(key) else {
+                    report(lineNumber, "'\(displayText(key, limit: 64))' is not a valid user name")
                     continue
                 }
                 if let first = deadlineLines[key] {
@@ -256,11 +268,14 @@ extension Config {
         case "digits":
             guard let number = integer(OTPParameters.digitRange) else { return "digits must be 6, 7 or 8, not '\(value)'" }
             newDeviceParameters.digits = number
+        case "unprivileged":
+            guard let choice = value == "allow-self" ? UnprivilegedCallers.allowSelf : value == "deny" ? .deny : nil else { return "unprivileged must be allow-self or deny, not '\(displayText(value, limit: 64))'" }
+            unprivileged = choice
         case "period":
             guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(value)'" }
             newDeviceParameters.period = number
         default:
-            return "unknown key '\(key)' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period)"
+            return "unknown key '\(key)' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)"
         }
         return nil
     }
@@ -303,25 +318,14 @@ private func hasDotDotComponent(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     return run == 2
 }
 
-/// POSIX-portable user names, as Debian's adduser accepts them: letters, digits, '.', '_', '-',
-/// not starting with '-', '.' or a digit-only name, at most 32 bytes, an optional trailing '$'.
-public func isValidUserName(_ name: some StringProtocol) -> Bool {
+/// A user name that is safe in a path and a log line: whatever the user database (NSS: files, sssd, LDAP)
+/// resolves is a user, so only what could escape a directory or forge a line is refused — `/`, NUL and
+/// other control characters, `.` and `..` — and names longer than 256 bytes.
+public func isSafeUserName(_ name: some StringProtocol) -> Bool {
     let bytes = name.utf8
-    guard let first = bytes.first, bytes.count <= 32, first != UInt8(ascii: "-"), first != UInt8(ascii: ".") else { return false }
-    var digitsOnly = true
-    var position = 0
-    let last = bytes.count - 1
-    for byte in bytes {
-        defer { position += 1 }
-        let isDigit = byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
-        let allowed = isDigit || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
-        // A trailing '$' (Samba machine accounts) is allowed after at least one other byte.
-        if byte == UInt8(ascii: "$") && position == last && position > 0 { continue }
-        guard allowed else { return false }
-        digitsOnly = digitsOnly && isDigit
-    }
-    return !digitsOnly
+    guard !bytes.isEmpty, bytes.count <= 256 else { return false }
+    if bytes.count <= 2 && bytes.allSatisfy({ $0 == UInt8(ascii: ".") }) { return false }
+    return !bytes.contains { $0 == UInt8(ascii: "/") || $0 < 0x20 || $0 == 0x7F }
 }
 
 extension Config {

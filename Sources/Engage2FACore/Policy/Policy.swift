@@ -1,26 +1,3 @@
-/// When 2FA took effect on this host. Written once, the first time a decision is made at or after
-/// `start_date`, and never removed by the software: from then on 2FA stays mandatory.
-public struct ActivationRecord: Equatable, Sendable {
-    /// The start date that took effect.
-    public var activatedAt: Int64
-    /// When the module first noticed, and wrote this record.
-    public var recordedAt: Int64
-
-    public init(activatedAt: Int64, recordedAt: Int64) {
-        self.activatedAt = activatedAt
-        self.recordedAt = recordedAt
-    }
-}
-
-/// What the module could learn about activation from `state_dir`.
-public enum ActivationState: Equatable, Sendable {
-    case never
-    case active(ActivationRecord)
-    /// The record exists but could not be read or trusted. Only this software writes it, so its
-    /// existence alone means 2FA was activated: treated as active.
-    case unreadable(reason: String)
-}
-
 /// What the module could learn about the policy file.
 public enum ConfigState: Equatable, Sendable {
     /// Read and valid (a missing file is a valid, empty policy).
@@ -33,9 +10,18 @@ public enum ConfigState: Equatable, Sendable {
 
 /// What the module could learn about the user's devices.
 public enum EnrollmentState: Equatable, Sendable {
-    case enrolled(deviceCount: Int)
+    /// Devices or unused recovery codes (a user whose last phone is gone logs in with a recovery code).
+    case enrolled(devices: Int, recoveryCodes: Int)
     case notEnrolled
     case unreadable(reason: String)
+
+    /// What the device file and root's state say together: devices `reset` took away and recovery codes
+    /// already used do not count.
+    public init(file: DeviceFile?, state: UserState) {
+        let devices = state.liveDevices(of: file).count
+        let codes = state.liveRecoveryCodes(of: file).count
+        self = devices + codes == 0 ? .notEnrolled : .enrolled(devices: devices, recoveryCodes: codes)
+    }
 }
 
 /// What the module does for this login.
@@ -74,8 +60,12 @@ public struct PolicyOutcome: Equatable, Sendable {
 /// Activation is a ratchet: once recorded, 2FA stays active whatever `start_date` says later, and a
 /// policy file that cannot be used then means the defaults (no personal deadlines), never "off".
 /// Before activation, nothing that cannot be read ever locks anyone out.
+///
+/// A personal deadline comes from `[deadlines]` in the policy file or from root's state (set by
+/// `engage2fa-admin extend`); when both name one, the later counts.
 public func decidePolicy(
-    now: Int64, user: String, config configState: ConfigState, activation: ActivationState, enrollment: EnrollmentState
+    now: Int64, user: String, config configState: ConfigState, activation: ActivationState, enrollment: EnrollmentState,
+    stateDeadline: PolicyDate? = nil
 ) -> PolicyOutcome {
     var notes: [String] = []
     var config: Config
@@ -118,6 +108,11 @@ public func decidePolicy(
         }
     }
     if !configUsable, activeSince != nil { notes.append("enforcing with default settings where the policy file is broken") }
+    let personalDeadline: PolicyDate? = switch (config.deadlines[user], stateDeadline) {
+    case (let file?, let state?): file.unixTime >= state.unixTime ? file : state
+    case (let file?, nil): file
+    case (nil, let state): state
+    }
 
     func outcome(_ decision: PolicyDecision) -> PolicyOutcome {
         PolicyOutcome(decision: decision, activationToRecord: activationToRecord, config: config, logNotes: notes)
@@ -147,14 +142,14 @@ public func decidePolicy(
             "Two-factor authentication is mandatory, and your authenticator devices could not be read. "
             + "Ask an administrator to check the system log."))
     case .notEnrolled:
-        if let deadline = config.deadlines[user], now < deadline.unixTime {
+        if let deadline = personalDeadline, now < deadline.unixTime {
             notes.append("no device; personal deadline \(deadline) not reached")
             return outcome(.noCodeRequired(notice:
                 "Two-factor authentication is mandatory on this host. Your personal deadline is \(displayDate(deadline)) "
                 + "(\(daysLeftText(now: now, until: deadline.unixTime))): link your authenticator app before then with engage2fa-enroll."))
         }
         let why: String
-        if let deadline = config.deadlines[user] {
+        if let deadline = personalDeadline {
             why = "Your deadline to link an authenticator app passed on \(displayDate(deadline))."
             notes.append("refused: no device, personal deadline \(deadline) passed")
         } else {
@@ -162,7 +157,7 @@ public func decidePolicy(
             notes.append("refused: no device and no personal deadline")
         }
         return outcome(.refuse(message:
-            why + " Ask an administrator for a personal deadline (engage2fa-admin extend \(user) DATE), then log in and run engage2fa-enroll."))
+            why + " Ask an administrator for a personal deadline (engage2fa-admin extend \(displayText(user, limit: 64)) DATE), then log in and run engage2fa-enroll."))
     }
 }
 

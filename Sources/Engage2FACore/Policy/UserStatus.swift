@@ -43,23 +43,33 @@ public struct UserStatus: Sendable {
         }
     }
 
-    /// Computes the status with the same policy function the module uses.
+    /// Computes the status with the same policy function the module uses, on the same data: the
+    /// device file and root's state (deadlines, revocations, used recovery codes, lockout).
     public static func of(
         account: Account, config: Config, activation: ActivationState, store: StateStore, now: Int64
     ) -> UserStatus {
         let location = DeviceFileLocation(account: account, config: config)
         var status = UserStatus(user: account.name, deviceNames: [], recoveryCodesLeft: 0, deadline: config.deadlines[account.name], state: .notActiveYet)
+        let state: UserState
+        do {
+            state = try store.read(account: account)
+        } catch {
+            status.state = .unreadable(reason: "state: \(error)")
+            return status
+        }
+        if let deadline = state.deadline, status.deadline.map({ deadline.unixTime > $0.unixTime }) ?? true { status.deadline = deadline }
         let enrollment: EnrollmentState
         do {
             let file = try location.load()
-            status.deviceNames = file?.devices.map { $0.name } ?? []
-            status.recoveryCodesLeft = file?.recovery?.hashes.count ?? 0
-            enrollment = status.deviceNames.isEmpty ? .notEnrolled : .enrolled(deviceCount: status.deviceNames.count)
+            status.deviceNames = state.liveDevices(of: file).map { $0.name }
+            status.recoveryCodesLeft = state.liveRecoveryCodes(of: file).count
+            enrollment = EnrollmentState(file: file, state: state)
         } catch {
             status.state = .unreadable(reason: "\(error)")
             return status
         }
-        let outcome = decidePolicy(now: now, user: account.name, config: .valid(config), activation: activation, enrollment: enrollment)
+        let outcome = decidePolicy(now: now, user: account.name, config: .valid(config), activation: activation, enrollment: enrollment,
+                                   stateDeadline: state.deadline)
         switch outcome.decision {
         case .notApplicable:
             status.state = .notConfigured
@@ -75,10 +85,8 @@ public struct UserStatus: Sendable {
             }
         case .codeRequired:
             status.state = .enforced
-            if let state = try? store.read(user: account.name) {
-                let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
-                if remaining > 0 { status.state = .lockedOut(until: now + remaining) }
-            }
+            let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
+            if remaining > 0 { status.state = .lockedOut(until: now + remaining) }
         }
         return status
     }

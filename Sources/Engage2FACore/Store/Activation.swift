@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import CEngageSys
+#endif
+
+/// When 2FA took effect on this host. Written once, the first time a decision is made at or after
+/// `start_date`, and never removed by the software: from then on 2FA stays mandatory.
+public struct ActivationRecord: Equatable, Sendable {
+    /// The start date that took effect.
+    public var activatedAt: Int64
+    /// When the module first noticed, and wrote this record.
+    public var recordedAt: Int64
+
+    public init(activatedAt: Int64, recordedAt: Int64) {
+        self.activatedAt = activatedAt
+        self.recordedAt = recordedAt
+    }
+}
+
+/// What could be learnt about activation.
+public enum ActivationState: Equatable, Sendable {
+    case never
+    case active(ActivationRecord)
+    /// A record, or the directory it is kept in, that cannot be read or trusted. Only this software
+    /// writes it, so it is treated as active: a record that a user could have removed proves nothing.
+    case unreadable(reason: String)
+}
+
+/// Where the ratchet is kept: a place compiled into the module, never one named by the policy file it
+/// protects, so that no damage to that file (deleted, made writable, a typo in `state_dir`) can make the
+/// module look for the record somewhere else and find none.
+///
+///     /var/lib/engage2fa/activation                the policy file /etc/engage2fa.conf
+///     /var/lib/engage2fa/activation.d/SHA256(PATH)  a policy file named by config=PATH
+///
+/// The record and every directory from /var/lib/engage2fa down to it must be owned by root, not writable
+/// by group or others, and not symbolic links — on reading as on writing. It is not secret (mode 644),
+/// so that `engage2fa-enroll status` and unprivileged PAM callers see whether 2FA is active.
+public struct ActivationStore: Sendable {
+    /// The compiled-in directory (the package creates it root:root 0755).
+    public static let defaultRoot = "/var/lib/engage2fa"
+
+    public let root: String
+    public let configPath: String
+    public let recordPath: String
+    /// Who must own the record and its directories: root (tests name another owner with another root).
+    let owner: uid_t
+
+    public init(configPath: String, root: String = ActivationStore.defaultRoot, owner: uid_t = 0) {
+        self.root = root
+        self.configPath = configPath
+        self.owner = owner
+        if configPath == Config.defaultPath {
+            recordPath = root + "/activation"
+        } else {
+            recordPath = root + "/activation.d/" + hexString(SHA256.hash(configPath.utf8))
+        }
+    }
+
+    /// The directories from `root` down to the record's.
+    private var directories: [String] {
+        configPath == Config.defaultPath ? [root] : [root, root + "/activation.d"]
+    }
+
+    static let header: StaticString = "engage2fa-activation 1"
+
+    /// Whether 2FA was ever activated for this policy file.
+    public func read() -> ActivationState {
+        for directory in directories {
+            var info = stat()
+            if directory.withCString({ lstat($0, &info) }) != 0 {
+                // A directory that is not there holds no record: its parent is root's (/var/lib).
+                if errno == ENOENT { return .never }
+                return .unreadable(reason: "\(displayText(directory)): \(SystemError("lstat"))")
+            }
+            if let problem = untrustedDirectoryProblem(info) { return .unreadable(reason: "\(displayText(directory)): \(problem)") }
+        }
+        return Self.readRecord(recordPath, owners: [owner])
+    }
+
+    /// Reads a record at `path`: missing is `.never`; anything else that is not a record, from the
+    /// expected owner, not writable by others, is `.unreadable`.
+    static func readRecord(_ path: String, owners: [uid_t]) -> ActivationState {
+        let bytes: [UInt8]
+        do {
+            bytes = try readTrustedFile(path, owners: owners, maxSize: 4096, groupOtherMask: 0o022)
+        } catch .missing {
+            return .never
+        } catch {
+            return .unreadable(reason: "\(error)")
+        }
+        let times: (activatedAt: Int64?, recordedAt: Int64?)? = bytes.withUnsafeBufferPointer { buffer in
+            var lines = Lines(buffer)
+            guard let first = lines.next(), bytesEqual(first, Self.header), let second = lines.next() else { return nil }
+            var activatedAt: Int64? = nil
+            var recordedAt: Int64? = nil
+            for word in second.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: false) {
+                guard let equals = word.firstIndex(of: UInt8(ascii: "=")) else { continue }
+                let value = parseInteger(word[(equals + 1)...]).flatMap { (0...UserState.maxTime).contains($0) ? $0 : nil }
+                if bytesEqual(word[..<equals], "activated-at") { activatedAt = value }
+                if bytesEqual(word[..<equals], "recorded-at") { recordedAt = value }
+            }
+            return (activatedAt, recordedAt)
+        }
+        guard let times else { return .unreadable(reason: "\(displayText(path)): not an activation record") }
+        guard let activatedAt = times.activatedAt, let recordedAt = times.recordedAt else {
+            return .unreadable(reason: "\(displayText(path)): malformed activation record")
+        }
+        return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt))
+    }
+
+    private func untrustedDirectoryProblem(_ info: stat) -> String? {
+        if info.st_mode & mode_t(S_IFMT) != mode_t(S_IFDIR) { return "is not a directory (or is a symbolic link)" }
+        if info.st_uid != owner { return "owned by uid \(info.st_uid), expected \(owner)" }
+        if info.st_mode & 0o022 != 0 { return "mode \(String(info.st_mode & 0o7777, radix: 8)) lets others write to it (expected 755)" }
+        return nil
+    }
+
+    /// Writes the record once (root only); an existing record is never replaced.
+    public func record(_ record: ActivationRecord) throws(StateError) {
+        for directory in directories {
+            var info = stat()
+            if directory.withCString({ lstat($0, &info) }) != 0 {
+                guard errno == ENOENT, directory.withCString({ mkdir($0, 0o755) }) == 0 || errno == EEXIST,
+                    directory.withCString({ lstat($0, &info) }) == 0
+                else { throw .directory(path: directory, message: "cannot create: \(SystemError("mkdir"))") }
+            }
+            if let problem = untrustedDirectoryProblem(info) { throw .directory(path: directory, message: problem) }
+        }
+        if case .active = read() { return }
+        var text = ByteWriter(capacity: 256)
+        text.write(Self.header)
+        text.write("\nactivated-at=")
+        text.write(record.activatedAt)
+        text.write(" recorded-at=")
+        text.write(record.recordedAt)
+        text.write("\n# The policy file ")
+        text.write(string: displayText(configPath))
+        text.write(" took effect at activated-at (")
+        text.write(string: localDateTimeText(record.activatedAt))
+        text.write(").\n# 2FA stays enforced even if start_date is later removed or moved, or the policy file is broken:\n")
+        text.write("# that is the point. Removing this file by hand is the only way back.\n")
+        do { try writeFileAtomically(recordPath, contents: text.bytes, mode: 0o644) } catch { throw .file(error) }
+    }
+
+    /// The record an older version kept in `state_dir/activation`. It only ever adds enforcement: a
+    /// record there counts (and is copied to the compiled-in place); its absence proves nothing.
+    public static func readLegacy(stateDirectory: String) -> ActivationState {
+        let state = readRecord(stateDirectory + "/activation", owners: [0])
+        if case .unreadable(let reason) = state, reason.utf8.count > 0, geteuid() != 0 {
+            // An unprivileged caller cannot look into root's state_dir: that proves nothing either way.
+            return .never
+        }
+        return state
+    }
+
+    public static func legacyPath(stateDirectory: String) -> String { stateDirectory + "/activation" }
+}

@@ -1,0 +1,273 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import CEngageSys
+#endif
+
+/// Replay protection for one device: the newest step accepted.
+public struct DeviceUsage: Equatable, Sendable {
+    public var lastStep: Int64
+    public var lastUsed: Int64
+
+    public init(lastStep: Int64, lastUsed: Int64) {
+        self.lastStep = lastStep
+        self.lastUsed = lastUsed
+    }
+}
+
+/// One recovery code consumed at a login: the set it belongs to (its salt) and the first bytes of its
+/// hash. Kept in root's state so that using a code never needs a write to the user's home (a full home
+/// or quota must not block the lost-phone path) and no rewrite of the device file can bring it back.
+public struct RecoveryCodeUse: Equatable, Sendable {
+    public var salt: [UInt8]
+    public var hashPrefix: [UInt8]
+
+    public init(salt: [UInt8], hashPrefix: [UInt8]) {
+        self.salt = salt
+        self.hashPrefix = hashPrefix
+    }
+
+    static let prefixLength = 8
+}
+
+/// What the module and engage2fa-admin keep about one user, in `state_dir`, where users cannot write.
+public struct UserState: Equatable, Sendable {
+    /// Consecutive wrong codes since the last success or lockout.
+    public var failures = 0
+    /// Unix time until which no code is asked for; 0 when not locked.
+    public var lockedUntil: Int64 = 0
+    /// By device id.
+    public var devices: DeviceUsages = [:]
+    /// A personal deadline set by `engage2fa-admin extend` or `reset --deadline` (kept here, not in
+    /// the policy file, which dpkg owns).
+    public var deadline: PolicyDate? = nil
+    /// Devices `engage2fa-admin reset` took away: their codes are refused whatever the device file says.
+    public var revokedDevices: [String] = []
+    /// Recovery-code sets (by salt) that `reset` took away.
+    public var revokedRecoverySalts: [[UInt8]] = []
+    /// Recovery codes used at a login.
+    public var usedRecoveryCodes: [RecoveryCodeUse] = []
+
+    public init() {}
+
+    /// Seconds of lockout left. A clock that went backwards never stretches a lockout beyond
+    /// `lockoutSeconds` from now.
+    public func lockoutRemaining(now: Int64, lockoutSeconds: Int) -> Int64 {
+        guard lockedUntil > now else { return 0 }
+        return min(lockedUntil - now, Int64(lockoutSeconds))
+    }
+
+    /// A clock that went backwards leaves a lockout ending further ahead than `lockoutSeconds`:
+    /// bring it back to at most that, so that nobody stays locked out longer than the policy says.
+    public mutating func clampLockout(now: Int64, lockoutSeconds: Int) {
+        if lockedUntil > now + Int64(lockoutSeconds) { lockedUntil = now + Int64(lockoutSeconds) }
+    }
+
+    /// Counts a wrong code; returns true when this one starts a lockout.
+    public mutating func recordFailure(now: Int64, maxFailures: Int, lockoutSeconds: Int) -> Bool {
+        failures = min(failures, Self.maxFailureCount - 1) + 1
+        guard failures >= maxFailures else { return false }
+        failures = 0
+        lockedUntil = now + Int64(lockoutSeconds)
+        return true
+    }
+
+    public mutating func recordSuccess(deviceID: String?, step: Int64?, now: Int64) {
+        failures = 0
+        lockedUntil = 0
+        if let deviceID, let step { devices[deviceID] = DeviceUsage(lastStep: step, lastUsed: now) }
+    }
+
+    /// The devices of `file` that still count: those `reset` did not take away.
+    public func liveDevices(of file: DeviceFile?) -> [Device] {
+        guard let file else { return [] }
+        return revokedDevices.isEmpty ? file.devices : file.devices.filter { !revokedDevices.contains($0.id) }
+    }
+
+    /// The indices of the recovery codes of `file` that can still be used.
+    public func liveRecoveryCodes(of file: DeviceFile?) -> [Int] {
+        guard let recovery = file?.recovery, !revokedRecoverySalts.contains(recovery.salt) else { return [] }
+        return recovery.hashes.indices.filter { index in
+            let prefix = recovery.hashes[index].prefix(RecoveryCodeUse.prefixLength)
+            return !usedRecoveryCodes.contains { $0.salt == recovery.salt && $0.hashPrefix.elementsEqual(prefix) }
+        }
+    }
+
+    /// Forgets what no longer matters for `file`: replay state of devices that are gone, revocations of
+    /// devices and code sets no longer in it, uses of codes of another set. Keeps the file small.
+    public mutating func prune(for file: DeviceFile?) {
+        let ids = file?.devices.map { $0.id } ?? []
+        let salt = file?.recovery?.salt
+        if devices.count > 0 { devices = devices.filter { id, _ in ids.contains(id) } }
+        revokedDevices.removeAll { !ids.contains($0) }
+        revokedRecoverySalts.removeAll { $0 != salt }
+        usedRecoveryCodes.removeAll { $0.salt != salt }
+    }
+
+    // MARK: The file
+
+    static let header: StaticString = "engage2fa-state 2"
+    static let headerVersion1: StaticString = "engage2fa-state 1"
+    static let maxSize = 16 * 1024
+    /// Bounds on every number read back: a state file is root's, but sshd must not trap on anything.
+    static let maxFailureCount = 1_000_000
+    static let maxTime: Int64 = 1 << 40  // about the year 36812
+    static let maxRecords = 256
+
+    public func serialized() -> [UInt8] {
+        var out = ByteWriter(capacity: 64 + 64 * devices.count)
+        out.write(Self.header)
+        out.write("\nfailures count=")
+        out.write(failures)
+        out.write(" locked-until=")
+        out.write(lockedUntil)
+        out.write("\n")
+        for (id, usage) in devices.sortedByID() {
+            out.write("device id=")
+            out.write(string: id)
+            out.write(" last-step=")
+            out.write(usage.lastStep)
+            out.write(" last-used=")
+            out.write(usage.lastUsed)
+            out.write("\n")
+        }
+        if let deadline {
+            out.write("deadline date=")
+            out.write(string: percentEncode(deadline.text))
+            out.write("\n")
+        }
+        for id in revokedDevices {
+            out.write("revoked-device id=")
+            out.write(string: id)
+            out.write("\n")
+        }
+        for salt in revokedRecoverySalts {
+            out.write("revoked-recovery salt=")
+            out.write(string: hexString(salt))
+            out.write("\n")
+        }
+        for use in usedRecoveryCodes {
+            out.write("recovery-used salt=")
+            out.write(string: hexString(use.salt))
+            out.write(" hash=")
+            out.write(string: hexString(use.hashPrefix))
+            out.write("\n")
+        }
+        return out.bytes
+    }
+
+    /// Parses a state file (format version 1 or 2); any deviation, and any number out of its range, is
+    /// an error naming the line.
+    public static func parse(_ bytes: [UInt8], path: String) throws(StateError) -> UserState {
+        try bytes.withUnsafeBufferPointer { (buffer) throws(StateError) in try parse(buffer: buffer, path: path) }
+    }
+
+    private static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, path: String) throws(StateError) -> UserState {
+        var state = UserState()
+        var lineNumber = 0
+        var records = 0
+        for line in Lines(bytes) {
+            lineNumber += 1
+            func fail(_ message: String) -> StateError { .corrupt(path: path, line: lineNumber, message: message) }
+            if lineNumber == 1 {
+                guard bytesEqual(line, header) || bytesEqual(line, headerVersion1) else { throw fail("expected '\(header)'") }
+                continue
+            }
+            let words = line.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: false)
+            guard let record = words.first else { continue }
+            records += 1
+            guard records <= maxRecords else { throw fail("more than \(maxRecords) records") }
+            var count: Int64? = nil, lockedUntil: Int64? = nil, lastStep: Int64? = nil, lastUsed: Int64? = nil
+            var id: ByteSlice? = nil, salt: ByteSlice? = nil, hash: ByteSlice? = nil, date: ByteSlice? = nil
+            for word in words.dropFirst() {
+                guard let equals = word.firstIndex(of: UInt8(ascii: "=")), equals != word.startIndex, equals != word.endIndex - 1 else {
+                    throw fail("malformed field '\(displayText(bytes: word, limit: 64))'")
+                }
+                let key = word[..<equals], valueText = word[(equals + 1)...]
+                if bytesEqual(key, "id") { id = valueText; continue }
+                if bytesEqual(key, "salt") { salt = valueText; continue }
+                if bytesEqual(key, "hash") { hash = valueText; continue }
+                if bytesEqual(key, "date") { date = valueText; continue }
+                guard let value = parseInteger(valueText) else { throw fail("bad number in '\(displayText(bytes: word, limit: 64))'") }
+                if bytesEqual(key, "count") {
+                    guard (0...Int64(maxFailureCount)).contains(value) else { throw fail("count \(value) out of range") }
+                    count = value
+                } else if bytesEqual(key, "locked-until") || bytesEqual(key, "last-step") || bytesEqual(key, "last-used") {
+                    guard (0...maxTime).contains(value) else { throw fail("\(key.text) \(value) out of range") }
+                    if bytesEqual(key, "locked-until") { lockedUntil = value }
+                    else if bytesEqual(key, "last-step") { lastStep = value }
+                    else { lastUsed = value }
+                } else {
+                    throw fail("unknown field '\(displayText(bytes: key, limit: 32))'")
+                }
+            }
+            func isDeviceID(_ text: ByteSlice?) -> Bool { text.map { $0.count == 16 && $0.allSatisfy { hexValue($0) != nil } } ?? false }
+            func onlyFields(_ expected: Int) -> Bool { words.count == expected + 1 }
+            if bytesEqual(record, "failures"), let count, let lockedUntil, onlyFields(2) {
+                state.failures = Int(count)
+                state.lockedUntil = lockedUntil
+            } else if bytesEqual(record, "device"), let lastStep, let lastUsed, isDeviceID(id), onlyFields(3) {
+                state.devices[id!.text] = DeviceUsage(lastStep: lastStep, lastUsed: lastUsed)
+            } else if bytesEqual(record, "deadline"), let date, onlyFields(1) {
+                guard let text = percentDecode(date), let parsed = try? PolicyDate(parsing: text) else {
+                    throw fail("bad deadline '\(displayText(bytes: date, limit: 64))'")
+                }
+                state.deadline = parsed
+            } else if bytesEqual(record, "revoked-device"), isDeviceID(id), onlyFields(1) {
+                state.revokedDevices.append(id!.text)
+            } else if bytesEqual(record, "revoked-recovery"), let salt, let bytes = parseHex(salt), bytes.count == 16, onlyFields(1) {
+                state.revokedRecoverySalts.append(bytes)
+            } else if bytesEqual(record, "recovery-used"), let salt, let hash, let saltBytes = parseHex(salt), saltBytes.count == 16,
+                let hashBytes = parseHex(hash), hashBytes.count == RecoveryCodeUse.prefixLength, onlyFields(2) {
+                state.usedRecoveryCodes.append(RecoveryCodeUse(salt: saltBytes, hashPrefix: hashBytes))
+            } else {
+                throw fail("unexpected record '\(displayText(bytes: line, limit: 96))'")
+            }
+        }
+        return state
+    }
+}
+
+/// Replay state by device id. A user has a handful of devices, so this is a list: a Dictionary would
+/// hash with a per-process random seed, two getrandom(2) calls in every sshd connection, to find one entry.
+public struct DeviceUsages: Equatable, Sendable, Sequence, ExpressibleByDictionaryLiteral {
+    public typealias Element = (key: String, value: DeviceUsage)
+    private var entries: [Element] = []
+
+    public init(dictionaryLiteral elements: (String, DeviceUsage)...) {
+        for (id, usage) in elements { self[id] = usage }
+    }
+
+    public subscript(id: String) -> DeviceUsage? {
+        get { entries.first { $0.key == id }?.value }
+        set {
+            let index = entries.firstIndex { $0.key == id }
+            switch (index, newValue) {
+            case (let index?, let usage?): entries[index].value = usage
+            case (let index?, nil): entries.remove(at: index)
+            case (nil, let usage?): entries.append((id, usage))
+            case (nil, nil): break
+            }
+        }
+    }
+
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+    public func makeIterator() -> IndexingIterator<[Element]> { entries.makeIterator() }
+
+    public func filter(_ isIncluded: (String, DeviceUsage) -> Bool) -> DeviceUsages {
+        var kept = DeviceUsages()
+        kept.entries = entries.filter { isIncluded($0.key, $0.value) }
+        return kept
+    }
+
+    /// In id order, as the state file lists them.
+    func sortedByID() -> [Element] {
+        entries.count < 2 ? entries : entries.sorted { $0.key < $1.key }
+    }
+
+    /// The same ids with the same usage, in any order.
+    public static func == (lhs: DeviceUsages, rhs: DeviceUsages) -> Bool {
+        lhs.count == rhs.count && lhs.entries.allSatisfy { rhs[$0.key] == $0.value }
+    }
+}
