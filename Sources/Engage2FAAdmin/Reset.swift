@@ -50,8 +50,12 @@ struct Reset: ParsableCommand {
         }
 
         let revoked: Int
+        // A device file that cannot be read (one the user broke) is no reason to keep a lost phone working:
+        // then the state is reset without its ids, and the file is removed unread below.
+        var readable = true
+        do { _ = try location.load() } catch CoreError.deviceFile(.format) { readable = false } catch {}
         do {
-            revoked = try store.transaction(account: account, devices: location) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> Int in
+            revoked = try store.transaction(account: account, devices: readable ? location : nil) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> Int in
                 let devices = state.liveDevices(of: file)
                 for device in devices where !state.revokedDevices.contains(device.id) { state.revokedDevices.append(device.id) }
                 if let salt = file?.recovery?.salt, !state.revokedRecoverySalts.contains(salt) { state.revokedRecoverySalts.append(salt) }
@@ -67,6 +71,7 @@ struct Reset: ParsableCommand {
         // The revocation above is what counts; the file goes too, so that nothing stale is left in the home.
         var leftover = ""
         do { try location.remove() } catch {
+            if !readable { throw CommandFailure("cleared the state of \(shown), but could not remove the unreadable device file \(displayText(location.path)): \(error); remove it by hand") }
             leftover = " The device file \(displayText(location.path)) could not be removed (\(error)); its devices no longer let anyone in."
         }
         audit("reset \(shown): revoked \(revoked) device(s) and the recovery codes, cleared lockout" + (newDeadline.map { "; personal deadline \($0.text)" } ?? ""))

@@ -7,6 +7,7 @@ import fcntl
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import time
 
@@ -221,7 +222,7 @@ def test_reset_with_a_deadline_changes_nothing_when_the_state_cannot_be_written(
 def test_no_lock_a_user_can_take_blocks_extend_or_reset(host, users):
     alice, bob = users[0], users[1]
     host.activate()
-    holders = [subprocess.Popen(["runuser", "-u", bob.pw_name, "--", "flock", "-x", path, "sleep", "60"])
+    holders = [subprocess.Popen(["runuser", "-u", bob.pw_name, "--", "flock", "-x", path, "sleep", "60"], start_new_session=True)
                for path in (host.directory, "/etc", os.path.dirname(host.config_path))]
     try:
         time.sleep(0.5)
@@ -235,7 +236,7 @@ def test_no_lock_a_user_can_take_blocks_extend_or_reset(host, users):
         assert time.time() - started < 10
     finally:
         for holder in holders:
-            holder.kill()
+            os.killpg(holder.pid, signal.SIGKILL)  # runuser, flock and sleep alike
             holder.wait()
     assert host.authenticate(alice).result == "ignored"  # the deadline took effect
 

@@ -52,6 +52,27 @@ public struct DeviceFileLocation: Sendable {
     public func update<Result>(
         timeoutSeconds: Int = 5, _ body: (inout DeviceFile) throws(CoreError) -> Result
     ) throws(CoreError) -> Result {
+        try withLock(timeoutSeconds: timeoutSeconds) { () throws(CoreError) -> Result in
+            let original = try load() ?? DeviceFile()
+            var file = original
+            let result = try body(&file)
+            if file != original { try save(file) }
+            return result
+        }
+    }
+
+    /// Removes the device file under its lock, waiting at most `timeoutSeconds` (the lock is the user's:
+    /// an admin command never waits on it for long), without reading it: a file that does not parse goes
+    /// too. A missing file is fine.
+    public func remove(timeoutSeconds: Int = 2) throws(CoreError) {
+        try withLock(timeoutSeconds: timeoutSeconds) { () throws(CoreError) in
+            try withIdentity { () throws(CoreError) in
+                if path.withCString({ unlink($0) }) != 0 && errno != ENOENT { throw .file(.system(path: path, SystemError("unlink"))) }
+            }
+        }
+    }
+
+    private func withLock<Result>(timeoutSeconds: Int, _ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
         let lock = try withIdentity { () throws(CoreError) -> Int32 in
             let fd = lockPath.withCString { cPath in retryOnInterrupt { open(cPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) } }
             guard fd >= 0 else { throw .file(.system(path: lockPath, SystemError("open"))) }
@@ -63,21 +84,7 @@ public struct DeviceFileLocation: Sendable {
             if error == EWOULDBLOCK { throw .state(.lockTimeout(path: lockPath, seconds: timeoutSeconds)) }
             throw .state(.lock(path: lockPath, SystemError("flock", errno: error)))
         }
-        let original = try load() ?? DeviceFile()
-        var file = original
-        let result = try body(&file)
-        if file != original { try save(file) }
-        return result
-    }
-
-    /// Removes the device file under its lock, waiting at most `timeoutSeconds` (the lock is the user's:
-    /// an admin command never waits on it for long). A missing file is fine.
-    public func remove(timeoutSeconds: Int = 2) throws(CoreError) {
-        try update(timeoutSeconds: timeoutSeconds) { (_: inout DeviceFile) throws(CoreError) in
-            try withIdentity { () throws(CoreError) in
-                if path.withCString({ unlink($0) }) != 0 && errno != ENOENT { throw .file(.system(path: path, SystemError("unlink"))) }
-            }
-        }
+        return try body()
     }
 
     private func withIdentity<Result>(_ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {

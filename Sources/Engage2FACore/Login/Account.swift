@@ -27,8 +27,9 @@ public struct Account: Equatable, Sendable {
                 var entry = passwd()
                 var result: UnsafeMutablePointer<passwd>? = nil
                 let status = name.withCString { getpwnam_r($0, &entry, buffer.baseAddress!, size, &result) }
-                guard status == 0, result != nil, let home = entry.pw_dir else { return (status, nil) }
-                return (status, Account(name: name, uid: entry.pw_uid, gid: entry.pw_gid, home: String(cString: home)))
+                guard status == 0, result != nil, let home = entry.pw_dir, let canonical = entry.pw_name else { return (status, nil) }
+                // The name as the database spells it (sssd may match case-insensitively): deadlines and %u use it.
+                return (status, Account(name: String(cString: canonical), uid: entry.pw_uid, gid: entry.pw_gid, home: String(cString: home)))
             }
             if status == ERANGE && size < 1 << 20 {
                 size *= 4

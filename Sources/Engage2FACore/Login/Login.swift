@@ -122,6 +122,17 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             }
         }
 
+        if !privileged, let account, outcome.decision.deniesWithoutACode || outcome.decision == .codeRequired {
+            // Without root the module can neither take the user's lock nor record a used code.
+            if outcome.config.unprivileged == .allowSelf && getuid() == account.uid {
+                log.log(.notice, "user \(shownUser): unprivileged caller (uid \(getuid())) re-authenticating its own user: password only (unprivileged = allow-self)")
+                return .notApplicable
+            }
+            log.log(.warning, "user \(shownUser): denied: unprivileged caller (uid \(getuid())) cannot check codes (unprivileged = \(outcome.config.unprivileged == .deny ? "deny" : "allow-self"))")
+            conversation.showError("Two-factor authentication cannot be checked by this program. Log in with a program that asks for your verification code.")
+            return .denied
+        }
+
         switch outcome.decision {
         case .notApplicable:
             if debug { log.log(.debug, "user \(shownUser): 2FA not configured; ignored") }
@@ -143,14 +154,8 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             conversation.showError(wrongCodeMessage)
             return .denied
         }
-        if !privileged {
-            // Without root the module can neither take the user's lock nor record a used code.
-            if outcome.config.unprivileged == .allowSelf && getuid() == account.uid {
-                log.log(.notice, "user \(shownUser): unprivileged caller (uid \(getuid())) re-authenticating its own user: password only (unprivileged = allow-self)")
-                return .notApplicable
-            }
-            log.log(.warning, "user \(shownUser): denied: unprivileged caller (uid \(getuid())) cannot check codes (unprivileged = \(outcome.config.unprivileged == .deny ? "deny" : "allow-self"))")
-            conversation.showError("Two-factor authentication cannot be checked by this program. Log in with a program that asks for your verification code.")
+        guard privileged else {
+            conversation.showError(wrongCodeMessage)
             return .denied
         }
         return checkCode(account: account, location: location, state: state, config: outcome.config, store: store)

@@ -36,6 +36,14 @@ public enum PolicyDecision: Equatable, Sendable {
     case refuse(message: String)
 }
 
+extension PolicyDecision {
+    /// The user is refused before any code is asked for.
+    public var deniesWithoutACode: Bool {
+        if case .refuse = self { return true }
+        return false
+    }
+}
+
 /// A decision, with what the module must record and log along with it.
 public struct PolicyOutcome: Equatable, Sendable {
     public var decision: PolicyDecision
