@@ -27,16 +27,17 @@ struct Extend: ParsableCommand {
         let store = StateStore(directory: config.stateDir)
         let location = DeviceFileLocation(account: account, config: config)
         let shown = displayText(account.name, limit: 64)
+        var linked: [String] = []
         do {
             try store.transaction(account: account, devices: location) { (state: inout UserState, file: DeviceFile?) throws(CoreError) in
-                let devices = state.liveDevices(of: file)
-                guard devices.isEmpty else { throw .state(.directory(path: location.path, message: "has linked devices (\(devices.map { displayText($0.name, limit: 64) }.joined(separator: ", ")))")) }
-                state.deadline = deadline
+                linked = state.liveDevices(of: file).map { displayText($0.name, limit: 64) }
+                if linked.isEmpty { state.deadline = deadline }
             }
-        } catch CoreError.state(.directory(let path, _)) where path == location.path {
-            throw CommandFailure("\(shown) already has a linked device: a deadline would change nothing. For a lost phone, use: engage2fa-admin reset \(shown) --deadline \(date)")
         } catch {
             throw CommandFailure("could not set the deadline of \(shown): \(error); nothing was changed")
+        }
+        guard linked.isEmpty else {
+            throw CommandFailure("\(shown) already has a linked device (\(linked.joined(separator: ", "))): a deadline would change nothing. For a lost phone, use: engage2fa-admin reset \(shown) --deadline \(date)")
         }
         if let later = config.deadlines[account.name], later.unixTime > deadline.unixTime {
             printError("Warning: \(policy.config) gives \(shown) a later deadline (\(later.text)) in [deadlines], which still counts.")

@@ -22,7 +22,7 @@ BUILT_MODULE = os.environ.get("ENGAGE2FA_MODULE", os.path.join(ROOT, ".build", "
 ENROLL = os.path.join(ROOT, ".build", "release", "engage2fa-enroll")
 ADMIN = os.path.join(ROOT, ".build", "release", "engage2fa-admin")
 # Installed under its real name, as the documented install step does: pam_syslog names it after the file.
-MODULE = "/tmp/engage2fa-test-module/pam_engage2fa.so"
+MODULE = f"/tmp/engage2fa-test-module-{os.environ.get('E2FA_USER_PREFIX', 'e2fa-t')}/pam_engage2fa.so"  # one per session prefix
 # Another prefix lets two pytest sessions run side by side without sharing (or deleting) users.
 USER_PREFIX = os.environ.get("E2FA_USER_PREFIX", "e2fa-t")
 # Where the module records activation: compiled in, never taken from the policy file it protects.

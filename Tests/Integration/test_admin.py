@@ -129,30 +129,44 @@ state_dir = {state}
 """
 
 
-def test_extend_edits_in_place_keeping_everything_else(host, users):
+def state_deadline(host, user):
+    """The deadline line of the user's state file (root's, under state_dir), or None."""
+    for line in host.state_file(user).splitlines():
+        if line.startswith("deadline date="):
+            return line.split("=", 1)[1]
+    return None
+
+
+def test_extend_keeps_the_deadline_in_state_and_never_rewrites_the_policy_file(host, users):
     known, newcomer = users[1], users[2]
     original = POLICY.format(state=host.state_dir, known=known.pw_name)
     with open(host.config_path, "w") as handle:
         handle.write(original)
     os.chmod(host.config_path, 0o640)
+    before = os.stat(host.config_path)
 
     result = run_admin("extend", known.pw_name, "2032-06-30", "--config", host.config_path)
     assert result.returncode == 0, result.stderr
-    changed = open(host.config_path).read()
-    assert changed == original.replace(f"{known.pw_name} = 2031-01-01   # back", f"{known.pw_name} = 2032-06-30   # back")
-
     result = run_admin("extend", newcomer.pw_name, "2031-03-04T09:00:00+01:00", "--config", host.config_path)
     assert result.returncode == 0, result.stderr
-    assert open(host.config_path).read() == changed + f"{newcomer.pw_name} = 2031-03-04T09:00:00+01:00\n"
-    assert os.stat(host.config_path).st_mode & 0o777 == 0o640
+    assert open(host.config_path).read() == original
+    after = os.stat(host.config_path)
+    assert (after.st_ino, after.st_mtime_ns, after.st_mode & 0o777) == (before.st_ino, before.st_mtime_ns, 0o640)
+    assert state_deadline(host, known) == "2032-06-30"
+    assert state_deadline(host, newcomer) == "2031-03-04T09%3A00%3A00%2B01%3A00"
+    status = run_admin("status", known.pw_name, newcomer.pw_name, "--json", "--config", host.config_path)
+    rows = {row["user"]: row for row in json.loads(status.stdout)["users"]}
+    # The later of the file's entry (2031-01-01) and the state's (2032-06-30) counts.
+    assert rows[known.pw_name]["deadline"] == "2032-06-30" and rows[newcomer.pw_name]["deadline"] == "2031-03-04T09:00:00+01:00"
     assert run_admin("check", "--config", host.config_path).returncode == 0
 
 
-def test_extend_adds_the_section_when_there_is_none(host, users):
-    host.activate("# no deadlines yet\n")
-    before = open(host.config_path).read()
-    assert run_admin("extend", users[1].pw_name, days_from_now(30), "--config", host.config_path).returncode == 0
-    assert open(host.config_path).read() == before + f"\n[deadlines]\n{users[1].pw_name} = {days_from_now(30)}\n"
+def test_an_earlier_extend_warns_that_the_policy_files_later_entry_still_counts(host, users):
+    known = users[1]
+    with open(host.config_path, "w") as handle:
+        handle.write(POLICY.format(state=host.state_dir, known=known.pw_name))
+    result = run_admin("extend", known.pw_name, "2030-01-01", "--config", host.config_path)
+    assert result.returncode == 0 and "2031-01-01" in result.stderr and "still counts" in result.stderr, result.stderr
 
 
 def test_extend_refuses_past_dates_users_with_devices_and_unknown_users(host, users):
@@ -171,6 +185,7 @@ def test_extend_refuses_past_dates_users_with_devices_and_unknown_users(host, us
     bad = run_admin("extend", users[1].pw_name, "next week", "--config", host.config_path)
     assert bad.returncode != 0 and "is not a date" in bad.stderr
     assert open(host.config_path).read() == before
+    assert state_deadline(host, users[0]) is None and state_deadline(host, users[1]) is None
 
 
 def test_concurrent_extends_keep_every_line(host, users):
@@ -179,9 +194,9 @@ def test_concurrent_extends_keep_every_line(host, users):
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(lambda user: run_admin("extend", user.pw_name, date, "--config", host.config_path), users[:10]))
     assert all(result.returncode == 0 for result in results), [r.stderr for r in results]
-    text = open(host.config_path).read()
     for user in users[:10]:
-        assert f"{user.pw_name} = {date}\n" in text
+        assert state_deadline(host, user) == date
+        assert host.authenticate(user).result == "ignored"
 
 
 def test_extended_user_logs_in_with_a_nudge(host, users):

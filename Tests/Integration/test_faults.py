@@ -297,7 +297,7 @@ def test_broken_policy_after_activation_enforces_defaults_and_logs(host, users, 
     _, phone = fresh_device(alice)
     settle()
     assert host.authenticate(alice, code(phone)).result == "success"
-    assert os.path.exists(os.path.join(default_state_dir, "activation"))
+    assert os.path.exists(host.activation_path)
 
     if damage == "missing":
         os.unlink(host.config_path)

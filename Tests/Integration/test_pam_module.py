@@ -164,14 +164,16 @@ def test_recovery_code_works_once(host, users):
     devices, _ = enrolled(host, alice)
     recovery = devices.add_recovery_codes()
     devices.write()
+    written = open(devices.path).read()
     outcome = host.authenticate(alice, recovery[4].upper())
     assert outcome.result == "success", outcome
     assert "9 recovery codes left" in outcome.output
     assert host.authenticate(alice, recovery[4]).result == "auth_err"
     assert host.authenticate(alice, recovery[5]).result == "success"
-    stat = os.stat(devices.path)
-    assert (stat.st_uid, stat.st_mode & 0o777) == (alice.pw_uid, 0o600)
-    assert open(devices.path).read().count("recovery hash=") == 8
+    # Used codes are recorded in root's state, never by rewriting the user's file (a full home must not
+    # block the lost-phone path, and no rewrite of the file can bring a used code back).
+    assert open(devices.path).read() == written
+    assert host.state_file(alice).count("recovery-used salt=") == 2
 
 
 def test_lockout_after_max_failures_then_retry_after_lockout_seconds(host, users):
@@ -211,7 +213,7 @@ def test_before_start_nobody_is_asked_and_the_unenrolled_are_nudged(host, users)
     outcome = host.authenticate(bob)
     assert outcome.result == "ignored" and not outcome.prompted, outcome
     assert f"Two-factor authentication becomes mandatory on {start} (in 16 days). Run engage2fa-enroll" in outcome.output
-    assert not os.path.exists(os.path.join(host.state_dir, "activation"))
+    assert not os.path.exists(host.activation_path)
 
 
 def test_active_with_device_requires_a_code_and_records_activation(host, users):
@@ -219,8 +221,10 @@ def test_active_with_device_requires_a_code_and_records_activation(host, users):
     _, (phone,) = enrolled(host, users[0])
     settle()
     assert host.authenticate(users[0], code(phone)).result == "success"
-    record = open(os.path.join(host.state_dir, "activation")).read()
+    record = open(host.activation_path).read()
     assert record.startswith("engage2fa-activation 1\nactivated-at=")
+    assert host.config_path in record
+    assert not os.path.exists(os.path.join(host.state_dir, "activation"))  # never where the policy file points
 
 
 def test_personal_deadline_in_the_future_lets_the_user_in_with_a_nudge(host, users):
