@@ -23,13 +23,14 @@ struct List: ParsableCommand {
             return
         }
         if file.devices.isEmpty {
-            print("No devices linked for \(context.account.name). Run engage2fa-enroll to link one.")
+            print("No devices linked for \(displayText(context.account.name, limit: 64)). Run engage2fa-enroll to link one.")
         } else {
-            let width = max(4, file.devices.map(\.name.count).max() ?? 0)
+            let names = file.devices.map { displayText($0.name, limit: 256) }
+            let width = max(4, names.map(\.count).max() ?? 0)
             print("NAME".padded(width) + "  ADDED       CODES")
-            for device in file.devices {
+            for (device, name) in zip(file.devices, names) {
                 let p = device.parameters
-                print(device.name.padded(width) + "  " + localDateText(device.addedAt) + "  \(p.digits) digits, \(p.period) s, \(p.algorithm.rawValue)")
+                print(name.padded(width) + "  " + localDateText(device.addedAt) + "  \(p.digits) digits, \(p.period) s, \(p.algorithm.rawValue)")
             }
         }
         print("Recovery codes left: \(left)")
