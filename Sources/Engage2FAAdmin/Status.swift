@@ -22,6 +22,7 @@ struct Status: ParsableCommand {
     var users: [String] = []
 
     func run() throws {
+        try requireRootUnlessOnlyTheCaller()
         let config = try policy.load()
         let store = StateStore(directory: config.stateDir)
         let activation = store.readActivation()
@@ -56,6 +57,16 @@ struct Status: ParsableCommand {
         }
         output += "\(rows.count) users: \(ready) ready, \(pending) pending, \(overdue) overdue\n"
         print(output, terminator: "")
+    }
+
+    /// Without root, most device files and the state directory cannot be read: every other user would
+    /// show as "overdue: device file unreadable". Only a report on the caller alone is allowed then.
+    private func requireRootUnlessOnlyTheCaller() throws {
+        guard geteuid() != 0 else { return }
+        let caller = Account.lookup(uid: getuid())?.name
+        guard passwdFile == nil, !users.isEmpty, let caller, users.allSatisfy({ $0 == caller }) else {
+            throw CommandFailure("status needs root to read every user's devices: run it with sudo (or name only yourself: engage2fa-admin status \(displayText(caller ?? "USER", limit: 64)))")
+        }
     }
 
     private func selectedAccounts() throws -> [Account] {
