@@ -21,7 +21,7 @@ struct Check: ParsableCommand {
         case .success(let text): parsed = Config.parse(text ?? "", file: path)
         }
         let problems = parsed.diagnostics + parsed.userWarnings(file: path) { Account.lookup($0) != nil }
-        for problem in problems.sorted(by: { $0.line < $1.line }) { print(problem) }
+        for problem in problems.sorted(by: { $0.line < $1.line }) { print(displayLine("\(problem)")) }
 
         let config = parsed.config
         let now = currentUnixTime()
@@ -41,12 +41,12 @@ struct Check: ParsableCommand {
         case .active(let record):
             print("2FA is active since \(localDateTimeText(record.activatedAt)) (recorded \(localDateTimeText(record.recordedAt)) in \(displayText(recordPath))).")
             if let start = config.startDate, start.unixTime > now {
-                print("\(path): warning: start_date \(start) is later than the activation; 2FA stays enforced (activation cannot be undone).")
+                print("\(displayText(path)): warning: start_date \(start) is later than the activation; 2FA stays enforced (activation cannot be undone).")
             } else if config.startDate == nil {
-                print("\(path): warning: no start_date, but 2FA was activated and stays enforced.")
+                print("\(displayText(path)): warning: no start_date, but 2FA was activated and stays enforced.")
             }
         case .unreadable(let reason):
-            print("warning: the activation record \(activationStore.recordPath) cannot be trusted (\(reason)); the module treats 2FA as active.")
+            print(displayLine("warning: the activation record \(activationStore.recordPath) cannot be trusted (\(reason)); the module treats 2FA as active."))
         case .never:
             if let start = config.startDate {
                 print(start.unixTime > now
@@ -58,7 +58,7 @@ struct Check: ParsableCommand {
         }
         for (user, deadline) in config.deadlines.sorted(by: { $0.key < $1.key }) where deadline.unixTime <= now {
             let line = parsed.deadlineLines[user] ?? 0
-            print("\(path):\(line): warning: the deadline of \(user) (\(deadline)) has passed")
+            print("\(displayText(path)):\(line): warning: the deadline of \(displayText(user, limit: 64)) (\(deadline)) has passed")
         }
         if !parsed.isValid {
             throw ExitCode(1)
@@ -70,7 +70,7 @@ struct Check: ParsableCommand {
 func readPolicyText(_ path: String) -> Result<String?, CommandFailure> {
     do {
         let bytes = try readTrustedFile(path, owners: Array(Set([0, geteuid()])), maxSize: Config.maxFileSize, groupOtherMask: 0o022)
-        guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(CommandFailure("\(path): not valid UTF-8 text")) }
+        guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(CommandFailure("\(displayText(path)): not valid UTF-8 text")) }
         return .success(text)
     } catch .missing {
         return .success(nil)

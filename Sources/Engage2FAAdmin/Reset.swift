@@ -74,7 +74,8 @@ struct Reset: ParsableCommand {
             if !readable { throw CommandFailure("cleared the state of \(shown), but could not remove the unreadable device file \(displayText(location.path)): \(error); remove it by hand") }
             leftover = " The device file \(displayText(location.path)) could not be removed (\(error)); its devices no longer let anyone in."
         }
-        audit("reset \(shown): removed all devices and recovery codes, cleared lockout" + (newDeadline.map { "; personal deadline \($0.text)" } ?? ""))
+        audit("reset \(shown): removed all devices and recovery codes, cleared lockout" + (newDeadline.map { "; personal deadline \($0.text)" } ?? "")
+              + " (\(revoked) device\(revoked == 1 ? "" : "s") revoked)")
         let after = outcomeAfterChange(account: account, config: config, configPath: policy.config, store: store)
         let meets: String = switch after.state {
         case .grace(let until, _): " They have until \(until.text) to link a new device with engage2fa-enroll."

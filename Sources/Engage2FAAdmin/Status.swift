@@ -22,6 +22,7 @@ struct Status: ParsableCommand {
     var users: [String] = []
 
     func run() throws {
+        try requireRootUnlessOnlyTheCaller()
         let config = try policy.load()
         let store = StateStore(directory: config.stateDir)
         let activation = activationState(configPath: policy.config, config: config)
@@ -36,29 +37,43 @@ struct Status: ParsableCommand {
             let items = rows.map { row in
                 "{\"user\":\(jsonString(row.user)),\"devices\":[\(row.deviceNames.map(jsonString).joined(separator: ","))],"
                     + "\"recovery_codes_left\":\(row.recoveryCodesLeft),\"deadline\":\(row.deadline.map { jsonString($0.text) } ?? "null"),"
-                    + "\"state\":\(jsonString(row.stateText)),\"readiness\":\"\(row.readiness)\"}"
+                    + "\"state\":\(jsonString(displayLine(row.stateText))),\"readiness\":\"\(row.readiness)\"}"
             }
             print("{\"users\":[\(items.joined(separator: ","))],\"summary\":{\"ready\":\(ready),\"pending\":\(pending),\"overdue\":\(overdue)}}")
             return
         }
-        let userWidth = max(4, rows.map(\.user.count).max() ?? 0)
-        let deviceTexts = rows.map { $0.deviceNames.isEmpty ? "-" : "\($0.deviceNames.count): " + $0.deviceNames.joined(separator: ", ") }
+        // Names from the user database and the users' own files, reasons quoting paths: escaped, so no
+        // byte of them moves the cursor, retitles the terminal or starts a forged row.
+        let userWidth = max(4, rows.map { displayText($0.user, limit: 64).count }.max() ?? 0)
+        let deviceTexts = rows.map {
+            $0.deviceNames.isEmpty ? "-" : "\($0.deviceNames.count): " + $0.deviceNames.map { displayText($0, limit: 256) }.joined(separator: ", ")
+        }
         let deviceWidth = max(7, deviceTexts.map(\.count).max() ?? 0)
         let deadlineWidth = max(8, rows.compactMap { $0.deadline?.text.count }.max() ?? 0)
         var output = "USER".padded(userWidth) + "  " + "DEVICES".padded(deviceWidth) + "  RECOVERY  " + "DEADLINE".padded(deadlineWidth) + "  STATE\n"
         for (row, devices) in zip(rows, deviceTexts) {
-            output += row.user.padded(userWidth) + "  " + devices.padded(deviceWidth) + "  " + String(row.recoveryCodesLeft).padded(8)
-                + "  " + (row.deadline?.text ?? "-").padded(deadlineWidth) + "  " + row.stateText + "\n"
+            output += displayText(row.user, limit: 64).padded(userWidth) + "  " + devices.padded(deviceWidth) + "  " + String(row.recoveryCodesLeft).padded(8)
+                + "  " + (row.deadline?.text ?? "-").padded(deadlineWidth) + "  " + displayLine(row.stateText, limit: 1000) + "\n"
         }
         output += "\(rows.count) users: \(ready) ready, \(pending) pending, \(overdue) overdue\n"
         print(output, terminator: "")
+    }
+
+    /// Without root, most device files and the state directory cannot be read: every other user would
+    /// show as "overdue: device file unreadable". Only a report on the caller alone is allowed then.
+    private func requireRootUnlessOnlyTheCaller() throws {
+        guard geteuid() != 0 else { return }
+        let caller = Account.lookup(uid: getuid())?.name
+        guard passwdFile == nil, !users.isEmpty, let caller, users.allSatisfy({ $0 == caller }) else {
+            throw CommandFailure("status needs root to read every user's devices: run it with sudo (or name only yourself: engage2fa-admin status \(displayText(caller ?? "USER", limit: 64)))")
+        }
     }
 
     private func selectedAccounts() throws -> [Account] {
         if let passwdFile {
             let all = try accountsFromPasswdFile(passwdFile)
             return users.isEmpty ? all.filter(\.hasLoginShell).map(\.account) : try users.map { name in
-                guard let entry = all.first(where: { $0.account.name == name }) else { throw CommandFailure("there is no user '\(name)' in \(passwdFile)") }
+                guard let entry = all.first(where: { $0.account.name == name }) else { throw CommandFailure("there is no user '\(displayText(name, limit: 64))' in \(displayText(passwdFile))") }
                 return entry.account
             }
         }

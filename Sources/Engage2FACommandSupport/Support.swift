@@ -5,9 +5,21 @@ import Glibc
 #endif
 
 /// A failure the user can act on: one sentence, printed as "Error: …", exit status 1.
+///
+/// Failures quote names, paths and parse errors: what reaches the terminal is escaped here, whoever
+/// made the message (its lines are kept; backslashes too, as its parts were escaped where they were made).
 public struct CommandFailure: Error, CustomStringConvertible {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ description: String) {
+        self.description = displayText(description, limit: 16_384, escapingBackslashes: false, keepingNewlines: true)
+    }
+}
+
+/// A line to print that is made of parts escaped where they came from (a parse error quoting a file)
+/// and parts that may not be (a path from the user database, a reason): nothing unsafe reaches the
+/// terminal, and nothing is escaped twice. Names and other single values take `displayText(_:)`.
+public func displayLine(_ text: String, limit: Int = 4096) -> String {
+    displayText(text, limit: limit, escapingBackslashes: false)
 }
 
 /// Options every subcommand takes.
@@ -44,8 +56,8 @@ public func targetAccount(named name: String?) throws -> Account {
         guard let account = Account.lookup(uid: getuid()) else { throw CommandFailure("cannot find your account (uid \(getuid())) in the user database") }
         return account
     }
-    guard getuid() == 0 else { throw CommandFailure("only root can act for another user (--user \(name))") }
-    guard isSafeUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(name)'") }
+    guard getuid() == 0 else { throw CommandFailure("only root can act for another user (--user \(displayText(name, limit: 64)))") }
+    guard isSafeUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(displayText(name, limit: 64))'") }
     return account
 }
 
@@ -61,7 +73,7 @@ public func explain(_ error: Error, account: Account) -> String {
     case let file as TrustedFileError:
         return explain(file, account: account)
     case DeviceFileError.format(let path, let line, let message):
-        return "\(path):\(line): \(message). The file is not in the format engage2fa writes; move it aside (mv \(path) \(path).bad) and link your devices again"
+        return "\(path):\(line): \(message). Correct that line, or move the file aside (mv \(path) \(path).bad) and link your devices again"
     default:
         return "\(error)"
     }
@@ -123,7 +135,8 @@ extension String {
     public func padded(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
 }
 
-/// A JSON string literal (RFC 8259 escaping).
+/// A JSON string literal (RFC 8259 escaping). Every scalar `isUnsafeForDisplay` names is written as
+/// \uXXXX, bidi and zero-width marks too: the JSON itself is safe to show on a terminal.
 public func jsonString(_ text: String) -> String {
     var out = "\""
     for scalar in text.unicodeScalars {
@@ -133,7 +146,7 @@ public func jsonString(_ text: String) -> String {
         case "\n": out += "\\n"
         case "\t": out += "\\t"
         case "\r": out += "\\r"
-        case _ where scalar.value < 0x20:
+        case _ where isUnsafeForDisplay(scalar.value):
             let hex = String(scalar.value, radix: 16)
             out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
         default: out.unicodeScalars.append(scalar)

@@ -112,7 +112,7 @@ struct Add: ParsableCommand {
     private func writeImage(_ path: String, _ bytes: [UInt8]) throws {
         do {
             try writeFileAtomically(path, contents: bytes, mode: 0o600)
-            print("QR code written to \(path) (it holds the secret: delete it after scanning).")
+            print("QR code written to \(displayText(path)) (it holds the secret: delete it after scanning).")
         } catch {
             throw CommandFailure("cannot write \(path): \(error)")
         }

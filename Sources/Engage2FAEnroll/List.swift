@@ -28,7 +28,7 @@ struct List: ParsableCommand {
         if devices.isEmpty {
             print("No devices linked for \(context.shownUser). Run engage2fa-enroll to link one.")
         } else {
-            let names = devices.map { displayText($0.name, limit: 64) }
+            let names = devices.map { displayText($0.name, limit: 256) }
             let width = max(4, names.map(\.count).max() ?? 0)
             print("NAME".padded(width) + "  ADDED       CODES")
             for (device, name) in zip(devices, names) {

@@ -21,14 +21,14 @@ struct Remove: ParsableCommand {
         var file = try context.loadDevices()
         if let state = context.state() { file.devices = state.liveDevices(of: file) }
         guard let device = file.devices.first(where: { $0.name.lowercased() == name.lowercased() }) else {
-            let names = file.devices.map { "'\($0.name)'" }.joined(separator: ", ")
-            throw CommandFailure("there is no device named '\(name)'" + (names.isEmpty ? " (no devices are linked)" : " (linked: \(names))"))
+            let names = file.devices.map { "'\(displayText($0.name, limit: 256))'" }.joined(separator: ", ")
+            throw CommandFailure("there is no device named '\(displayText(name, limit: 256))'" + (names.isEmpty ? " (no devices are linked)" : " (linked: \(names))"))
         }
         let last = file.devices.count == 1
         if !yes {
             guard isTerminal(STDIN_FILENO) else { throw CommandFailure("removing a device needs confirmation: add --yes") }
-            if last { print("'\(device.name)' is your last device: once 2FA is mandatory you cannot log in without one (or a recovery code).") }
-            guard let answer = readAnswer(prompt: "Remove '\(device.name)'? [y/N] "), ["y", "yes"].contains(answer.lowercased()) else {
+            if last { print("'\(displayText(device.name, limit: 256))' is your last device: once 2FA is mandatory you cannot log in without one (or a recovery code).") }
+            guard let answer = readAnswer(prompt: "Remove '\(displayText(device.name, limit: 256))'? [y/N] "), ["y", "yes"].contains(answer.lowercased()) else {
                 print("Nothing was removed.")
                 return
             }
@@ -39,6 +39,6 @@ struct Remove: ParsableCommand {
             guard current.removeDevice(named: device.name) else { throw CommandFailure("'\(displayText(device.name, limit: 64))' was removed meanwhile; nothing was changed") }
             return current.devices.count
         }
-        print("Removed '\(displayText(device.name, limit: 64))'." + (left == 0 ? " No devices are linked now." : ""))
+        print("Removed '\(displayText(device.name, limit: 256))'." + (left == 0 ? " No devices are linked now." : ""))
     }
 }

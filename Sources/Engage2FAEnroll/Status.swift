@@ -37,13 +37,13 @@ struct Status: ParsableCommand {
         }
         switch outcome.decision {
         case .notApplicable:
-            print("Two-factor authentication is not enabled on this host. " + devices)
+            print(displayLine("Two-factor authentication is not enabled on this host. " + devices))
         case .noCodeRequired(let notice):
-            print(notice ?? "Two-factor authentication becomes mandatory on \(context.config.startDate.map(\.text) ?? "?"). \(devices) You are ready.")
+            print(displayLine(notice ?? "Two-factor authentication becomes mandatory on \(context.config.startDate.map(\.text) ?? "?"). \(devices) You are ready."))
         case .codeRequired:
-            print("Two-factor authentication is active: logins ask for a code. " + devices)
+            print(displayLine("Two-factor authentication is active: logins ask for a code. " + devices))
         case .refuse(let message):
-            print(message)
+            print(displayLine(message))
         }
     }
 }

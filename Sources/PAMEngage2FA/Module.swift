@@ -101,20 +101,29 @@ struct PAMConversation: LoginConversation {
     func showInfo(_ text: String) {
         guard !silent else { return }
         var ignored: UnsafeMutablePointer<CChar>? = nil
-        _ = e2f_pam_prompt(handle, PAM_TEXT_INFO, &ignored, text)
+        _ = e2f_pam_prompt(handle, PAM_TEXT_INFO, &ignored, shown(text))
         free(ignored)
     }
 
     func showError(_ text: String) {
         guard !silent else { return }
         var ignored: UnsafeMutablePointer<CChar>? = nil
-        _ = e2f_pam_prompt(handle, PAM_ERROR_MSG, &ignored, text)
+        _ = e2f_pam_prompt(handle, PAM_ERROR_MSG, &ignored, shown(text))
         free(ignored)
     }
+
+    /// A message reaches the person's terminal (through ssh too) and may hold their user name, which
+    /// the caller chose: no control or invisible mark in it, one line, bounded.
+    private func shown(_ text: String) -> String { displayText(text, limit: 1000, escapingBackslashes: false) }
 }
 
 /// syslog(3) to the authpriv facility, each line prefixed "pam_engage2fa(SERVICE:auth): " as
 /// pam_syslog(3) would (which formats every line three times over).
+///
+/// The one way out for every log line of the module: each is escaped here (a user name, a path, a
+/// parse error are attacker input: a newline would forge a second line, ESC would reach the terminal
+/// of whoever reads the log) and bounded. The parts were escaped where they were made, so
+/// backslashes are left alone rather than doubled.
 struct SyslogLog: LoginLog {
     let handle: OpaquePointer
 
@@ -126,6 +135,6 @@ struct SyslogLog: LoginLog {
         case .info: LOG_INFO
         case .debug: LOG_DEBUG
         }
-        message.withCString { e2f_pam_log(handle, level, $0) }
+        displayText(message, limit: 1000, escapingBackslashes: false).withCString { e2f_pam_log(handle, level, $0) }
     }
 }

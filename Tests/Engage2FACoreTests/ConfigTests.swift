@@ -84,6 +84,21 @@ final class ConfigTests: XCTestCase {
         XCTAssertNil(parsed.config.startDate)
     }
 
+    /// Issue 13 C: what a parse error quotes from the file is escaped (it reaches root's terminal and the log).
+    func testErrorsQuoteTheFileEscaped() {
+        let text = "colour\u{9B}2J = red\nwindow = 1\u{200B}\n[dead\u{202E}lines]\nstate_dir = rel\u{85}\nstart_date = 2026\u{2028}\n"
+            + "just\u{FEFF} words\n" + "issuer = " + String(repeating: "x", count: 10) + "\n" + "digits = " + String(repeating: "\u{AD}", count: 300) + "\n"
+        let messages = Config.parse(text, file: "f").errors.map(\.message)
+        XCTAssertEqual(messages[0], "unknown key 'colour\\x9b2j' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)")
+        XCTAssertEqual(messages[1], "window must be a whole number of steps from 0 to 10, not '1\\u{200b}'")
+        XCTAssertEqual(messages[2], "unknown section [dead\\u{202e}lines] (the only section is [deadlines])")
+        XCTAssertEqual(messages[3], "state_dir must be an absolute path without '..', not 'rel\\x85'")
+        XCTAssertTrue(messages[4].hasPrefix("start_date: '2026\\u{2028}' is not a date"), messages[4])
+        XCTAssertEqual(messages[5], "expected 'key = value', found 'just\\u{feff} words'")
+        XCTAssertEqual(messages[6], "digits must be 6, 7 or 8, not '\(String(repeating: "\\xad", count: 16))…'")  // scalars below U+0100 as \xNN
+        for message in messages { XCTAssertFalse(message.unicodeScalars.contains { isUnsafeForDisplay($0.value) }, message) }
+    }
+
     func testUnknownDeadlineUserIsOnlyAWarning() {
         let parsed = Config.parse("[deadlines]\nalice = 2027-01-01\nghost = 2027-01-01\n", file: "f")
         XCTAssertTrue(parsed.isValid)

@@ -51,10 +51,74 @@ final class DeviceFileTests: XCTestCase {
             XCTAssertEqual($0 as? CoreError, .deviceName(.duplicate("Pixel 8")))
         }
         XCTAssertThrowsError(try file.validatedNewName("   ")) { XCTAssertEqual($0 as? DeviceNameError, .empty) }
-        XCTAssertThrowsError(try file.validatedNewName("evil\u{1b}[2J")) { XCTAssertEqual($0 as? DeviceNameError, .controlCharacter) }
+        XCTAssertThrowsError(try file.validatedNewName("evil\u{1b}[2J")) { XCTAssertEqual($0 as? DeviceNameError, .unsafeCharacter(0x1B)) }
         XCTAssertThrowsError(try file.validatedNewName(String(repeating: "x", count: 65))) { XCTAssertEqual($0 as? DeviceNameError, .tooLong(limit: 64)) }
         XCTAssertTrue(file.removeDevice(named: "PIXEL 8"))
         XCTAssertFalse(file.removeDevice(named: "Pixel 8"))
+    }
+
+    /// Issue 13 C: what enrollment refuses, the parser refuses too, so a name written into the file by
+    /// hand never reaches root's terminal or the log.
+    func testEnrollmentRefusesControlBidiAndZeroWidthMarks() {
+        let file = DeviceFile()
+        for (name, scalar) in [("Phone\u{202E}", 0x202E), ("Pho\u{200B}ne", 0x200B), ("a\u{2066}b", 0x2066), ("soft\u{AD}hyphen", 0xAD),
+                               ("nel\u{85}", 0x85), ("del\u{7F}", 0x7F), ("bom\u{FEFF}", 0xFEFF), ("line\u{2028}sep", 0x2028),
+                               ("new\nline", 0x0A), ("tab\tinside", 0x09), ("Ph\u{1B}]0;x\u{07}", 0x1B), ("zwj\u{200D}", 0x200D)] {
+            XCTAssertThrowsError(try file.validatedNewName(name), name) {
+                XCTAssertEqual($0 as? DeviceNameError, .unsafeCharacter(UInt32(scalar)), name)
+            }
+        }
+        XCTAssertEqual("\(DeviceNameError.unsafeCharacter(0x202E))", "a device name cannot contain a control or invisible formatting character (found U+202E)")
+        XCTAssertEqual("\(DeviceNameError.unsafeCharacter(0x7))", "a device name cannot contain a control or invisible formatting character (found U+0007)")
+        // Printable names of every script, emoji and a backslash are fine; blanks around are trimmed.
+        for name in ["Pixel 8", "Jürgen's Handy", "電話", "هاتف", "📱 Phone", "C:\\phone", "Work phone (100%)"] {
+            XCTAssertEqual(try file.validatedNewName("  \(name)\t"), name)
+        }
+        XCTAssertEqual(try file.validatedNewName(String(repeating: "é", count: 64)), String(repeating: "é", count: 64))
+        XCTAssertThrowsError(try file.validatedNewName(String(repeating: "é", count: 65))) { XCTAssertEqual($0 as? DeviceNameError, .tooLong(limit: 64)) }
+        XCTAssertEqual("\(DeviceNameError.duplicate("a\u{1B}b"))", "there is already a device named 'a\\x1bb'")
+    }
+
+    func testTheParserAppliesTheNameRule() {
+        func error(_ encodedName: String) -> String {
+            let text = "engage2fa-devices 1\n"
+                + "device id=0123456789abcdef added=1 algorithm=SHA1 digits=6 period=30 secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ name=Phone\n"
+                + "device id=0123456789abcdee added=1 algorithm=SHA1 digits=6 period=30 secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ name=\(encodedName)\n"
+            do { _ = try DeviceFile.parse(Array(text.utf8), path: "/home/a/.engage2fa"); return "no error" } catch { return "\(error)" }
+        }
+        let fix = "; edit name= on this line (percent-encoded) to plain printable text"
+        // The issue's attack: a title sequence, then CR LF and a forged row of `status`.
+        XCTAssertEqual(error("Phone%1B%5D0%3Bowned%07%0D%0Aaud2%20%201%20"),
+                       "/home/a/.engage2fa:3: bad device name 'Phone\\x1b]0;owned\\x07\\x0d\\x0aaud2  1 ':"
+                       + " a device name cannot contain a control or invisible formatting character (found U+001B)" + fix)
+        XCTAssertEqual(error("Phone%0Apam_engage2fa(sshd:auth)"),
+                       "/home/a/.engage2fa:3: bad device name 'Phone\\x0apam_engage2fa(sshd:auth)':"
+                       + " a device name cannot contain a control or invisible formatting character (found U+000A)" + fix)
+        XCTAssertEqual(error("Phone%E2%80%AE"), "/home/a/.engage2fa:3: bad device name 'Phone\\u{202e}':"
+                       + " a device name cannot contain a control or invisible formatting character (found U+202E)" + fix)
+        XCTAssertTrue(error("Pho%E2%80%8Bne").contains("(found U+200B)"))
+        XCTAssertTrue(error("Pho%C2%9Bne").contains("(found U+009B)"))
+        XCTAssertEqual(error("%20Phone"), "/home/a/.engage2fa:3: bad device name ' Phone': a device name cannot start or end with a space" + fix)
+        XCTAssertEqual(error(""), "/home/a/.engage2fa:3: bad device name '': a device name cannot be empty" + fix)
+        XCTAssertEqual(error(String(repeating: "x", count: 65)),
+                       "/home/a/.engage2fa:3: bad device name '\(String(repeating: "x", count: 64))…': a device name can be at most 64 characters" + fix)
+        XCTAssertEqual(error("%FF"), "/home/a/.engage2fa:3: bad name (not percent-encoded UTF-8)")
+        // A long name is quoted in part only.
+        XCTAssertLessThan(error(String(repeating: "%1B", count: 500)).utf8.count, 400)
+        XCTAssertEqual(error("Tablet%20%E2%80%94%20J%C3%BCrgen"), "no error")
+        XCTAssertEqual(error(String(repeating: "%C3%A9", count: 64)), "no error")  // 64 characters, 128 bytes
+    }
+
+    func testParseErrorsQuoteBytesEscapedAndShort() {
+        func error(_ line: String) -> String {
+            do { _ = try DeviceFile.parse(Array(("engage2fa-devices 1\n" + line).utf8), path: "f"); return "no error" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(error("dev\u{1B}]0;owned\u{07}ice\u{9B}2J\u{202E} id=1"), "f:2: unknown record 'dev\\x1b]0;owned\\x07ice\\x9b2J\\u{202e}'")
+        XCTAssertEqual(error("device \u{1B}[2J"), "f:2: malformed field '\\x1b[2J'")
+        XCTAssertEqual(error("device id=\u{202E}"), "f:2: bad id '\\u{202e}'")
+        XCTAssertEqual(error("recovery-codes salt=00 salt=\u{7}"), "f:2: duplicate field 'salt'")
+        XCTAssertEqual(error("recovery-codes salt=000102030405060708090a0b0c0d0e0f iterations=1000 created=1 x\u{85}=1"), "f:2: unknown field 'x\\x85'")
+        XCTAssertEqual(error(String(repeating: "\u{1B}", count: 5000)), "f:2: unknown record '\(String(repeating: "\\x1b", count: 16))…'")
     }
 
     func testParseErrorsNameTheLine() {

@@ -34,12 +34,49 @@ final class DisplayTextTests: XCTestCase {
         XCTAssertLessThanOrEqual(displayText(String(repeating: "\n", count: 5000), limit: 64).utf8.count, 64 + 4 + 3)
     }
 
+    func testAMessageOfEscapedPartsIsNotEscapedTwice() {
+        // Sinks (the module's log, a command's error) take whole messages whose parts were escaped already.
+        let message = "user \(displayText("evil\n")): device name 'C:\\x'"
+        XCTAssertEqual(message, "user evil\\x0a: device name 'C:\\x'")
+        XCTAssertEqual(displayText(message, limit: 1000, escapingBackslashes: false), message)
+        XCTAssertEqual(displayText("a\\b\u{1B}[2J\nc", limit: 1000, escapingBackslashes: false), "a\\b\\x1b[2J\\x0ac")
+        XCTAssertEqual(displayText(bytes: [0x5C, 0xE9], escapingBackslashes: false), "\\\\xe9")
+    }
+
+    func testNewlinesCanBeKeptAndNothingElse() {
+        XCTAssertEqual(displayText("errors:\n  a\r\n  b\u{202E}", keepingNewlines: true), "errors:\n  a\\x0d\n  b\\u{202e}")
+        XCTAssertEqual(displayText("one\ntwo"), "one\\x0atwo")
+    }
+
+    func testPlainTextIsReturnedAsItIs() {
+        XCTAssertEqual(displayText("user alice: code accepted from device 'Phone'", limit: 1000, escapingBackslashes: false),
+                       "user alice: code accepted from device 'Phone'")
+        XCTAssertEqual(displayText("a\\b"), "a\\\\b")  // the fast path still doubles a backslash by default
+        XCTAssertEqual(displayText("abcdef", limit: 3), "abc…")  // and bounds
+        XCTAssertEqual(displayText(""), "")
+    }
+
+    func testTheBoundHoldsForEveryKindOfInput() {
+        for text in [String(repeating: "a", count: 5000), String(repeating: "\u{1B}", count: 5000), String(repeating: "é", count: 5000),
+                     String(repeating: "\u{202E}", count: 5000), String(repeating: "\\", count: 5000)] {
+            for backslashes in [true, false] {
+                let shown = displayText(text, limit: 1000, escapingBackslashes: backslashes)
+                XCTAssertLessThanOrEqual(shown.utf8.count, 1000 + 8 + 3)  // one last escape, then "…"
+                XCTAssertTrue(shown.hasSuffix("…"))
+            }
+        }
+    }
+
     func testEveryOutputIsFreeOfUnsafeScalars() {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2000 {
             let bytes = (0..<Int.random(in: 0..<40, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            let shown = displayText(bytes: bytes)
-            XCTAssertFalse(shown.unicodeScalars.contains { isUnsafeForDisplay($0.value) }, "\(bytes)")
+            for shown in [displayText(bytes: bytes), displayText(bytes: bytes, escapingBackslashes: false),
+                          displayText(String(decoding: bytes, as: UTF8.self), limit: 30, escapingBackslashes: false)] {
+                XCTAssertFalse(shown.unicodeScalars.contains { isUnsafeForDisplay($0.value) }, "\(bytes)")
+            }
+            let lines = displayText(bytes: bytes, keepingNewlines: true)
+            XCTAssertFalse(lines.unicodeScalars.contains { isUnsafeForDisplay($0.value) && $0 != "\n" }, "\(bytes)")
         }
     }
 }

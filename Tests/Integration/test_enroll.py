@@ -140,7 +140,7 @@ def test_no_qr_when_output_is_not_a_terminal_unless_asked(host, users, enroll_co
 @pytest.mark.parametrize("name,message", [
     ("", "a device name cannot be empty"),
     ("   ", "a device name cannot be empty"),
-    ("evil\x07bell", "a device name cannot contain control characters"),
+    ("evil\x07bell", "a device name cannot contain a control or invisible formatting character (found U+0007)"),
     ("PIXEL 8", "there is already a device named 'Pixel 8'"),
     ("x" * 65, "a device name can be at most 64 characters"),
 ])

@@ -98,7 +98,10 @@ public struct RecoveryCodes: Equatable, Sendable {
 public enum DeviceNameError: Error, Equatable, CustomStringConvertible {
     case empty
     case tooLong(limit: Int)
-    case controlCharacter
+    /// A scalar `isUnsafeForDisplay` names: a control, a bidi or zero-width mark.
+    case unsafeCharacter(UInt32)
+    /// A space at the start or the end, which the name would be shown without.
+    case surroundingSpace
     case duplicate(String)
     case tooManyDevices(limit: Int)
 
@@ -106,11 +109,19 @@ public enum DeviceNameError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .empty: "a device name cannot be empty"
         case .tooLong(let limit): "a device name can be at most \(limit) characters"
-        case .controlCharacter: "a device name cannot contain control characters"
-        case .duplicate(let name): "there is already a device named '\(name)'"
+        case .unsafeCharacter(let scalar):
+            "a device name cannot contain a control or invisible formatting character (found U+\(scalarCode(scalar)))"
+        case .surroundingSpace: "a device name cannot start or end with a space"
+        case .duplicate(let name): "there is already a device named '\(displayText(name, limit: 256))'"
         case .tooManyDevices(let limit): "at most \(limit) devices can be linked"
         }
     }
+}
+
+/// `001B`, `202E`: a scalar's code as U+ notation writes it (at least four upper-case hex digits).
+private func scalarCode(_ scalar: UInt32) -> String {
+    let digits = String(scalar, radix: 16, uppercase: true)
+    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
 }
 
 /// Why a device file was not used: the file itself, or a line in it.
@@ -152,12 +163,23 @@ public struct DeviceFile: Equatable, Sendable {
         self.recovery = recovery
     }
 
+    /// Why `name` cannot be a device's name, or nil. The one rule for a name typed at enrollment (after
+    /// trimming) and a name read from a device file: not empty, no control or invisible formatting
+    /// character (`isUnsafeForDisplay`: it would reach root's terminal and the system log), no space at
+    /// either end, at most `maxNameLength` characters.
+    public static func problem(inName name: String) -> DeviceNameError? {
+        guard !name.isEmpty else { return .empty }
+        for scalar in name.unicodeScalars where isUnsafeForDisplay(scalar.value) { return .unsafeCharacter(scalar.value) }
+        if name.utf8.first == UInt8(ascii: " ") || name.utf8.last == UInt8(ascii: " ") { return .surroundingSpace }
+        // Counting characters means grapheme breaking: only for names whose bytes could be too many.
+        if name.utf8.count > maxNameLength && name.count > maxNameLength { return .tooLong(limit: maxNameLength) }
+        return nil
+    }
+
     /// The name as it will be stored, or why it cannot be used.
     public func validatedNewName(_ proposed: String) throws(DeviceNameError) -> String {
         let name = Array(proposed.utf8)[...].trimmingBlanks().text
-        guard !name.isEmpty else { throw .empty }
-        guard name.count <= Self.maxNameLength else { throw .tooLong(limit: Self.maxNameLength) }
-        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { throw .controlCharacter }
+        if let problem = Self.problem(inName: name) { throw problem }
         if let existing = devices.first(where: { $0.name.lowercased() == name.lowercased() }) { throw .duplicate(existing.name) }
         guard devices.count < Self.maxDevices else { throw .tooManyDevices(limit: Self.maxDevices) }
         return name
@@ -230,9 +252,9 @@ public struct DeviceFile: Equatable, Sendable {
                 let wordEnd = line[wordStart...].firstIndex(of: UInt8(ascii: " ")) ?? line.endIndex
                 let word = line[wordStart..<wordEnd]
                 wordStart = wordEnd + 1
-                guard let equals = word.firstIndex(of: UInt8(ascii: "=")), equals != word.startIndex else { throw fail("malformed field '\(word.text)'") }
+                guard let equals = word.firstIndex(of: UInt8(ascii: "=")), equals != word.startIndex else { throw fail("malformed field '\(quoted(word))'") }
                 let key = word[..<equals]
-                guard fields.add(key: key, value: word[(equals + 1)...]) else { throw fail("duplicate field '\(key.text)'") }
+                guard fields.add(key: key, value: word[(equals + 1)...]) else { throw fail("duplicate field '\(quoted(key))'") }
             }
             func field(_ key: StaticString) throws(DeviceFileError) -> ByteSlice {
                 guard let value = fields.remove(key) else { throw fail("missing field '\(key)'") }
@@ -240,7 +262,7 @@ public struct DeviceFile: Equatable, Sendable {
             }
             func integer(_ key: StaticString, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
                 let text = try field(key)
-                guard let value = parseInteger(text), range.contains(value) else { throw fail("bad \(key) '\(text.text)'") }
+                guard let value = parseInteger(text), range.contains(value) else { throw fail("bad \(key) '\(quoted(text))'") }
                 return value
             }
             func hex(_ key: StaticString, count: Int) throws(DeviceFileError) -> [UInt8] {
@@ -249,11 +271,11 @@ public struct DeviceFile: Equatable, Sendable {
             }
             if bytesEqual(record, "device") {
                 let id = try field("id")
-                guard id.count == 16, id.allSatisfy({ hexValue($0) != nil }) else { throw fail("bad id '\(id.text)'") }
+                guard id.count == 16, id.allSatisfy({ hexValue($0) != nil }) else { throw fail("bad id '\(quoted(id))'") }
                 let added = try integer("added", 0...Int64.max)
                 let algorithmText = try field("algorithm")
                 guard let algorithm = OTPAlgorithm.allCases.first(where: { bytesEqual(algorithmText, $0.rawValue.utf8) }) else {
-                    throw fail("bad algorithm '\(algorithmText.text)'")
+                    throw fail("bad algorithm '\(quoted(algorithmText))'")
                 }
                 let digits = try integer("digits", 6...8)
                 let period = try integer("period", 15...120)
@@ -262,11 +284,15 @@ public struct DeviceFile: Equatable, Sendable {
                 let secret: [UInt8]
                 do { secret = try Base32.decode(bytes: secretText) } catch { throw fail("bad secret: \(error)") }
                 guard secret.count >= 10 else { throw fail("secret shorter than 80 bits") }
-                guard let name = percentDecode(try field("name")), !name.isEmpty else { throw fail("bad name") }
+                guard let name = percentDecode(try field("name")) else { throw fail("bad name (not percent-encoded UTF-8)") }
+                if let problem = problem(inName: name) {
+                    throw fail("bad device name '\(displayText(name, limit: 64))': \(problem);"
+                        + " edit name= on this line (percent-encoded) to plain printable text")
+                }
                 if !file.devices.isEmpty {
                     let idText = id.text
                     guard !file.devices.contains(where: { $0.name.lowercased() == name.lowercased() || $0.id == idText }) else {
-                        throw fail("duplicate device '\(name)'")
+                        throw fail("duplicate device '\(displayText(name, limit: 64))'")
                     }
                 }
                 guard file.devices.count < maxDevices else { throw fail("more than \(maxDevices) devices") }
@@ -285,9 +311,9 @@ public struct DeviceFile: Equatable, Sendable {
                 guard pendingHashes.count < RecoveryCodes.codeCount else { throw fail("more than \(RecoveryCodes.codeCount) recovery codes") }
                 pendingHashes.append(try hex("hash", count: 32))
             } else {
-                throw fail("unknown record '\(record.text)'")
+                throw fail("unknown record '\(quoted(record))'")
             }
-            if let extra = fields.firstKeyInOrder { throw fail("unknown field '\(extra.text)'") }
+            if let extra = fields.firstKeyInOrder { throw fail("unknown field '\(quoted(extra))'") }
         }
         guard sawHeader else { throw .format(path: path, line: 1, message: "empty file (expected '\(header)')") }
         file.recovery?.hashes = pendingHashes

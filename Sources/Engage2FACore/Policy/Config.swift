@@ -123,7 +123,7 @@ public struct ParsedConfig: Sendable {
     public func userWarnings(file: String, userExists: (String) -> Bool) -> [ConfigDiagnostic] {
         deadlineLines.sorted { $0.value < $1.value }.compactMap { user, line in
             userExists(user) ? nil
-                : ConfigDiagnostic(file: file, line: line, severity: .warning, message: "[deadlines]: no user '\(user)' on this host")
+                : ConfigDiagnostic(file: file, line: line, severity: .warning, message: "[deadlines]: no user '\(displayText(user, limit: 64))' on this host")
         }
     }
 }
@@ -177,12 +177,12 @@ extension Config {
                 if bytesEqualIgnoringASCIICase(section.trimmingBlanks(), "deadlines") {
                     inDeadlines = true
                 } else {
-                    report(lineNumber, "unknown section [\(section.text)] (the only section is [deadlines])")
+                    report(lineNumber, "unknown section [\(quoted(section))] (the only section is [deadlines])")
                 }
                 continue
             }
             guard let equals = line.firstIndex(of: UInt8(ascii: "=")) else {
-                report(lineNumber, "expected 'key = value', found '\(line.text)'")
+                report(lineNumber, "expected 'key = value', found '\(quoted(line))'")
                 continue
             }
             let keyBytes = line[..<equals].trimmingBlanks()
@@ -195,18 +195,18 @@ extension Config {
             if inDeadlines {
                 let key = keyBytes.text
                 guard isSafeUserName(key) else {
-                    report(lineNumber, "'\(displayText(key, limit: 64))' is not a valid user name")
+                    report(lineNumber, "'\(quoted(keyBytes))' is not a valid user name")
                     continue
                 }
                 if let first = deadlineLines[key] {
-                    report(lineNumber, "duplicate deadline for '\(key)' (first given on line \(first))")
+                    report(lineNumber, "duplicate deadline for '\(quoted(keyBytes))' (first given on line \(first))")
                     continue
                 }
                 do {
                     config.deadlines[key] = try PolicyDate(parsing: value)
                     deadlineLines[key] = lineNumber
                 } catch {
-                    report(lineNumber, "deadline for '\(key)': \(error)")
+                    report(lineNumber, displayText("deadline for '\(quoted(keyBytes))': \(error)", limit: 256, escapingBackslashes: false))
                 }
                 continue
             }
@@ -214,7 +214,7 @@ extension Config {
             let normalizedKey = keyBytes.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
                 ? String(decoding: keyBytes.map(asciiLowercase), as: UTF8.self) : keyBytes.text
             if let first = firstLineOfKey.first(where: { $0.key == normalizedKey }) {
-                report(lineNumber, "duplicate key '\(keyBytes.text)' (first set on line \(first.line))")
+                report(lineNumber, "duplicate key '\(quoted(keyBytes))' (first set on line \(first.line))")
                 continue
             }
             firstLineOfKey.append((normalizedKey, lineNumber))
@@ -233,24 +233,24 @@ extension Config {
         }
         switch key {
         case "start_date":
-            do { startDate = try PolicyDate(parsing: value) } catch { return "start_date: \(error)" }
+            do { startDate = try PolicyDate(parsing: value) } catch { return displayText("start_date: \(error)", limit: 256, escapingBackslashes: false) }
         case "issuer":
             guard !value.isEmpty, !value.utf8.contains(UInt8(ascii: ":")) else {
                 return "issuer must be a non-empty name without ':' (apps split the label at ':')"
             }
             issuer = value
         case "window":
-            guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(value)'" }
+            guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(displayText(value, limit: 64))'" }
             window = number
         case "max_failures":
-            guard let number = integer(Config.maxFailuresRange) else { return "max_failures must be a whole number from 1 to 100, not '\(value)'" }
+            guard let number = integer(Config.maxFailuresRange) else { return "max_failures must be a whole number from 1 to 100, not '\(displayText(value, limit: 64))'" }
             maxFailures = number
         case "lockout_seconds":
-            guard let number = integer(Config.lockoutRange) else { return "lockout_seconds must be a whole number from 1 to 86400, not '\(value)'" }
+            guard let number = integer(Config.lockoutRange) else { return "lockout_seconds must be a whole number from 1 to 86400, not '\(displayText(value, limit: 64))'" }
             lockoutSeconds = number
         case "secret_path":
             guard bytesStart(value.utf8, with: "/") || bytesStart(value.utf8, with: "~/") || bytesStart(value.utf8, with: "%h") else {
-                return "secret_path must be absolute or start with ~/ or %h, not '\(value)'"
+                return "secret_path must be absolute or start with ~/ or %h, not '\(displayText(value, limit: 64))'"
             }
             guard hasSubstring(value, "%u") || hasSubstring(value, "%h") || bytesStart(value.utf8, with: "~/") else {
                 return "secret_path must differ per user: use %u, %h or ~/ (otherwise every user would share one file)"
@@ -259,23 +259,23 @@ extension Config {
             secretPath = value
         case "state_dir":
             guard bytesStart(value.utf8, with: "/"), !hasDotDotComponent(value) else {
-                return "state_dir must be an absolute path without '..', not '\(value)'"
+                return "state_dir must be an absolute path without '..', not '\(displayText(value, limit: 64))'"
             }
             stateDir = value
         case "algorithm":
-            guard let algorithm = OTPAlgorithm(name: value) else { return "algorithm must be SHA1, SHA256 or SHA512, not '\(value)'" }
+            guard let algorithm = OTPAlgorithm(name: value) else { return "algorithm must be SHA1, SHA256 or SHA512, not '\(displayText(value, limit: 64))'" }
             newDeviceParameters.algorithm = algorithm
         case "digits":
-            guard let number = integer(OTPParameters.digitRange) else { return "digits must be 6, 7 or 8, not '\(value)'" }
+            guard let number = integer(OTPParameters.digitRange) else { return "digits must be 6, 7 or 8, not '\(displayText(value, limit: 64))'" }
             newDeviceParameters.digits = number
         case "unprivileged":
             guard let choice = value == "allow-self" ? UnprivilegedCallers.allowSelf : value == "deny" ? .deny : nil else { return "unprivileged must be allow-self or deny, not '\(displayText(value, limit: 64))'" }
             unprivileged = choice
         case "period":
-            guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(value)'" }
+            guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(displayText(value, limit: 64))'" }
             newDeviceParameters.period = number
         default:
-            return "unknown key '\(key)' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)"
+            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)"
         }
         return nil
     }

@@ -18,7 +18,15 @@ public func isUnsafeForDisplay(_ scalar: UInt32) -> Bool {
 /// `bytes` made safe to print or log: every byte that is not part of valid UTF-8, and every scalar
 /// `isUnsafeForDisplay` names, is written as `\xNN` (a byte) or `\u{NNNN}` (a scalar); a backslash
 /// becomes `\\`, so an escape can never be forged. At most `limit` bytes of the result are kept, then `…`.
-public func displayText<Bytes: Collection>(bytes: Bytes, limit: Int = 256) -> String where Bytes.Element == UInt8 {
+///
+/// - Parameters:
+///   - escapingBackslashes: false for a message already made of escaped parts (a log line, a parse
+///     error quoting a name): it stays free of unsafe bytes, and what was escaped is not escaped twice.
+///   - keepingNewlines: true for a message of several lines meant as such (a list of errors); every
+///     other control is still escaped, a carriage return too.
+public func displayText<Bytes: Collection>(
+    bytes: Bytes, limit: Int = 256, escapingBackslashes: Bool = true, keepingNewlines: Bool = false
+) -> String where Bytes.Element == UInt8 {
     var out = ByteWriter(capacity: min(bytes.count, limit) + 8)
     let input = Array(bytes)
     var index = 0
@@ -30,8 +38,8 @@ public func displayText<Bytes: Collection>(bytes: Bytes, limit: Int = 256) -> St
             break
         }
         let (scalar, length) = decodeUTF8Scalar(input, at: index)
-        if let scalar, !isUnsafeForDisplay(scalar) {
-            if scalar == UInt32(UInt8(ascii: "\\")) {
+        if let scalar, !isUnsafeForDisplay(scalar) || (keepingNewlines && scalar == 0x0A) {
+            if scalar == UInt32(UInt8(ascii: "\\")) && escapingBackslashes {
                 out.write("\\\\")
             } else {
                 out.bytes.append(contentsOf: input[index..<index + length])
@@ -62,10 +70,22 @@ public func displayText<Bytes: Collection>(bytes: Bytes, limit: Int = 256) -> St
     return out.text
 }
 
-/// The same for a String (a user name, a device name, a path).
-public func displayText(_ text: String, limit: Int = 256) -> String {
-    displayText(bytes: Array(text.utf8), limit: limit)
+/// The same for a String (a user name, a device name, a path, a message).
+public func displayText(_ text: String, limit: Int = 256, escapingBackslashes: Bool = true, keepingNewlines: Bool = false) -> String {
+    var text = text
+    // Most text is short printable ASCII: kept as it is, without a copy (every log line of the module passes here).
+    let plain = text.withUTF8 { bytes in
+        bytes.count <= limit && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F && ($0 != UInt8(ascii: "\\") || !escapingBackslashes) }
+    }
+    if plain { return text }
+    return text.withUTF8 {
+        displayText(bytes: $0, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: keepingNewlines)
+    }
 }
+
+/// Bytes of a file quoted in a parser's error message: escaped (the message reaches root's terminal
+/// and the system log) and short.
+func quoted(_ bytes: ByteSlice) -> String { displayText(bytes: bytes, limit: 64) }
 
 /// The scalar at `index` and its length in bytes; nil (length 1) where the bytes are not valid UTF-8
 /// (overlong forms, surrogates and values past U+10FFFF included).
