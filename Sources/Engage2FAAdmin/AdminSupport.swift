@@ -12,7 +12,7 @@ func requireRoot(_ what: String) throws {
 
 /// A user the admin named, from the host's user database.
 func existingAccount(_ name: String) throws -> Account {
-    guard isSafeUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(name)' on this host") }
+    guard isSafeUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(displayText(name, limit: 64))' on this host") }
     return account
 }
 
@@ -34,7 +34,8 @@ func actor() -> String {
 /// An audit line in the authpriv log: who did what to whom.
 func audit(_ message: String) {
     openlog("engage2fa-admin", LOG_PID, LOG_AUTHPRIV)
-    e2f_syslog(LOG_NOTICE, "\(actor()): \(message)")
+    // One line, escaped and bounded: the names in it come from the user database and SUDO_USER.
+    e2f_syslog(LOG_NOTICE, displayLine("\(displayText(actor(), limit: 128)): \(message)", limit: 1000))
     closelog()
 }
 
