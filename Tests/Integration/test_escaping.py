@@ -6,6 +6,7 @@ root's `engage2fa-admin status`, retitle a terminal, or forge a second line in t
 
 import json
 import os
+import time
 import re
 import shutil
 import subprocess
@@ -100,6 +101,7 @@ def test_module_refuses_a_hostile_name_after_activation_with_one_escaped_log_lin
     devices, (phone, _) = written(attacker, "Phone", forged_log)
     host.activate()
     host.authenticate(users[1])  # records activation, so that only the attacker's lines follow
+    time.sleep(0.3)  # let that login's lines reach the capture before the mark
     mark = syslog.mark()
     settle()
     outcome = host.authenticate(attacker, code(phone))
