@@ -45,6 +45,12 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     public var log: Log
     public var now: () -> Int64 = currentUnixTime
     public var debug = false
+    /// Seams for tests of the whole flow without root; the module never changes them.
+    /// Whether this process may take users' locks and write root's state (euid 0).
+    public var privileged = geteuid() == 0
+    /// Where activation records are kept, and who must own them.
+    public var activationRoot = ActivationStore.defaultRoot
+    public var activationOwner: uid_t = 0
 
     public init(user: String, configPath: String, conversation: Conversation, log: Log) {
         self.user = user
@@ -55,7 +61,6 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
     public func run() -> LoginResult {
         let startedAt = now()
-        let privileged = geteuid() == 0
         let shownUser = displayText(user, limit: 64)
         let configState = Config.load(path: configPath)
         var storeConfig = Config()
@@ -64,7 +69,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         case .unreadable: break
         }
         let store = StateStore(directory: storeConfig.stateDir)
-        let activationStore = ActivationStore(configPath: configPath)
+        let activationStore = ActivationStore(configPath: configPath, root: activationRoot, owner: activationOwner)
         var activation = activationStore.read()
         if case .never = activation, case .active(let legacy) = ActivationStore.readLegacy(stateDirectory: storeConfig.stateDir) {
             // An older version kept the record in state_dir: it still counts, and moves to the compiled-in place.
