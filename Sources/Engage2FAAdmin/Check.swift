@@ -29,7 +29,7 @@ struct Check: ParsableCommand {
         var activation = activationStore.read()
         var recordPath = activationStore.recordPath
         let legacyPath = ActivationStore.legacyPath(stateDirectory: config.stateDir)
-        let legacy = ActivationStore.readLegacy(stateDirectory: config.stateDir)
+        let legacy = ActivationStore.readLegacy(stateDirectory: config.stateDir, configPath: path)
         if case .never = legacy {} else {
             print("\(displayText(legacyPath)): warning: an activation record in the place older versions used (state_dir); the module keeps it in \(activationStore.recordPath) and copies it there at the next login.")
             if case .never = activation {

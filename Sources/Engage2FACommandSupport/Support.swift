@@ -46,7 +46,7 @@ public struct PolicyOptions: ParsableArguments {
 /// one an older version left in state_dir.
 public func activationState(configPath: String, config: Config) -> ActivationState {
     let state = ActivationStore(configPath: configPath).read()
-    if case .never = state { return ActivationStore.readLegacy(stateDirectory: config.stateDir) }
+    if case .never = state { return ActivationStore.readLegacy(stateDirectory: config.stateDir, configPath: configPath) }
     return state
 }
 
