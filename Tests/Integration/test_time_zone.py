@@ -8,6 +8,7 @@ bind-mounted over by another zone: the module sees that system zone, and nothing
 
 import datetime
 import os
+import shutil
 import subprocess
 import uuid
 import zoneinfo
@@ -28,13 +29,13 @@ SYSTEM_ZONE_TARGET = os.path.realpath("/etc/localtime")
 ZONEINFO = "/usr/share/zoneinfo"
 
 
-def in_zone(zone, argv):
-    """argv run with `zone` as the system time zone, in a private mount namespace."""
+def in_zone(zone, argv, zone_file=None):
+    """argv run with `zone` (or the file `zone_file`) as the system time zone, in a private mount namespace."""
     if not os.path.isfile(SYSTEM_ZONE_TARGET):
         pytest.skip("/etc/localtime does not name a file to bind another zone over")
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
             'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh",
-            os.path.join(ZONEINFO, zone), SYSTEM_ZONE_TARGET, *argv]
+            zone_file or os.path.join(ZONEINFO, zone), SYSTEM_ZONE_TARGET, *argv]
 
 
 def clean_environment():
@@ -55,9 +56,9 @@ def today_in(zone):
     return datetime.datetime.now(zoneinfo.ZoneInfo(zone)).date()
 
 
-def pamtester(host, zone, user):
+def pamtester(host, zone, user, zone_file=None):
     """A login through the test Host's PAM service (no TZ in the environment), with `zone` as system zone."""
-    result = subprocess.run(in_zone(zone, ["pamtester", "-v", host.service, user.pw_name, "authenticate"]),
+    result = subprocess.run(in_zone(zone, ["pamtester", "-v", host.service, user.pw_name, "authenticate"], zone_file),
                             input="", capture_output=True, text=True, timeout=60, env=clean_environment())
     return Outcome(result)
 
@@ -176,3 +177,19 @@ def test_the_module_reads_the_system_zone(host, users):
     host.activate(f"[deadlines]\n{user.pw_name} = {day.isoformat()}\n")
     outcome = pamtester(host, zone, user)
     assert outcome.result == ("auth_err" if passed else "ignored"), (zone, day.isoformat(), outcome)
+
+
+def test_a_system_zone_file_others_could_have_written_is_not_used(host, users, tmp_path):
+    """The same zone file, but owned by nobody: the module does not trust it and dates are in UTC."""
+    user = users[11]
+    zone, day, passed = pick_discriminating_date()
+    untrusted = tmp_path / "zone"
+    shutil.copyfile(os.path.join(ZONEINFO, zone), untrusted)
+    os.chmod(untrusted, 0o644)
+    os.chown(untrusted, 65534, 65534)
+    host.activate(f"[deadlines]\n{user.pw_name} = {day.isoformat()}\n")
+    # In UTC the deadline is on the other side of now.
+    outcome = pamtester(host, zone, user, zone_file=str(untrusted))
+    assert outcome.result == ("ignored" if passed else "auth_err"), (zone, day.isoformat(), outcome)
+    trusted = pamtester(host, zone, user)
+    assert trusted.result == ("auth_err" if passed else "ignored"), (zone, day.isoformat(), trusted)
