@@ -160,6 +160,7 @@ func daysFromCivil(year: Int, month: Int, day: Int) -> Int64 {
 /// 00:00 of that day in the system time zone (/etc/localtime, never TZ: see `SystemTimeZone`).
 /// Where a change of offset skips midnight, the first time that exists after it; where midnight
 /// happens twice, the first.
+@inline(never)
 func localMidnight(day: Int64) -> Int64 {
     SystemTimeZone.current.firstInstant(atOrAfterLocalTime: day * 86_400)
 }

@@ -54,6 +54,7 @@ public struct TimeZoneRules: Equatable, Sendable {
     static let window: Int64 = 28 * 3600
 
     /// Seconds east of UTC of local time at `unixTime`.
+    @inline(never)  // called from every date function: one copy, not one inlined in each
     public func utcOffset(at unixTime: Int64) -> Int64 {
         let time = clamp(unixTime)
         return standardOrTransitionOffset(at: time) - leapCorrection(at: time)
@@ -64,6 +65,7 @@ public struct TimeZoneRules: Equatable, Sendable {
     /// time that exists after it (the instant of the change), as mktime(3) gives for a midnight at
     /// the start of a gap; where the clock shows that time twice (the hour after a change back), the
     /// first.
+    @inline(never)  // called from every date function: one copy, not one inlined in each
     public func firstInstant(atOrAfterLocalTime localTime: Int64) -> Int64 {
         let wall = min(max(localTime, Self.supportedRange.lowerBound + 2 * Self.window), Self.supportedRange.upperBound - 2 * Self.window)
         // From an instant whose local time is surely earlier, segment by segment (the offset is
@@ -84,6 +86,7 @@ public struct TimeZoneRules: Equatable, Sendable {
     }
 
     /// The local calendar day (days since 1970-01-01) and the seconds since its midnight.
+    @inline(never)  // called from every date function: one copy, not one inlined in each
     func localTime(at unixTime: Int64) -> (day: Int64, secondsOfDay: Int64) {
         let local = clamp(unixTime) + utcOffset(at: unixTime)
         let day = floorDivide(local, 86_400)
