@@ -41,4 +41,6 @@ void e2f_syslog(int priority, const char *message);
 /* open(2) is variadic, and errno a macro: Embedded Swift (which has no Glibc overlay) sees neither. */
 static inline int e2f_open(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
 static inline int e2f_errno(void) { return errno; }
+/* openat(2), variadic too: the system time zone is resolved one directory at a time. */
+static inline int e2f_openat(int directory, const char *path, int flags) { return openat(directory, path, flags); }
 #endif
