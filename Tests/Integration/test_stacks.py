@@ -58,6 +58,13 @@ def readme_by_hand_commands():
     raise AssertionError("the README's by-hand section no longer writes /etc/pam.d/e2fa-sshd")
 
 
+def man_page_stacks():
+    """The stacks pam_engage2fa(8) shows: its .nf blocks with a pam_engage2fa.so line, roff escapes undone."""
+    text = read(os.path.join(ROOT, "man", "pam_engage2fa.8"))
+    blocks = re.findall(r"^\.nf\n(.*?)^\.fi$", text, re.S | re.M)
+    return [block.replace("\\-", "-") for block in blocks if "pam_engage2fa.so" in block]
+
+
 def snippet_lines(text):
     """The PAM lines of a snippet that goes "right after @include common-auth" (the line is added when the
     snippet leaves it to the comment)."""
@@ -142,7 +149,14 @@ def auth_lines(stack, common_auth, host):
         return [f"@include {install_common_auth(common_auth, 'engage2fa', config)}"]
     if stack == "old-by-hand":  # the by-hand stack the README had before: pam_unix "required"
         return ["auth required pam_unix.so", f"auth required {MODULE} config={config}"]
-    text = readme_section_block("## Wire sshd and sudo") if stack == "readme-wire" else read(os.path.join(ROOT, stack))
+    if stack == "readme-wire":
+        text = readme_section_block("## Wire sshd and sudo")
+    elif stack == "readme-stacking":
+        text = readme_section_block("### Stacking")
+    elif stack.startswith("man-"):
+        text = man_page_stacks()[int(stack[len("man-"):])]
+    else:
+        text = read(os.path.join(ROOT, stack))
     common = install_common_auth(common_auth, "plain", config)
     return [line.replace("@include common-auth", f"@include {common}") for line in snippet_lines(with_test_module(text, config))]
 
@@ -201,7 +215,16 @@ def setup_user(host, users):
     return user, phone
 
 
-SHIPPED = ["readme-by-hand", "readme-wire", "pam/sshd", "pam/sudo", "pam/login", "pam-auth-update"]
+SHIPPED = (["readme-by-hand", "readme-wire", "readme-stacking", "pam/sshd", "pam/sudo", "pam/login", "pam-auth-update"]
+           + [f"man-{index}" for index in range(len(man_page_stacks()))])
+
+
+def test_every_shipped_stack_is_found():
+    # The extraction above follows the files: a section renamed or a block removed must not silently
+    # drop a stack from the test.
+    assert len(man_page_stacks()) >= 2
+    assert "pam_unix.so" in readme_section_block("### Stacking")
+    assert "pam_unix.so" in readme_by_hand_commands()
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
