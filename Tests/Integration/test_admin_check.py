@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import tempfile
 
 from conftest import ADMIN, run_admin
 
@@ -21,8 +22,7 @@ def run_without_the_default_policy(tmp_path, *arguments):
     """engage2fa-admin in a private mount namespace where /etc/engage2fa.conf does not exist (an overlay
     on /etc with the file removed in its upper layer) and the default state directory is empty: the
     machine's /etc and /var/lib/engage2fa are never changed."""
-    scratch = tmp_path / "overlay"
-    scratch.mkdir()
+    scratch = tempfile.mkdtemp(prefix="overlay-", dir=tmp_path)
     hide_state = f"mount -t tmpfs -o mode=0755 none {DEFAULT_STATE} && " if os.path.isdir(DEFAULT_STATE) else ""
     script = (f"mount -t tmpfs none {scratch} && mkdir {scratch}/upper {scratch}/work && "
               f"mount -t overlay overlay -o lowerdir=/etc,upperdir={scratch}/upper,workdir={scratch}/work /etc && "
