@@ -22,10 +22,10 @@ struct Check: ParsableCommand {
         case .success(let text?): parsed = Config.parse(text, file: path)
         case .success(nil):
             // A file named with --config that is not there is a typo: nothing to check.
-            guard path == Config.defaultPath else { throw CommandFailure("\(path): no such file") }
+            guard path == Config.defaultPath else { throw CommandFailure("\(displayText(path)): no such file") }
             // No /etc/engage2fa.conf: an error too (the package creates it), but what the module does
             // without it (nothing, unless 2FA was activated before) is still reported below.
-            print("no policy file at \(path)")
+            print("no policy file at \(displayText(path))")
             noPolicyFile = true
             parsed = Config.parse("", file: path)
         }
