@@ -606,3 +606,22 @@ def test_a_user_name_that_is_not_utf8_is_an_unknown_user(host, users, syslog):
     assert result.returncode != 0 and b"Verification code:" in result.stdout + result.stderr
     logged = "\n".join(syslog.since(mark))
     assert "\\xe9" in logged and "\ufffd" not in logged, logged
+
+
+def test_a_lock_held_by_a_stopped_login_names_its_holder_to_the_admin(host, users):
+    alice = users[0]
+    _, (phone,), _ = enrolled(alice)
+    activate_with(host, alice, phone)
+    lock = os.path.join(host.state_dir, "users", f"{alice.pw_uid}.lock")
+    # A login the user stopped (SIGSTOP) while it held the lock: flock(1) stands in for it.
+    holder = subprocess.Popen(["flock", "--exclusive", "--no-fork", lock, "sleep", "60"])
+    try:
+        time.sleep(0.5)
+        started = time.time()
+        unlock = run_admin("unlock", alice.pw_name, "--config", host.config_path)
+        assert unlock.returncode == 1 and time.time() - started < 15
+        assert f"PID {holder.pid}" in unlock.stderr and "still locked" in unlock.stderr, unlock.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_admin("unlock", alice.pw_name, "--config", host.config_path).returncode == 0

@@ -1,4 +1,3 @@
-import CEngageSys
 #if canImport(Glibc)
 import Glibc
 #else
@@ -149,18 +148,12 @@ public struct StateStore: Sendable {
             // No directory fsync: losing the newest rename to a power cut can only bring back a replay
             // step or failure count from seconds before the crash, and a code that old has expired by the
             // time the host is back. It halves the disk flushes of every login.
-            var guardLimit = e2f_file_size_guard()
-            let limit = e2f_lift_file_size_limit(&guardLimit)
-            defer { e2f_restore_file_size_limit(&guardLimit) }
-            // A limit that still stands and could stop some writes and not others (a lockout record is a
-            // few bytes longer than a failure count) is refused outright: no write here may depend on it.
-            if limit != rlim_t.max && limit < rlim_t(Self.minimumFileSizeLimit) {  // rlim_t.max: RLIM_INFINITY
-                throw .state(.fileSizeLimit(bytes: Int64(limit)))
-            }
-            do {
-                try writeFileAtomically(statePath(uid: account.uid), contents: state.serialized(), mode: 0o644, syncDirectory: false)
-            } catch {
-                throw .state(.file(error))
+            try withFileSizeLimitLifted(atLeast: Self.minimumFileSizeLimit) { () throws(CoreError) in
+                do throws(TrustedFileError) {
+                    try writeFileAtomically(statePath(uid: account.uid), contents: state.serialized(), mode: 0o644, syncDirectory: false)
+                } catch {
+                    throw .state(.file(error))
+                }
             }
         }
         return result
