@@ -50,3 +50,25 @@ func confirmed(_ question: String) -> Bool {
     guard let answer = readAnswer(prompt: question + " [y/N] ") else { return false }
     return ["y", "yes"].contains(answer.lowercased())
 }
+
+/// The user's transaction, for an admin command. A login the user froze (SIGSTOP, Ctrl-Z on su or sudo:
+/// the process is theirs) while it held the user's lock would otherwise keep every admin command for that
+/// user out for as long as it likes: when the lock is still held after its timeout only by stopped
+/// processes, they are killed (audited: a killed login changes nothing, its state was never written) and
+/// the transaction is tried once more.
+func adminTransaction<Result>(
+    store: StateStore, account: Account, devices: DeviceFileLocation?,
+    _ body: (inout UserState, DeviceFile?) throws(CoreError) -> Result
+) throws(CoreError) -> Result {
+    do {
+        return try store.transaction(account: account, devices: devices, body)
+    } catch .state(.lockTimeout(let path, let seconds)) {
+        let holders = lockHolders(of: path)
+        guard !holders.isEmpty, holders.allSatisfy({ isStopped($0.pid) }) else { throw .state(.lockTimeout(path: path, seconds: seconds)) }
+        for holder in holders {
+            kill(holder.pid, SIGKILL)
+            audit("killed stopped process \(holder.pid) (\(holder.command)) that held the lock of \(displayText(account.name, limit: 64))")
+        }
+        return try store.transaction(account: account, devices: devices, body)
+    }
+}

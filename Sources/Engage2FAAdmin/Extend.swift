@@ -29,7 +29,7 @@ struct Extend: ParsableCommand {
         let shown = displayText(account.name, limit: 64)
         var linked: [String] = []
         do {
-            try store.transaction(account: account, devices: location) { (state: inout UserState, file: DeviceFile?) throws(CoreError) in
+            try adminTransaction(store: store, account: account, devices: location) { (state: inout UserState, file: DeviceFile?) throws(CoreError) in
                 linked = state.liveDevices(of: file).map { displayText($0.name, limit: 64) }
                 if linked.isEmpty { state.deadline = deadline }
             }

@@ -57,7 +57,7 @@ struct Reset: ParsableCommand {
         do { _ = try location.load() } catch { readable = false }
         var leftover = ""
         do {
-            revoked = try store.transaction(account: account, devices: readable ? location : nil) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> Int in
+            revoked = try adminTransaction(store: store, account: account, devices: readable ? location : nil) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> Int in
                 let devices = state.liveDevices(of: file)
                 for device in devices where !state.revokedDevices.contains(device.id) { state.revokedDevices.append(device.id) }
                 if let salt = file?.recovery?.salt, !state.revokedRecoverySalts.contains(salt) { state.revokedRecoverySalts.append(salt) }

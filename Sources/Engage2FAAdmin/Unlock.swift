@@ -16,7 +16,7 @@ struct Unlock: ParsableCommand {
         let account = try existingAccount(user)
         let shown = displayText(account.name, limit: 64)
         do {
-            try StateStore(directory: config.stateDir).transaction(account: account, devices: nil) { (state: inout UserState, _) throws(CoreError) in
+            try adminTransaction(store: StateStore(directory: config.stateDir), account: account, devices: nil) { (state: inout UserState, _) throws(CoreError) in
                 state.failures = 0
                 state.lockedUntil = 0
             }

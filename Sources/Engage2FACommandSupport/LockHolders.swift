@@ -43,3 +43,16 @@ public func lockHolderText(_ path: String) -> String {
     guard !holders.isEmpty else { return "" }
     return " (held by " + holders.map { "PID \($0.pid), \($0.command)" }.joined(separator: "; ") + ": see ps -p PID, kill it if it is stuck)"
 }
+
+/// Whether process `pid` is stopped (state T or t in /proc/PID/stat): frozen by SIGSTOP or a debugger.
+public func isStopped(_ pid: Int32) -> Bool {
+    guard let file = fopen("/proc/\(pid)/stat", "r") else { return false }
+    defer { fclose(file) }
+    var buffer = [CChar](repeating: 0, count: 1024)
+    guard fgets(&buffer, Int32(buffer.count), file) != nil else { return false }
+    let line = text(of: buffer)
+    // "PID (COMM) STATE …": COMM may hold spaces and parentheses, so the state follows the last ')'.
+    guard let close = line.lastIndex(of: ")") else { return false }
+    let rest = line[line.index(after: close)...].drop { $0 == " " }
+    return rest.first == "T" || rest.first == "t"
+}

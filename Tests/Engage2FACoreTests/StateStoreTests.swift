@@ -17,7 +17,9 @@ final class StateStoreTests: XCTestCase {
         try store.prepare()
         var info = stat()
         XCTAssertEqual(stat(store.directory, &info), 0)
-        XCTAssertEqual(info.st_mode & 0o777, 0o755)  // users may read their own state, never write it
+        XCTAssertEqual(info.st_mode & 0o777, 0o755)
+        XCTAssertEqual(stat(store.directory + "/users", &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o711)  // users open their own state by name and list nothing
         XCTAssertEqual(chmod(store.directory, 0o777), 0)
         XCTAssertThrowsError(try store.prepare()) { XCTAssertTrue("\($0)".contains("lets others write to it"), "\($0)") }
         XCTAssertEqual(chmod(store.directory, 0o700), 0)
@@ -198,10 +200,16 @@ final class StateStoreTests: XCTestCase {
         let file = DeviceFile(devices: [kept], recovery: RecoveryCodes(salt: Array(repeating: 9, count: 16), iterations: 1000, createdAt: 1, hashes: [Array(repeating: 1, count: 32)]))
         XCTAssertEqual(state.liveDevices(of: file), [])
         XCTAssertEqual(state.liveRecoveryCodes(of: file), [0])
+        // Revocations and used codes outlive the file's devices and code sets (a backup restored must not
+        // bring them back); pruning only bounds them.
         state.prune(for: file)
-        XCTAssertEqual(state.revokedDevices, ["0123456789abcdef"])
-        XCTAssertEqual(state.revokedRecoverySalts, [])
-        XCTAssertEqual(state.usedRecoveryCodes, [])
+        XCTAssertEqual(state.revokedDevices, ["0123456789abcdef", "fedcba9876543210"])
+        XCTAssertEqual(state.revokedRecoverySalts.count, 1)
+        XCTAssertEqual(state.usedRecoveryCodes.count, 1)
+        for index in 0..<200 { state.revokedDevices.append(String(repeating: "0", count: 13) + String(format: "%03d", index)) }
+        state.prune(for: file)
+        XCTAssertEqual(state.revokedDevices.count, UserState.keptRevocations)
+        XCTAssertEqual(state.revokedDevices.last, "0000000000000199")
         XCTAssertEqual(EnrollmentState(file: file, state: state), .enrolled(devices: 0, recoveryCodes: 1))
     }
 }

@@ -6,6 +6,7 @@ file (I), and reset's confirmation (J). Each test is an attack the hostile revie
 import fcntl
 import os
 import pwd
+import random
 import shutil
 import signal
 import subprocess
@@ -519,8 +520,8 @@ def test_a_callers_umask_leaves_the_state_readable_by_its_user(host, users):
     result = subprocess.run(["sh", "-c", f"umask 0777; exec pamtester {host.service} {alice.pw_name} authenticate"],
                             input=code(phone) + "\n", capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    for path in (host.state_dir, os.path.join(host.state_dir, "users")):
-        assert os.stat(path).st_mode & 0o777 == 0o755, path
+    for path, mode in ((host.state_dir, 0o755), (os.path.join(host.state_dir, "users"), 0o711)):
+        assert os.stat(path).st_mode & 0o777 == mode, path
     listed = run_enroll(alice, "list", "--config", host.config_path)
     assert "Recovery codes left: 10\n" in listed.stdout, listed.stdout
 
@@ -625,3 +626,80 @@ def test_a_lock_held_by_a_stopped_login_names_its_holder_to_the_admin(host, user
         holder.kill()
         holder.wait()
     assert run_admin("unlock", alice.pw_name, "--config", host.config_path).returncode == 0
+
+
+# --- found by the second hostile review ------------------------------------------------------------------
+
+def test_users_see_only_their_own_state_and_cannot_watch_it_being_written(host, users):
+    alice, bob = users[0], users[1]
+    _, (phone,), _ = enrolled(alice)
+    activate_with(host, alice, phone)
+    users_dir = os.path.join(host.state_dir, "users")
+    state = os.path.join(users_dir, f"{alice.pw_uid}.state")
+    info = os.stat(state)
+    assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, alice.pw_gid, 0o640)
+    assert os.stat(users_dir).st_mode & 0o777 == 0o711
+    probe = ("import os, sys\n"
+             "try:\n    os.listdir(sys.argv[1]); print('listed')\nexcept PermissionError: print('refused')\n"
+             "try:\n    open(sys.argv[2]).read(); print('read')\nexcept PermissionError: print('refused')\n")
+    as_alice = subprocess.run(["runuser", "-u", alice.pw_name, "--", "/usr/bin/python3", "-c", probe, users_dir, state],
+                              capture_output=True, text=True)
+    assert as_alice.stdout.split() == ["refused", "read"], as_alice  # her own file, by name; no listing (or inotify)
+    as_bob = subprocess.run(["runuser", "-u", bob.pw_name, "--", "/usr/bin/python3", "-c", probe, users_dir, state],
+                            capture_output=True, text=True)
+    assert as_bob.stdout.split() == ["refused", "refused"], as_bob
+    assert run_enroll(alice, "list", "--config", host.config_path).stdout.count("(could not read") == 0
+
+
+def test_a_killed_writer_leaves_at_most_one_temporary_file(host, users):
+    alice = users[0]
+    _, (phone,), _ = enrolled(alice)
+    activate_with(host, alice, phone)
+    users_dir = os.path.join(host.state_dir, "users")
+    for _ in range(20):
+        child = subprocess.Popen(["pamtester", host.service, alice.pw_name, "authenticate"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child.stdin.write(b"000000\n")
+        child.stdin.flush()
+        time.sleep(random.uniform(0, 0.02))
+        child.kill()
+        child.wait()
+    leftovers = [name for name in os.listdir(users_dir) if ".tmp" in name]
+    assert len(leftovers) <= 1, leftovers
+
+
+def test_a_login_stopped_while_holding_the_lock_does_not_keep_the_admin_out(host, users, syslog):
+    alice = users[0]
+    _, (phone,), _ = enrolled(alice)
+    activate_with(host, alice, phone)
+    lock = os.path.join(host.state_dir, "users", f"{alice.pw_uid}.lock")
+    holder = subprocess.Popen(["flock", "--exclusive", "--no-fork", lock, "sleep", "60"])
+    try:
+        time.sleep(0.5)
+        os.kill(holder.pid, signal.SIGSTOP)  # what the user does to their own su or sudo
+        mark = syslog.mark()
+        reset = run_admin("reset", alice.pw_name, "--deadline", "2099-01-01", "--config", host.config_path)
+        assert reset.returncode == 0, reset.stderr
+        time.sleep(0.3)
+        assert any(f"killed stopped process {holder.pid}" in line for line in syslog.messages[mark:]), syslog.messages[mark:]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert host.authenticate(alice).result == "ignored"
+
+
+def test_a_device_file_restored_from_a_backup_does_not_bring_back_a_reset_phone(host, users):
+    alice = users[0]
+    devices, (phone,), codes = enrolled(alice, recovery=True)
+    activate_with(host, alice, phone)
+    backup = open(devices.path).read()
+    assert run_admin("reset", alice.pw_name, "--deadline", "2099-01-01", "--config", host.config_path).returncode == 0
+    fresh = DeviceSet(alice)
+    new_phone = fresh.add("New phone")
+    fresh.write()
+    settle()
+    assert host.authenticate(alice, code(new_phone)).result == "success"  # a login that prunes the state
+    with open(devices.path, "a") as handle:  # the old phone and codes come back with a backup
+        handle.write("".join(line + "\n" for line in backup.splitlines()[1:]))
+    assert host.authenticate(alice, code(phone, 1)).result == "auth_err"
+    assert host.authenticate(alice, codes[1]).result == "auth_err"

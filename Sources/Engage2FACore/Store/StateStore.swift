@@ -27,8 +27,10 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
 /// The one store of what root keeps about users, in the manner of pam_faillock's tally directory, and
 /// the per-user transaction every change goes through:
 ///
+///     state_dir/users/             root, 0711: users reach their own file by name, list nothing
 ///     state_dir/users/UID.state    replay and lockout state, deadlines, revocations, used recovery
-///                                  codes (root, 0644: users may read their own situation, never write)
+///                                  codes (root:the user's group, 0640: users may read their own
+///                                  situation, never write it, nor see anyone else's)
 ///     state_dir/users/UID.lock     flock(2) target (root, 0600: no other user can open it, so no
 ///                                  user can take it and hold a login up)
 ///
@@ -71,28 +73,31 @@ public struct StateStore: Sendable {
     /// Creates `state_dir` and its `users` folder (mode 755) if missing, and checks that both are
     /// directories owned by this process's user that nobody else can write to.
     public func prepare() throws(StateError) {
-        try prepareDirectory(directory)
-        try prepareDirectory(usersDirectory)
+        try prepareDirectory(directory, mode: 0o755)
+        // Searchable, not listable: a user opens their own state by its name, but cannot watch (inotify)
+        // or list what is written here.
+        try prepareDirectory(usersDirectory, mode: 0o711)
     }
 
-    private func prepareDirectory(_ path: String) throws(StateError) {
+    private func prepareDirectory(_ path: String, mode: mode_t) throws(StateError) {
         var info = stat()
         if path.withCString({ lstat($0, &info) }) != 0 {
             guard errno == ENOENT else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
-            if path.withCString({ mkdir($0, 0o755) }) != 0 && errno != EEXIST {
+            if path.withCString({ mkdir($0, mode) }) != 0 && errno != EEXIST {
                 throw .directory(path: path, message: "cannot create: \(SystemError("mkdir"))")
             }
             guard path.withCString({ lstat($0, &info) }) == 0 else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
-            // Exactly 755, whatever the caller's umask: users read their own state here.
-            if info.st_mode & 0o777 != 0o755, info.st_uid == owner, info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR),
-                path.withCString({ chmod($0, 0o755) }) == 0 {
-                info.st_mode = (info.st_mode & ~0o7777) | 0o755
-            }
+        }
+        // Exactly that mode, whatever the caller's umask or an older version made it (users/ was 0700, then
+        // 0755): users read their own state here and list nothing.
+        if info.st_mode & 0o777 != mode, info.st_uid == owner, info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR),
+            path.withCString({ chmod($0, mode) }) == 0 {
+            info.st_mode = (info.st_mode & ~0o7777) | mode
         }
         guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR) else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
         guard info.st_uid == owner else { throw .directory(path: path, message: "owned by uid \(info.st_uid), expected \(owner)") }
         guard info.st_mode & 0o022 == 0 else {
-            throw .directory(path: path, message: "mode \(String(info.st_mode & 0o7777, radix: 8)) lets others write to it (expected 755)")
+            throw .directory(path: path, message: "mode \(String(info.st_mode & 0o7777, radix: 8)) lets others write to it (expected \(String(mode, radix: 8)))")
         }
     }
 
@@ -150,13 +155,39 @@ public struct StateStore: Sendable {
             // time the host is back. It halves the disk flushes of every login.
             try withFileSizeLimitLifted(atLeast: Self.minimumFileSizeLimit) { () throws(CoreError) in
                 do throws(TrustedFileError) {
-                    try writeFileAtomically(statePath(uid: account.uid), contents: state.serialized(), mode: 0o644, syncDirectory: false)
+                    try writeState(state.serialized(), account: account)
                 } catch {
                     throw .state(.file(error))
                 }
             }
         }
         return result
+    }
+
+    /// Replaces the user's state file: `users/.UID.state.tmp` (one name per user: only the lock holder
+    /// writes it, and a copy left by a killed writer is truncated, never piled up), written root-only,
+    /// fsync'd and renamed over the state file; only then, through the same descriptor, opened to the
+    /// user's group. Nothing the user can read shows what a login decided before it is committed: a
+    /// user who stops or kills their own setuid login (su, sudo) cannot learn a code was wrong and keep
+    /// the failure from being counted. No directory fsync (see ``transaction(account:devices:_:)``).
+    private func writeState(_ contents: [UInt8], account: Account) throws(TrustedFileError) {
+        let path = statePath(uid: account.uid)
+        let temporary = userPath(uid: account.uid, "state.tmp").replacingLastComponentPrefixedWithDot()
+        let fd = temporary.withCString { cPath in retryOnInterrupt { open(cPath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600) } }
+        guard fd >= 0 else { throw .system(path: temporary, SystemError("open")) }
+        defer { close(fd) }
+        guard fchmod(fd, 0o600) == 0 else { throw .system(path: temporary, SystemError("fchmod")) }
+        var written = 0
+        while written < contents.count {
+            let result = contents.withUnsafeBytes { buffer in retryOnInterrupt { write(fd, buffer.baseAddress! + written, contents.count - written) } }
+            guard result > 0 else { throw .system(path: temporary, SystemError("write")) }
+            written += result
+        }
+        guard retryOnInterrupt({ fsync(fd) }) == 0 else { throw .system(path: temporary, SystemError("fsync")) }
+        guard temporary.withCString({ from in path.withCString { to in rename(from, to) } }) == 0 else { throw .system(path: path, SystemError("rename")) }
+        // Committed. Readable now by the user's own tools (engage2fa-enroll list/status), never by others.
+        if owner == 0 { _ = fchown(fd, 0, account.gid) }
+        _ = fchmod(fd, 0o640)
     }
 
     private func acquireLock(path: String) throws(StateError) -> Int32 {
@@ -185,4 +216,14 @@ func waitForLock(_ fd: Int32, timeoutSeconds: Int) -> Int32 {
         waitedMicroseconds += 2_000
     }
     return 0
+}
+
+extension String {
+    /// `DIR/NAME` as `DIR/.NAME`: the hidden name readers skip.
+    fileprivate func replacingLastComponentPrefixedWithDot() -> String {
+        var bytes = Array(utf8)
+        let slash = bytes.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0
+        bytes.insert(UInt8(ascii: "."), at: slash)
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }

@@ -93,16 +93,30 @@ public struct UserState: Equatable, Sendable {
         }
     }
 
-    /// Forgets what no longer matters for `file`: replay state of devices that are gone, revocations of
-    /// devices and code sets no longer in it, uses of codes of another set. Keeps the file small.
+    /// Bounds what is kept, newest first, so the file stays small. Revocations and used recovery codes
+    /// are kept even when the device or code set is no longer in the file: a device file restored from
+    /// a backup must not bring back a phone `reset` took away or a code already used.
     public mutating func prune(for file: DeviceFile?) {
         let ids = file?.devices.map { $0.id } ?? []
-        let salt = file?.recovery?.salt
-        if devices.count > 0 { devices = devices.filter { id, _ in ids.contains(id) } }
-        revokedDevices.removeAll { !ids.contains($0) }
-        revokedRecoverySalts.removeAll { $0 != salt }
-        usedRecoveryCodes.removeAll { $0.salt != salt }
+        if devices.count > Self.keptDeviceUsages {
+            // Replay state of devices still in the file first, then the most recently used.
+            let sorted = devices.sortedByID().sorted { lhs, rhs in
+                let (lhsKept, rhsKept) = (ids.contains(lhs.key), ids.contains(rhs.key))
+                return lhsKept != rhsKept ? lhsKept : lhs.value.lastUsed > rhs.value.lastUsed
+            }
+            var kept = DeviceUsages()
+            for entry in sorted.prefix(Self.keptDeviceUsages) { kept[entry.key] = entry.value }
+            devices = kept
+        }
+        if revokedDevices.count > Self.keptRevocations { revokedDevices.removeFirst(revokedDevices.count - Self.keptRevocations) }
+        if revokedRecoverySalts.count > Self.keptRevokedSets { revokedRecoverySalts.removeFirst(revokedRecoverySalts.count - Self.keptRevokedSets) }
+        if usedRecoveryCodes.count > Self.keptRecoveryUses { usedRecoveryCodes.removeFirst(usedRecoveryCodes.count - Self.keptRecoveryUses) }
     }
+
+    static let keptDeviceUsages = 40
+    static let keptRevocations = 64
+    static let keptRevokedSets = 16
+    static let keptRecoveryUses = 100
 
     // MARK: The file
 
