@@ -206,11 +206,11 @@ final class StateStoreTests: XCTestCase {
         XCTAssertEqual(state.revokedDevices, ["0123456789abcdef", "fedcba9876543210"])
         XCTAssertEqual(state.revokedRecoverySalts.count, 1)
         XCTAssertEqual(state.usedRecoveryCodes.count, 1)
+        XCTAssertEqual(EnrollmentState(file: file, state: state), .enrolled(devices: 0, recoveryCodes: 1))
         for index in 0..<200 { state.revokedDevices.append(String(repeating: "0", count: 13) + String(format: "%03d", index)) }
         state.prune(for: file)
         XCTAssertEqual(state.revokedDevices.count, UserState.keptRevocations)
         XCTAssertEqual(state.revokedDevices.last, "0000000000000199")
-        XCTAssertEqual(EnrollmentState(file: file, state: state), .enrolled(devices: 0, recoveryCodes: 1))
     }
 }
 

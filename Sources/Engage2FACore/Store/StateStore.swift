@@ -89,8 +89,9 @@ public struct StateStore: Sendable {
             guard path.withCString({ lstat($0, &info) }) == 0 else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
         }
         // Exactly that mode, whatever the caller's umask or an older version made it (users/ was 0700, then
-        // 0755): users read their own state here and list nothing.
-        if info.st_mode & 0o777 != mode, info.st_uid == owner, info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR),
+        // 0755): users read their own state here and list nothing. One that others can write to is not
+        // mended but refused below: what they may have left in it cannot be trusted.
+        if info.st_mode & 0o777 != mode, info.st_mode & 0o022 == 0, info.st_uid == owner, info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR),
             path.withCString({ chmod($0, mode) }) == 0 {
             info.st_mode = (info.st_mode & ~0o7777) | mode
         }
