@@ -3,11 +3,10 @@
 #include <string.h>
 #include <syslog.h>
 
-/* The line pam_syslog(3) would log, formatted once instead of three times. */
-void e2f_pam_log(pam_handle_t *pamh, int priority, const char *message) {
-    const void *service = NULL;
-    if (pam_get_item(pamh, PAM_SERVICE, &service) != PAM_SUCCESS || service == NULL) service = "?";
-    syslog(LOG_AUTHPRIV | priority, "pam_engage2fa(%s:auth): %s", (const char *)service, message);
+/* The line pam_syslog(3) would log, formatted once instead of three times. The service name, from the
+   application (any name reaches /etc/pam.d/other), comes escaped from the caller, like the message. */
+void e2f_pam_log(int priority, const char *service, const char *message) {
+    syslog(LOG_AUTHPRIV | priority, "pam_engage2fa(%s:auth): %s", service, message);
 }
 
 /* What pam_prompt(3) does, without formatting the text into a copy first: one message through the

@@ -27,3 +27,26 @@ ssize_t e2f_getrandom(void *buffer, size_t length) {
 void e2f_syslog(int priority, const char *message) {
     syslog(priority, "%s", message);
 }
+
+#include <pthread.h>
+
+rlim_t e2f_lift_file_size_limit(struct e2f_file_size_guard *guard) {
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGXFSZ);
+    pthread_sigmask(SIG_BLOCK, &block, &guard->mask);
+    guard->lifted = 0;
+    if (getrlimit(RLIMIT_FSIZE, &guard->limit) != 0) return RLIM_INFINITY;
+    if (guard->limit.rlim_cur == RLIM_INFINITY) return RLIM_INFINITY;
+    struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+    /* Raising the hard limit needs CAP_SYS_RESOURCE (containers often lack it): then the soft one, up to the hard. */
+    if (setrlimit(RLIMIT_FSIZE, &unlimited) == 0) { guard->lifted = 1; return RLIM_INFINITY; }
+    struct rlimit raised = { guard->limit.rlim_max, guard->limit.rlim_max };
+    if (setrlimit(RLIMIT_FSIZE, &raised) == 0) { guard->lifted = 1; return raised.rlim_cur; }
+    return guard->limit.rlim_cur;
+}
+
+void e2f_restore_file_size_limit(const struct e2f_file_size_guard *guard) {
+    if (guard->lifted) setrlimit(RLIMIT_FSIZE, &guard->limit);
+    pthread_sigmask(SIG_SETMASK, &guard->mask, NULL);
+}

@@ -8,7 +8,7 @@ import Glibc
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the policy file and say what it means now.",
-        discussion: "Prints every problem as file:line: message. Exits 1 if there are errors, 0 if there are only warnings or none."
+        discussion: "Prints every problem as file:line: message. Exits 1 if there are errors or there is no policy file, 0 if there are only warnings or none."
     )
 
     @OptionGroup var policy: PolicyOptions
@@ -16,9 +16,18 @@ struct Check: ParsableCommand {
     func run() throws {
         let path = policy.config
         let parsed: ParsedConfig
+        var noPolicyFile = false
         switch readPolicyText(path) {
         case .failure(let failure): throw failure
-        case .success(let text): parsed = Config.parse(text ?? "", file: path)
+        case .success(let text?): parsed = Config.parse(text, file: path)
+        case .success(nil):
+            // A file named with --config that is not there is a typo: nothing to check.
+            guard path == Config.defaultPath else { throw CommandFailure("\(displayText(path)): no such file") }
+            // No /etc/engage2fa.conf: an error too (the package creates it), but what the module does
+            // without it (nothing, unless 2FA was activated before) is still reported below.
+            print("no policy file at \(displayText(path))")
+            noPolicyFile = true
+            parsed = Config.parse("", file: path)
         }
         let problems = parsed.diagnostics + parsed.userWarnings(file: path) { Account.lookup($0) != nil }
         for problem in problems.sorted(by: { $0.line < $1.line }) { print(displayLine("\(problem)")) }
@@ -29,7 +38,7 @@ struct Check: ParsableCommand {
         var activation = activationStore.read()
         var recordPath = activationStore.recordPath
         let legacyPath = ActivationStore.legacyPath(stateDirectory: config.stateDir)
-        let legacy = ActivationStore.readLegacy(stateDirectory: config.stateDir)
+        let legacy = ActivationStore.readLegacy(stateDirectory: config.stateDir, configPath: path)
         if case .never = legacy {} else {
             print("\(displayText(legacyPath)): warning: an activation record in the place older versions used (state_dir); the module keeps it in \(activationStore.recordPath) and copies it there at the next login.")
             if case .never = activation {
@@ -60,13 +69,13 @@ struct Check: ParsableCommand {
             let line = parsed.deadlineLines[user] ?? 0
             print("\(displayText(path)):\(line): warning: the deadline of \(displayText(user, limit: 64)) (\(deadline)) has passed")
         }
-        if !parsed.isValid {
+        if !parsed.isValid || noPolicyFile {
             throw ExitCode(1)
         }
     }
 }
 
-/// The policy file's text; nil if there is none (the default policy).
+/// The policy file's text; nil if there is none.
 func readPolicyText(_ path: String) -> Result<String?, CommandFailure> {
     do {
         let bytes = try readTrustedFile(path, owners: Array(Set([0, geteuid()])), maxSize: Config.maxFileSize, groupOtherMask: 0o022)

@@ -34,7 +34,7 @@ struct Extend: ParsableCommand {
                 if linked.isEmpty { state.deadline = deadline }
             }
         } catch {
-            throw CommandFailure("could not set the deadline of \(shown): \(error); nothing was changed")
+            throw CommandFailure("could not set the deadline of \(shown): \(explain(error, account: account)); nothing was changed")
         }
         guard linked.isEmpty else {
             throw CommandFailure("\(shown) already has a linked device (\(linked.joined(separator: ", "))): a deadline would change nothing. For a lost phone, use: engage2fa-admin reset \(shown) --deadline \(date)")

@@ -50,10 +50,12 @@ struct Reset: ParsableCommand {
         }
 
         let revoked: Int
-        // A device file that cannot be read (one the user broke) is no reason to keep a lost phone working:
-        // then the state is reset without its ids, and the file is removed unread below.
+        // A device file that cannot be used (one the user broke, made group-readable, or replaced by a
+        // symbolic link) is no reason to keep a lost phone working: then the state is reset without its ids
+        // and the file is removed unread, inside the same transaction — if it cannot be removed, nothing changes.
         var readable = true
-        do { _ = try location.load() } catch CoreError.deviceFile(.format) { readable = false } catch {}
+        do { _ = try location.load() } catch { readable = false }
+        var leftover = ""
         do {
             revoked = try store.transaction(account: account, devices: readable ? location : nil) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> Int in
                 let devices = state.liveDevices(of: file)
@@ -63,16 +65,15 @@ struct Reset: ParsableCommand {
                 state.failures = 0
                 state.lockedUntil = 0
                 if let newDeadline { state.deadline = newDeadline }
+                // With the ids revoked, the file is only tidied away; without them, removing it is the reset.
+                do throws(CoreError) { try location.remove() } catch {
+                    if !readable { throw error }
+                    leftover = " The device file \(displayText(location.path)) could not be removed (\(error)); its devices no longer let anyone in."
+                }
                 return devices.count
             }
         } catch {
             throw CommandFailure("could not reset \(shown): \(explain(error, account: account)); nothing was changed")
-        }
-        // The revocation above is what counts; the file goes too, so that nothing stale is left in the home.
-        var leftover = ""
-        do { try location.remove() } catch {
-            if !readable { throw CommandFailure("cleared the state of \(shown), but could not remove the unreadable device file \(displayText(location.path)): \(error); remove it by hand") }
-            leftover = " The device file \(displayText(location.path)) could not be removed (\(error)); its devices no longer let anyone in."
         }
         audit("reset \(shown): removed all devices and recovery codes, cleared lockout" + (newDeadline.map { "; personal deadline \($0.text)" } ?? "")
               + " (\(revoked) device\(revoked == 1 ? "" : "s") revoked)")

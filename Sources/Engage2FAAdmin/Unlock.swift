@@ -21,7 +21,7 @@ struct Unlock: ParsableCommand {
                 state.lockedUntil = 0
             }
         } catch {
-            throw CommandFailure("could not clear the lockout of \(shown): \(error)")
+            throw CommandFailure("could not clear the lockout of \(shown): \(explain(error, account: account))")
         }
         audit("unlock \(shown): cleared lockout")
         print("Cleared the lockout of \(shown).")

@@ -46,7 +46,7 @@ public struct PolicyOptions: ParsableArguments {
 /// one an older version left in state_dir.
 public func activationState(configPath: String, config: Config) -> ActivationState {
     let state = ActivationStore(configPath: configPath).read()
-    if case .never = state { return ActivationStore.readLegacy(stateDirectory: config.stateDir) }
+    if case .never = state { return ActivationStore.readLegacy(stateDirectory: config.stateDir, configPath: configPath) }
     return state
 }
 
@@ -72,6 +72,8 @@ public func explain(_ error: Error, account: Account) -> String {
         return explain(file, account: account)
     case let file as TrustedFileError:
         return explain(file, account: account)
+    case CoreError.state(.lockTimeout(let path, _)):
+        return "\(error)" + lockHolderText(path)
     case DeviceFileError.format(let path, let line, let message):
         return "\(path):\(line): \(message). Correct that line, or move the file aside (mv \(path) \(path).bad) and link your devices again"
     default:

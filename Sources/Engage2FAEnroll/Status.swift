@@ -19,10 +19,10 @@ struct Status: ParsableCommand {
         } catch {
             enrollment = .unreadable(reason: explain(error, account: context.account))
         }
-        var activation = activationState(configPath: context.configPath, config: context.config)
-        if case .unreadable = activation, getuid() != 0 {
-            // The record is readable by every user; one that is not proves nothing to a user's command.
-            activation = .never
+        let activation = activationState(configPath: context.configPath, config: context.config)
+        if case .unreadable(let reason) = activation {
+            // The record is readable by every user; one that is not is taken as active, as the module takes it.
+            printError("Warning: cannot tell when two-factor authentication was activated (\(reason)); assuming it is active. Ask an administrator.")
         }
         let outcome = decidePolicy(now: currentUnixTime(), user: context.account.name, config: .valid(context.config),
                                    activation: activation, enrollment: enrollment, stateDeadline: state.deadline)

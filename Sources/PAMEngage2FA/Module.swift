@@ -29,7 +29,11 @@ public func pam_sm_authenticate(
         log.log(.error, "could not get the user name")
         return PAM_AUTH_ERR
     }
-    let user = String(cString: userPointer)
+    // PAM_USER is the client's bytes. Not UTF-8, it can name no account this module would look up the same
+    // way pam_unix does (a String would replace the bad bytes): it goes on as a name that matches no user
+    // (a '/' is never in one), shown escaped, and gets the prompt and answer of any unknown user.
+    let userBytes = UnsafeBufferPointer(start: UnsafeRawPointer(userPointer).assumingMemoryBound(to: UInt8.self), count: strlen(userPointer))
+    let user = String(validating: userBytes, as: UTF8.self) ?? "/not-utf-8/" + displayText(bytes: userBytes, limit: 64)
 
     var login = Login(
         user: user, configPath: options.configPath,
@@ -135,6 +139,12 @@ struct SyslogLog: LoginLog {
         case .info: LOG_INFO
         case .debug: LOG_DEBUG
         }
-        displayText(message, limit: 1000, escapingBackslashes: false).withCString { e2f_pam_log(handle, level, $0) }
+        var service: UnsafeRawPointer? = nil
+        let name = pam_get_item(handle, PAM_SERVICE, &service) == PAM_SUCCESS && service != nil
+            ? displayText(bytes: UnsafeBufferPointer(start: service!.assumingMemoryBound(to: UInt8.self), count: strlen(service!.assumingMemoryBound(to: CChar.self))), limit: 64)
+            : "?"
+        name.withCString { service in
+            displayText(message, limit: 1000, escapingBackslashes: false).withCString { e2f_pam_log(level, service, $0) }
+        }
     }
 }

@@ -4,7 +4,7 @@ import XCTest
 
 final class ConfigTests: XCTestCase {
     func testFullFileParses() throws {
-        try withTimeZone("Europe/Amsterdam") {
+        withTimeZone("Europe/Amsterdam") {
             let text = """
                 # Rollout of 2FA for the build hosts
                 start_date = 2026-12-15      # midnight, local time

@@ -53,18 +53,20 @@ func temporaryDirectory(_ test: XCTestCase) throws -> String {
     return path
 }
 
-/// Runs `body` with TZ set to `zone`, restoring the previous zone afterwards. Declared `throws` (not
-/// `rethrows`) so that `try withTimeZone` is never "no calls to throwing functions" under
-/// -warnings-as-errors, whatever the body does.
-func withTimeZone<T>(_ zone: String, _ body: () throws -> T) throws -> T {
-    let previous = getenv("TZ").map { String(cString: $0) }
-    setenv("TZ", zone, 1)
-    tzset()
-    defer {
-        if let previous { setenv("TZ", previous, 1) } else { unsetenv("TZ") }
-        tzset()
-    }
+/// Runs `body` with `zone` (a name under /usr/share/zoneinfo) as the system time zone, restoring the
+/// previous one afterwards. TZ plays no part: the core reads only /etc/localtime.
+func withTimeZone<T>(_ zone: String, _ body: () throws -> T) rethrows -> T {
+    let previous = SystemTimeZone.testOverride
+    SystemTimeZone.testOverride = zoneRules(zone)
+    defer { SystemTimeZone.testOverride = previous }
     return try body()
+}
+
+/// The rules of a zone under /usr/share/zoneinfo (or of a TZif file at an absolute path).
+func zoneRules(_ zone: String) -> TimeZoneRules {
+    let path = zone.hasPrefix("/") ? zone : "/usr/share/zoneinfo/" + zone
+    guard let data = FileManager.default.contents(atPath: path) else { fatalError("no zone file \(path)") }
+    do { return try TimeZoneRules(tzif: [UInt8](data)) } catch { fatalError("\(path): \(error)") }
 }
 
 func writeFile(_ path: String, _ text: String, mode: mode_t = 0o600) throws {

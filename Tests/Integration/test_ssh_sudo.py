@@ -87,7 +87,7 @@ Match User {KEY_USER}
         with open(f"/etc/pam.d/{self.service}", "w") as handle:
             handle.write(
                 f"auth [success=1 default=ignore] pam_succeed_if.so quiet user = {KEY_USER}\n"
-                "auth required pam_unix.so\n"
+                "auth requisite pam_unix.so\n"
                 f"auth required {MODULE} config={host.config_path}\n"
                 "auth required pam_permit.so\n"
                 "account required pam_unix.so\n"
@@ -215,6 +215,7 @@ def test_wrong_password_never_reaches_the_code(sshd, host, users):
     phone = device_for(alice)
     login = ssh_login(sshd, alice, lambda: code(phone), password="wrong")
     assert not login.ok
+    assert "Verification code: " not in login.prompts, login.prompts
 
 
 def test_same_code_twice_and_previous_step(sshd, host, users):
@@ -352,7 +353,7 @@ def sudo_service(host, users):
     service = "e2fa-sudo-" + uuid.uuid4().hex[:8]
     user = users[3]
     with open(f"/etc/pam.d/{service}", "w") as handle:
-        handle.write(f"auth required pam_unix.so\nauth required {MODULE} config={host.config_path}\n"
+        handle.write(f"auth requisite pam_unix.so\nauth required {MODULE} config={host.config_path}\n"
                      "account required pam_unix.so\nsession required pam_permit.so\n")
     sudoers = f"/etc/sudoers.d/{service}"
     with open(sudoers, "w") as handle:

@@ -435,3 +435,193 @@ def test_an_unknown_user_gets_exactly_the_answer_of_a_wrong_code(host, users):
     unknown = host.authenticate(f"{USER_PREFIX}nobody", "000000")
     assert real.result == unknown.result == "auth_err"
     assert real.output.replace(alice.pw_name, "NAME") == unknown.output.replace(f"{USER_PREFIX}nobody", "NAME")
+
+
+# --- found by the hostile review of the fixes above -----------------------------------------------------
+
+@pytest.fixture
+def setuid_pamtester():
+    """A setuid-root copy of pamtester: a PAM application like su, which a user starts with their own
+    resource limits and environment."""
+    path = f"/tmp/{USER_PREFIX}-su-like"
+    shutil.copy("/usr/bin/pamtester", path)
+    os.chmod(path, 0o4755)
+    yield path
+    os.unlink(path)
+
+
+def test_a_file_size_limit_cannot_keep_a_lockout_from_being_written(host, users, setuid_pamtester, syslog):
+    alice, mallory = users[0], users[1]
+    _, (phone,), _ = enrolled(alice)
+    host.activate("max_failures = 3\n")
+    settle()
+    assert host.authenticate(alice, code(phone)).result == "success"  # a state file exists
+    size = os.path.getsize(os.path.join(host.state_dir, "users", f"{alice.pw_uid}.state"))
+
+    def limited(answer):
+        # A limit just at the state file's size: a failure count fits, a lockout record (longer) would not.
+        return subprocess.run(["runuser", "-u", mallory.pw_name, "--", "prlimit", f"--fsize={size}:{size}", setuid_pamtester,
+                               host.service, alice.pw_name, "authenticate"], input=answer + "\n", capture_output=True, text=True, timeout=30)
+
+    mark = syslog.mark()
+    for _ in range(6):
+        limited("000000")
+    settle()
+    right = limited(code(phone, 1))
+    assert right.returncode != 0, right  # no code is checked where the outcome could not be recorded
+    # Root could lift the limit (CAP_SYS_RESOURCE), or the module refused to check codes under it: either
+    # way no wrong code went uncounted.
+    state = host.state_file(alice)
+    assert "locked-until=0" not in state or "failures count=0" in state, state
+    assert "RLIMIT_FSIZE" in "\n".join(syslog.since(mark)) or "locked-until=0" not in state
+    assert not [name for name in os.listdir(os.path.join(host.state_dir, "users")) if ".tmp-" in name]
+
+
+def test_an_unusable_policy_after_activation_keeps_the_state_where_it_was(host, users):
+    alice = users[0]
+    _, (phone,), codes = enrolled(alice, recovery=True)
+    activate_with(host, alice, phone)
+    used = code(phone)  # the step just accepted by activate_with
+    assert host.authenticate(alice, codes[0]).result == "success"
+    os.chmod(host.config_path, 0o664)
+    assert host.authenticate(alice, codes[0]).result == "auth_err"
+    assert host.authenticate(alice, used).result == "auth_err"
+    assert "recovery-used" in host.state_file(alice)
+
+
+def test_the_default_policys_record_is_not_the_old_record_of_another_policy(host, users):
+    record = "/var/lib/engage2fa/activation"
+    if os.path.exists(record) and "config=" not in open(record).read():
+        pytest.skip("an activation record of an older version is in /var/lib/engage2fa")
+    created = not os.path.exists(record)
+    if created:
+        os.makedirs("/var/lib/engage2fa", mode=0o755, exist_ok=True)
+        with open(record, "w") as handle:
+            handle.write("engage2fa-activation 1\nactivated-at=1577836800 recorded-at=1577836800 config=%2Fetc%2Fengage2fa.conf\n")
+        os.chmod(record, 0o644)
+    try:
+        with open(host.config_path, "w") as handle:  # a pilot policy on the default state_dir
+            handle.write("start_date = 2030-01-01\n")
+        os.chmod(host.config_path, 0o644)
+        outcome = host.authenticate(users[1])
+        assert outcome.result == "ignored", outcome
+        assert not os.path.exists(host.activation_path)
+    finally:
+        if created:
+            os.unlink(record)
+
+
+def test_a_callers_umask_leaves_the_state_readable_by_its_user(host, users):
+    alice = users[0]
+    _, (phone,), _ = enrolled(alice, recovery=True)
+    host.activate()
+    settle()
+    result = subprocess.run(["sh", "-c", f"umask 0777; exec pamtester {host.service} {alice.pw_name} authenticate"],
+                            input=code(phone) + "\n", capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    for path in (host.state_dir, os.path.join(host.state_dir, "users")):
+        assert os.stat(path).st_mode & 0o777 == 0o755, path
+    listed = run_enroll(alice, "list", "--config", host.config_path)
+    assert "Recovery codes left: 10\n" in listed.stdout, listed.stdout
+
+
+def test_an_activation_record_an_unprivileged_caller_cannot_read_counts_as_active(host, users):
+    alice, bob = users[0], users[1]
+    _, (phone,), _ = enrolled(alice)
+    activate_with(host, alice, phone)
+    with open(host.config_path, "w") as handle:
+        handle.write(f"state_dir = {host.state_dir}\nunprivileged = deny\n")  # start_date removed
+    os.chmod(host.activation_path, 0o600)
+    assert authenticate_as(alice, host, alice.pw_name).result == "auth_err"
+    assert authenticate_as(alice, host, bob.pw_name).result == "auth_err"
+
+
+def test_a_device_file_cannot_ask_for_a_key_derivation_that_holds_the_lock(host, users):
+    alice = users[0]
+    devices, (phone,), codes = enrolled(alice, recovery=True)
+    host.activate()
+    text = open(devices.path).read().replace("iterations=1000", "iterations=10000000")
+    with open(devices.path, "w") as handle:
+        handle.write(text)
+    started = time.time()
+    outcome = host.authenticate(alice, codes[0])
+    assert outcome.result == "auth_err" and time.time() - started < 5, outcome
+    assert "could not be read" in outcome.output, outcome
+
+
+@pytest.mark.parametrize("damage", ["mode-644", "symlink"])
+def test_reset_works_on_a_device_file_the_user_made_unusable(host, users, damage):
+    alice = users[0]
+    devices, (phone,), _ = enrolled(alice)
+    activate_with(host, alice, phone)
+    if damage == "mode-644":
+        os.chmod(devices.path, 0o644)
+    else:
+        real = devices.path + ".real"
+        os.rename(devices.path, real)
+        os.symlink(real, devices.path)
+    reset = run_admin("reset", alice.pw_name, "--deadline", "2099-01-01", "--config", host.config_path)
+    assert reset.returncode == 0, reset.stderr
+    assert not os.path.lexists(devices.path)  # what could not be read is removed unread
+    assert host.authenticate(alice).result == "ignored"  # the deadline took effect: no device counts
+    # (A user with a shell can write their own device file back: such a user already passed 2FA.)
+
+
+def test_the_service_name_is_escaped_in_the_log(users, tmp_path, syslog):
+    alice = users[0]
+    service = f"e2fa-svc\x1b]0;owned\x07\npam_engage2fa(sshd:auth): user root: code accepted"
+    path = os.path.join("/etc/pam.d", service)
+    with open(path, "w") as handle:
+        handle.write(f"auth required {MODULE} bogus-argument\n")
+    try:
+        mark = syslog.mark()
+        subprocess.run(["pamtester", service, alice.pw_name, "authenticate"], input=b"\n", capture_output=True, timeout=30)
+        logged = syslog.since(mark)
+        assert logged, "no log line"
+        for line in logged:
+            assert "\x1b" not in line and "\n" not in line and line.count("pam_engage2fa(") == 2, line
+    finally:
+        os.unlink(path)
+
+
+def test_a_device_seen_linked_ends_the_personal_deadline(host, users):
+    alice = users[0]
+    devices, (phone,), _ = enrolled(alice)
+    activate_with(host, alice, phone)
+    assert run_admin("reset", alice.pw_name, "--deadline", "2099-01-01", "--config", host.config_path).returncode == 0
+    fresh = DeviceSet(alice)
+    new_phone = fresh.add("New phone")
+    fresh.write()
+    settle()
+    assert host.authenticate(alice, code(new_phone)).result == "success"
+    assert run_enroll(alice, "remove", "New phone", "--yes", "--config", host.config_path).returncode == 0
+    assert host.authenticate(alice).result == "auth_err"  # refused: the grace ended when a device was linked
+
+
+def test_a_user_name_that_is_not_utf8_is_an_unknown_user(host, users, syslog):
+    host.activate()
+    mark = syslog.mark()
+    result = subprocess.run([b"pamtester", host.service.encode(), b"\xe9" + users[0].pw_name.encode(), b"authenticate"],
+                            input=b"000000\n", capture_output=True, timeout=30)
+    assert result.returncode != 0 and b"Verification code:" in result.stdout + result.stderr
+    logged = "\n".join(syslog.since(mark))
+    assert "\\xe9" in logged and "\ufffd" not in logged, logged
+
+
+def test_a_lock_held_by_a_stopped_login_names_its_holder_to_the_admin(host, users):
+    alice = users[0]
+    _, (phone,), _ = enrolled(alice)
+    activate_with(host, alice, phone)
+    lock = os.path.join(host.state_dir, "users", f"{alice.pw_uid}.lock")
+    # A login the user stopped (SIGSTOP) while it held the lock: flock(1) stands in for it.
+    holder = subprocess.Popen(["flock", "--exclusive", "--no-fork", lock, "sleep", "60"])
+    try:
+        time.sleep(0.5)
+        started = time.time()
+        unlock = run_admin("unlock", alice.pw_name, "--config", host.config_path)
+        assert unlock.returncode == 1 and time.time() - started < 15
+        assert f"PID {holder.pid}" in unlock.stderr and "still locked" in unlock.stderr, unlock.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_admin("unlock", alice.pw_name, "--config", host.config_path).returncode == 0

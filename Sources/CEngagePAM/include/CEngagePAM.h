@@ -7,6 +7,6 @@
 int e2f_pam_prompt(pam_handle_t *pamh, int style, char **response, const char *text);
 /* syslog(3) to authpriv as pam_syslog(3) words it, "pam_engage2fa(SERVICE:auth): MESSAGE"; the
    message is an argument, never a format. */
-void e2f_pam_log(pam_handle_t *pamh, int priority, const char *message);
+void e2f_pam_log(int priority, const char *service, const char *message);
 
 #endif

@@ -21,9 +21,26 @@ int e2f_setfsgid(gid_t gid, gid_t *previous);
 void e2f_restorefsuid(uid_t uid);
 void e2f_restorefsgid(gid_t gid);
 ssize_t e2f_getrandom(void *buffer, size_t length);
+
+#include <sys/resource.h>
+#include <signal.h>
+/* What e2f_lift_file_size_limit changed, for e2f_restore_file_size_limit. */
+struct e2f_file_size_guard {
+    struct rlimit limit;
+    int lifted;
+    sigset_t mask;
+};
+/* The caller's RLIMIT_FSIZE (setrlimit(2)) is inherited by a setuid PAM application (su, sudo): lifted to
+   RLIM_INFINITY (root may raise the hard limit), and SIGXFSZ blocked for this thread (pthread_sigmask(3)),
+   so that a limit set just below the size of a lockout record cannot keep the lockout from being written. */
+/* Returns the soft limit in force afterwards (RLIM_INFINITY when lifted or never set). */
+rlim_t e2f_lift_file_size_limit(struct e2f_file_size_guard *guard);
+void e2f_restore_file_size_limit(const struct e2f_file_size_guard *guard);
 void e2f_syslog(int priority, const char *message);
 
 /* open(2) is variadic, and errno a macro: Embedded Swift (which has no Glibc overlay) sees neither. */
 static inline int e2f_open(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
 static inline int e2f_errno(void) { return errno; }
+/* openat(2), variadic too: the system time zone is resolved one directory at a time. */
+static inline int e2f_openat(int directory, const char *path, int flags) { return openat(directory, path, flags); }
 #endif

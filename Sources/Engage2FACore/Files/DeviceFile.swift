@@ -36,6 +36,8 @@ public struct RecoveryCodes: Equatable, Sendable {
     public static let codeCount = 10
     public static let codeLength = 10
     public static let defaultIterations = 10_000
+    /// The most a device file may ask for: the user writes it, and a login derives the key once.
+    public static let maxIterations = 100_000
     static let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
 
     public var salt: [UInt8]
@@ -85,10 +87,12 @@ public struct RecoveryCodes: Equatable, Sendable {
         return found
     }
 
-    /// The same, among the hashes at `indices` only (the codes not used yet).
-    public func match<Input: Collection>(_ input: Input, among indices: [Int]) -> Int? where Input.Element == UInt8 {
-        guard !indices.isEmpty, let normalized = Self.normalize(input) else { return nil }
-        let candidate = Self.hash(normalized, salt: salt, iterations: iterations)
+    /// The stored form of a normalized code under this set's salt and iterations.
+    public func hash(of normalized: [UInt8]) -> [UInt8] { Self.hash(normalized, salt: salt, iterations: iterations) }
+
+    /// The index among `indices` (the codes not used yet) of the stored hash equal to `candidate`, comparing
+    /// against each of them in constant time.
+    public func match(hash candidate: [UInt8], among indices: [Int]) -> Int? {
         var found: Int? = nil
         for index in indices where constantTimeEqual(hashes[index], candidate) { found = index }
         return found
@@ -303,7 +307,7 @@ public struct DeviceFile: Equatable, Sendable {
             } else if bytesEqual(record, "recovery-codes") {
                 guard file.recovery == nil else { throw fail("second recovery-codes line") }
                 let salt = try hex("salt", count: 16)
-                let iterations = try integer("iterations", 1_000...10_000_000)
+                let iterations = try integer("iterations", 1_000...Int64(RecoveryCodes.maxIterations))
                 let created = try integer("created", 0...Int64.max)
                 file.recovery = RecoveryCodes(salt: salt, iterations: Int(iterations), createdAt: created, hashes: [])
             } else if bytesEqual(record, "recovery") {

@@ -68,11 +68,12 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         case .valid(let config), .invalid(let config, _): storeConfig = config
         case .unreadable: break
         }
-        let store = StateStore(directory: storeConfig.stateDir)
         let activationStore = ActivationStore(configPath: configPath, root: activationRoot, owner: activationOwner)
         var activation = activationStore.read()
-        if case .never = activation, case .active(let legacy) = ActivationStore.readLegacy(stateDirectory: storeConfig.stateDir) {
+        if case .never = activation, case .active(var legacy) = ActivationStore.readLegacy(stateDirectory: storeConfig.stateDir, configPath: configPath) {
             // An older version kept the record in state_dir: it still counts, and moves to the compiled-in place.
+            legacy.configPath = configPath
+            legacy.stateDirectory = legacy.stateDirectory ?? storeConfig.stateDir
             activation = .active(legacy)
             if privileged {
                 do {
@@ -83,18 +84,22 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                 }
             }
         }
-        if !privileged, case .unreadable = activation {
-            // An unprivileged caller cannot tell; before the start date it must never lock anyone out.
-            activation = .never
+        // Once active, a policy file that cannot be used must not move the state elsewhere (replay steps,
+        // lockouts, revocations and used recovery codes would be lost): the state_dir recorded at activation.
+        if case .active(let record) = activation, let recorded = record.stateDirectory, configStateIsBroken(configState) {
+            storeConfig.stateDir = recorded
         }
+        let store = StateStore(directory: storeConfig.stateDir)
 
         let account = isSafeUserName(user) ? Account.lookup(user) : nil
         var enrollment: EnrollmentState
         var state = UserState()
+        var snapshotFile: DeviceFile? = nil
         let location = account.map { DeviceFileLocation(account: $0, config: storeConfig) }
         if let account, let location {
             do throws(CoreError) {
                 let file = try location.load()
+                snapshotFile = file
                 do { state = try store.read(account: account) } catch {
                     // Unprivileged callers may not see root's state; they cannot pass a code check anyway.
                     if privileged { throw CoreError.state(error) }
@@ -114,7 +119,9 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                                    stateDeadline: state.deadline)
         let notePriority: LogPriority = configStateIsBroken(configState) || activationIsUnreadable(activation) ? .error : .notice
         for note in outcome.logNotes { log.log(notePriority, "user \(shownUser): \(note)") }
-        if let record = outcome.activationToRecord {
+        if var record = outcome.activationToRecord {
+            record.configPath = configPath
+            record.stateDirectory = storeConfig.stateDir
             if privileged {
                 do {
                     try activationStore.record(record)
@@ -163,12 +170,14 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             conversation.showError(wrongCodeMessage)
             return .denied
         }
-        return checkCode(account: account, location: location, state: state, config: outcome.config, store: store)
+        return checkCode(account: account, location: location, state: state, file: snapshotFile, config: outcome.config, store: store)
     }
 
     private var wrongCodeMessage: String { "Wrong verification code." }
 
-    private func checkCode(account: Account, location: DeviceFileLocation, state snapshot: UserState, config: Config, store: StateStore) -> LoginResult {
+    private func checkCode(
+        account: Account, location: DeviceFileLocation, state snapshot: UserState, file snapshotFile: DeviceFile?, config: Config, store: StateStore
+    ) -> LoginResult {
         let shownUser = displayText(user, limit: 64)
         do {
             let remaining = try lockoutBeforeAsking(snapshot, account: account, store: store, config: config)
@@ -187,6 +196,11 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             log.log(.notice, "user \(shownUser): no code entered (conversation ended)")
             return .denied
         }
+
+        // A recovery code's key derivation (PBKDF2) is done before the lock is taken, so that the lock is
+        // held for a moment only, whatever iteration count the user's file names.
+        let snapshotRecovery = snapshotFile?.recovery
+        let recoveryCandidate = snapshotRecovery.flatMap { recovery in RecoveryCodes.normalize(typed).map { recovery.hash(of: $0) } }
 
         let verdict: LoginVerdict
         do {
@@ -207,6 +221,8 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                     switch check {
                     case .accepted(let step):
                         state.recordSuccess(deviceID: device.id, step: step, now: now)
+                        // A linked device ends any personal deadline: removing it later must not bring the grace back.
+                        state.deadline = nil
                         return .accepted(deviceName: device.name)
                     case .replayed: replayed = true
                     case .wrong, .malformed: continue
@@ -214,7 +230,9 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                 }
                 if !replayed, let recovery = file?.recovery, RecoveryCodes.normalize(typed) != nil {
                     let live = state.liveRecoveryCodes(of: file)
-                    if let index = recovery.match(typed, among: live) {
+                    let candidate = recovery.salt == snapshotRecovery?.salt && recovery.iterations == snapshotRecovery?.iterations
+                        ? recoveryCandidate : RecoveryCodes.normalize(typed).map { recovery.hash(of: $0) }
+                    if let candidate, let index = recovery.match(hash: candidate, among: live) {
                         state.usedRecoveryCodes.append(RecoveryCodeUse(salt: recovery.salt, hashPrefix: Array(recovery.hashes[index].prefix(RecoveryCodeUse.prefixLength))))
                         state.recordSuccess(deviceID: nil, step: nil, now: now)
                         return .recovery(codesLeft: live.count - 1)

@@ -1,13 +1,28 @@
-#if canImport(Glibc)
-import Glibc
-#else
-import CEngageSys
-#endif
-
-/// A moment named in the policy file: `YYYY-MM-DD` (00:00 local time on the host) or an
-/// ISO 8601 date-time with `Z` or a UTC offset (`2026-12-15T09:00:00+01:00`).
+/// A moment named in the policy file: `YYYY-MM-DD` (00:00 in the system time zone, /etc/localtime;
+/// the caller's TZ plays no part) or an ISO 8601 date-time with `Z` or a UTC offset
+/// (`2026-12-15T09:00:00+01:00`).
+///
+/// A date-only value is kept as its day and resolved to an instant when `unixTime` is read, so a
+/// login that needs no date (2FA already active, the user enrolled) never reads the time zone.
 public struct PolicyDate: Equatable, Sendable, CustomStringConvertible {
-    public var unixTime: Int64
+    private enum Moment: Equatable, Sendable {
+        case instant(Int64)
+        /// Days since 1970-01-01 of the local calendar: 00:00 of that day in the system time zone.
+        case localMidnight(day: Int64)
+    }
+
+    private var moment: Moment
+
+    public var unixTime: Int64 {
+        get {
+            switch moment {
+            case .instant(let time): time
+            case .localMidnight(let day): localMidnight(day: day)
+            }
+        }
+        set { moment = .instant(newValue) }
+    }
+
     /// The text as the admin wrote it, shown back in messages so that users see the date they were told.
     public var text: String
     public var isDateOnly: Bool
@@ -31,9 +46,20 @@ public struct PolicyDate: Equatable, Sendable, CustomStringConvertible {
     }
 
     public init(unixTime: Int64, text: String, isDateOnly: Bool) {
-        self.unixTime = unixTime
+        self.moment = .instant(unixTime)
         self.text = text
         self.isDateOnly = isDateOnly
+    }
+
+    private init(localMidnightOf day: Int64, text: String) {
+        self.moment = .localMidnight(day: day)
+        self.text = text
+        self.isDateOnly = true
+    }
+
+    /// The same text and moment (a date-only value and an instant are compared as instants).
+    public static func == (lhs: PolicyDate, rhs: PolicyDate) -> Bool {
+        lhs.text == rhs.text && lhs.isDateOnly == rhs.isDateOnly && (lhs.moment == rhs.moment || lhs.unixTime == rhs.unixTime)
     }
 
     public init(parsing text: some StringProtocol) throws(ParseError) {
@@ -47,8 +73,7 @@ public struct PolicyDate: Equatable, Sendable, CustomStringConvertible {
             throw .outOfRange(text)
         }
         if scanner.atEnd {
-            guard let midnight = localMidnight(year: year, month: month, day: day) else { throw .outOfRange(text) }
-            self.init(unixTime: midnight, text: text, isDateOnly: true)
+            self.init(localMidnightOf: daysFromCivil(year: year, month: month, day: day), text: text)
             return
         }
         guard scanner.expect("T") || scanner.expect("t") || scanner.expect(" "),
@@ -132,44 +157,35 @@ func daysFromCivil(year: Int, month: Int, day: Int) -> Int64 {
     return era * 146_097 + dayOfEra - 719_468
 }
 
-/// 00:00 of that day in the host's time zone (TZ or /etc/localtime). Where a DST change skips
-/// midnight, mktime(3) moves forward to the first time that exists.
-func localMidnight(year: Int, month: Int, day: Int) -> Int64? {
-    // mktime(3) reads the time zone itself (tzset), TZ or a changed /etc/localtime included.
-    var fields = tm()
-    fields.tm_year = Int32(year - 1900)
-    fields.tm_mon = Int32(month - 1)
-    fields.tm_mday = Int32(day)
-    fields.tm_isdst = -1
-    let result = mktime(&fields)
-    return result == -1 ? nil : Int64(result)
+/// 00:00 of that day in the system time zone (/etc/localtime, never TZ: see `SystemTimeZone`).
+/// Where a change of offset skips midnight, the first time that exists after it; where midnight
+/// happens twice, the first.
+@inline(never)
+func localMidnight(day: Int64) -> Int64 {
+    SystemTimeZone.current.firstInstant(atOrAfterLocalTime: day * 86_400)
 }
 
 /// The host's local calendar date of a moment, as days since 1970-01-01, so that "days left"
 /// counts calendar days the way a person reads a date, across DST changes.
 public func localDayNumber(_ unixTime: Int64) -> Int64 {
-    let fields = localFields(unixTime)
-    return daysFromCivil(year: Int(fields.tm_year) + 1900, month: Int(fields.tm_mon) + 1, day: Int(fields.tm_mday))
+    SystemTimeZone.current.localTime(at: unixTime).day
 }
 
-/// `YYYY-MM-DD` of a moment in the host's time zone.
+/// `YYYY-MM-DD` of a moment in the system time zone.
 public func localDateText(_ unixTime: Int64) -> String {
-    let fields = localFields(unixTime)
-    return pad(Int(fields.tm_year) + 1900, 4) + "-" + pad(Int(fields.tm_mon) + 1, 2) + "-" + pad(Int(fields.tm_mday), 2)
+    dateText(day: SystemTimeZone.current.localTime(at: unixTime).day)
 }
 
-/// `YYYY-MM-DD HH:MM` of a moment in the host's time zone.
+/// `YYYY-MM-DD HH:MM` of a moment in the system time zone.
 public func localDateTimeText(_ unixTime: Int64) -> String {
-    let fields = localFields(unixTime)
-    return localDateText(unixTime) + " " + pad(Int(fields.tm_hour), 2) + ":" + pad(Int(fields.tm_min), 2)
+    let local = SystemTimeZone.current.localTime(at: unixTime)
+    let minutes = Int(local.secondsOfDay / 60)
+    return dateText(day: local.day) + " " + pad(minutes / 60, 2) + ":" + pad(minutes % 60, 2)
 }
 
-private func localFields(_ unixTime: Int64) -> tm {
-    tzset()
-    var seconds = time_t(unixTime)
-    var fields = tm()
-    _ = localtime_r(&seconds, &fields)
-    return fields
+private func dateText(day: Int64) -> String {
+    let date = civilFromDays(day)
+    return pad(date.year, 4) + "-" + pad(date.month, 2) + "-" + pad(date.day, 2)
 }
 
 func pad(_ value: Int, _ width: Int) -> String {

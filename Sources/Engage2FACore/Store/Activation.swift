@@ -11,10 +11,17 @@ public struct ActivationRecord: Equatable, Sendable {
     public var activatedAt: Int64
     /// When the module first noticed, and wrote this record.
     public var recordedAt: Int64
+    /// The policy file it was written for (nil in records older versions wrote).
+    public var configPath: String?
+    /// The policy's state_dir then: where replay state, lockouts and revocations are, when the policy
+    /// file can no longer be used (nil in records older versions wrote).
+    public var stateDirectory: String?
 
-    public init(activatedAt: Int64, recordedAt: Int64) {
+    public init(activatedAt: Int64, recordedAt: Int64, configPath: String? = nil, stateDirectory: String? = nil) {
         self.activatedAt = activatedAt
         self.recordedAt = recordedAt
+        self.configPath = configPath
+        self.stateDirectory = stateDirectory
     }
 }
 
@@ -90,24 +97,30 @@ public struct ActivationStore: Sendable {
         } catch {
             return .unreadable(reason: "\(error)")
         }
-        let times: (activatedAt: Int64?, recordedAt: Int64?)? = bytes.withUnsafeBufferPointer { buffer in
+        let fields: (activatedAt: Int64?, recordedAt: Int64?, config: String?, stateDirectory: String?)? = bytes.withUnsafeBufferPointer { buffer in
             var lines = Lines(buffer)
             guard let first = lines.next(), bytesEqual(first, Self.header), let second = lines.next() else { return nil }
             var activatedAt: Int64? = nil
             var recordedAt: Int64? = nil
+            var config: String? = nil
+            var stateDirectory: String? = nil
             for word in second.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: false) {
                 guard let equals = word.firstIndex(of: UInt8(ascii: "=")) else { continue }
-                let value = parseInteger(word[(equals + 1)...]).flatMap { (0...UserState.maxTime).contains($0) ? $0 : nil }
-                if bytesEqual(word[..<equals], "activated-at") { activatedAt = value }
-                if bytesEqual(word[..<equals], "recorded-at") { recordedAt = value }
+                let key = word[..<equals], valueText = word[(equals + 1)...]
+                if bytesEqual(key, "config") { config = percentDecode(valueText); continue }
+                if bytesEqual(key, "state-dir") { stateDirectory = percentDecode(valueText); continue }
+                let value = parseInteger(valueText).flatMap { (0...UserState.maxTime).contains($0) ? $0 : nil }
+                if bytesEqual(key, "activated-at") { activatedAt = value }
+                if bytesEqual(key, "recorded-at") { recordedAt = value }
             }
-            return (activatedAt, recordedAt)
+            return (activatedAt, recordedAt, config, stateDirectory)
         }
-        guard let times else { return .unreadable(reason: "\(displayText(path)): not an activation record") }
-        guard let activatedAt = times.activatedAt, let recordedAt = times.recordedAt else {
+        guard let fields else { return .unreadable(reason: "\(displayText(path)): not an activation record") }
+        guard let activatedAt = fields.activatedAt, let recordedAt = fields.recordedAt else {
             return .unreadable(reason: "\(displayText(path)): malformed activation record")
         }
-        return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt))
+        let stateDirectory = fields.stateDirectory.flatMap { bytesStart($0.utf8, with: "/") && !hasDotDotComponent($0) ? $0 : nil }
+        return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt, configPath: fields.config, stateDirectory: stateDirectory))
     }
 
     private func untrustedDirectoryProblem(_ info: stat) -> String? {
@@ -125,6 +138,11 @@ public struct ActivationStore: Sendable {
                 guard errno == ENOENT, directory.withCString({ mkdir($0, 0o755) }) == 0 || errno == EEXIST,
                     directory.withCString({ lstat($0, &info) }) == 0
                 else { throw .directory(path: directory, message: "cannot create: \(SystemError("mkdir"))") }
+                // The caller's umask (sudo keeps it) must not make the record unreadable to users.
+                if info.st_mode & 0o777 != 0o755, info.st_uid == owner, info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR) {
+                    _ = directory.withCString { chmod($0, 0o755) }
+                    info.st_mode = (info.st_mode & ~0o7777) | 0o755
+                }
             }
             if let problem = untrustedDirectoryProblem(info) { throw .directory(path: directory, message: problem) }
         }
@@ -135,6 +153,14 @@ public struct ActivationStore: Sendable {
         text.write(record.activatedAt)
         text.write(" recorded-at=")
         text.write(record.recordedAt)
+        if let configPath = record.configPath {
+            text.write(" config=")
+            text.write(string: percentEncode(configPath))
+        }
+        if let stateDirectory = record.stateDirectory {
+            text.write(" state-dir=")
+            text.write(string: percentEncode(stateDirectory))
+        }
         text.write("\n# The policy file ")
         text.write(string: displayText(configPath))
         text.write(" took effect at activated-at (")
@@ -146,8 +172,12 @@ public struct ActivationStore: Sendable {
 
     /// The record an older version kept in `state_dir/activation`. It only ever adds enforcement: a
     /// record there counts (and is copied to the compiled-in place); its absence proves nothing.
-    public static func readLegacy(stateDirectory: String) -> ActivationState {
+    public static func readLegacy(stateDirectory: String, configPath: String) -> ActivationState {
         let state = readRecord(stateDirectory + "/activation", owners: [0])
+        // The default state_dir holds the compiled-in record of /etc/engage2fa.conf: it is the legacy record
+        // of another policy file only if an older version wrote it (no config= in it), never if it names
+        // another file.
+        if case .active(let record) = state, let owner = record.configPath, owner != configPath { return .never }
         if case .unreadable(let reason) = state, reason.utf8.count > 0, geteuid() != 0 {
             // An unprivileged caller cannot look into root's state_dir: that proves nothing either way.
             return .never

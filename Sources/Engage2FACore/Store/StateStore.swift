@@ -10,6 +10,7 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
     case corrupt(path: String, line: Int, message: String)
     case lockTimeout(path: String, seconds: Int)
     case lock(path: String, SystemError)
+    case fileSizeLimit(bytes: Int64)
 
     public var description: String {
         switch self {
@@ -18,6 +19,7 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
         case .corrupt(let path, let line, let message): "\(displayText(path)):\(line): \(message)"
         case .lockTimeout(let path, let seconds): "\(displayText(path)): still locked by another process after \(seconds) s"
         case .lock(let path, let error): "\(displayText(path)): \(error)"
+        case .fileSizeLimit(let bytes): "the caller's file size limit (RLIMIT_FSIZE, \(bytes) bytes) could stop the state from being written; refusing"
         }
     }
 }
@@ -40,6 +42,8 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
 public struct StateStore: Sendable {
     public let directory: String
     let usersDirectory: String
+    /// The smallest RLIMIT_FSIZE under which state is written: far above any state file.
+    static let minimumFileSizeLimit = 1 << 20
     /// How long a transaction waits for another one of the same user before failing.
     public var lockTimeoutSeconds = 5
     /// Who must own everything here: this process's user (root in the module), asked once.
@@ -79,6 +83,11 @@ public struct StateStore: Sendable {
                 throw .directory(path: path, message: "cannot create: \(SystemError("mkdir"))")
             }
             guard path.withCString({ lstat($0, &info) }) == 0 else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
+            // Exactly 755, whatever the caller's umask: users read their own state here.
+            if info.st_mode & 0o777 != 0o755, info.st_uid == owner, info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR),
+                path.withCString({ chmod($0, 0o755) }) == 0 {
+                info.st_mode = (info.st_mode & ~0o7777) | 0o755
+            }
         }
         guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR) else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
         guard info.st_uid == owner else { throw .directory(path: path, message: "owned by uid \(info.st_uid), expected \(owner)") }
@@ -95,7 +104,10 @@ public struct StateStore: Sendable {
         do {
             return try readState(path)
         } catch .file(.missing) {
-            guard isSafeUserName(account.name) else { return UserState() }
+            // Not for a name of digits only: users/1063.state may be uid 1063's, not user "1063"'s.
+            guard isSafeUserName(account.name), !account.name.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                return UserState()
+            }
             do { return try readState(usersDirectory + "/" + account.name + ".state") } catch .file(.missing) { return UserState() }
         }
     }
@@ -136,10 +148,12 @@ public struct StateStore: Sendable {
             // No directory fsync: losing the newest rename to a power cut can only bring back a replay
             // step or failure count from seconds before the crash, and a code that old has expired by the
             // time the host is back. It halves the disk flushes of every login.
-            do {
-                try writeFileAtomically(statePath(uid: account.uid), contents: state.serialized(), mode: 0o644, syncDirectory: false)
-            } catch {
-                throw .state(.file(error))
+            try withFileSizeLimitLifted(atLeast: Self.minimumFileSizeLimit) { () throws(CoreError) in
+                do throws(TrustedFileError) {
+                    try writeFileAtomically(statePath(uid: account.uid), contents: state.serialized(), mode: 0o644, syncDirectory: false)
+                } catch {
+                    throw .state(.file(error))
+                }
             }
         }
         return result
