@@ -36,40 +36,40 @@ extension Enroll {
             }
             print("Recovery codes left: \(left)" + (state == nil ? " (could not read the host's record of used codes)" : ""))
         }
-    }
 
-    /// What `list --json` prints (keys sorted by the encoder).
-    struct Listing: Encodable {
-        var user: String
-        var devices: [Device]
-        var recoveryCodesLeft: Int
-
-        enum CodingKeys: String, CodingKey {
-            case user, devices
-            case recoveryCodesLeft = "recovery_codes_left"
-        }
-
-        struct Device: Encodable {
-            var name: String
-            /// The local date it was linked (YYYY-MM-DD), and the moment as a Unix time.
-            var added: String
-            var addedUnix: Int64
-            var algorithm: String
-            var digits: Int
-            var period: Int
+        /// What `list --json` prints (keys sorted by the encoder).
+        struct Listing: Encodable {
+            var user: String
+            var devices: [Device]
+            var recoveryCodesLeft: Int
 
             enum CodingKeys: String, CodingKey {
-                case name, added, algorithm, digits, period
-                case addedUnix = "added_unix"
+                case user, devices
+                case recoveryCodesLeft = "recovery_codes_left"
             }
 
-            init(_ device: Engage2FACore.Device) {
-                name = device.name
-                added = localDateText(device.addedAt)
-                addedUnix = device.addedAt
-                algorithm = device.parameters.algorithm.rawValue
-                digits = device.parameters.digits
-                period = device.parameters.period
+            struct Device: Encodable {
+                var name: String
+                /// The local date it was linked (YYYY-MM-DD), and the moment as a Unix time.
+                var added: String
+                var addedUnix: Int64
+                var algorithm: String
+                var digits: Int
+                var period: Int
+
+                enum CodingKeys: String, CodingKey {
+                    case name, added, algorithm, digits, period
+                    case addedUnix = "added_unix"
+                }
+
+                init(_ device: Engage2FACore.Device) {
+                    name = device.name
+                    added = localDateText(device.addedAt)
+                    addedUnix = device.addedAt
+                    algorithm = device.parameters.algorithm.rawValue
+                    digits = device.parameters.digits
+                    period = device.parameters.period
+                }
             }
         }
     }
