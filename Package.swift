@@ -110,5 +110,15 @@ let package = Package(
             name: "Engage2FACoreTests",
             dependencies: ["Engage2FACore", "COpenSSL"]
         ),
+
+        // The two commands' parsing and help, in process: `@testable import` of the executable targets
+        // (SwiftPM renames their entry points for tests).
+        .testTarget(
+            name: "CommandTests",
+            dependencies: [
+                "Engage2FAAdmin", "Engage2FAEnroll", "Engage2FACommandSupport", "Engage2FACore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
     ]
 )

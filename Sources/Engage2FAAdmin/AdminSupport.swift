@@ -10,18 +10,11 @@ func requireRoot(_ what: String) throws {
     guard geteuid() == 0 else { throw CommandFailure("\(what) needs root: run it with sudo") }
 }
 
-/// A user the admin named, from the host's user database.
+/// A user the admin named, from the host's user database. The name's form was checked when the
+/// command line was parsed (`UserName`); whether the host knows it is found out here, at run time.
 func existingAccount(_ name: String) throws -> Account {
     guard isSafeUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(displayText(name, limit: 64))' on this host") }
     return account
-}
-
-/// A personal deadline as the admin typed it: a valid DATE that is still in the future.
-func futureDate(_ text: String) throws -> PolicyDate {
-    let date: PolicyDate
-    do { date = try PolicyDate(parsing: text) } catch { throw CommandFailure("\(error)") }
-    guard date.unixTime > currentUnixTime() else { throw CommandFailure("\(text) is in the past: a deadline must be later than now") }
-    return date
 }
 
 /// Who ran the command, for the audit line: root, and the sudo user behind it if any.

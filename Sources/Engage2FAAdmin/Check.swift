@@ -5,74 +5,82 @@ import Engage2FACore
 import Glibc
 #endif
 
-struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Check the policy file and say what it means now.",
-        discussion: "Prints every problem as file:line: message. Exits 1 if there are errors or there is no policy file, 0 if there are only warnings or none."
-    )
+extension Admin {
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the policy file and say what it means now.",
+            discussion: "Prints every problem as file:line: message. Exits 1 if there are errors or there is no policy file, 0 if there are only warnings or none."
+        )
 
-    @OptionGroup var policy: PolicyOptions
+        @OptionGroup var policy: PolicyOptions
 
-    func run() throws {
-        let path = policy.config
-        let parsed: ParsedConfig
-        var noPolicyFile = false
-        switch readPolicyText(path) {
-        case .failure(let failure): throw failure
-        case .success(let text?): parsed = Config.parse(text, file: path)
-        case .success(nil):
-            // A file named with --config that is not there is a typo: nothing to check.
-            guard path == Config.defaultPath else { throw CommandFailure("\(displayText(path)): no such file") }
-            // No /etc/engage2fa.conf: an error too (the package creates it), but what the module does
-            // without it (nothing, unless 2FA was activated before) is still reported below.
-            print("no policy file at \(displayText(path))")
-            noPolicyFile = true
-            parsed = Config.parse("", file: path)
-        }
-        let problems = parsed.diagnostics + parsed.userWarnings(file: path) { Account.lookup($0) != nil }
-        for problem in problems.sorted(by: { $0.line < $1.line }) { print(displayLine("\(problem)")) }
+        func run() throws {
+            let path = policy.config
+            let parsed: ParsedConfig
+            var noPolicyFile = false
+            switch readPolicyText(path) {
+            case .failure(let failure): throw failure
+            case .success(let text?): parsed = Config.parse(text, file: path)
+            case .success(nil):
+                // A file named with --config that is not there is a typo: nothing to check.
+                guard path == Config.defaultPath else { throw CommandFailure("\(displayText(path)): no such file") }
+                // No /etc/engage2fa.conf: an error too (the package creates it), but what the module does
+                // without it (nothing, unless 2FA was activated before) is still reported below.
+                print("no policy file at \(displayText(path))")
+                noPolicyFile = true
+                parsed = Config.parse("", file: path)
+            }
+            let problems = parsed.diagnostics + parsed.userWarnings(file: path) { Account.lookup($0) != nil }
+            for problem in problems.sorted(by: { $0.line < $1.line }) { print(displayLine("\(problem)")) }
 
-        let config = parsed.config
-        let now = currentUnixTime()
-        let activationStore = ActivationStore(configPath: path)
-        var activation = activationStore.read()
-        var recordPath = activationStore.recordPath
-        let legacyPath = ActivationStore.legacyPath(stateDirectory: config.stateDir)
-        let legacy = ActivationStore.readLegacy(stateDirectory: config.stateDir, configPath: path)
-        if case .never = legacy {} else {
-            print("\(displayText(legacyPath)): warning: an activation record in the place older versions used (state_dir); the module keeps it in \(activationStore.recordPath) and copies it there at the next login.")
-            if case .never = activation {
-                activation = legacy
-                recordPath = legacyPath
+            let config = parsed.config
+            let now = currentUnixTime()
+            let activationStore = ActivationStore(configPath: path)
+            var activation = activationStore.read()
+            var recordPath = activationStore.recordPath
+            let legacyPath = ActivationStore.legacyPath(stateDirectory: config.stateDir)
+            let legacy = ActivationStore.readLegacy(stateDirectory: config.stateDir, configPath: path)
+            if case .never = legacy {} else {
+                print("\(displayText(legacyPath)): warning: an activation record in the place older versions used (state_dir); the module keeps it in \(activationStore.recordPath) and copies it there at the next login.")
+                if case .never = activation {
+                    activation = legacy
+                    recordPath = legacyPath
+                }
             }
-        }
-        switch activation {
-        case .active(let record):
-            print("2FA is active since \(localDateTimeText(record.activatedAt)) (recorded \(localDateTimeText(record.recordedAt)) in \(displayText(recordPath))).")
-            if let start = config.startDate, start.unixTime > now {
-                print("\(displayText(path)): warning: start_date \(start) is later than the activation; 2FA stays enforced (activation cannot be undone).")
-            } else if config.startDate == nil {
-                print("\(displayText(path)): warning: no start_date, but 2FA was activated and stays enforced.")
+            switch activation {
+            case .active(let record):
+                print("2FA is active since \(localDateTimeText(record.activatedAt)) (recorded \(localDateTimeText(record.recordedAt)) in \(displayText(recordPath))).")
+                if let start = config.startDate, start.unixTime > now {
+                    print("\(displayText(path)): warning: start_date \(start) is later than the activation; 2FA stays enforced (activation cannot be undone).")
+                } else if config.startDate == nil {
+                    print("\(displayText(path)): warning: no start_date, but 2FA was activated and stays enforced.")
+                }
+            case .unreadable(let reason):
+                print(displayLine("warning: the activation record \(activationStore.recordPath) cannot be trusted (\(reason)); the module treats 2FA as active."))
+            case .never:
+                if let start = config.startDate {
+                    print(start.unixTime > now
+                          ? "2FA is not active yet: it becomes mandatory on \(start) (\(daysLeft(now: now, until: start.unixTime)))."
+                          : "2FA is mandatory since \(start); the activation is recorded at the next login.")
+                } else {
+                    print("2FA is not configured: no start_date is set, and the module ignores logins (no activation record in \(activationStore.recordPath)).")
+                }
             }
-        case .unreadable(let reason):
-            print(displayLine("warning: the activation record \(activationStore.recordPath) cannot be trusted (\(reason)); the module treats 2FA as active."))
-        case .never:
-            if let start = config.startDate {
-                print(start.unixTime > now
-                      ? "2FA is not active yet: it becomes mandatory on \(start) (in \(localDayNumber(start.unixTime) - localDayNumber(now)) days)."
-                      : "2FA is mandatory since \(start); the activation is recorded at the next login.")
-            } else {
-                print("2FA is not configured: no start_date is set, and the module ignores logins (no activation record in \(activationStore.recordPath)).")
+            for (user, deadline) in config.deadlines.sorted(by: { $0.key < $1.key }) where deadline.unixTime <= now {
+                let line = parsed.deadlineLines[user] ?? 0
+                print("\(displayText(path)):\(line): warning: the deadline of \(displayText(user, limit: 64)) (\(deadline)) has passed")
             }
-        }
-        for (user, deadline) in config.deadlines.sorted(by: { $0.key < $1.key }) where deadline.unixTime <= now {
-            let line = parsed.deadlineLines[user] ?? 0
-            print("\(displayText(path)):\(line): warning: the deadline of \(displayText(user, limit: 64)) (\(deadline)) has passed")
-        }
-        if !parsed.isValid || noPolicyFile {
-            throw ExitCode(1)
+            if !parsed.isValid || noPolicyFile {
+                throw ExitCode(1)
+            }
         }
     }
+}
+
+/// "in 12 days", "in 1 day", "today": calendar days in the host's time zone, as the module counts them.
+func daysLeft(now: Int64, until: Int64) -> String {
+    let days = localDayNumber(until) - localDayNumber(now)
+    return days <= 0 ? "today" : days == 1 ? "in 1 day" : "in \(days) days"
 }
 
 /// The policy file's text; nil if there is none.

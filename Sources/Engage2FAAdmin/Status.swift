@@ -5,88 +5,138 @@ import Engage2FACore
 import Glibc
 #endif
 
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Show, for every user with a login shell (or the users given), whether they are ready for 2FA."
-    )
+extension Admin {
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show, for every user with a login shell (or the users given), whether they are ready for 2FA."
+        )
 
-    @OptionGroup var policy: PolicyOptions
+        @OptionGroup var policy: PolicyOptions
 
-    @Flag(name: .long, help: "Print JSON instead of a table.")
-    var json = false
+        @Flag(name: .long, help: "Print JSON instead of a table.")
+        var json = false
 
-    @Option(name: .customLong("passwd-file"), help: ArgumentHelp("Read users from this passwd-format file instead of the user database.", valueName: "path", visibility: .hidden))
-    var passwdFile: String?
+        @Option(name: .customLong("passwd-file"), help: ArgumentHelp("Read users from this passwd-format file instead of the user database.", valueName: "path", visibility: .hidden))
+        var passwdFile: String?
 
-    @Argument(help: "Only these users.")
-    var users: [String] = []
+        @Argument(help: "Only these users.")
+        var users: [UserName] = []
 
-    func run() throws {
-        try requireRootUnlessOnlyTheCaller()
-        let config = try policy.load()
-        let store = StateStore(directory: config.stateDir)
-        let activation = activationState(configPath: policy.config, config: config)
-        let now = currentUnixTime()
-        let accounts = try selectedAccounts()
-        let rows = accounts.map { UserStatus.of(account: $0, config: config, activation: activation, store: store, now: now) }
-        let ready = rows.filter { $0.readiness == "ready" }.count
-        let pending = rows.filter { $0.readiness == "pending" }.count
-        let overdue = rows.filter { $0.readiness == "overdue" }.count
+        func validate() throws {
+            for user in users { try user.validate() }
+        }
 
-        if json {
-            let items = rows.map { row in
-                "{\"user\":\(jsonString(row.user)),\"devices\":[\(row.deviceNames.map(jsonString).joined(separator: ","))],"
-                    + "\"recovery_codes_left\":\(row.recoveryCodesLeft),\"deadline\":\(row.deadline.map { jsonString($0.text) } ?? "null"),"
-                    + "\"state\":\(jsonString(displayLine(row.stateText))),\"readiness\":\"\(row.readiness)\"}"
+        func run() throws {
+            try requireRootUnlessOnlyTheCaller()
+            let config = try policy.load()
+            let store = StateStore(directory: config.stateDir)
+            let activation = activationState(configPath: policy.config, config: config)
+            let now = currentUnixTime()
+            let accounts = try selectedAccounts()
+            let rows = accounts.map { UserStatus.of(account: $0, config: config, activation: activation, store: store, now: now) }
+            let ready = rows.filter { $0.readiness == "ready" }.count
+            let pending = rows.filter { $0.readiness == "pending" }.count
+            let overdue = rows.filter { $0.readiness == "overdue" }.count
+
+            if json {
+                let report = Report(users: rows.map(Report.Row.init), summary: .init(ready: ready, pending: pending, overdue: overdue))
+                print(try jsonText(report))
+                return
             }
-            print("{\"users\":[\(items.joined(separator: ","))],\"summary\":{\"ready\":\(ready),\"pending\":\(pending),\"overdue\":\(overdue)}}")
-            return
+            // Names from the user database and the users' own files, reasons quoting paths: escaped, so no
+            // byte of them moves the cursor, retitles the terminal or starts a forged row.
+            let userWidth = max(4, rows.map { displayText($0.user, limit: 64).count }.max() ?? 0)
+            let deviceTexts = rows.map {
+                $0.deviceNames.isEmpty ? "-" : "\($0.deviceNames.count): " + $0.deviceNames.map { displayText($0, limit: 256) }.joined(separator: ", ")
+            }
+            let deviceWidth = max(7, deviceTexts.map(\.count).max() ?? 0)
+            let deadlineWidth = max(8, rows.compactMap { $0.deadline?.text.count }.max() ?? 0)
+            var output = "USER".padded(userWidth) + "  " + "DEVICES".padded(deviceWidth) + "  RECOVERY  " + "DEADLINE".padded(deadlineWidth) + "  STATE\n"
+            for (row, devices) in zip(rows, deviceTexts) {
+                output += displayText(row.user, limit: 64).padded(userWidth) + "  " + devices.padded(deviceWidth) + "  " + String(row.recoveryCodesLeft).padded(8)
+                    + "  " + (row.deadline?.text ?? "-").padded(deadlineWidth) + "  " + displayLine(row.stateText, limit: 1000) + "\n"
+            }
+            output += "\(rows.count) users: \(ready) ready, \(pending) pending, \(overdue) overdue\n"
+            print(output, terminator: "")
         }
-        // Names from the user database and the users' own files, reasons quoting paths: escaped, so no
-        // byte of them moves the cursor, retitles the terminal or starts a forged row.
-        let userWidth = max(4, rows.map { displayText($0.user, limit: 64).count }.max() ?? 0)
-        let deviceTexts = rows.map {
-            $0.deviceNames.isEmpty ? "-" : "\($0.deviceNames.count): " + $0.deviceNames.map { displayText($0, limit: 256) }.joined(separator: ", ")
-        }
-        let deviceWidth = max(7, deviceTexts.map(\.count).max() ?? 0)
-        let deadlineWidth = max(8, rows.compactMap { $0.deadline?.text.count }.max() ?? 0)
-        var output = "USER".padded(userWidth) + "  " + "DEVICES".padded(deviceWidth) + "  RECOVERY  " + "DEADLINE".padded(deadlineWidth) + "  STATE\n"
-        for (row, devices) in zip(rows, deviceTexts) {
-            output += displayText(row.user, limit: 64).padded(userWidth) + "  " + devices.padded(deviceWidth) + "  " + String(row.recoveryCodesLeft).padded(8)
-                + "  " + (row.deadline?.text ?? "-").padded(deadlineWidth) + "  " + displayLine(row.stateText, limit: 1000) + "\n"
-        }
-        output += "\(rows.count) users: \(ready) ready, \(pending) pending, \(overdue) overdue\n"
-        print(output, terminator: "")
-    }
 
-    /// Without root, most device files and the state directory cannot be read: every other user would
-    /// show as "overdue: device file unreadable". Only a report on the caller alone is allowed then.
-    private func requireRootUnlessOnlyTheCaller() throws {
-        guard geteuid() != 0 else { return }
-        let caller = Account.lookup(uid: getuid())?.name
-        guard passwdFile == nil, !users.isEmpty, let caller, users.allSatisfy({ $0 == caller }) else {
-            throw CommandFailure("status needs root to read every user's devices: run it with sudo (or name only yourself: engage2fa-admin status \(displayText(caller ?? "USER", limit: 64)))")
-        }
-    }
+        /// What `status --json` prints (keys sorted by the encoder).
+        struct Report: Encodable {
+            var users: [Row]
+            var summary: Summary
 
-    private func selectedAccounts() throws -> [Account] {
-        if let passwdFile {
-            let all = try accountsFromPasswdFile(passwdFile)
-            return users.isEmpty ? all.filter(\.hasLoginShell).map(\.account) : try users.map { name in
-                guard let entry = all.first(where: { $0.account.name == name }) else { throw CommandFailure("there is no user '\(displayText(name, limit: 64))' in \(displayText(passwdFile))") }
-                return entry.account
+            struct Row: Encodable {
+                var user: String
+                var devices: [String]
+                var recoveryCodesLeft: Int
+                /// The deadline that counts, as the admin wrote it; null when there is none.
+                var deadline: String?
+                var state: String
+                var readiness: String
+
+                enum CodingKeys: String, CodingKey {
+                    case user, devices, deadline, state, readiness
+                    case recoveryCodesLeft = "recovery_codes_left"
+                }
+
+                init(_ status: UserStatus) {
+                    user = status.user
+                    devices = status.deviceNames
+                    recoveryCodesLeft = status.recoveryCodesLeft
+                    deadline = status.deadline?.text
+                    // The state quotes paths and parse errors: escaped as in the table, so that
+                    // `jq -r` prints no raw control byte either.
+                    state = displayLine(status.stateText)
+                    readiness = status.readiness
+                }
+
+                func encode(to encoder: Encoder) throws {
+                    var container = encoder.container(keyedBy: CodingKeys.self)
+                    try container.encode(user, forKey: .user)
+                    try container.encode(devices, forKey: .devices)
+                    try container.encode(recoveryCodesLeft, forKey: .recoveryCodesLeft)
+                    try container.encode(deadline, forKey: .deadline)  // null, not left out
+                    try container.encode(state, forKey: .state)
+                    try container.encode(readiness, forKey: .readiness)
+                }
+            }
+
+            struct Summary: Encodable {
+                var ready: Int
+                var pending: Int
+                var overdue: Int
             }
         }
-        if !users.isEmpty { return try users.map(existingAccount) }
-        var accounts: [Account] = []
-        setpwent()
-        defer { endpwent() }
-        while let entry = getpwent() {
-            let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
-            guard isLoginShell(shell), let name = entry.pointee.pw_name, let home = entry.pointee.pw_dir else { continue }
-            accounts.append(Account(name: String(cString: name), uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: home)))
+
+        /// Without root, most device files and the state directory cannot be read: every other user would
+        /// show as "overdue: device file unreadable". Only a report on the caller alone is allowed then.
+        private func requireRootUnlessOnlyTheCaller() throws {
+            guard geteuid() != 0 else { return }
+            let caller = Account.lookup(uid: getuid())?.name
+            guard passwdFile == nil, !users.isEmpty, let caller, users.allSatisfy({ $0.name == caller }) else {
+                throw CommandFailure("status needs root to read every user's devices: run it with sudo (or name only yourself: engage2fa-admin status \(displayText(caller ?? "USER", limit: 64)))")
+            }
         }
-        return accounts
+
+        private func selectedAccounts() throws -> [Account] {
+            if let passwdFile {
+                let all = try accountsFromPasswdFile(passwdFile)
+                return users.isEmpty ? all.filter(\.hasLoginShell).map(\.account) : try users.map(\.name).map { name in
+                    guard let entry = all.first(where: { $0.account.name == name }) else { throw CommandFailure("there is no user '\(displayText(name, limit: 64))' in \(displayText(passwdFile))") }
+                    return entry.account
+                }
+            }
+            if !users.isEmpty { return try users.map(\.name).map(existingAccount) }
+            var accounts: [Account] = []
+            setpwent()
+            defer { endpwent() }
+            while let entry = getpwent() {
+                let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
+                guard isLoginShell(shell), let name = entry.pointee.pw_name, let home = entry.pointee.pw_dir else { continue }
+                accounts.append(Account(name: String(cString: name), uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: home)))
+            }
+            return accounts
+        }
     }
 }
 

@@ -2,28 +2,34 @@ import ArgumentParser
 import Engage2FACommandSupport
 import Engage2FACore
 
-struct Unlock: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Clear a user's lockout after too many wrong codes (devices stay).")
+extension Admin {
+    struct Unlock: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Clear a user's lockout after too many wrong codes (devices stay).")
 
-    @OptionGroup var policy: PolicyOptions
+        @OptionGroup var policy: PolicyOptions
 
-    @Argument(help: "The user.")
-    var user: String
+        @Argument(help: "The user.")
+        var user: UserName
 
-    func run() throws {
-        try requireRoot("unlock")
-        let config = try policy.load()
-        let account = try existingAccount(user)
-        let shown = displayText(account.name, limit: 64)
-        do {
-            try adminTransaction(store: StateStore(directory: config.stateDir), account: account, devices: nil) { (state: inout UserState, _) throws(CoreError) in
-                state.failures = 0
-                state.lockedUntil = 0
-            }
-        } catch {
-            throw CommandFailure("could not clear the lockout of \(shown): \(explain(error, account: account))")
+        func validate() throws {
+            try user.validate()
         }
-        audit("unlock \(shown): cleared lockout")
-        print("Cleared the lockout of \(shown).")
+
+        func run() throws {
+            try requireRoot("unlock")
+            let config = try policy.load()
+            let account = try existingAccount(user.name)
+            let shown = displayText(account.name, limit: 64)
+            do {
+                try adminTransaction(store: StateStore(directory: config.stateDir), account: account, devices: nil) { (state: inout UserState, _) throws(CoreError) in
+                    state.failures = 0
+                    state.lockedUntil = 0
+                }
+            } catch {
+                throw CommandFailure("could not clear the lockout of \(shown): \(explain(error, account: account))")
+            }
+            audit("unlock \(shown): cleared lockout")
+            print("Cleared the lockout of \(shown).")
+        }
     }
 }

@@ -136,23 +136,3 @@ extension String {
     /// Left-aligned in a column `width` characters wide.
     public func padded(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
 }
-
-/// A JSON string literal (RFC 8259 escaping). Every scalar `isUnsafeForDisplay` names is written as
-/// \uXXXX, bidi and zero-width marks too: the JSON itself is safe to show on a terminal.
-public func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        case "\r": out += "\\r"
-        case _ where isUnsafeForDisplay(scalar.value):
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}

@@ -12,7 +12,7 @@ struct EnrollContext {
     var location: DeviceFileLocation
 
     init(_ options: UserOptions) throws {
-        account = try targetAccount(named: options.user)
+        account = try targetAccount(named: options.user?.name)
         config = try options.policy.load()
         configPath = options.policy.config
         location = DeviceFileLocation(account: account, config: config)

@@ -267,13 +267,16 @@ final class LoginTests: XCTestCase {
         let first = host.login(answers: [host.code(device)])
         XCTAssertEqual(first.prompts, [loginPrompt])
         XCTAssertEqual(first.result, .success)
-        XCTAssertEqual(host.activationStore.read(), .active(ActivationRecord(activatedAt: startTime, recordedAt: startTime)))
+        XCTAssertEqual(host.activationStore.read(), .active(ActivationRecord(activatedAt: startTime, recordedAt: startTime,
+                                                                             configPath: host.configPath, stateDirectory: host.stateDir)))
         XCTAssertEqual(first.log.filter { $0.hasPrefix("2FA is now mandatory: activation recorded in \(host.activationStore.recordPath)") }.count, 1, "\(first.log)")
 
         host.clock.now = startTime + 100
         let second = host.login(answers: [host.code(device)])
         XCTAssertEqual(second.result, .success)
-        XCTAssertEqual(host.activationStore.read(), .active(ActivationRecord(activatedAt: startTime, recordedAt: startTime)), "written once, never replaced")
+        XCTAssertEqual(host.activationStore.read(), .active(ActivationRecord(activatedAt: startTime, recordedAt: startTime,
+                                                                             configPath: host.configPath, stateDirectory: host.stateDir)),
+                       "written once, never replaced")
         XCTAssertFalse(second.log.contains { $0.contains("now mandatory") }, "\(second.log)")
     }
 
@@ -366,7 +369,8 @@ final class LoginTests: XCTestCase {
         let device = try host.addDevice()
         try host.configure(start: nil)
         try host.store.prepare()
-        let legacy = ActivationRecord(activatedAt: 1_700_000_000, recordedAt: 1_700_000_001)
+        // Copied with the policy file it now belongs to and the state_dir it was found in.
+        let legacy = ActivationRecord(activatedAt: 1_700_000_000, recordedAt: 1_700_000_001, configPath: host.configPath, stateDirectory: host.stateDir)
         try writeFile(host.stateDir + "/activation", "engage2fa-activation 1\nactivated-at=1700000000 recorded-at=1700000001\n", mode: 0o644)
         let run = host.login(answers: [host.code(device)])
         XCTAssertEqual(run.prompts, [loginPrompt])

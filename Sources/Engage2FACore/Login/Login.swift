@@ -84,6 +84,13 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                 }
             }
         }
+        // An unprivileged caller may be unable to read the record (a directory an older package made 0700).
+        // Then only a usable policy whose start date is still ahead proves 2FA is not active yet; anything
+        // else counts as active, so that such a caller lets nobody but its own user through on the password.
+        if !privileged, case .unreadable = activation, case .valid(let config) = configState,
+            let start = config.startDate, startedAt < start.unixTime {
+            activation = .never
+        }
         // Once active, a policy file that cannot be used must not move the state elsewhere (replay steps,
         // lockouts, revocations and used recovery codes would be lost): the state_dir recorded at activation.
         if case .active(let record) = activation, let recorded = record.stateDirectory, configStateIsBroken(configState) {
