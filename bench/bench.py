@@ -91,7 +91,7 @@ class Setup:
             handle.write(text)
         os.chown(path, self.user.pw_uid, self.user.pw_gid)
         os.chmod(path, 0o600 if module == "engage2fa" else 0o400)
-        state = os.path.join(self.state, "users", f"{USER}.state")
+        state = os.path.join(self.state, "users", f"{self.user.pw_uid}.state")  # keyed by uid
         if os.path.exists(state):
             os.unlink(state)
         return secret
