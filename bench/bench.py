@@ -217,7 +217,7 @@ def ssh_logins(setup, count):
             for module in ("engage2fa", "google"):
                 line = f"auth required {ENGAGE} config={setup.config}" if module == "engage2fa" else f"auth required {GA}"
                 with open(f"/etc/pam.d/{server.service}", "w") as handle:
-                    handle.write(f"auth required pam_unix.so\n{line}\naccount required pam_unix.so\nsession required pam_permit.so\n")
+                    handle.write(f"auth requisite pam_unix.so\n{line}\naccount required pam_unix.so\nsession required pam_permit.so\n")
                 settle(4)
                 secret = setup.fresh(module)
                 start = time.perf_counter()
