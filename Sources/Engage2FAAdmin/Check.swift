@@ -60,7 +60,7 @@ extension Admin {
             case .never:
                 if let start = config.startDate {
                     print(start.unixTime > now
-                          ? "2FA is not active yet: it becomes mandatory on \(start) (\(daysLeft(now: now, until: start.unixTime)))."
+                          ? "2FA is not active yet: it becomes mandatory on \(start) (\(daysLeftText(now: now, until: start.unixTime)))."
                           : "2FA is mandatory since \(start); the activation is recorded at the next login.")
                 } else {
                     print("2FA is not configured: no start_date is set, and the module ignores logins (no activation record in \(activationStore.recordPath)).")
@@ -75,12 +75,6 @@ extension Admin {
             }
         }
     }
-}
-
-/// "in 12 days", "in 1 day", "today": calendar days in the host's time zone, as the module counts them.
-func daysLeft(now: Int64, until: Int64) -> String {
-    let days = localDayNumber(until) - localDayNumber(now)
-    return days <= 0 ? "today" : days == 1 ? "in 1 day" : "in \(days) days"
 }
 
 /// The policy file's text; nil if there is none.

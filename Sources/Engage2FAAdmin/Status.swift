@@ -140,6 +140,23 @@ extension Admin {
     }
 }
 
+extension UserStatus {
+    /// The STATE column of `engage2fa-admin status` and its JSON `state`: the admin's words for the decision.
+    var stateText: String {
+        switch state {
+        case .notActiveYet: "not active yet"
+        case .enforced: "enforced"
+        case .grace(let until, let days): "grace until \(until.text) (\(days) day\(days == 1 ? "" : "s"))"
+        case .refused(.noDevice): "refused: no device, no deadline"
+        case .refused(.deadlinePassed): "refused: no device, deadline passed"
+        case .refused(.devicesUnreadable): "refused: device file unreadable"
+        case .lockedOut(let until): "locked out until \(localDateTimeText(until))"
+        case .unreadable(let reason): "device file unreadable: \(reason)"
+        case .notConfigured: "2FA not configured"
+        }
+    }
+}
+
 /// A shell someone can log in with (not nologin, false, sync, …).
 func isLoginShell(_ shell: String) -> Bool {
     guard !shell.isEmpty else { return false }
