@@ -132,8 +132,8 @@ extension Admin {
             defer { endpwent() }
             while let entry = getpwent() {
                 let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
-                guard isLoginShell(shell), let name = entry.pointee.pw_name, let home = entry.pointee.pw_dir else { continue }
-                accounts.append(Account(name: String(cString: name), uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: home)))
+                guard isLoginShell(shell), let account = Account(passwd: entry.pointee) else { continue }
+                accounts.append(account)
             }
             return accounts
         }
@@ -175,10 +175,8 @@ func accountsFromPasswdFile(_ path: String) throws -> [PasswdEntry] {
     var entries: [PasswdEntry] = []
     while let entry = fgetpwent(file) {
         let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
-        guard let name = entry.pointee.pw_name, let home = entry.pointee.pw_dir else { continue }
-        entries.append(PasswdEntry(
-            account: Account(name: String(cString: name), uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: home)),
-            hasLoginShell: isLoginShell(shell)))
+        guard let account = Account(passwd: entry.pointee) else { continue }
+        entries.append(PasswdEntry(account: account, hasLoginShell: isLoginShell(shell)))
     }
     return entries
 }
