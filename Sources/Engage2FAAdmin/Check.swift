@@ -77,15 +77,14 @@ extension Admin {
     }
 }
 
-/// The policy file's text; nil if there is none.
+/// The policy file's text, read as the module reads it (`Config.readPolicyFile`); nil if there is none.
 func readPolicyText(_ path: String) -> Result<String?, CommandFailure> {
-    do {
-        let bytes = try readTrustedFile(path, owners: Array(Set([0, geteuid()])), maxSize: Config.maxFileSize, groupOtherMask: 0o022)
-        guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(CommandFailure("\(displayText(path)): not valid UTF-8 text")) }
-        return .success(text)
-    } catch .missing {
-        return .success(nil)
+    do throws(PolicyFileError) {
+        return .success(try Config.readPolicyFile(path: path).map { String(decoding: $0, as: UTF8.self) })
     } catch {
-        return .failure(CommandFailure("cannot use the policy file: \(error)"))
+        switch error {
+        case .notUTF8: return .failure(CommandFailure("\(displayText(path)): not valid UTF-8 text"))
+        case .untrusted(let error): return .failure(CommandFailure("cannot use the policy file: \(error)"))
+        }
     }
 }
