@@ -60,7 +60,7 @@ extension Admin {
             case .never:
                 if let start = config.startDate {
                     print(start.unixTime > now
-                          ? "2FA is not active yet: it becomes mandatory on \(start) (\(daysLeft(now: now, until: start.unixTime)))."
+                          ? "2FA is not active yet: it becomes mandatory on \(start) (\(daysLeftText(now: now, until: start.unixTime)))."
                           : "2FA is mandatory since \(start); the activation is recorded at the next login.")
                 } else {
                     print("2FA is not configured: no start_date is set, and the module ignores logins (no activation record in \(activationStore.recordPath)).")
@@ -77,21 +77,14 @@ extension Admin {
     }
 }
 
-/// "in 12 days", "in 1 day", "today": calendar days in the host's time zone, as the module counts them.
-func daysLeft(now: Int64, until: Int64) -> String {
-    let days = localDayNumber(until) - localDayNumber(now)
-    return days <= 0 ? "today" : days == 1 ? "in 1 day" : "in \(days) days"
-}
-
-/// The policy file's text; nil if there is none.
+/// The policy file's text, read as the module reads it (`Config.readPolicyFile`); nil if there is none.
 func readPolicyText(_ path: String) -> Result<String?, CommandFailure> {
-    do {
-        let bytes = try readTrustedFile(path, owners: Array(Set([0, geteuid()])), maxSize: Config.maxFileSize, groupOtherMask: 0o022)
-        guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(CommandFailure("\(displayText(path)): not valid UTF-8 text")) }
-        return .success(text)
-    } catch .missing {
-        return .success(nil)
+    do throws(PolicyFileError) {
+        return .success(try Config.readPolicyFile(path: path).map { String(decoding: $0, as: UTF8.self) })
     } catch {
-        return .failure(CommandFailure("cannot use the policy file: \(error)"))
+        switch error {
+        case .notUTF8: return .failure(CommandFailure("\(displayText(path)): not valid UTF-8 text"))
+        case .untrusted(let error): return .failure(CommandFailure("cannot use the policy file: \(error)"))
+        }
     }
 }

@@ -132,10 +132,27 @@ extension Admin {
             defer { endpwent() }
             while let entry = getpwent() {
                 let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
-                guard isLoginShell(shell), let name = entry.pointee.pw_name, let home = entry.pointee.pw_dir else { continue }
-                accounts.append(Account(name: String(cString: name), uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: home)))
+                guard isLoginShell(shell), let account = Account(passwd: entry.pointee) else { continue }
+                accounts.append(account)
             }
             return accounts
+        }
+    }
+}
+
+extension UserStatus {
+    /// The STATE column of `engage2fa-admin status` and its JSON `state`: the admin's words for the decision.
+    var stateText: String {
+        switch state {
+        case .notActiveYet: "not active yet"
+        case .enforced: "enforced"
+        case .grace(let until, let days): "grace until \(until.text) (\(days) day\(days == 1 ? "" : "s"))"
+        case .refused(.noDevice): "refused: no device, no deadline"
+        case .refused(.deadlinePassed): "refused: no device, deadline passed"
+        case .refused(.devicesUnreadable): "refused: device file unreadable"
+        case .lockedOut(let until): "locked out until \(localDateTimeText(until))"
+        case .unreadable(let reason): "device file unreadable: \(reason)"
+        case .notConfigured: "2FA not configured"
         }
     }
 }
@@ -158,10 +175,8 @@ func accountsFromPasswdFile(_ path: String) throws -> [PasswdEntry] {
     var entries: [PasswdEntry] = []
     while let entry = fgetpwent(file) {
         let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
-        guard let name = entry.pointee.pw_name, let home = entry.pointee.pw_dir else { continue }
-        entries.append(PasswdEntry(
-            account: Account(name: String(cString: name), uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: home)),
-            hasLoginShell: isLoginShell(shell)))
+        guard let account = Account(passwd: entry.pointee) else { continue }
+        entries.append(PasswdEntry(account: account, hasLoginShell: isLoginShell(shell)))
     }
     return entries
 }

@@ -21,7 +21,7 @@ extension Enroll {
             let context = try EnrollContext(options)
             var file = try context.loadDevices()
             if let state = context.state() { file.devices = state.liveDevices(of: file) }
-            guard let device = file.devices.first(where: { $0.name.lowercased() == name.lowercased() }) else {
+            guard let device = file.device(named: name) else {
                 let names = file.devices.map { "'\(displayText($0.name, limit: 256))'" }.joined(separator: ", ")
                 throw CommandFailure("there is no device named '\(displayText(name, limit: 256))'" + (names.isEmpty ? " (no devices are linked)" : " (linked: \(names))"))
             }

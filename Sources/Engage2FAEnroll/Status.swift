@@ -25,27 +25,36 @@ extension Enroll {
                 // The record is readable by every user; one that is not is taken as active, as the module takes it.
                 printError("Warning: cannot tell when two-factor authentication was activated (\(reason)); assuming it is active. Ask an administrator.")
             }
-            let outcome = decidePolicy(now: currentUnixTime(), user: context.account.name, config: .valid(context.config),
+            let now = currentUnixTime()
+            let outcome = decidePolicy(now: now, user: context.account.name, config: .valid(context.config),
                                        activation: activation, enrollment: enrollment, stateDeadline: state.deadline)
-            let devices: String
-            switch enrollment {
-            case .enrolled(let count, let codes):
-                devices = count == 0
-                    ? "You have no linked device, but \(codes) recovery code\(codes == 1 ? "" : "s") left: link a new device with engage2fa-enroll."
-                    : "You have \(count) linked device\(count == 1 ? "" : "s")."
-            case .notEnrolled: devices = "You have no linked device."
-            case .unreadable(let reason): devices = "Your device file cannot be used: \(reason)."
-            }
-            switch outcome.decision {
-            case .notApplicable:
-                print(displayLine("Two-factor authentication is not enabled on this host. " + devices))
-            case .noCodeRequired(let notice):
-                print(displayLine(notice ?? "Two-factor authentication becomes mandatory on \(context.config.startDate.map(\.text) ?? "?"). \(devices) You are ready."))
-            case .codeRequired:
-                print(displayLine("Two-factor authentication is active: logins ask for a code. " + devices))
-            case .refuse(let message):
-                print(displayLine(message))
-            }
+            print(displayLine(statusText(outcome.decision, enrollment: enrollment, user: context.account.name, now: now)))
         }
+    }
+}
+
+/// What `engage2fa-enroll status` says: the decision in the user's words (the notices and refusals are
+/// those of the PAM prompt), with what the user's device file holds.
+func statusText(_ decision: PolicyDecision, enrollment: EnrollmentState, user: String, now: Int64) -> String {
+    let devices: String
+    switch enrollment {
+    case .enrolled(let count, let codes):
+        devices = count == 0
+            ? "You have no linked device, but \(codes) recovery code\(codes == 1 ? "" : "s") left: link a new device with engage2fa-enroll."
+            : "You have \(count) linked device\(count == 1 ? "" : "s")."
+    case .notEnrolled: devices = "You have no linked device."
+    case .unreadable(let reason): devices = "Your device file cannot be used: \(reason)."
+    }
+    switch decision {
+    case .notApplicable:
+        return "Two-factor authentication is not enabled on this host. " + devices
+    case .noCodeRequired(let reason):
+        if let notice = reason.promptText(now: now) { return notice }
+        guard case .beforeStart(let start, _) = reason else { return devices }
+        return "Two-factor authentication becomes mandatory on \(start.text). \(devices) You are ready."
+    case .codeRequired:
+        return "Two-factor authentication is active: logins ask for a code. " + devices
+    case .refuse(let reason):
+        return reason.promptText(user: user)
     }
 }

@@ -53,8 +53,12 @@ final class DeviceFileTests: XCTestCase {
         XCTAssertThrowsError(try file.validatedNewName("   ")) { XCTAssertEqual($0 as? DeviceNameError, .empty) }
         XCTAssertThrowsError(try file.validatedNewName("evil\u{1b}[2J")) { XCTAssertEqual($0 as? DeviceNameError, .unsafeCharacter(0x1B)) }
         XCTAssertThrowsError(try file.validatedNewName(String(repeating: "x", count: 65))) { XCTAssertEqual($0 as? DeviceNameError, .tooLong(limit: 64)) }
+        try file.addDevice(name: "Work", secret: try newSecret(), parameters: OTPParameters(), now: 0)
+        XCTAssertEqual(file.device(named: "pIxEl 8")?.name, "Pixel 8")
+        XCTAssertNil(file.device(named: "Pixel"))
         XCTAssertTrue(file.removeDevice(named: "PIXEL 8"))
         XCTAssertFalse(file.removeDevice(named: "Pixel 8"))
+        XCTAssertEqual(file.devices.map(\.name), ["Work"])
     }
 
     /// Issue 13 C: what enrollment refuses, the parser refuses too, so a name written into the file by

@@ -19,34 +19,31 @@ final class PolicyTests: XCTestCase {
 
     func testNotConfiguredAndNeverActivated() {
         let outcome = decide(start, .valid(Config()), .never, .notEnrolled)
-        XCTAssertEqual(outcome.decision, .notApplicable)
+        XCTAssertEqual(outcome.decision, .notApplicable(.notConfigured))
         XCTAssertNil(outcome.activationToRecord)
     }
 
     func testBeforeStartNobodyIsAskedAndTheUnenrolledAreNudged() throws {
         try withTimeZone("UTC") {
             let config = try config(start: "2026-12-15")
+            let start = try XCTUnwrap(config.startDate)
             let now = utc("2026-11-29T15:00:00Z")
-            XCTAssertEqual(decide(now, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0)).decision, .noCodeRequired(notice: nil))
-            XCTAssertEqual(
-                decide(now, .valid(config), .never, .notEnrolled).decision,
-                .noCodeRequired(notice: "Two-factor authentication becomes mandatory on 2026-12-15 (in 16 days). Run engage2fa-enroll to link your authenticator app."))
-            // A minute before midnight the start is tomorrow's date: one calendar day.
-            XCTAssertEqual(decide(start - 60, .valid(config), .never, .notEnrolled).decision,
-                           .noCodeRequired(notice: "Two-factor authentication becomes mandatory on 2026-12-15 (in 1 day). Run engage2fa-enroll to link your authenticator app."))
-            XCTAssertEqual(decide(start - 86_400 + 1, .valid(config), .never, .notEnrolled).decision,
-                           .noCodeRequired(notice: "Two-factor authentication becomes mandatory on 2026-12-15 (in 1 day). Run engage2fa-enroll to link your authenticator app."))
+            XCTAssertEqual(decide(now, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0)).decision,
+                           .noCodeRequired(.beforeStart(start: start, enrolled: true)))
+            XCTAssertEqual(decide(now, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(.beforeStart(start: start, enrolled: false)))
+            XCTAssertEqual(decide(self.start - 60, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(.beforeStart(start: start, enrolled: false)))
             XCTAssertNil(decide(now, .valid(config), .never, .notEnrolled).activationToRecord)
             // A start with a time later today.
             let evening = try self.config(start: "2026-12-15T18:00:00Z")
-            XCTAssertEqual(decide(start + 12 * 3600, .valid(evening), .never, .notEnrolled).decision,
-                           .noCodeRequired(notice: "Two-factor authentication becomes mandatory on 2026-12-15 18:00 (today). Run engage2fa-enroll to link your authenticator app."))
+            XCTAssertEqual(decide(self.start + 12 * 3600, .valid(evening), .never, .notEnrolled).decision,
+                           .noCodeRequired(.beforeStart(start: try XCTUnwrap(evening.startDate), enrolled: false)))
         }
     }
 
     func testOneSecondBeforeAndAtStart() throws {
         let config = try config()
-        XCTAssertEqual(decide(start - 1, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0)).decision, .noCodeRequired(notice: nil))
+        XCTAssertEqual(decide(start - 1, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0)).decision,
+                       .noCodeRequired(.beforeStart(start: try XCTUnwrap(config.startDate), enrolled: true)))
         let atStart = decide(start, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0))
         XCTAssertEqual(atStart.decision, .codeRequired)
         XCTAssertEqual(atStart.activationToRecord, ActivationRecord(activatedAt: start, recordedAt: start))
@@ -56,9 +53,7 @@ final class PolicyTests: XCTestCase {
     func testActiveWithoutDeviceRefusedWithWhyAndWhatToDo() throws {
         try withTimeZone("UTC") {
             let outcome = decide(start + 10, .valid(try config()), .never, .notEnrolled)
-            XCTAssertEqual(outcome.decision, .refuse(message:
-                "Two-factor authentication has been mandatory since 2026-12-15, and you have not linked an authenticator app. "
-                + "Ask an administrator for a personal deadline (engage2fa-admin extend alice DATE), then log in and run engage2fa-enroll."))
+            XCTAssertEqual(outcome.decision, .refuse(.noDevice(activeSince: start)))
             XCTAssertNotNil(outcome.activationToRecord)
         }
     }
@@ -67,16 +62,19 @@ final class PolicyTests: XCTestCase {
         try withTimeZone("UTC") {
             let config = try config(deadlines: ["alice": "2026-12-20"])
             let deadline = try PolicyDate(parsing: "2026-12-20").unixTime
-            XCTAssertEqual(decide(deadline - 1, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(notice:
-                "Two-factor authentication is mandatory on this host. Your personal deadline is 2026-12-20 (in 1 day): link your authenticator app before then with engage2fa-enroll."))
-            XCTAssertEqual(decide(start + 3600, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(notice:
-                "Two-factor authentication is mandatory on this host. Your personal deadline is 2026-12-20 (in 5 days): link your authenticator app before then with engage2fa-enroll."))
-            guard case .refuse(let message) = decide(deadline, .valid(config), .never, .notEnrolled).decision else {
-                return XCTFail("a passed deadline must refuse")
-            }
-            XCTAssertTrue(message.hasPrefix("Your deadline to link an authenticator app passed on 2026-12-20."), message)
+            let date = try XCTUnwrap(config.deadlines["alice"])
+            XCTAssertEqual(decide(deadline - 1, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(.personalDeadline(date)))
+            XCTAssertEqual(decide(start + 3600, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(.personalDeadline(date)))
+            XCTAssertEqual(decide(deadline, .valid(config), .never, .notEnrolled).decision, .refuse(.deadlinePassed(date)))
+            // A deadline from root's state counts too, and the later of the two wins.
+            let later = try PolicyDate(parsing: "2026-12-22")
+            let earlier = try PolicyDate(parsing: "2026-12-18")
+            XCTAssertEqual(decidePolicy(now: deadline, user: "alice", config: .valid(config), activation: .never, enrollment: .notEnrolled,
+                                        stateDeadline: later).decision, .noCodeRequired(.personalDeadline(later)))
+            XCTAssertEqual(decidePolicy(now: start + 3600, user: "alice", config: .valid(config), activation: .never, enrollment: .notEnrolled,
+                                        stateDeadline: earlier).decision, .noCodeRequired(.personalDeadline(date)))
             // Another user's deadline does not help bob, and alice's deadline does not spare her a code once enrolled.
-            guard case .refuse = decide(start + 3600, .valid(config), .never, .notEnrolled, user: "bob").decision else { return XCTFail() }
+            XCTAssertEqual(decide(start + 3600, .valid(config), .never, .notEnrolled, user: "bob").decision, .refuse(.noDevice(activeSince: start)))
             XCTAssertEqual(decide(start + 3600, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0)).decision, .codeRequired)
         }
     }
@@ -88,7 +86,7 @@ final class PolicyTests: XCTestCase {
         let removed = try config(start: nil)
         for config in [moved, removed] {
             XCTAssertEqual(decide(now, .valid(config), record, .enrolled(devices: 1, recoveryCodes: 0)).decision, .codeRequired)
-            guard case .refuse = decide(now, .valid(config), record, .notEnrolled).decision else { return XCTFail("unenrolled must be refused") }
+            XCTAssertEqual(decide(now, .valid(config), record, .notEnrolled).decision, .refuse(.noDevice(activeSince: start)))
             XCTAssertNil(decide(now, .valid(config), record, .notEnrolled).activationToRecord)
         }
         // Even a clock set back before the start date does not undo it.
@@ -102,13 +100,13 @@ final class PolicyTests: XCTestCase {
         partial.startDate = nil
         // After activation: codes required, and a broken file grants no deadline.
         XCTAssertEqual(decide(start + 10, .unreadable(reason: "EIO"), record, .enrolled(devices: 1, recoveryCodes: 0)).decision, .codeRequired)
-        guard case .refuse = decide(start + 10, .invalid(partial, errors: [error]), record, .notEnrolled).decision else { return XCTFail() }
+        XCTAssertEqual(decide(start + 10, .invalid(partial, errors: [error]), record, .notEnrolled).decision, .refuse(.noDevice(activeSince: start)))
         let outcome = decide(start + 10, .unreadable(reason: "EIO"), record, .notEnrolled)
-        guard case .refuse = outcome.decision else { return XCTFail() }
+        XCTAssertEqual(outcome.decision, .refuse(.noDevice(activeSince: start)))
         XCTAssertTrue(outcome.logNotes.contains { $0.contains("policy file unreadable: EIO") })
         // Before activation: nobody is locked out by what cannot be read.
-        XCTAssertEqual(decide(start + 10, .unreadable(reason: "EIO"), .never, .notEnrolled).decision, .notApplicable)
-        XCTAssertEqual(decide(start + 10, .invalid(partial, errors: [error]), .never, .notEnrolled).decision, .notApplicable)
+        XCTAssertEqual(decide(start + 10, .unreadable(reason: "EIO"), .never, .notEnrolled).decision, .notApplicable(.policyUnreadableNeverActivated))
+        XCTAssertEqual(decide(start + 10, .invalid(partial, errors: [error]), .never, .notEnrolled).decision, .notApplicable(.notConfigured))
     }
 
     func testUnreadableActivationRecordCountsAsActive() throws {
@@ -119,21 +117,22 @@ final class PolicyTests: XCTestCase {
 
     func testUnreadableDeviceFile() throws {
         let config = try config()
-        XCTAssertEqual(decide(start - 10, .valid(config), .never, .unreadable(reason: "symlink")).decision, .noCodeRequired(notice: nil))
-        guard case .refuse(let message) = decide(start + 10, .valid(config), .never, .unreadable(reason: "symlink")).decision else { return XCTFail() }
-        XCTAssertTrue(message.contains("could not be read"))
+        // Before activation an unreadable device file is not worth a nudge; after it, the login is refused.
+        XCTAssertEqual(decide(start - 10, .valid(config), .never, .unreadable(reason: "symlink")).decision,
+                       .noCodeRequired(.beforeStart(start: try XCTUnwrap(config.startDate), enrolled: true)))
+        XCTAssertEqual(decide(start + 10, .valid(config), .never, .unreadable(reason: "symlink")).decision, .refuse(.devicesUnreadable))
     }
 
     func testDaysLeftCountsCalendarDaysAcrossDSTAndZones() throws {
         // Europe/Amsterdam leaves DST on 2026-10-25: 23 h from 10-24 12:00 to 10-25 12:00 is still one day.
         try withTimeZone("Europe/Amsterdam") {
             let config = try config(start: "2026-10-26")
+            let start = try XCTUnwrap(config.startDate)
             let noon24 = try PolicyDate(parsing: "2026-10-24T12:00:00+02:00").unixTime
-            XCTAssertEqual(decide(noon24, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(notice:
-                "Two-factor authentication becomes mandatory on 2026-10-26 (in 2 days). Run engage2fa-enroll to link your authenticator app."))
+            XCTAssertEqual(decide(noon24, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(.beforeStart(start: start, enrolled: false)))
+            XCTAssertEqual(daysLeft(now: noon24, until: start.unixTime), 2)
             let lateOn25 = try PolicyDate(parsing: "2026-10-25T23:59:59+01:00").unixTime
-            XCTAssertEqual(decide(lateOn25, .valid(config), .never, .notEnrolled).decision, .noCodeRequired(notice:
-                "Two-factor authentication becomes mandatory on 2026-10-26 (in 1 day). Run engage2fa-enroll to link your authenticator app."))
+            XCTAssertEqual(daysLeft(now: lateOn25, until: start.unixTime), 1)
             XCTAssertEqual(decide(lateOn25 + 1, .valid(config), .never, .enrolled(devices: 1, recoveryCodes: 0)).decision, .codeRequired)
         }
         // The same date-only start is a different moment in another zone.

@@ -180,11 +180,17 @@ public struct DeviceFile: Equatable, Sendable {
         return nil
     }
 
+    /// The device with this name, compared case-insensitively (names differing only in case are one name).
+    public func device(named name: String) -> Device? {
+        let wanted = name.lowercased()
+        return devices.first { $0.name.lowercased() == wanted }
+    }
+
     /// The name as it will be stored, or why it cannot be used.
     public func validatedNewName(_ proposed: String) throws(DeviceNameError) -> String {
         let name = Array(proposed.utf8)[...].trimmingBlanks().text
         if let problem = Self.problem(inName: name) { throw problem }
-        if let existing = devices.first(where: { $0.name.lowercased() == name.lowercased() }) { throw .duplicate(existing.name) }
+        if let existing = device(named: name) { throw .duplicate(existing.name) }
         guard devices.count < Self.maxDevices else { throw .tooManyDevices(limit: Self.maxDevices) }
         return name
     }
@@ -205,9 +211,9 @@ public struct DeviceFile: Equatable, Sendable {
 
     /// Removes the device with this name (compared case-insensitively); false if there is none.
     public mutating func removeDevice(named name: String) -> Bool {
-        let before = devices.count
-        devices.removeAll { $0.name.lowercased() == name.lowercased() }
-        return devices.count != before
+        guard let found = device(named: name) else { return false }
+        devices.removeAll { $0.id == found.id }
+        return true
     }
 
     public func serialized() -> [UInt8] {
@@ -295,7 +301,7 @@ public struct DeviceFile: Equatable, Sendable {
                 }
                 if !file.devices.isEmpty {
                     let idText = id.text
-                    guard !file.devices.contains(where: { $0.name.lowercased() == name.lowercased() || $0.id == idText }) else {
+                    guard file.device(named: name) == nil, !file.devices.contains(where: { $0.id == idText }) else {
                         throw fail("duplicate device '\(displayText(name, limit: 64))'")
                     }
                 }

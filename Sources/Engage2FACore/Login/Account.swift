@@ -19,6 +19,12 @@ public struct Account: Equatable, Sendable {
         self.home = home
     }
 
+    /// The account of a user-database entry; nil when it has no name or no home.
+    public init?(passwd entry: passwd) {
+        guard let name = entry.pw_name, let home = entry.pw_dir else { return nil }
+        self.init(name: String(cString: name), uid: entry.pw_uid, gid: entry.pw_gid, home: String(cString: home))
+    }
+
     /// The account, or nil if the name is unknown (or the lookup failed).
     public static func lookup(_ name: String) -> Account? {
         var size = 4096
@@ -27,9 +33,9 @@ public struct Account: Equatable, Sendable {
                 var entry = passwd()
                 var result: UnsafeMutablePointer<passwd>? = nil
                 let status = name.withCString { getpwnam_r($0, &entry, buffer.baseAddress!, size, &result) }
-                guard status == 0, result != nil, let home = entry.pw_dir, let canonical = entry.pw_name else { return (status, nil) }
+                guard status == 0, result != nil else { return (status, nil) }
                 // The name as the database spells it (sssd may match case-insensitively): deadlines and %u use it.
-                return (status, Account(name: String(cString: canonical), uid: entry.pw_uid, gid: entry.pw_gid, home: String(cString: home)))
+                return (status, Account(passwd: entry))
             }
             if status == ERANGE && size < 1 << 20 {
                 size *= 4
@@ -76,9 +82,7 @@ extension Account {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>? = nil
         var buffer = [CChar](repeating: 0, count: 16_384)
-        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil,
-            let name = entry.pw_name, let home = entry.pw_dir
-        else { return nil }
-        return Account(name: String(cString: name), uid: entry.pw_uid, gid: entry.pw_gid, home: String(cString: home))
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return Account(passwd: entry)
     }
 }

@@ -156,12 +156,12 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         case .notApplicable:
             if debug { log.log(.debug, "user \(shownUser): 2FA not configured; ignored") }
             return .notApplicable
-        case .noCodeRequired(let notice):
-            if let notice { conversation.showInfo(notice) }
+        case .noCodeRequired(let reason):
+            if let notice = reason.promptText(now: startedAt) { conversation.showInfo(notice) }
             if debug { log.log(.debug, "user \(shownUser): no code required now") }
             return .notApplicable
-        case .refuse(let message):
-            conversation.showError(message)
+        case .refuse(let reason):
+            conversation.showError(reason.promptText(user: policyUser))
             return .denied
         case .codeRequired:
             break

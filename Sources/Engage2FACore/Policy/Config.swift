@@ -328,24 +328,51 @@ public func isSafeUserName(_ name: some StringProtocol) -> Bool {
     return !bytes.contains { $0 == UInt8(ascii: "/") || $0 < 0x20 || $0 == 0x7F }
 }
 
+/// Why the policy file cannot be used.
+public enum PolicyFileError: Error, Equatable {
+    /// It failed a check of `readTrustedFile` (owner, mode, type, size) or could not be read.
+    case untrusted(TrustedFileError)
+    case notUTF8(path: String)
+
+    /// For the system log and `check`: the path and what is wrong with it.
+    public var description: String {
+        switch self {
+        case .untrusted(let error): error.description
+        case .notUTF8(let path): "\(path): not valid UTF-8 text"
+        }
+    }
+}
+
 extension Config {
     public static let maxFileSize = 256 * 1024
 
-    /// Reads and parses the policy file as the module sees it. It must be a regular file (no symbolic
-    /// link) owned by root, or by this process's user, that nobody else can write to: whoever can
-    /// write it can grant deadlines. A missing file is an empty policy.
-    public static func load(path: String) -> ConfigState {
+    /// The policy file's bytes, read the one way the module and `engage2fa-admin check` trust it: a
+    /// regular file (no symbolic link) owned by root, or by this process's user, that nobody else can
+    /// write to (whoever can write it can grant deadlines), at most `maxFileSize` bytes, UTF-8 text.
+    /// Nil when there is no file.
+    public static func readPolicyFile(path: String) throws(PolicyFileError) -> [UInt8]? {
         let bytes: [UInt8]
         do {
             let euid = geteuid()
             bytes = try readTrustedFile(path, owners: euid == 0 ? [0] : [0, euid], maxSize: maxFileSize, groupOtherMask: 0o022)
         } catch .missing {
-            return .valid(Config())
+            return nil
         } catch {
-            return .unreadable(reason: "\(error)")
+            throw .untrusted(error)
         }
-        guard isValidUTF8(bytes) else {
-            return .unreadable(reason: "\(path): not valid UTF-8 text")
+        guard isValidUTF8(bytes) else { throw .notUTF8(path: path) }
+        return bytes
+    }
+
+    /// Reads and parses the policy file as the module sees it (`readPolicyFile`). A missing file is
+    /// an empty policy.
+    public static func load(path: String) -> ConfigState {
+        let bytes: [UInt8]
+        do throws(PolicyFileError) {
+            guard let read = try readPolicyFile(path: path) else { return .valid(Config()) }
+            bytes = read
+        } catch {
+            return .unreadable(reason: error.description)
         }
         let parsed = parse(bytes: bytes, file: path)
         return parsed.isValid ? .valid(parsed.config) : .invalid(parsed.config, errors: parsed.errors)

@@ -24,16 +24,42 @@ public enum EnrollmentState: Equatable, Sendable {
     }
 }
 
-/// What the module does for this login.
+/// What the module does for this login, with the reason and the dates and counts behind it. Words come
+/// from one renderer per audience: `promptNotice` / `promptRefusal` for the person at the PAM prompt,
+/// `UserStatus` for `engage2fa-admin status`, and each command's own text.
 public enum PolicyDecision: Equatable, Sendable {
-    /// 2FA does not apply here (not configured, or the policy could not be read before activation).
-    case notApplicable
-    /// Let the login go on without a code; show `notice` to the user if there is one.
-    case noCodeRequired(notice: String?)
+    /// 2FA does not apply here.
+    case notApplicable(NotApplicable)
+    /// Let the login go on without a code.
+    case noCodeRequired(NoCode)
     /// Ask for a code from one of the user's devices (or a recovery code).
     case codeRequired
-    /// Refuse the login; tell the user `message`.
-    case refuse(message: String)
+    /// Refuse the login before any code is asked for.
+    case refuse(Refusal)
+
+    public enum NotApplicable: Equatable, Sendable {
+        /// No `start_date`, and 2FA was never activated.
+        case notConfigured
+        /// The policy file could not be read, and 2FA was never activated: nobody is locked out by it.
+        case policyUnreadableNeverActivated
+    }
+
+    public enum NoCode: Equatable, Sendable {
+        /// 2FA becomes mandatory at `start`. `enrolled` is false only when the user is known to have no
+        /// device (a device file that cannot be read before activation is not worth a nudge).
+        case beforeStart(start: PolicyDate, enrolled: Bool)
+        /// Active, no device yet, and the user's personal deadline is still ahead.
+        case personalDeadline(PolicyDate)
+    }
+
+    public enum Refusal: Equatable, Sendable {
+        /// Active since `activeSince` (Unix time), no device, no personal deadline.
+        case noDevice(activeSince: Int64)
+        /// Active, no device, and the personal deadline has passed.
+        case deadlinePassed(PolicyDate)
+        /// Active, and the user's devices could not be read.
+        case devicesUnreadable
+    }
 }
 
 extension PolicyDecision {
@@ -107,7 +133,7 @@ public func decidePolicy(
     case .never:
         if case .unreadable = configState {
             notes.append("2FA not enforced: policy unreadable and never activated")
-            return PolicyOutcome(decision: .notApplicable, activationToRecord: nil, config: config, logNotes: notes)
+            return PolicyOutcome(decision: .notApplicable(.policyUnreadableNeverActivated), activationToRecord: nil, config: config, logNotes: notes)
         }
         if let start = config.startDate, now >= start.unixTime {
             activeSince = start.unixTime
@@ -127,17 +153,15 @@ public func decidePolicy(
     }
 
     guard let activeSince else {
-        guard let start = config.startDate else { return outcome(.notApplicable) }
+        guard let start = config.startDate else { return outcome(.notApplicable(.notConfigured)) }
         switch enrollment {
         case .enrolled:
-            return outcome(.noCodeRequired(notice: nil))
+            return outcome(.noCodeRequired(.beforeStart(start: start, enrolled: true)))
         case .notEnrolled:
-            return outcome(.noCodeRequired(notice:
-                "Two-factor authentication becomes mandatory on \(displayDate(start)) (\(daysLeftText(now: now, until: start.unixTime))). "
-                + "Run engage2fa-enroll to link your authenticator app."))
+            return outcome(.noCodeRequired(.beforeStart(start: start, enrolled: false)))
         case .unreadable(let reason):
             notes.append("device file unreadable before activation: \(reason)")
-            return outcome(.noCodeRequired(notice: nil))
+            return outcome(.noCodeRequired(.beforeStart(start: start, enrolled: true)))
         }
     }
 
@@ -146,39 +170,17 @@ public func decidePolicy(
         return outcome(.codeRequired)
     case .unreadable(let reason):
         notes.append("refused: device file unreadable: \(reason)")
-        return outcome(.refuse(message:
-            "Two-factor authentication is mandatory, and your authenticator devices could not be read. "
-            + "Ask an administrator to check the system log."))
+        return outcome(.refuse(.devicesUnreadable))
     case .notEnrolled:
         if let deadline = personalDeadline, now < deadline.unixTime {
             notes.append("no device; personal deadline \(deadline) not reached")
-            return outcome(.noCodeRequired(notice:
-                "Two-factor authentication is mandatory on this host. Your personal deadline is \(displayDate(deadline)) "
-                + "(\(daysLeftText(now: now, until: deadline.unixTime))): link your authenticator app before then with engage2fa-enroll."))
+            return outcome(.noCodeRequired(.personalDeadline(deadline)))
         }
-        let why: String
         if let deadline = personalDeadline {
-            why = "Your deadline to link an authenticator app passed on \(displayDate(deadline))."
             notes.append("refused: no device, personal deadline \(deadline) passed")
-        } else {
-            why = "Two-factor authentication has been mandatory since \(localDateText(activeSince)), and you have not linked an authenticator app."
-            notes.append("refused: no device and no personal deadline")
+            return outcome(.refuse(.deadlinePassed(deadline)))
         }
-        return outcome(.refuse(message:
-            why + " Ask an administrator for a personal deadline (engage2fa-admin extend \(displayText(user, limit: 64)) DATE), then log in and run engage2fa-enroll."))
-    }
-}
-
-func displayDate(_ date: PolicyDate) -> String {
-    date.isDateOnly ? date.text : localDateTimeText(date.unixTime)
-}
-
-/// "in 16 days", "in 1 day", "today": calendar days in the host's time zone, as a person counts them.
-func daysLeftText(now: Int64, until: Int64) -> String {
-    let days = localDayNumber(until) - localDayNumber(now)
-    switch days {
-    case ...0: return "today"
-    case 1: return "in 1 day"
-    default: return "in \(days) days"
+        notes.append("refused: no device and no personal deadline")
+        return outcome(.refuse(.noDevice(activeSince: activeSince)))
     }
 }

@@ -171,6 +171,13 @@ public func localDayNumber(_ unixTime: Int64) -> Int64 {
     SystemTimeZone.current.localTime(at: unixTime).day
 }
 
+/// Calendar days from `now` to `until` in the host's time zone, as a person counts them (0 when
+/// `until` is today or past). The one count of "days left" every renderer uses (`daysLeftText`,
+/// `engage2fa-admin status`).
+public func daysLeft(now: Int64, until: Int64) -> Int64 {
+    max(0, localDayNumber(until) - localDayNumber(now))
+}
+
 /// `YYYY-MM-DD` of a moment in the system time zone.
 public func localDateText(_ unixTime: Int64) -> String {
     dateText(day: SystemTimeZone.current.localTime(at: unixTime).day)

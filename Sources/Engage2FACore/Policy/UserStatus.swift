@@ -10,7 +10,8 @@ public struct UserStatus: Sendable {
         case notActiveYet
         case enforced
         case grace(until: PolicyDate, days: Int64)
-        case refused
+        /// Refused at every login before a code is asked for, and why.
+        case refused(PolicyDecision.Refusal)
         case lockedOut(until: Int64)
         case unreadable(reason: String)
         case notConfigured
@@ -31,20 +32,9 @@ public struct UserStatus: Sendable {
         }
     }
 
-    public var stateText: String {
-        switch state {
-        case .notActiveYet: "not active yet"
-        case .enforced: "enforced"
-        case .grace(let until, let days): "grace until \(until.text) (\(days) day\(days == 1 ? "" : "s"))"
-        case .refused: deadline == nil ? "refused: no device, no deadline" : "refused: no device, deadline passed"
-        case .lockedOut(let until): "locked out until \(localDateTimeText(until))"
-        case .unreadable(let reason): "device file unreadable: \(reason)"
-        case .notConfigured: "2FA not configured"
-        }
-    }
-
     /// Computes the status with the same policy function the module uses, on the same data: the
-    /// device file and root's state (deadlines, revocations, used recovery codes, lockout).
+    /// device file and root's state (deadlines, revocations, used recovery codes, lockout). The state is
+    /// the decision's own reason, not worked out again; `engage2fa-admin status` words it.
     public static func of(
         account: Account, config: Config, activation: ActivationState, store: StateStore, now: Int64
     ) -> UserStatus {
@@ -73,16 +63,12 @@ public struct UserStatus: Sendable {
         switch outcome.decision {
         case .notApplicable:
             status.state = .notConfigured
-        case .refuse:
-            status.state = .refused
-        case .noCodeRequired:
-            if case .never = activation, outcome.activationToRecord == nil {
-                status.state = .notActiveYet
-            } else if let deadline = status.deadline {
-                status.state = .grace(until: deadline, days: max(0, localDayNumber(deadline.unixTime) - localDayNumber(now)))
-            } else {
-                status.state = .notActiveYet
-            }
+        case .refuse(let reason):
+            status.state = .refused(reason)
+        case .noCodeRequired(.beforeStart):
+            status.state = .notActiveYet
+        case .noCodeRequired(.personalDeadline(let deadline)):
+            status.state = .grace(until: deadline, days: daysLeft(now: now, until: deadline.unixTime))
         case .codeRequired:
             status.state = .enforced
             let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
