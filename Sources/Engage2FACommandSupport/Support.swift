@@ -45,9 +45,7 @@ public struct PolicyOptions: ParsableArguments {
 /// Whether 2FA is active for this policy file, as the module decides it: the compiled-in record, or
 /// one an older version left in state_dir.
 public func activationState(configPath: String, config: Config) -> ActivationState {
-    let state = ActivationStore(configPath: configPath).read()
-    if case .never = state { return ActivationStore.readLegacy(stateDirectory: config.stateDir, configPath: configPath) }
-    return state
+    ActivationStore(configPath: configPath).readIncludingLegacy(stateDirectory: config.stateDir).state
 }
 
 /// The account a command acts for: the caller, or with `--user` (root only) another user.

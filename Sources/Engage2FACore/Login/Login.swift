@@ -69,12 +69,9 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         case .unreadable: break
         }
         let activationStore = ActivationStore(configPath: configPath, root: activationRoot, owner: activationOwner)
-        var activation = activationStore.read()
-        if case .never = activation, case .active(var legacy) = ActivationStore.readLegacy(stateDirectory: storeConfig.stateDir, configPath: configPath) {
+        var (activation, legacy) = activationStore.readIncludingLegacy(stateDirectory: storeConfig.stateDir)
+        if let legacy {
             // An older version kept the record in state_dir: it still counts, and moves to the compiled-in place.
-            legacy.configPath = configPath
-            legacy.stateDirectory = legacy.stateDirectory ?? storeConfig.stateDir
-            activation = .active(legacy)
             if privileged {
                 do {
                     try activationStore.record(legacy)
@@ -170,10 +167,6 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         guard let account, let location else {
             _ = conversation.askHidden(loginPrompt)
             log.log(.notice, "user \(shownUser): denied: no such user")
-            conversation.showError(wrongCodeMessage)
-            return .denied
-        }
-        guard privileged else {
             conversation.showError(wrongCodeMessage)
             return .denied
         }

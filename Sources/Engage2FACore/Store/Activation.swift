@@ -186,4 +186,19 @@ public struct ActivationStore: Sendable {
     }
 
     public static func legacyPath(stateDirectory: String) -> String { stateDirectory + "/activation" }
+
+    /// Whether 2FA was ever activated for this policy file, as the module and the commands both decide it:
+    /// the compiled-in record; where there is none, a trusted record an older version left in
+    /// `stateDirectory` (returned as `legacy` too, named for this policy file, so that a privileged caller
+    /// copies it to the compiled-in place). An old record that cannot be trusted adds nothing: the
+    /// compiled-in record is the ratchet, and junk in a state_dir others could write must not lock anyone out.
+    public func readIncludingLegacy(stateDirectory: String) -> (state: ActivationState, legacy: ActivationRecord?) {
+        let state = read()
+        guard case .never = state, case .active(var legacy) = Self.readLegacy(stateDirectory: stateDirectory, configPath: configPath) else {
+            return (state, nil)
+        }
+        legacy.configPath = configPath
+        legacy.stateDirectory = legacy.stateDirectory ?? stateDirectory
+        return (.active(legacy), legacy)
+    }
 }
