@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "pam_engage2fa", type: .dynamic, targets: ["PAMEngage2FA"]),
         .executable(name: "engage2fa-enroll", targets: ["Engage2FAEnroll"]),
         .executable(name: "engage2fa-admin", targets: ["Engage2FAAdmin"]),
+        .executable(name: "engage2fad", targets: ["Engage2FADaemon"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -37,6 +38,8 @@ let package = Package(
         .systemLibrary(name: "CPAM", pkgConfig: "pam", providers: [.apt(["libpam0g-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
+        // OpenLDAP's client library, for engage2fad only: the PAM module never links it.
+        .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap-dev"])]),
 
         // Syscalls the Glibc overlay does not import (setfsuid, getrandom) and PAM's variadic calls.
         .target(name: "CEngageSys"),
@@ -104,6 +107,12 @@ let package = Package(
                 "Engage2FACore", "Engage2FACommandSupport", "CEngageSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+
+        // engage2fad: fleet mode's root host service, the one holder of the host's directory credentials.
+        .executableTarget(
+            name: "Engage2FADaemon",
+            dependencies: ["Engage2FACore", "CEngageSys", "CLDAP"]
         ),
 
         .testTarget(

@@ -37,6 +37,7 @@ extension Enroll {
 
         func run() throws {
             let context = try EnrollContext(options)
+            if context.config.fleet.store == .ldap { return try runInFleet(context) }
             try context.checkWritable()
             let interactive = isTerminal(STDIN_FILENO)
             let tries = interactive ? 3 : 1
@@ -81,7 +82,7 @@ extension Enroll {
             }
         }
 
-        private func chooseName(devices: DeviceFile, tries: Int) throws -> String {
+        func chooseName(devices: DeviceFile, tries: Int) throws -> String {
             if let name {
                 do { return try devices.validatedNewName(name) } catch { throw CommandFailure("\(error)") }
             }
@@ -92,7 +93,7 @@ extension Enroll {
             throw CommandFailure("no usable device name was given; nothing was saved")
         }
 
-        private func show(_ uri: OTPAuthURI, name: String) throws {
+        func show(_ uri: OTPAuthURI, name: String) throws {
             let code = try QRCode(encoding: uri.text)
             let showQR = (qr ?? (isTerminal(STDOUT_FILENO) ? .terminal : .none)) == .terminal
             print("Scan this QR code with your authenticator app, to link '\(name)':")

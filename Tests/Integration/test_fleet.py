@@ -4,10 +4,21 @@ lockouts and recovery codes across hosts, and the directory going away."""
 
 import os
 import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from slapd import ADMIN_DN, LDAPError, POLICY_DN, Slapd, host_dn, person_dn, user_dn
+import hashlib
+
+from conftest import BUILT_MODULE, Enrollment, Host, code, settle
+from slapd import ADMIN_DN, ENGAGE, LDAPError, POLICY_DN, Slapd, host_dn, person_dn, user_dn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DAEMON = os.path.join(ROOT, ".build", "release", "engage2fad")
 
 PERSON_PASSWORD = "person-password"
 HOST_PASSWORDS = {"host-a": "host-a-secret", "host-b": "host-b-secret"}
@@ -117,3 +128,249 @@ def test_compare_and_swap_of_the_last_step_lets_one_writer_win(directory):
     with pytest.raises(LDAPError) as loser:
         directory.modify(swap, bind=as_host("host-a"))
     assert loser.value.code == 16  # noSuchAttribute: the old value is gone
+
+
+# --- two hosts, one directory ---------------------------------------------------------------------
+
+class FleetHost(Host):
+    """A PAM service, state directory and policy file with store = ldap, and its own engage2fad."""
+
+    def __init__(self, directory, users, server, name, uris=None, timeout=3):
+        super().__init__(directory, users)
+        self.name = name
+        self.socket_dir = os.path.join(directory, "run")
+        password_file = os.path.join(directory, "bind-password")
+        with open(password_file, "w") as handle:
+            handle.write(HOST_PASSWORDS[name] + "\n")
+        os.chmod(password_file, 0o600)
+        self.fleet_keys = (f"store = ldap\nldap_uri = {uris or server.uri}\nldap_base = {ENGAGE}\n"
+                           f"ldap_bind_dn = {host_dn(name)}\nldap_bind_password_file = {password_file}\n"
+                           f"ldap_timeout = {timeout}\nfleet_socket_dir = {self.socket_dir}\n")
+        self.configure("")
+        self.daemon = None
+
+    def configure(self, text, start=None):
+        super().configure(self.fleet_keys + text, start)
+
+    def start_daemon(self):
+        self.daemon = subprocess.Popen([DAEMON, "--config", self.config_path], stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(os.path.join(self.socket_dir, "enroll.socket")):
+            assert self.daemon.poll() is None, self.daemon.stderr.read()
+            assert time.monotonic() < deadline, "engage2fad did not start"
+            time.sleep(0.05)
+        return self
+
+    def close(self):
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.terminate()
+            self.daemon.wait(timeout=10)
+        super().close()
+
+
+@pytest.fixture
+def fleet(directory, users):
+    """Host A and host B: separate state directories and engage2fad, the same directory; 2FA started centrally."""
+    hosts = []
+    for name in ("host-a", "host-b"):
+        folder = tempfile.mkdtemp(prefix=f"engage2fa-{name}-")
+        os.chmod(folder, 0o755)
+        hosts.append(FleetHost(folder, users, directory, name).start_daemon())
+    directory.set_policy(e2faStartDate="2020-01-01")
+    yield hosts
+    for host in hosts:
+        host.close()
+        shutil.rmtree(host.directory, ignore_errors=True)
+
+
+def test_module_does_not_link_libldap():
+    linked = subprocess.run(["ldd", BUILT_MODULE], capture_output=True, text=True, check=True).stdout
+    assert "libldap" not in linked and "liblber" not in linked
+    assert "libldap" in subprocess.run(["ldd", DAEMON], capture_output=True, text=True, check=True).stdout
+
+
+def test_device_in_the_directory_logs_in_on_either_host_and_a_code_works_once(directory, users, fleet):
+    host_a, host_b = fleet
+    user = users[0]
+    device = new_device()
+    directory.add_device(user.pw_name, device)
+    settle()
+    typed = code(device)
+    first = host_a.authenticate(user, typed)
+    assert first.result == "success", first
+    again = host_b.authenticate(user, typed)
+    assert again.result == "auth_err" and "already used" in again.output, again
+    assert host_a.authenticate(user, typed).result == "auth_err"
+    # A local record of activation on each host that saw it: sticky, whatever the directory says later.
+    assert os.path.exists(host_a.activation_path) and os.path.exists(host_b.activation_path)
+    assert "e2faActivatedAt" in directory.search(POLICY_DN, "e2faActivatedAt", scope="base")[POLICY_DN]
+
+
+def test_central_start_date_ahead_asks_nobody_for_a_code(directory, users, fleet):
+    host_a, host_b = fleet
+    directory.set_policy(e2faStartDate="2099-01-01", e2faActivatedAt=None)
+    device = new_device()
+    directory.add_device(users[1].pw_name, device)
+    for host in fleet:
+        outcome = host.authenticate(users[1], "")
+        assert outcome.result == "ignored" and not outcome.prompted, outcome
+
+
+def test_twenty_parallel_logins_with_one_code_over_both_hosts_one_success_ten_rounds(directory, users, fleet):
+    host_a, host_b = fleet
+    for host in fleet:
+        host.configure("max_failures = 100\n")  # the 19 refused replays of a round do not lock the user out
+    for round_number in range(10):
+        user = users[round_number]
+        device = new_device(f"round{round_number}")
+        directory.add_device(user.pw_name, device)
+        settle(margin=8)
+        typed = code(device)
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            outcomes = list(pool.map(lambda index: fleet[index % 2].authenticate(user, typed), range(20)))
+        results = [outcome.result for outcome in outcomes]
+        assert results.count("success") == 1, (round_number, results, outcomes)
+        assert results.count("auth_err") == 19, (round_number, results)
+
+
+
+# --- enrollment through engage2fad ------------------------------------------------------------------------
+
+def devices_of(directory, user):
+    return [entry for entry in directory.search(user_dn(user.pw_name), "e2faDeviceName").values() if "e2faDeviceName" in entry]
+
+
+def enroll(host, user, name, *answers):
+    enrollment = Enrollment(user, "--name", name, "--config", host.config_path)
+    settle()
+    replies = [answer(enrollment.device) if callable(answer) else answer for answer in answers] or [code(enrollment.device)]
+    returncode = enrollment.answer("\n".join(replies))
+    return enrollment, returncode
+
+
+def test_enroll_on_host_a_then_log_in_on_host_b(directory, users, fleet):
+    host_a, host_b = fleet
+    user = users[13]
+    enrollment, returncode = enroll(host_a, user, "phone", lambda device: code(device))
+    assert returncode == 0, (enrollment.output, enrollment.errors)
+    assert "otpauth://totp/Engage:" in enrollment.uri
+    assert [entry["e2faDeviceName"] for entry in devices_of(directory, user)] == [["phone"]]
+    # The code that confirmed the device is never accepted at a login, on any host.
+    replay = host_b.authenticate(user, code(enrollment.device))
+    assert replay.result == "auth_err", replay
+    fresh = host_b.authenticate(user, code(enrollment.device, offset_steps=1))
+    assert fresh.result == "success", fresh
+
+
+def test_password_only_attacker_cannot_add_a_device_on_another_host(directory, users, fleet):
+    """Knowing the password gives a shell as the user on host B: the enroll command there must refuse a
+    second device without a current code from the existing one."""
+    host_a, host_b = fleet
+    user = users[14]
+    first, returncode = enroll(host_a, user, "phone")
+    assert returncode == 0, (first.output, first.errors)
+    attacker, returncode = enroll(host_b, user, "attacker", lambda device: code(device), "")
+    assert returncode != 0, attacker.output
+    wrong, returncode = enroll(host_b, user, "attacker2", lambda device: code(device), "123456")
+    assert returncode != 0, wrong.output
+    assert [entry["e2faDeviceName"] for entry in devices_of(directory, user)] == [["phone"]]
+    # With a current code from the existing device, the user links a second one.
+    second, returncode = enroll(host_b, user, "tablet", lambda device: code(device), code(first.device, offset_steps=1))
+    assert returncode == 0, (second.output, second.errors)
+    assert sorted(entry["e2faDeviceName"][0] for entry in devices_of(directory, user)) == ["phone", "tablet"]
+    # That proof was consumed centrally: it does not log in anywhere afterwards.
+    assert host_a.authenticate(user, code(first.device, offset_steps=1)).result == "auth_err"
+
+
+# --- one lockout, recovery codes once -------------------------------------------------------------------------
+
+def test_failures_split_over_both_hosts_reach_one_lockout(directory, users, fleet):
+    host_a, host_b = fleet
+    for host in fleet:
+        host.configure("max_failures = 4\nlockout_seconds = 600\n")
+    user = users[15]
+    device = new_device()
+    directory.add_device(user.pw_name, device)
+    for host in (host_a, host_b, host_a, host_b):
+        assert host.authenticate(user, "000000").result == "auth_err"
+    settle()
+    locked = host_a.authenticate(user, code(device))
+    assert locked.result == "maxtries" and not locked.prompted, locked
+    assert host_b.authenticate(user, code(device)).result == "maxtries"
+
+
+def test_a_recovery_code_used_on_host_a_is_refused_on_host_b(directory, users, fleet):
+    host_a, host_b = fleet
+    user = users[16]
+    directory.add_device(user.pw_name, new_device())
+    salt = os.urandom(16)
+    codes = ["abcdefghij", "klmnopqrst"]
+    hashes = [hashlib.pbkdf2_hmac("sha256", c.encode(), salt, 1000, 32).hex() for c in codes]
+    directory.modify(f"dn: {user_dn(user.pw_name)}\nchangetype: modify\nreplace: e2faRecoverySalt\ne2faRecoverySalt: {salt.hex()}\n-\n"
+                     f"replace: e2faRecoveryIterations\ne2faRecoveryIterations: 1000\n-\n"
+                     f"replace: e2faRecoveryHash\n" + "".join(f"e2faRecoveryHash: {h}\n" for h in hashes))
+    used = host_a.authenticate(user, "abcde-fghij")
+    assert used.result == "success" and "1 recovery code left" in used.output, used
+    again = host_b.authenticate(user, "abcde-fghij")
+    assert again.result == "auth_err", again
+    assert directory.search(user_dn(user.pw_name), "e2faRecoveryHash", scope="base")[user_dn(user.pw_name)]["e2faRecoveryHash"] == [hashes[1]]
+
+
+# --- the directory away: never fail open ------------------------------------------------------------
+
+def test_directory_stopped_denies_required_users_within_the_timeout_and_passes_the_others(users, syslog):
+    server = Slapd().start()
+    try:
+        server.populate(hosts=HOST_PASSWORDS.items())
+        server.set_policy(e2faStartDate="2020-01-01")
+        required, not_yet = users[10], users[11]
+        server.add_device(required.pw_name, new_device())
+        server.ensure_user(not_yet.pw_name)
+        server.replace(user_dn(not_yet.pw_name), e2faDeadline="2099-01-01")
+        folder = tempfile.mkdtemp(prefix="engage2fa-host-a-")
+        os.chmod(folder, 0o755)
+        host = FleetHost(folder, users, server, "host-a", timeout=2).start_daemon()
+        try:
+            # Seen once with the directory up: the policy and deadlines are cached root-only in state_dir.
+            assert host.authenticate(not_yet, "").result == "ignored"
+            assert host.authenticate(required, "000000").result == "auth_err"
+            cache = os.path.join(host.state_dir, "fleet")
+            assert os.stat(cache).st_mode & 0o077 == 0
+            server.stop()
+            mark = syslog.mark()
+            started = time.monotonic()
+            denied = host.authenticate(required, "")
+            elapsed = time.monotonic() - started
+            assert denied.result == "auth_err" and "directory cannot be reached" in denied.output, denied
+            assert elapsed < 2 + 1.5, elapsed
+            assert any("directory cannot be reached" in line and server.uri in line for line in syslog.since(mark)), syslog.since(mark)
+            passed = host.authenticate(not_yet, "")
+            assert passed.result == "ignored", passed
+        finally:
+            host.close()
+            shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        server.close()
+
+
+def test_a_directory_that_never_answers_denies_within_the_timeout(users, directory):
+    """A listener that accepts connections and never answers, like an address that drops packets after the handshake."""
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    uri = f"ldap://127.0.0.1:{silent.getsockname()[1]}/"
+    folder = tempfile.mkdtemp(prefix="engage2fa-host-b-")
+    os.chmod(folder, 0o755)
+    host = FleetHost(folder, users, directory, "host-b", uris=uri, timeout=2).start_daemon()
+    try:
+        host.activate()
+        started = time.monotonic()
+        denied = host.authenticate(users[12], "")
+        elapsed = time.monotonic() - started
+        assert denied.result == "auth_err" and "directory cannot be reached" in denied.output, denied
+        assert elapsed < 2 + 1.5, elapsed
+    finally:
+        host.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        silent.close()

@@ -31,6 +31,8 @@ public struct Config: Equatable, Sendable {
     public var unprivileged = UnprivilegedCallers.allowSelf
     /// Personal deadlines of users who have not linked a device, from `[deadlines]`.
     public var deadlines: [String: PolicyDate] = [:]
+    /// `store` and the directory's keys (fleet mode).
+    public var fleet = FleetSettings()
 
     public init() {}
 
@@ -222,6 +224,9 @@ extension Config {
                 report(lineNumber, problem)
             }
         }
+        if let missing = config.fleet.incompleteness {
+            report(firstLineOfKey.first(where: { $0.key == "store" })?.line ?? 0, missing)
+        }
         return ParsedConfig(config: config, diagnostics: diagnostics, deadlineLines: deadlineLines)
     }
 
@@ -274,8 +279,10 @@ extension Config {
         case "period":
             guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(displayText(value, limit: 64))'" }
             newDeviceParameters.period = number
+        case _ where FleetSettings.keys.contains(key):
+            return fleet.apply(key: key, value: value)
         default:
-            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)"
+            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)"
         }
         return nil
     }
