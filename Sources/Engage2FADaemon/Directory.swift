@@ -2,7 +2,7 @@
 // the time allowed, bound with the host's credentials, TLS checked unless the URI is ldapi:// or loopback.
 
 import CLDAP
-import Engage2FACore
+import Engage2FALogin
 import Glibc
 
 /// One entry of a search: its DN and its attributes (names lower-cased).

@@ -5,7 +5,7 @@
 // login's (and counted like one when wrong): a password alone never adds a device.
 
 import CEngageSys
-import Engage2FACore
+import Engage2FALogin
 import Glibc
 
 final class EnrollService {

@@ -1,7 +1,7 @@
 // What engage2fad does for one connection of the PAM module (root): the user's snapshot, and the check
 // of one code, decided against the directory with compare-and-swap modifies at the provider.
 
-import Engage2FACore
+import Engage2FALogin
 import Glibc
 import CEngageSys
 

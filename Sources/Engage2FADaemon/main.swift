@@ -6,7 +6,8 @@
 // the caller is identified by SO_PEERCRED). Each connection is served by a child process of its own.
 
 import CEngageSys
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 import Glibc
 
 let configPath = parseArguments()

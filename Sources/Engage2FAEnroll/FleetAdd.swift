@@ -1,5 +1,5 @@
 import Engage2FACommandSupport
-import Engage2FACore
+import Engage2FALogin
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 /// Fleet mode's policy keys and the lines exchanged with engage2fad (hostile bytes included).
 final class FleetTests: XCTestCase {
