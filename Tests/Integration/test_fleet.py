@@ -374,3 +374,51 @@ def test_a_directory_that_never_answers_denies_within_the_timeout(users, directo
         host.close()
         shutil.rmtree(folder, ignore_errors=True)
         silent.close()
+
+
+# --- a replica: reads from a syncrepl consumer, writes chained to the provider -------------------------------
+
+@pytest.fixture(scope="module")
+def replica(directory):
+    consumer = Slapd(provider=directory).start()
+    yield consumer
+    consumer.close()
+
+
+def replicated(replica, dn, attribute, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(attribute in entry for entry in replica.search(dn, attribute, scope="base").values()):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_one_code_through_the_replica_and_the_provider_is_accepted_once(directory, replica, users):
+    folders = [tempfile.mkdtemp(prefix=f"engage2fa-{name}-") for name in ("host-a", "host-b")]
+    hosts = []
+    try:
+        for folder, name, server in zip(folders, ("host-a", "host-b"), (directory, replica)):
+            os.chmod(folder, 0o755)
+            hosts.append(FleetHost(folder, users, server, name).start_daemon())
+            hosts[-1].configure("max_failures = 100\n")
+        directory.set_policy(e2faStartDate="2020-01-01")
+        for round_number in range(3):
+            user = users[17 + round_number]
+            device = new_device(f"replica{round_number}")
+            directory.add_device(user.pw_name, device)
+            assert replicated(replica, f"e2faDeviceID={device['id']},{user_dn(user.pw_name)}", "oathSecret")
+            settle(margin=8)
+            typed = code(device)
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                outcomes = list(pool.map(lambda index: hosts[index % 2].authenticate(user, typed), range(20)))
+            results = [outcome.result for outcome in outcomes]
+            assert results.count("success") == 1, (round_number, results, outcomes)
+            assert results.count("auth_err") == 19, (round_number, results)
+            # The accepted step reached the provider, whichever host won.
+            device_dn = f"e2faDeviceID={device['id']},{user_dn(user.pw_name)}"
+            assert "oathTOTPLastTimeStep" in directory.search(device_dn, "oathTOTPLastTimeStep", scope="base")[device_dn]
+    finally:
+        for host, folder in zip(hosts, folders):
+            host.close()
+            shutil.rmtree(folder, ignore_errors=True)
