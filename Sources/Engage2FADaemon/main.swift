@@ -6,6 +6,7 @@
 // the caller is identified by SO_PEERCRED). Each connection is served by a child process of its own.
 
 import CEngageSys
+import Engage2FADirectory
 import Engage2FALogin
 import Engage2FAManagement
 import Glibc

@@ -14,8 +14,8 @@ import pytest
 
 import hashlib
 
-from conftest import BUILT_MODULE, Enrollment, Host, code, settle
-from slapd import ADMIN_DN, ENGAGE, LDAPError, POLICY_DN, Slapd, host_dn, person_dn, user_dn
+from conftest import ADMIN, BUILT_MODULE, DeviceSet, Enrollment, Host, code, settle
+from slapd import ADMIN_DN, ADMIN_PASSWORD, ENGAGE, LDAPError, POLICY_DN, Slapd, host_dn, person_dn, user_dn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAEMON = os.path.join(ROOT, ".build", "release", "engage2fad")
@@ -422,3 +422,95 @@ def test_one_code_through_the_replica_and_the_provider_is_accepted_once(director
         for host, folder in zip(hosts, folders):
             host.close()
             shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- engage2fa-admin against the directory -------------------------------------------------------------------
+
+def run_fleet_admin(host, *arguments):
+    password_file = os.path.join(host.directory, "admin-password")
+    with open(password_file, "w") as handle:
+        handle.write(ADMIN_PASSWORD + "\n")
+    os.chmod(password_file, 0o600)
+    command = [ADMIN, *arguments, "--config", host.config_path]
+    if arguments[0] != "check":
+        command += ["--bind-dn", ADMIN_DN, "--bind-password-file", password_file]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_a_deadline_set_centrally_takes_effect_on_both_hosts(directory, users, fleet):
+    host_a, host_b = fleet
+    waiting, overdue = users[11], users[12]
+    directory.ensure_user(overdue.pw_name)
+    result = run_fleet_admin(host_a, "extend", waiting.pw_name, "2099-01-01")
+    assert result.returncode == 0, result.stderr
+    assert directory.search(user_dn(waiting.pw_name), "e2faDeadline", scope="base")[user_dn(waiting.pw_name)]["e2faDeadline"] == ["2099-01-01"]
+    for host in fleet:
+        assert host.authenticate(waiting, "").result == "ignored"
+        refused = host.authenticate(overdue, "")
+        assert refused.result == "auth_err" and not refused.prompted, refused
+    # A user with a device cannot be given a deadline (it would change nothing).
+    directory.add_device(users[0].pw_name, new_device())
+    assert run_fleet_admin(host_b, "extend", users[0].pw_name, "2099-01-01").returncode == 1
+
+
+def test_admin_unlock_reset_status_and_check_work_on_the_directory(directory, users, fleet):
+    host_a, host_b = fleet
+    for host in fleet:
+        host.configure("max_failures = 2\nlockout_seconds = 600\n")
+    user = users[5]  # the refused replays of an earlier race count as failures: start from none
+    assert run_fleet_admin(host_a, "unlock", user.pw_name).returncode == 0
+    assert directory.search(user_dn(user.pw_name), "e2faFailures", scope="base")[user_dn(user.pw_name)]["e2faFailures"] == ["0"]
+    device = new_device()
+    directory.add_device(user.pw_name, device)
+    assert host_a.authenticate(user, "000000").result == "auth_err"
+    assert host_b.authenticate(user, "000000").result == "auth_err"
+    settle()
+    assert host_a.authenticate(user, code(device)).result == "maxtries"
+    status = run_fleet_admin(host_a, "status", "--json", user.pw_name)
+    assert status.returncode == 0, status.stderr
+    import json
+    row = json.loads(status.stdout)["users"][0]
+    assert row["user"] == user.pw_name and row["readiness"] == "ready" and "locked" in json.dumps(row).lower(), row
+    assert run_fleet_admin(host_a, "unlock", user.pw_name).returncode == 0
+    assert host_b.authenticate(user, code(device)).result == "success"
+    everyone = run_fleet_admin(host_b, "status")
+    assert everyone.returncode == 0 and user.pw_name in everyone.stdout, everyone.stderr
+    # reset without --yes or --deadline changes nothing; with --deadline every device goes, fleet-wide.
+    assert run_fleet_admin(host_a, "reset", user.pw_name).returncode == 1
+    assert devices_of(directory, user)
+    reset = run_fleet_admin(host_a, "reset", user.pw_name, "--deadline", "2099-01-01")
+    assert reset.returncode == 0, reset.stderr
+    assert devices_of(directory, user) == []
+    assert host_b.authenticate(user, "").result == "ignored"
+    checked = run_fleet_admin(host_b, "check")
+    assert checked.returncode == 0 and "answers as" in checked.stdout, (checked.stdout, checked.stderr)
+
+
+# --- migration of a host's local devices ----------------------------------------------------------------
+
+def test_migrate_copies_local_devices_once_and_keeps_used_codes_used(directory, users, fleet):
+    host_a, host_b = fleet
+    user = users[10]  # not in this directory yet
+    local = DeviceSet(user)
+    device = local.add("old phone")
+    recovery_codes = local.add_recovery_codes(count=3)
+    local.write()
+    Host.configure(host_a, "", start="2020-01-01")  # host A still in local mode
+    settle()
+    used = code(device)
+    assert host_a.authenticate(user, used).result == "success"
+    host_a.configure("")  # now store = ldap
+    dry = run_fleet_admin(host_a, "migrate", "--dry-run", user.pw_name)
+    assert dry.returncode == 0 and "would copy 'old phone'" in dry.stdout, (dry.stdout, dry.stderr)
+    assert devices_of(directory, user) == []
+    first = run_fleet_admin(host_a, "migrate", user.pw_name)
+    assert first.returncode == 0 and "1 device copied" in first.stdout, (first.stdout, first.stderr)
+    again = run_fleet_admin(host_a, "migrate", user.pw_name)
+    assert again.returncode == 0 and "0 devices copied, 1 already in the directory" in again.stdout, again.stdout
+    assert [entry["e2faDeviceName"] for entry in devices_of(directory, user)] == [["old phone"]]
+    assert os.path.exists(local.path)  # nothing local is deleted
+    # The code used on host A before the migration is not accepted on host B after it.
+    assert host_b.authenticate(user, used).result == "auth_err"
+    assert host_b.authenticate(user, code(device, offset_steps=1)).result == "success"
+    assert host_b.authenticate(user, recovery_codes[0]).result == "success"
+    assert host_a.authenticate(user, recovery_codes[0]).result == "auth_err"
