@@ -113,9 +113,16 @@ final class FleetService {
         policy.startDate = snapshot.startDate
         policy.activatedAt = snapshot.activatedAt
         do {
-            try writeFileAtomically(FleetCache.policyPath(stateDirectory: config.stateDir), contents: FleetAnswer.snapshot(policy).line, syncDirectory: false)
+            // Written only when it changed: most logins find what the last one cached (an fsync saved).
+            let policyPath = FleetCache.policyPath(stateDirectory: config.stateDir)
+            if FleetCache.read(path: policyPath) != policy {
+                try writeFileAtomically(policyPath, contents: FleetAnswer.snapshot(policy).line, syncDirectory: false)
+            }
             if let account = Account.lookup(user) {
-                try writeFileAtomically(FleetCache.userPath(stateDirectory: config.stateDir, uid: account.uid), contents: FleetAnswer.snapshot(snapshot).line, syncDirectory: false)
+                let userPath = FleetCache.userPath(stateDirectory: config.stateDir, uid: account.uid)
+                if FleetCache.read(path: userPath) != snapshot {
+                    try writeFileAtomically(userPath, contents: FleetAnswer.snapshot(snapshot).line, syncDirectory: false)
+                }
             }
         } catch {
             serviceLog(LOG_ERR, "could not cache the directory's policy in \(folder): \(error)")

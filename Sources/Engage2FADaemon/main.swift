@@ -77,6 +77,7 @@ if let count = getenv("LISTEN_FDS").flatMap({ Int32(String(cString: $0)) }), cou
         exit(71)
     }
 }
+Directory.prepareLibrary(settings: startConfig.fleet)
 signal(SIGCHLD, SIG_IGN)  // children are reaped by the kernel
 signal(SIGPIPE, SIG_IGN)
 serviceLog(LOG_INFO, "serving \(startConfig.fleet.loginSocketPath) and \(startConfig.fleet.enrollSocketPath) for \(configPath)")

@@ -76,6 +76,27 @@ public final class Directory {
         return .failure(ConnectFailure(reason: problems.joined(separator: "; ")))
     }
 
+    /// The CA file the library-wide TLS context was made with (.some(nil): the system's), nil before.
+    nonisolated(unsafe) private static var preparedCAFile: String?? = nil
+
+    /// Loads and initialises libldap once (its SASL plugins, the TLS context with certificate checking
+    /// demanded), so that a process forked for each connection inherits it instead of redoing it: that
+    /// is most of what a login would otherwise cost.
+    public static func prepareLibrary(settings: FleetSettings) {
+        var version: Int32 = LDAP_VERSION3
+        ldap_set_option(nil, LDAP_OPT_PROTOCOL_VERSION, &version)
+        var demand: Int32 = LDAP_OPT_X_TLS_DEMAND
+        ldap_set_option(nil, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)
+        if let ca = settings.caFile {
+            _ = ca.withCString { ldap_set_option(nil, LDAP_OPT_X_TLS_CACERTFILE, $0) }
+        }
+        var newContext: Int32 = 0
+        ldap_set_option(nil, LDAP_OPT_X_TLS_NEWCTX, &newContext)
+        var handle: OpaquePointer? = nil
+        if ldap_initialize(&handle, "ldapi:///") == LDAP_SUCCESS, let handle { ldap_unbind_ext_s(handle, nil, nil) }
+        preparedCAFile = .some(settings.caFile)
+    }
+
     public struct ConnectFailure: Error { public var reason: String }
 
     private static func open(uri: String, settings: FleetSettings, password: [UInt8]?, timeoutMilliseconds: Int64) -> Result<Directory, ConnectFailure> {
@@ -87,13 +108,16 @@ public final class Directory {
         ldap_set_option(handle, LDAP_OPT_NETWORK_TIMEOUT, &timeout)
         ldap_set_option(handle, LDAP_OPT_TIMEOUT, &timeout)
         ldap_set_option(handle, LDAP_OPT_REFERRALS, nil)  // LDAP_OPT_OFF: writes go where the server chains them
-        var demand: Int32 = LDAP_OPT_X_TLS_DEMAND
-        ldap_set_option(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)
-        if let ca = settings.caFile {
-            _ = ca.withCString { ldap_set_option(handle, LDAP_OPT_X_TLS_CACERTFILE, $0) }
+        if preparedCAFile.map({ $0 != settings.caFile }) ?? true {
+            // Not the library-wide TLS context prepared before (see prepareLibrary): one for this handle.
+            var demand: Int32 = LDAP_OPT_X_TLS_DEMAND
+            ldap_set_option(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)
+            if let ca = settings.caFile {
+                _ = ca.withCString { ldap_set_option(handle, LDAP_OPT_X_TLS_CACERTFILE, $0) }
+            }
+            var newContext: Int32 = 0
+            ldap_set_option(handle, LDAP_OPT_X_TLS_NEWCTX, &newContext)
         }
-        var newContext: Int32 = 0
-        ldap_set_option(handle, LDAP_OPT_X_TLS_NEWCTX, &newContext)
         let directory = Directory(handle: handle, uri: uri, timeoutMilliseconds: timeoutMilliseconds)
         if FleetSettings.needsStartTLS(uri) {
             let code = ldap_start_tls_s(handle, nil, nil)
