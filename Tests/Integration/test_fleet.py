@@ -514,3 +514,28 @@ def test_migrate_copies_local_devices_once_and_keeps_used_codes_used(directory, 
     assert host_b.authenticate(user, code(device, offset_steps=1)).result == "success"
     assert host_b.authenticate(user, recovery_codes[0]).result == "success"
     assert host_a.authenticate(user, recovery_codes[0]).result == "auth_err"
+
+
+# --- real ssh logins on two sshd instances -----------------------------------------------------------------
+
+def test_real_ssh_logins_on_two_sshd_instances_share_one_device_and_refuse_a_replay(directory, users, fleet):
+    from test_ssh_sudo import SSHServer, ssh_login
+    host_a, host_b = fleet
+    servers = [SSHServer(users), SSHServer(users)]
+    try:
+        servers[0].use(host_a)
+        servers[1].use(host_b)
+        user = users[8]
+        device = new_device("ssh phone")
+        directory.add_device(user.pw_name, device)
+        settle()
+        typed = code(device)
+        first = ssh_login(servers[0], user, typed)
+        assert first.ok and first.output.strip() == user.pw_name, first.text
+        replay = ssh_login(servers[1], user, typed)
+        assert not replay.ok, replay.text
+        fresh = ssh_login(servers[1], user, code(device, offset_steps=1))
+        assert fresh.ok, fresh.text
+    finally:
+        for server in servers:
+            server.stop()
