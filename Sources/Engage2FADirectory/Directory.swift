@@ -85,16 +85,22 @@ public final class Directory {
     public static func prepareLibrary(settings: FleetSettings) {
         var version: Int32 = LDAP_VERSION3
         ldap_set_option(nil, LDAP_OPT_PROTOCOL_VERSION, &version)
-        var demand: Int32 = LDAP_OPT_X_TLS_DEMAND
-        ldap_set_option(nil, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)
-        if let ca = settings.caFile {
-            _ = ca.withCString { ldap_set_option(nil, LDAP_OPT_X_TLS_CACERTFILE, $0) }
-        }
-        var newContext: Int32 = 0
-        ldap_set_option(nil, LDAP_OPT_X_TLS_NEWCTX, &newContext)
+        demandCheckedTLS(nil, caFile: settings.caFile)
         var handle: OpaquePointer? = nil
         if ldap_initialize(&handle, "ldapi:///") == LDAP_SUCCESS, let handle { ldap_unbind_ext_s(handle, nil, nil) }
         preparedCAFile = .some(settings.caFile)
+    }
+
+    /// A TLS context that demands a valid certificate, from `caFile` or the system's CAs: for one handle,
+    /// or (nil) for the library's default.
+    private static func demandCheckedTLS(_ handle: OpaquePointer?, caFile: String?) {
+        var demand: Int32 = LDAP_OPT_X_TLS_DEMAND
+        ldap_set_option(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)
+        if let caFile {
+            _ = caFile.withCString { ldap_set_option(handle, LDAP_OPT_X_TLS_CACERTFILE, $0) }
+        }
+        var newContext: Int32 = 0
+        ldap_set_option(handle, LDAP_OPT_X_TLS_NEWCTX, &newContext)
     }
 
     public struct ConnectFailure: Error { public var reason: String }
@@ -110,13 +116,7 @@ public final class Directory {
         ldap_set_option(handle, LDAP_OPT_REFERRALS, nil)  // LDAP_OPT_OFF: writes go where the server chains them
         if preparedCAFile.map({ $0 != settings.caFile }) ?? true {
             // Not the library-wide TLS context prepared before (see prepareLibrary): one for this handle.
-            var demand: Int32 = LDAP_OPT_X_TLS_DEMAND
-            ldap_set_option(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)
-            if let ca = settings.caFile {
-                _ = ca.withCString { ldap_set_option(handle, LDAP_OPT_X_TLS_CACERTFILE, $0) }
-            }
-            var newContext: Int32 = 0
-            ldap_set_option(handle, LDAP_OPT_X_TLS_NEWCTX, &newContext)
+            demandCheckedTLS(handle, caFile: settings.caFile)
         }
         let directory = Directory(handle: handle, uri: uri, timeoutMilliseconds: timeoutMilliseconds)
         if FleetSettings.needsStartTLS(uri) {
