@@ -116,6 +116,7 @@ olcSuffix: {SUFFIX}
 olcDbDirectory: {data_dir}
 olcRootDN: {ADMIN_DN}
 olcRootPW: {ADMIN_PASSWORD}
+olcDbMaxSize: 1073741824
 olcDbIndex: objectClass eq
 olcDbIndex: uid eq
 olcDbIndex: entryCSN,entryUUID eq

@@ -358,13 +358,15 @@ def test_directory_stopped_denies_required_users_within_the_timeout_and_passes_t
         server.close()
 
 
-def test_a_directory_that_never_answers_denies_within_the_timeout(users, directory):
-    """A listener that accepts connections and never answers, like an address that drops packets after the handshake."""
+@pytest.mark.parametrize("target", ["silent listener", "unrouted address"])
+def test_a_directory_that_never_answers_denies_within_the_timeout(users, directory, target):
+    """A listener that accepts connections and never answers (an address that drops packets after the
+    handshake), and an address nothing answers for (TEST-NET-3: dropped, or refused at once)."""
     import socket
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(64)
-    uri = f"ldap://127.0.0.1:{silent.getsockname()[1]}/"
+    uri = f"ldap://127.0.0.1:{silent.getsockname()[1]}/" if target == "silent listener" else "ldaps://203.0.113.1/"
     folder = tempfile.mkdtemp(prefix="engage2fa-host-b-")
     os.chmod(folder, 0o755)
     host = FleetHost(folder, users, directory, "host-b", uris=uri, timeout=2).start_daemon()
@@ -538,3 +540,22 @@ def test_real_ssh_logins_on_two_sshd_instances_share_one_device_and_refuse_a_rep
     finally:
         for server in servers:
             server.stop()
+
+
+def test_plain_ldap_to_a_name_that_is_not_loopback_needs_starttls(users, directory, syslog):
+    """TLS is required except for ldapi:// and loopback addresses: a host name (even one resolving to
+    127.0.0.1) gets StartTLS, which this directory does not offer, so nothing is sent in the clear."""
+    import socket as sockets
+    name = sockets.gethostname()
+    folder = tempfile.mkdtemp(prefix="engage2fa-host-a-")
+    os.chmod(folder, 0o755)
+    host = FleetHost(folder, users, directory, "host-a", uris=f"ldap://{name}:{directory.port}/", timeout=2).start_daemon()
+    try:
+        host.activate()
+        mark = syslog.mark()
+        denied = host.authenticate(users[12], "")
+        assert denied.result == "auth_err" and "directory cannot be reached" in denied.output, denied
+        assert any("StartTLS" in line for line in syslog.since(mark)), syslog.since(mark)
+    finally:
+        host.close()
+        shutil.rmtree(folder, ignore_errors=True)
