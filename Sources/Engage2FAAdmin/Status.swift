@@ -1,9 +1,7 @@
+import Glibc
 import ArgumentParser
 import Engage2FACommandSupport
 import Engage2FACore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Admin {
     struct Status: ParsableCommand {

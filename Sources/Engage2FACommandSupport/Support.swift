@@ -1,8 +1,6 @@
+import Glibc
 import ArgumentParser
 import Engage2FACore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A failure the user can act on: one sentence, printed as "Error: …", exit status 1.
 ///

@@ -1,10 +1,8 @@
+import Glibc
 import ArgumentParser
 import Engage2FACommandSupport
 import Engage2FACore
 import Engage2FAQR
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Enroll {
     struct Add: ParsableCommand {

@@ -1,8 +1,6 @@
+import Glibc
 import Engage2FACommandSupport
 import Engage2FACore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Everything a subcommand works on: the account, the policy, and where its devices are.
 struct EnrollContext {

@@ -1,9 +1,6 @@
 import ArgumentParser
 import Engage2FACommandSupport
 import Engage2FACore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Enroll {
     struct Status: ParsableCommand {
