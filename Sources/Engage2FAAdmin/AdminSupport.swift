@@ -1,6 +1,7 @@
 import CEngageSys
 import Engage2FACommandSupport
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 
 /// Commands that change files other users rely on run as root only.
 func requireRoot(_ what: String) throws {

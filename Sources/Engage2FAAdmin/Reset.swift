@@ -1,7 +1,8 @@
 import Glibc
 import ArgumentParser
 import Engage2FACommandSupport
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 
 extension Admin {
     struct Reset: ParsableCommand {

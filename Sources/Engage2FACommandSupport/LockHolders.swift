@@ -1,5 +1,6 @@
+import Engage2FALogin
+import Engage2FAManagement
 import Glibc
-import Engage2FACore
 
 /// The processes that hold a flock(2) on `path`, from /proc/locks (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE …`,
 /// device numbers in hex), each with its command name from /proc/PID/comm: so that an admin told "still

@@ -1,6 +1,7 @@
 import Glibc
 import ArgumentParser
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 
 /// A failure the user can act on: one sentence, printed as "Error: …", exit status 1.
 ///

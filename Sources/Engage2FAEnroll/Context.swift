@@ -1,6 +1,7 @@
 import Glibc
 import Engage2FACommandSupport
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 
 /// Everything a subcommand works on: the account, the policy, and where its devices are.
 struct EnrollContext {

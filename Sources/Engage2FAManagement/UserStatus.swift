@@ -1,4 +1,5 @@
 import CEngageSys
+import Engage2FALogin
 
 /// One user's 2FA situation as the admin sees it: what the module would do at a login now.
 public struct UserStatus: Sendable {
