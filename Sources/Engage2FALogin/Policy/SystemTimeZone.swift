@@ -279,28 +279,24 @@ extension TimeZoneRules {
         let start = reader.position
         var ascending = true
         var typesExist = true
-        let transitions = reader.bytes.withUnsafeBufferPointer { bytes in
-            [Int64](unsafeUninitializedCapacity: count) { buffer, initialized in
-                var previous = Int64.min
-                for index in 0..<count {
-                    let time = bigEndian(bytes, at: start + index * timeSize, size: timeSize)
-                    if index > 0 && time <= previous { ascending = false }
-                    previous = time
-                    buffer[index] = time
-                }
-                initialized = count
-            }
+        let file = reader.bytes  // the span below borrows this copy, not the reader, which moves on after
+        let bytes = file.span
+        var transitions: [Int64] = []
+        transitions.reserveCapacity(count)
+        var previous = Int64.min
+        for index in 0..<count {
+            let time = bigEndian(bytes, at: start + index * timeSize, size: timeSize)
+            if index > 0 && time <= previous { ascending = false }
+            previous = time
+            transitions.append(time)
         }
         let typesStart = start + count * timeSize
-        let transitionTypes = reader.bytes.withUnsafeBufferPointer { bytes in
-            [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-                for index in 0..<count {
-                    let type = bytes[typesStart + index]
-                    if Int(type) >= header.typeCount { typesExist = false }
-                    buffer[index] = type
-                }
-                initialized = count
-            }
+        var transitionTypes: [UInt8] = []
+        transitionTypes.reserveCapacity(count)
+        for index in 0..<count {
+            let type = bytes[typesStart + index]
+            if Int(type) >= header.typeCount { typesExist = false }
+            transitionTypes.append(type)
         }
         guard ascending else { throw TimeZoneDataError("transition times not in ascending order") }
         guard typesExist else { throw TimeZoneDataError("a transition to a time type that does not exist") }
@@ -358,14 +354,13 @@ private struct TZifHeader {
     }
 }
 
-/// A signed big-endian integer of 4 or 8 bytes at `position` (which the caller has checked).
+/// A signed big-endian integer of 4 or 8 bytes at `position`, read through the span's bounds check.
 @inline(__always)
-private func bigEndian(_ bytes: UnsafeBufferPointer<UInt8>, at position: Int, size: Int) -> Int64 {
-    precondition(position >= 0 && position + size <= bytes.count)
-    let raw = UnsafeRawPointer(bytes.baseAddress! + position)
+private func bigEndian(_ bytes: Span<UInt8>, at position: Int, size: Int) -> Int64 {
+    let raw = bytes.bytes
     return size == 4
-        ? Int64(Int32(bitPattern: UInt32(bigEndian: raw.loadUnaligned(as: UInt32.self))))
-        : Int64(bitPattern: UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self)))
+        ? Int64(Int32(bitPattern: UInt32(bigEndian: raw.unsafeLoadUnaligned(fromByteOffset: position, as: UInt32.self))))
+        : Int64(bitPattern: UInt64(bigEndian: raw.unsafeLoadUnaligned(fromByteOffset: position, as: UInt64.self)))
 }
 
 private struct BigEndianReader {
@@ -386,7 +381,7 @@ private struct BigEndianReader {
     /// A signed big-endian integer of 4 or 8 bytes.
     mutating func integer(size: Int) throws(TimeZoneDataError) -> Int64 {
         guard remaining >= size else { throw TimeZoneDataError("truncated") }
-        let value = bytes.withUnsafeBufferPointer { bigEndian($0, at: position, size: size) }
+        let value = bigEndian(bytes.span, at: position, size: size)
         position += size
         return value
     }
