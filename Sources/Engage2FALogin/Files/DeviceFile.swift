@@ -229,6 +229,10 @@ public struct DeviceFile: Equatable, Sendable {
     }
 
     public static func parse(_ bytes: [UInt8], path: String) throws(DeviceFileError) -> DeviceFile {
+        try bytes.withUnsafeBufferPointer { (buffer) throws(DeviceFileError) in try parse(buffer: buffer, path: path) }
+    }
+
+    private static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, path: String) throws(DeviceFileError) -> DeviceFile {
         var file = DeviceFile()
         var sawHeader = false
         var pendingHashes: [[UInt8]] = []

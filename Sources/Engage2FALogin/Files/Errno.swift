@@ -1,8 +1,5 @@
 // Errors of system calls as values, for the file-system layer (FileSystem.swift) and its callers.
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEngageSys
 
 /// An error number (errno(3)) as a value, as swift-system's `Errno`.
@@ -11,15 +8,10 @@ public struct Errno: Error, Equatable, Hashable, Sendable, CustomStringConvertib
 
     public init(rawValue: Int32) { self.rawValue = rawValue }
 
-    /// errno(3) of the calling thread, right after a call failed.
+    /// errno(3) of the calling thread, right after a call failed (through CEngageSys: errno is a C
+    /// macro, which only the Glibc overlay, missing in Embedded Swift, would import).
     @inline(__always)
-    public static var current: Errno {
-        #if canImport(Glibc)
-        Errno(rawValue: Glibc.errno)
-        #else
-        Errno(rawValue: e2f_errno())
-        #endif
-    }
+    public static var current: Errno { Errno(rawValue: e2f_errno()) }
 
     public static var noSuchFileOrDirectory: Errno { Errno(rawValue: ENOENT) }
     public static var fileExists: Errno { Errno(rawValue: EEXIST) }

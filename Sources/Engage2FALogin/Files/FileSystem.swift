@@ -2,12 +2,10 @@
 // a descriptor type that owns what it opened, errors as values, permissions as an option set, stat
 // results as a type. Every open(2) here adds O_CLOEXEC (nothing leaks into a program the host runs)
 // and O_NOFOLLOW (no symbolic link is followed unless asked), and every call interrupted by a signal
-// is retried, so no caller sees EINTR. The Glibc overlay exists only outside Embedded Swift; this file
-// alone chooses between it and the C declarations of CEngageSys, and no mode bit is spelled elsewhere.
+// is retried, so no caller sees EINTR. The calls come from CEngageSys's C declarations, the same in
+// the Embedded and the ordinary build (the Glibc overlay exists only in the latter), and no mode bit
+// is spelled outside this file.
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEngageSys
 
 // close(2), read(2) and rename(2) under names the methods below do not shadow.
@@ -51,6 +49,15 @@ public struct FilePermissions: OptionSet, Hashable, Sendable, CustomStringConver
     /// rwx of owner, group and others (without setuid, setgid, sticky).
     public var accessBits: FilePermissions { FilePermissions(rawValue: rawValue & 0o777) }
 
+    /// The group and other bits among these as chmod(1)'s letters: "w", "rwx".
+    public var groupAndOtherLetters: String {
+        var text = ""
+        if !isDisjoint(with: [.groupRead, .otherRead]) { text += "r" }
+        if !isDisjoint(with: [.groupWrite, .otherWrite]) { text += "w" }
+        if !isDisjoint(with: [.groupExecute, .otherExecute]) { text += "x" }
+        return text
+    }
+
     /// Octal, as chmod(1) takes it ("644", "1777").
     public var description: String { String(rawValue, radix: 8) }
 }
@@ -81,6 +88,7 @@ public struct FileStatus: Equatable, Sendable {
     public var device: UInt64
     public var inode: UInt64
 
+    @inline(__always)
     init(_ info: stat) {
         type = FileType(mode: info.st_mode)
         permissions = FilePermissions(rawValue: info.st_mode)
@@ -215,6 +223,7 @@ public struct FileDescriptor: Equatable, Sendable {
     ///   would mean zeroing up to 256 KiB on every login for files of a few hundred bytes). With
     ///   `trustingExpectedSize`, reading stops once that many bytes are in, without another read(2)
     ///   to be told of the end: the files that matter are replaced by rename(2), never grown in place.
+    @inline(__always)
     public func readAll(expectedSize: Int, limit: Int, trustingExpectedSize: Bool = false) throws(Errno) -> [UInt8] {
         let capacity = min(max(expectedSize, 0), limit) + 1
         var failure: Errno? = nil
@@ -330,6 +339,7 @@ public func realUserID() -> uid_t { getuid() }
 
 /// Runs `body` with the file-system identity setfsuid(2)/setfsgid(2) gives, so that files are opened
 /// with that user's rights, and puts the previous identity back afterwards.
+@inline(__always)
 func withFileSystemIDs<Result>(uid: uid_t, gid: gid_t, _ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
     var previousUID: uid_t = 0
     var previousGID: gid_t = 0

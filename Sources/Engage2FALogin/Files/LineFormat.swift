@@ -2,20 +2,20 @@
 // Every decision in these grammars is about ASCII bytes, so they are made on UTF-8 bytes and a
 // String is made only for a value that is kept or shown. Iterating Characters means grapheme
 // breaking: in the module's Embedded Swift build that cost ~25 k instructions a policy line.
-// The parsers read the file through bounds-checked slices of its bytes: every index, however a
-// hostile file steers it, is checked against the slice it reads.
+// The parsers run over an unsafe buffer of the file (valid for the parse only): slices of it cost
+// no reference counting, which slices of an Array do.
 
 /// Part of a file's bytes, while it is being parsed.
-typealias ByteSlice = ArraySlice<UInt8>
+typealias ByteSlice = Slice<UnsafeBufferPointer<UInt8>>
 
 /// The lines of a file, split at '\n'. Like `split(separator:omittingEmptySubsequences: false)`: a
 /// final '\n' is followed by one empty line, so line numbers count every '\n'.
 struct Lines: Sequence, IteratorProtocol {
-    private let bytes: [UInt8]
+    private let bytes: UnsafeBufferPointer<UInt8>
     private var start = 0
     private var finished = false
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
     mutating func next() -> ByteSlice? {
         guard !finished else { return nil }
@@ -67,7 +67,7 @@ func bytesEqual(_ bytes: ByteSlice, _ other: some Collection<UInt8>) -> Bool {
     guard bytes.count == other.count else { return false }
     var index = bytes.startIndex
     for byte in other {
-        guard bytes[index] == byte else { return false }
+        guard bytes.base[index] == byte else { return false }
         index += 1
     }
     return true

@@ -29,22 +29,10 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
         case .wrongOwner(let path, let owner, let expected):
             "\(path): owned by uid \(owner), expected \(expected.map(String.init).joined(separator: " or "))"
         case .tooPermissive(let path, let permissions, let forbidden):
-            "\(path): mode \(permissions) lets group or others \(forbidden == .groupOrOthersWrite ? "write to" : "access") it (only its owner may: chmod go-\(forbidden.symbolicAccessText))"
+            "\(path): mode \(permissions) lets group or others \(forbidden == .groupOrOthersWrite ? "write to" : "access") it (only its owner may: chmod go-\(forbidden.groupAndOtherLetters))"
         case .tooLarge(let path, let size, let limit): "\(path): \(size) bytes, more than the \(limit) allowed"
         case .system(let path, let error): "\(path): \(error)"
         }
-    }
-}
-
-extension FilePermissions {
-    /// The group and other bits among these as chmod(1)'s letters: "w", "rwx".
-    fileprivate var symbolicAccessText: String {
-        let group = rawValue >> 3, other = rawValue
-        var text = ""
-        if (group | other) & 0o4 != 0 { text += "r" }
-        if (group | other) & 0o2 != 0 { text += "w" }
-        if (group | other) & 0o1 != 0 { text += "x" }
-        return text
     }
 }
 

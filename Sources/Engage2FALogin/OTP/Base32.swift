@@ -48,7 +48,7 @@ public enum Base32 {
     /// Decodes case-insensitively, ignoring spaces and hyphens (as people type grouped secrets)
     /// and `=` padding at the end; anything else is an error that says what and where.
     public static func decode(_ text: some StringProtocol) throws(DecodingError) -> [UInt8] {
-        try decode(bytes: Array(text.utf8)[...])
+        try Array(text.utf8).withUnsafeBufferPointer { (buffer) throws(DecodingError) in try decode(bytes: buffer[...]) }
     }
 
     /// The same for UTF-8 bytes.

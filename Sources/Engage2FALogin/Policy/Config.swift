@@ -139,6 +139,10 @@ extension Config {
 
     /// The same for the file's bytes, which must be valid UTF-8.
     static func parse(bytes: [UInt8], file: String) -> ParsedConfig {
+        bytes.withUnsafeBufferPointer { parse(buffer: $0, file: file) }
+    }
+
+    private static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, file: String) -> ParsedConfig {
         var config = Config()
         var diagnostics: [ConfigDiagnostic] = []
         // Ten keys at most: a list beats a dictionary's hashing.

@@ -281,22 +281,24 @@ extension TimeZoneRules {
         var typesExist = true
         let file = reader.bytes  // the span below borrows this copy, not the reader, which moves on after
         let bytes = file.span
-        var transitions: [Int64] = []
-        transitions.reserveCapacity(count)
-        var previous = Int64.min
-        for index in 0..<count {
-            let time = bigEndian(bytes, at: start + index * timeSize, size: timeSize)
-            if index > 0 && time <= previous { ascending = false }
-            previous = time
-            transitions.append(time)
+        let transitions = [Int64](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var previous = Int64.min
+            for index in 0..<count {
+                let time = bigEndian(bytes, at: start + index * timeSize, size: timeSize)
+                if index > 0 && time <= previous { ascending = false }
+                previous = time
+                buffer[index] = time
+            }
+            initialized = count
         }
         let typesStart = start + count * timeSize
-        var transitionTypes: [UInt8] = []
-        transitionTypes.reserveCapacity(count)
-        for index in 0..<count {
-            let type = bytes[typesStart + index]
-            if Int(type) >= header.typeCount { typesExist = false }
-            transitionTypes.append(type)
+        let transitionTypes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            for index in 0..<count {
+                let type = bytes[typesStart + index]
+                if Int(type) >= header.typeCount { typesExist = false }
+                buffer[index] = type
+            }
+            initialized = count
         }
         guard ascending else { throw TimeZoneDataError("transition times not in ascending order") }
         guard typesExist else { throw TimeZoneDataError("a transition to a time type that does not exist") }

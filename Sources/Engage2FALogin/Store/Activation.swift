@@ -96,8 +96,8 @@ public struct ActivationStore: Sendable {
         } catch {
             return .unreadable(reason: "\(error)")
         }
-        let fields: (activatedAt: Int64?, recordedAt: Int64?, config: String?, stateDirectory: String?)? = {
-            var lines = Lines(bytes)
+        let fields: (activatedAt: Int64?, recordedAt: Int64?, config: String?, stateDirectory: String?)? = bytes.withUnsafeBufferPointer { buffer in
+            var lines = Lines(buffer)
             guard let first = lines.next(), bytesEqual(first, Self.header), let second = lines.next() else { return nil }
             var activatedAt: Int64? = nil
             var recordedAt: Int64? = nil
@@ -113,7 +113,7 @@ public struct ActivationStore: Sendable {
                 if bytesEqual(key, "recorded-at") { recordedAt = value }
             }
             return (activatedAt, recordedAt, config, stateDirectory)
-        }()
+        }
         guard let fields else { return .unreadable(reason: "\(displayText(path)): not an activation record") }
         guard let activatedAt = fields.activatedAt, let recordedAt = fields.recordedAt else {
             return .unreadable(reason: "\(displayText(path)): malformed activation record")

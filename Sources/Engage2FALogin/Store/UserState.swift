@@ -169,6 +169,10 @@ public struct UserState: Equatable, Sendable {
     /// Parses a state file (format version 1 or 2); any deviation, and any number out of its range, is
     /// an error naming the line.
     public static func parse(_ bytes: [UInt8], path: String) throws(StateError) -> UserState {
+        try bytes.withUnsafeBufferPointer { (buffer) throws(StateError) in try parse(buffer: buffer, path: path) }
+    }
+
+    private static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, path: String) throws(StateError) -> UserState {
         var state = UserState()
         var lineNumber = 0
         var records = 0
