@@ -26,6 +26,9 @@ extension QRCode {
     /// Columns the terminal rendering needs.
     public var terminalWidth: Int { size + 2 * Self.quietZone }
 
+    /// Lines the terminal rendering takes (two module rows a line).
+    public var terminalHeight: Int { (size + 2 * Self.quietZone + 1) / 2 }
+
     /// An SVG drawing, one path of unit squares, with the quiet zone.
     public func svg(moduleSize: Int = 8) -> String {
         let total = (size + 2 * Self.quietZone) * moduleSize

@@ -331,9 +331,10 @@ class Enrollment:
         from urllib.parse import urlparse, parse_qs
         query = parse_qs(urlparse(self.uri).query)
         secret = query["secret"][0]
+        # Parameters left out of the URI have the Key Uri Format's defaults.
         self.device = {"secret": base64.b32decode(secret + "=" * (-len(secret) % 8)),
-                       "algorithm": query["algorithm"][0], "digits": int(query["digits"][0]),
-                       "period": int(query["period"][0])}
+                       "algorithm": query.get("algorithm", ["SHA1"])[0], "digits": int(query.get("digits", [6])[0]),
+                       "period": int(query.get("period", [30])[0])}
 
     def answer(self, text):
         out, err = self.process.communicate(text + "\n", timeout=60)
