@@ -337,9 +337,17 @@ class Enrollment:
                        "period": int(query.get("period", [30])[0])}
 
     def answer(self, text):
-        out, err = self.process.communicate(text + "\n", timeout=60)
+        # Not communicate(): it reads the pipe's file descriptor directly, and what readline() already
+        # took into the buffer after the URI line (the QR code, the prompt) would be lost.
+        try:
+            self.process.stdin.write(text + "\n")
+            self.process.stdin.close()
+        except BrokenPipeError:  # it already ended (an error before the prompt): its output says why
+            pass
+        out = self.process.stdout.read()
+        self.errors = self.process.stderr.read()
+        self.process.wait(timeout=60)
         self.output = "".join(self.printed) + out
-        self.errors = err
         return self.process.returncode
 
 

@@ -144,6 +144,8 @@ def test_qr_codes_decode_to_exactly_the_printed_uri(host, users, enroll_config):
     printed = enrollment.output  # the QR code follows the URI line, right above the prompt
     assert zbar(png) == enrollment.uri
     assert (os.stat(png).st_mode & 0o777) == 0o600
+    # Deflated (zlib): a version-4/5 code at 8 pixels a module is 100 KB or more as raw rows.
+    assert os.path.getsize(png) < 4096, os.path.getsize(png)
     terminal_image = os.path.join(images, "terminal.pgm")
     write_pgm(terminal_image, terminal_modules(printed))
     assert zbar(terminal_image) == enrollment.uri
