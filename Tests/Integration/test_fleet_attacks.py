@@ -211,3 +211,39 @@ def test_the_bind_password_never_travels_in_plain_text_to_a_non_loopback_address
         listener.close()
         host.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_login_socket_nobody_accepts_on_denies_within_the_timeout(users):
+    """A hung engage2fad (or a socket left listening while nothing serves it): once its queue is full, the
+    module's connect(2) blocked with no time limit, and sshd waited for ever instead of ldap_timeout."""
+    import socket
+    folder = tempfile.mkdtemp(prefix="engage2fa-host-a-")
+    os.chmod(folder, 0o755)
+    host = FleetHost(folder, users, None, "host-a", uris="ldapi:///", timeout=2)
+    os.makedirs(host.socket_dir, mode=0o755, exist_ok=True)
+    hung = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    hung.bind(os.path.join(host.socket_dir, "login.socket"))
+    hung.listen(0)
+    queued = []
+    try:
+        while True:  # fill the queue of the listener that never accepts
+            waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            waiting.setblocking(False)
+            try:
+                waiting.connect(os.path.join(host.socket_dir, "login.socket"))
+            except BlockingIOError:
+                waiting.close()
+                break
+            queued.append(waiting)
+        host.activate()
+        try:
+            outcome = host.authenticate(users[9], "123456", timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the login still waited after 20 s (ldap_timeout is 2 s)")
+        assert outcome.result == "auth_err" and "cannot be reached" in outcome.output, outcome
+    finally:
+        for waiting in queued:
+            waiting.close()
+        hung.close()
+        host.close()
+        shutil.rmtree(folder, ignore_errors=True)
