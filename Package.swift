@@ -112,15 +112,18 @@ let package = Package(
         .executableTarget(
             name: "Engage2FAAdmin",
             dependencies: [
-                "Engage2FALogin", "Engage2FAManagement", "Engage2FACommandSupport", "CEngageSys",
+                "Engage2FALogin", "Engage2FAManagement", "Engage2FACommandSupport", "Engage2FADirectory", "CEngageSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
+        // The fleet's LDAP directory through libldap, for engage2fad and engage2fa-admin (never the module).
+        .target(name: "Engage2FADirectory", dependencies: ["Engage2FALogin", "CLDAP"]),
+
         // engage2fad: fleet mode's root host service, the one holder of the host's directory credentials.
         .executableTarget(
             name: "Engage2FADaemon",
-            dependencies: ["Engage2FALogin", "Engage2FAManagement", "CEngageSys", "CLDAP"]
+            dependencies: ["Engage2FALogin", "Engage2FAManagement", "Engage2FADirectory", "CEngageSys"]
         ),
 
         .testTarget(

@@ -2,9 +2,6 @@ import CEngageSys
 import Engage2FACommandSupport
 import Engage2FALogin
 import Engage2FAManagement
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Commands that change files other users rely on run as root only.
 func requireRoot(_ what: String) throws {
@@ -16,6 +13,19 @@ func requireRoot(_ what: String) throws {
 func existingAccount(_ name: String) throws -> Account {
     guard isSafeUserName(name), let account = Account.lookup(name) else { throw CommandFailure("there is no user '\(displayText(name, limit: 64))' on this host") }
     return account
+}
+
+/// Every user of the user database with a login shell.
+func loginShellAccounts() -> [Account] {
+    var accounts: [Account] = []
+    setpwent()
+    defer { endpwent() }
+    while let entry = getpwent() {
+        let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
+        guard isLoginShell(shell), let account = Account(passwd: entry.pointee) else { continue }
+        accounts.append(account)
+    }
+    return accounts
 }
 
 /// Who ran the command, for the audit line: root, and the sudo user behind it if any.

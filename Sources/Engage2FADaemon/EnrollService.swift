@@ -5,6 +5,7 @@
 // login's (and counted like one when wrong): a password alone never adds a device.
 
 import CEngageSys
+import Engage2FADirectory
 import Engage2FALogin
 import Glibc
 

@@ -1,44 +1,10 @@
 // What engage2fad does for one connection of the PAM module (root): the user's snapshot, and the check
 // of one code, decided against the directory with compare-and-swap modifies at the provider.
 
+import Engage2FADirectory
 import Engage2FALogin
 import Glibc
 import CEngageSys
-
-/// The OIDs of OATH-LDAP's oathHMACAlgorithm.
-let algorithmOIDs: [(OTPAlgorithm, String)] = [(.sha1, "1.2.840.113549.2.7"), (.sha256, "1.2.840.113549.2.9"), (.sha512, "1.2.840.113549.2.11")]
-
-/// The attributes of a user's entry and its devices' entries.
-let userAttributes = [
-    "e2faDeadline", "e2faFailures", "e2faLockedUntil", "e2faRecoveryHash", "e2faRecoverySalt", "e2faRecoveryIterations",
-    "e2faDeviceID", "e2faDeviceName", "e2faVerifiedStep", "oathSecret", "oathOTPLength", "oathHMACAlgorithm",
-    "oathTOTPTimeStepPeriod", "oathTOTPLastTimeStep",
-]
-
-/// One device as the directory holds it.
-struct DirectoryDevice {
-    var dn: String
-    var device: Device
-    var lastStep: Int64?
-}
-
-/// A user's entries, read in one subtree search.
-struct DirectoryUser {
-    var dn: String
-    var entry: DirectoryEntry?
-    var devices: [DirectoryDevice] = []
-    var problems: [String] = []
-
-    var failures: Int64? { entry?.integer("e2faFailures") }
-    var lockedUntil: Int64 { entry?.integer("e2faLockedUntil") ?? 0 }
-
-    var recovery: RecoveryCodes? {
-        guard let entry, let salt = entry.text("e2faRecoverySalt").flatMap({ parseHex($0.utf8) }),
-              let iterations = entry.integer("e2faRecoveryIterations"), (1...RecoveryCodes.maxIterations).contains(Int(iterations)) else { return nil }
-        let hashes = entry.values("e2faRecoveryHash").compactMap { parseHex($0) }
-        return RecoveryCodes(salt: salt, iterations: Int(iterations), createdAt: 0, hashes: hashes)
-    }
-}
 
 final class FleetService {
     let configPath: String
@@ -52,8 +18,9 @@ final class FleetService {
     }
 
     var settings: FleetSettings { config.fleet }
-    var policyDN: String { "cn=policy," + settings.base }
-    func userDN(_ user: String) -> String { "uid=\(escapedRDNValue(user)),ou=users,\(settings.base)" }
+    var layout: FleetLayout { FleetLayout(base: settings.base) }
+    var policyDN: String { layout.policyDN }
+    func userDN(_ user: String) -> String { layout.userDN(user) }
 
     /// The open connection, or why none could be had in time.
     func connected() -> Result<Directory, FleetFailure> {
@@ -95,30 +62,7 @@ final class FleetService {
     }
 
     func readUser(_ user: String, on directory: Directory) -> Result<DirectoryUser, FleetFailure> {
-        let dn = userDN(user)
-        switch directory.search(base: dn, subtree: true, attributes: userAttributes) {
-        case .failure(let failure): return .failure(.failed("search \(dn): \(failure.text)"))
-        case .success(let entries):
-            var found = DirectoryUser(dn: dn)
-            for entry in entries {
-                if entry.first("e2faDeviceID") == nil {
-                    if entry.values("e2faDeviceName").isEmpty { found.entry = entry }
-                    continue
-                }
-                guard let id = entry.text("e2faDeviceID"), let name = entry.text("e2faDeviceName"),
-                      let secret = entry.first("oathSecret"), !secret.isEmpty,
-                      let digits = entry.integer("oathOTPLength"), OTPParameters.digitRange.contains(Int(digits)),
-                      let period = entry.integer("oathTOTPTimeStepPeriod"), OTPParameters.periodRange.contains(Int(period)),
-                      let oid = entry.text("oathHMACAlgorithm"), let algorithm = algorithmOIDs.first(where: { $0.1 == oid })?.0 else {
-                    found.problems.append("device entry \(displayText(entry.dn, limit: 200)) is incomplete or out of range; ignored")
-                    continue
-                }
-                let device = Device(id: id, name: name, secret: secret, parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)),
-                                    addedAt: entry.integer("e2faAdded") ?? 0, verifiedStep: entry.integer("e2faVerifiedStep"))
-                found.devices.append(DirectoryDevice(dn: entry.dn, device: device, lastStep: entry.integer("oathTOTPLastTimeStep")))
-            }
-            return .success(found)
-        }
+        directory.readUser(user, layout: layout).mapError { .failed("search \(userDN(user)): \($0.text)") }
     }
 
     func snapshot(user: String) -> Result<FleetAnswer, FleetFailure> {
@@ -170,9 +114,16 @@ final class FleetService {
         policy.startDate = snapshot.startDate
         policy.activatedAt = snapshot.activatedAt
         do {
-            try writeFileAtomically(FleetCache.policyPath(stateDirectory: config.stateDir), contents: FleetAnswer.snapshot(policy).line, syncDirectory: false)
+            // Written only when it changed: most logins find what the last one cached (an fsync saved).
+            let policyPath = FleetCache.policyPath(stateDirectory: config.stateDir)
+            if FleetCache.read(path: policyPath) != policy {
+                try writeFileAtomically(policyPath, contents: FleetAnswer.snapshot(policy).line, syncDirectory: false)
+            }
             if let account = Account.lookup(user) {
-                try writeFileAtomically(FleetCache.userPath(stateDirectory: config.stateDir, uid: account.uid), contents: FleetAnswer.snapshot(snapshot).line, syncDirectory: false)
+                let userPath = FleetCache.userPath(stateDirectory: config.stateDir, uid: account.uid)
+                if FleetCache.read(path: userPath) != snapshot {
+                    try writeFileAtomically(userPath, contents: FleetAnswer.snapshot(snapshot).line, syncDirectory: false)
+                }
             }
         } catch {
             serviceLog(LOG_ERR, "could not cache the directory's policy in \(folder): \(error)")
@@ -193,9 +144,8 @@ final class FleetService {
         case .failure(let failure): return .failure(failure)
         }
         let now = now()
-        if found.lockedUntil > now {
-            return .success(.locked(remaining: min(found.lockedUntil - now, Int64(config.lockoutSeconds))))
-        }
+        let remaining = UserState.lockoutRemaining(lockedUntil: found.lockedUntil, now: now, lockoutSeconds: config.lockoutSeconds)
+        if remaining > 0 { return .success(.locked(remaining: remaining)) }
         var replayed = false
         for stored in found.devices {
             let lastAccepted = stored.device.verifiedStep.map { max($0, stored.lastStep ?? $0) } ?? stored.lastStep
@@ -246,22 +196,7 @@ final class FleetService {
         case .success(let open): directory = open
         case .failure(let failure): return .failure(failure)
         }
-        let dn = userDN(user)
-        let made = directory.add(dn: dn, [("objectClass", [Array("e2faUser".utf8)]), ("uid", [Array(user.utf8)])])
-        guard made == LDAPResult.success || made == LDAPResult.alreadyExists else { return .failure(.failed("add \(dn): \(directory.describe(made))")) }
-        let oid = algorithmOIDs.first { $0.0 == device.parameters.algorithm }!.1
-        var attributes: [(String, [[UInt8]])] = [
-            ("objectClass", ["e2faDevice", "oathTOTPToken", "oathTOTPParams"].map { Array($0.utf8) }),
-            ("e2faDeviceID", [Array(device.id.utf8)]), ("e2faDeviceName", [Array(device.name.utf8)]),
-            ("e2faAdded", [Array(String(device.addedAt).utf8)]), ("oathSecret", [device.secret]),
-            ("oathOTPLength", [Array(String(device.parameters.digits).utf8)]),
-            ("oathTOTPTimeStepPeriod", [Array(String(device.parameters.period).utf8)]), ("oathHMACAlgorithm", [Array(oid.utf8)]),
-        ]
-        if let step = device.verifiedStep { attributes.append(("e2faVerifiedStep", [Array(String(step).utf8)])) }
-        let deviceDN = "e2faDeviceID=\(escapedRDNValue(device.id)),\(dn)"
-        let code = directory.add(dn: deviceDN, attributes)
-        guard code == LDAPResult.success else { return .failure(.failed("add \(deviceDN): \(directory.describe(code))")) }
-        return .success(())
+        return directory.addDevice(device, lastStep: nil, user: user, layout: layout).mapError { .failed($0.text) }
     }
 
     private func resetFailures(_ found: DirectoryUser, on directory: Directory) {

@@ -6,6 +6,7 @@
 // the caller is identified by SO_PEERCRED). Each connection is served by a child process of its own.
 
 import CEngageSys
+import Engage2FADirectory
 import Engage2FALogin
 import Engage2FAManagement
 import Glibc
@@ -76,6 +77,7 @@ if let count = getenv("LISTEN_FDS").flatMap({ Int32(String(cString: $0)) }), cou
         exit(71)
     }
 }
+Directory.prepareLibrary(settings: startConfig.fleet)
 // Not SIG_IGN (which a parent may have left in place): the loop below reaps, and counts, its children.
 signal(SIGCHLD, SIG_DFL)
 signal(SIGPIPE, SIG_IGN)

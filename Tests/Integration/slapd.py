@@ -47,7 +47,7 @@ class LDAPError(Exception):
 class Slapd:
     """One slapd: the provider, or (with `provider`) a syncrepl consumer that chains writes to it."""
 
-    def __init__(self, provider=None):
+    def __init__(self, provider=None, sync=True):
         self.directory = tempfile.mkdtemp(prefix="engage2fa-slapd-")
         self.port = free_port()
         self.ldapi_path = os.path.join(self.directory, "ldapi")
@@ -55,6 +55,9 @@ class Slapd:
         self.ldapi = "ldapi://" + urllib.parse.quote(self.ldapi_path, safe="")
         self.provider = provider
         self.pid = None
+        # Without sync, mdb commits without fdatasync (olcDbNoSync): for measuring what the directory's
+        # durability costs apart from engage2fa's own work.
+        self.sync = sync
         self.write_config()
 
     def write_config(self):
@@ -113,10 +116,11 @@ olcSuffix: {SUFFIX}
 olcDbDirectory: {data_dir}
 olcRootDN: {ADMIN_DN}
 olcRootPW: {ADMIN_PASSWORD}
+olcDbMaxSize: 1073741824
 olcDbIndex: objectClass eq
 olcDbIndex: uid eq
 olcDbIndex: entryCSN,entryUUID eq
-{replica}{acl_lines()}
+{"" if self.sync else "olcDbNoSync: TRUE" + chr(10)}{replica}{acl_lines()}
 
 dn: olcOverlay={{0}}syncprov,olcDatabase={{1}}mdb,cn=config
 objectClass: olcOverlayConfig

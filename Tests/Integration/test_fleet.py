@@ -14,8 +14,8 @@ import pytest
 
 import hashlib
 
-from conftest import BUILT_MODULE, Enrollment, Host, code, settle
-from slapd import ADMIN_DN, ENGAGE, LDAPError, POLICY_DN, Slapd, host_dn, person_dn, user_dn
+from conftest import ADMIN, BUILT_MODULE, DeviceSet, Enrollment, Host, code, settle
+from slapd import ADMIN_DN, ADMIN_PASSWORD, ENGAGE, LDAPError, POLICY_DN, Slapd, host_dn, person_dn, user_dn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAEMON = os.path.join(ROOT, ".build", "release", "engage2fad")
@@ -224,13 +224,18 @@ def test_twenty_parallel_logins_with_one_code_over_both_hosts_one_success_ten_ro
         user = users[round_number]
         device = new_device(f"round{round_number}")
         directory.add_device(user.pw_name, device)
-        settle(margin=8)
-        typed = code(device)
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            outcomes = list(pool.map(lambda index: fleet[index % 2].authenticate(user, typed), range(20)))
-        results = [outcome.result for outcome in outcomes]
-        assert results.count("success") == 1, (round_number, results, outcomes)
-        assert results.count("auth_err") == 19, (round_number, results)
+        assert_one_of_twenty_succeeds(fleet, user, device, round_number)
+
+
+def assert_one_of_twenty_succeeds(hosts, user, device, round_number):
+    """Twenty logins at once with the same code, alternating between the hosts."""
+    settle(margin=8)
+    typed = code(device)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(lambda index: hosts[index % 2].authenticate(user, typed), range(20)))
+    results = [outcome.result for outcome in outcomes]
+    assert results.count("success") == 1, (round_number, results, outcomes)
+    assert results.count("auth_err") == 19, (round_number, results)
 
 
 
@@ -353,13 +358,15 @@ def test_directory_stopped_denies_required_users_within_the_timeout_and_passes_t
         server.close()
 
 
-def test_a_directory_that_never_answers_denies_within_the_timeout(users, directory):
-    """A listener that accepts connections and never answers, like an address that drops packets after the handshake."""
+@pytest.mark.parametrize("target", ["silent listener", "unrouted address"])
+def test_a_directory_that_never_answers_denies_within_the_timeout(users, directory, target):
+    """A listener that accepts connections and never answers (an address that drops packets after the
+    handshake), and an address nothing answers for (TEST-NET-3: dropped, or refused at once)."""
     import socket
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(64)
-    uri = f"ldap://127.0.0.1:{silent.getsockname()[1]}/"
+    uri = f"ldap://127.0.0.1:{silent.getsockname()[1]}/" if target == "silent listener" else "ldaps://203.0.113.1/"
     folder = tempfile.mkdtemp(prefix="engage2fa-host-b-")
     os.chmod(folder, 0o755)
     host = FleetHost(folder, users, directory, "host-b", uris=uri, timeout=2).start_daemon()
@@ -408,13 +415,7 @@ def test_one_code_through_the_replica_and_the_provider_is_accepted_once(director
             device = new_device(f"replica{round_number}")
             directory.add_device(user.pw_name, device)
             assert replicated(replica, f"e2faDeviceID={device['id']},{user_dn(user.pw_name)}", "oathSecret")
-            settle(margin=8)
-            typed = code(device)
-            with ThreadPoolExecutor(max_workers=20) as pool:
-                outcomes = list(pool.map(lambda index: hosts[index % 2].authenticate(user, typed), range(20)))
-            results = [outcome.result for outcome in outcomes]
-            assert results.count("success") == 1, (round_number, results, outcomes)
-            assert results.count("auth_err") == 19, (round_number, results)
+            assert_one_of_twenty_succeeds(hosts, user, device, round_number)
             # The accepted step reached the provider, whichever host won.
             device_dn = f"e2faDeviceID={device['id']},{user_dn(user.pw_name)}"
             assert "oathTOTPLastTimeStep" in directory.search(device_dn, "oathTOTPLastTimeStep", scope="base")[device_dn]
@@ -422,3 +423,140 @@ def test_one_code_through_the_replica_and_the_provider_is_accepted_once(director
         for host, folder in zip(hosts, folders):
             host.close()
             shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- engage2fa-admin against the directory -------------------------------------------------------------------
+
+def run_fleet_admin(host, *arguments):
+    password_file = os.path.join(host.directory, "admin-password")
+    with open(password_file, "w") as handle:
+        handle.write(ADMIN_PASSWORD + "\n")
+    os.chmod(password_file, 0o600)
+    command = [ADMIN, *arguments, "--config", host.config_path]
+    if arguments[0] != "check":
+        command += ["--bind-dn", ADMIN_DN, "--bind-password-file", password_file]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_a_deadline_set_centrally_takes_effect_on_both_hosts(directory, users, fleet):
+    host_a, host_b = fleet
+    waiting, overdue = users[11], users[12]
+    directory.ensure_user(overdue.pw_name)
+    result = run_fleet_admin(host_a, "extend", waiting.pw_name, "2099-01-01")
+    assert result.returncode == 0, result.stderr
+    assert directory.search(user_dn(waiting.pw_name), "e2faDeadline", scope="base")[user_dn(waiting.pw_name)]["e2faDeadline"] == ["2099-01-01"]
+    for host in fleet:
+        assert host.authenticate(waiting, "").result == "ignored"
+        refused = host.authenticate(overdue, "")
+        assert refused.result == "auth_err" and not refused.prompted, refused
+    # A user with a device cannot be given a deadline (it would change nothing).
+    directory.add_device(users[0].pw_name, new_device())
+    assert run_fleet_admin(host_b, "extend", users[0].pw_name, "2099-01-01").returncode == 1
+
+
+def test_admin_unlock_reset_status_and_check_work_on_the_directory(directory, users, fleet):
+    host_a, host_b = fleet
+    for host in fleet:
+        host.configure("max_failures = 2\nlockout_seconds = 600\n")
+    user = users[5]  # the refused replays of an earlier race count as failures: start from none
+    assert run_fleet_admin(host_a, "unlock", user.pw_name).returncode == 0
+    assert directory.search(user_dn(user.pw_name), "e2faFailures", scope="base")[user_dn(user.pw_name)]["e2faFailures"] == ["0"]
+    device = new_device()
+    directory.add_device(user.pw_name, device)
+    assert host_a.authenticate(user, "000000").result == "auth_err"
+    assert host_b.authenticate(user, "000000").result == "auth_err"
+    settle()
+    assert host_a.authenticate(user, code(device)).result == "maxtries"
+    status = run_fleet_admin(host_a, "status", "--json", user.pw_name)
+    assert status.returncode == 0, status.stderr
+    import json
+    row = json.loads(status.stdout)["users"][0]
+    assert row["user"] == user.pw_name and row["readiness"] == "ready" and "locked" in json.dumps(row).lower(), row
+    assert run_fleet_admin(host_a, "unlock", user.pw_name).returncode == 0
+    assert host_b.authenticate(user, code(device)).result == "success"
+    everyone = run_fleet_admin(host_b, "status")
+    assert everyone.returncode == 0 and user.pw_name in everyone.stdout, everyone.stderr
+    # reset without --yes or --deadline changes nothing; with --deadline every device goes, fleet-wide.
+    assert run_fleet_admin(host_a, "reset", user.pw_name).returncode == 1
+    assert devices_of(directory, user)
+    reset = run_fleet_admin(host_a, "reset", user.pw_name, "--deadline", "2099-01-01")
+    assert reset.returncode == 0, reset.stderr
+    assert devices_of(directory, user) == []
+    assert host_b.authenticate(user, "").result == "ignored"
+    checked = run_fleet_admin(host_b, "check")
+    assert checked.returncode == 0 and "answers as" in checked.stdout, (checked.stdout, checked.stderr)
+
+
+# --- migration of a host's local devices ----------------------------------------------------------------
+
+def test_migrate_copies_local_devices_once_and_keeps_used_codes_used(directory, users, fleet):
+    host_a, host_b = fleet
+    user = users[10]  # not in this directory yet
+    local = DeviceSet(user)
+    device = local.add("old phone")
+    recovery_codes = local.add_recovery_codes(count=3)
+    local.write()
+    Host.configure(host_a, "", start="2020-01-01")  # host A still in local mode
+    settle()
+    used = code(device)
+    assert host_a.authenticate(user, used).result == "success"
+    host_a.configure("")  # now store = ldap
+    dry = run_fleet_admin(host_a, "migrate", "--dry-run", user.pw_name)
+    assert dry.returncode == 0 and "would copy 'old phone'" in dry.stdout, (dry.stdout, dry.stderr)
+    assert devices_of(directory, user) == []
+    first = run_fleet_admin(host_a, "migrate", user.pw_name)
+    assert first.returncode == 0 and "1 device copied" in first.stdout, (first.stdout, first.stderr)
+    again = run_fleet_admin(host_a, "migrate", user.pw_name)
+    assert again.returncode == 0 and "0 devices copied, 1 already in the directory" in again.stdout, again.stdout
+    assert [entry["e2faDeviceName"] for entry in devices_of(directory, user)] == [["old phone"]]
+    assert os.path.exists(local.path)  # nothing local is deleted
+    # The code used on host A before the migration is not accepted on host B after it.
+    assert host_b.authenticate(user, used).result == "auth_err"
+    assert host_b.authenticate(user, code(device, offset_steps=1)).result == "success"
+    assert host_b.authenticate(user, recovery_codes[0]).result == "success"
+    assert host_a.authenticate(user, recovery_codes[0]).result == "auth_err"
+
+
+# --- real ssh logins on two sshd instances -----------------------------------------------------------------
+
+def test_real_ssh_logins_on_two_sshd_instances_share_one_device_and_refuse_a_replay(directory, users, fleet):
+    from test_ssh_sudo import SSHServer, ssh_login
+    host_a, host_b = fleet
+    servers = [SSHServer(users), SSHServer(users)]
+    try:
+        servers[0].use(host_a)
+        servers[1].use(host_b)
+        user = users[8]
+        device = new_device("ssh phone")
+        directory.add_device(user.pw_name, device)
+        settle()
+        typed = code(device)
+        first = ssh_login(servers[0], user, typed)
+        assert first.ok and first.output.strip() == user.pw_name, first.text
+        replay = ssh_login(servers[1], user, typed)
+        assert not replay.ok, replay.text
+        fresh = ssh_login(servers[1], user, code(device, offset_steps=1))
+        assert fresh.ok, fresh.text
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_plain_ldap_to_a_name_that_is_not_loopback_needs_starttls(users, directory):
+    """TLS is required except for ldapi:// and loopback addresses: a host name (even one resolving to
+    127.0.0.1) gets StartTLS, which this directory does not offer, so nothing is sent in the clear."""
+    import socket as sockets
+    name = sockets.gethostname()
+    folder = tempfile.mkdtemp(prefix="engage2fa-host-a-")
+    os.chmod(folder, 0o755)
+    host = FleetHost(folder, users, directory, "host-a", uris=f"ldap://{name}:{directory.port}/", timeout=2).start_daemon()
+    try:
+        host.activate()
+        denied = host.authenticate(users[12], "")
+        assert denied.result == "auth_err" and "directory cannot be reached" in denied.output, denied
+        # check binds the way engage2fad does, and says why it could not.
+        checked = run_fleet_admin(host, "check")
+        assert checked.returncode == 1 and "StartTLS" in checked.stdout, (checked.stdout, checked.stderr)
+    finally:
+        host.close()
+        shutil.rmtree(folder, ignore_errors=True)

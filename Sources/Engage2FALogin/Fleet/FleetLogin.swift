@@ -97,7 +97,7 @@ extension Login {
     func checkCodeCentrally(account: Account, lockedUntil: Int64, config: Config, fleet: FleetSession) -> LoginResult {
         let shownUser = displayText(user, limit: 64)
         let now = now()
-        let remaining = lockedUntil > now ? min(lockedUntil - now, Int64(config.lockoutSeconds)) : 0
+        let remaining = UserState.lockoutRemaining(lockedUntil: lockedUntil, now: now, lockoutSeconds: config.lockoutSeconds)
         if remaining > 0 {
             conversation.showError(lockoutMessage(remaining))
             log.log(.notice, "user \(shownUser): locked out for \(remaining) more seconds; no code asked")
