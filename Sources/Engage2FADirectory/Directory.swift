@@ -55,7 +55,7 @@ public final class Directory {
         if let file = settings.bindPasswordFile {
             do {
                 // Root-only: whoever reads it is this host to the directory.
-                let bytes = try readTrustedFile(file, owners: [0], maxSize: 4096, groupOtherMask: 0o077)
+                let bytes = try readTrustedFile(file, owners: [0], maxSize: 4096)
                 password = Array(bytes.prefix { $0 != 0x0A && $0 != 0x0D })
             } catch {
                 return .failure(ConnectFailure(reason: "ldap_bind_password_file: \(error)"))

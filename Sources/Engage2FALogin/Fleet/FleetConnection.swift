@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEngageSys
 
 /// Why engage2fad gave no usable answer.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 // The login's fleet path (store = ldap): the user's snapshot and the code check come from this host's
 // engage2fad, which holds the directory connection; the rest of the login (policy, activation, prompts,
@@ -72,7 +68,7 @@ public enum FleetCache {
     public static func policyPath(stateDirectory: String) -> String { directory(stateDirectory: stateDirectory) + "/policy.snapshot" }
 
     public static func read(path: String) -> FleetSnapshot? {
-        guard let bytes = try? readTrustedFile(path, owners: [0], maxSize: 4096, groupOtherMask: 0o077),
+        guard let bytes = try? readTrustedFile(path, owners: [0], maxSize: 4096),
               case .snapshot(let snapshot)? = FleetAnswer(line: Array(bytes.prefix { $0 != 0x0A })) else { return nil }
         return snapshot
     }

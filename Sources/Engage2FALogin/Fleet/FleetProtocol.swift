@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 // The lines the module and engage2fa-enroll exchange with engage2fad over its Unix sockets. One request
 // line, one answer line; every string field is hex (no byte of a user or device name can split a field

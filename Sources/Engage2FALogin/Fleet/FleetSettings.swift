@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 /// Where users' devices, replay and lockout state live: on this host, or in the fleet's LDAP directory.
 public enum StoreKind: String, Equatable, Sendable {
