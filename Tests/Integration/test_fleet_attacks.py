@@ -247,3 +247,26 @@ def test_a_login_socket_nobody_accepts_on_denies_within_the_timeout(users):
         hung.close()
         host.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode, owner", [(0o644, 0), (0o600, "user")])
+def test_a_bind_password_file_others_can_read_or_own_is_not_used(directory, users, mode, owner):  # noqa: F811
+    """A password file readable by others (or owned by a user) is refused: the required user is denied as
+    when the directory cannot be reached, never let in."""
+    folder = tempfile.mkdtemp(prefix="engage2fa-host-a-")
+    os.chmod(folder, 0o755)
+    host = FleetHost(folder, users, directory, "host-a", timeout=2)
+    try:
+        password_file = os.path.join(folder, "bind-password")
+        os.chmod(password_file, mode)
+        if owner == "user":
+            os.chown(password_file, users[11].pw_uid, users[11].pw_gid)
+        directory.add_device(users[10].pw_name, new_device())
+        directory.set_policy(e2faStartDate="2020-01-01")
+        host.activate()
+        host.start_daemon()
+        outcome = host.authenticate(users[10], "123456")
+        assert outcome.result == "auth_err" and "cannot be reached" in outcome.output, outcome
+    finally:
+        host.close()
+        shutil.rmtree(folder, ignore_errors=True)
