@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CEngageSysSocket.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
 #include <string.h>
@@ -21,9 +22,13 @@ static int fill_address(struct sockaddr_un *address, const char *path) {
 int e2f_unix_connect(const char *path, uid_t *peer_uid) {
     struct sockaddr_un address;
     if (fill_address(&address, path) != 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking for the connect only: a Unix socket whose queue is full (a hung service) makes a blocking
+       connect wait for ever; this one fails at once with EAGAIN, and the login is not kept waiting. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
     if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) { int saved = errno; close(fd); errno = saved; return -1; }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) { int saved = errno; close(fd); errno = saved; return -1; }
     struct ucred credentials;
     socklen_t size = sizeof credentials;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0) { int saved = errno; close(fd); errno = saved; return -1; }

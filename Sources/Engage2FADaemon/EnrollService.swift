@@ -43,10 +43,20 @@ final class EnrollService {
         return fleet.readUser(account.name, on: directory).map { ($0, DeviceFile(devices: $0.devices.map(\.device))) }
     }
 
+    /// A device entry that is there but unusable still is a device: a password alone must not add another
+    /// beside it, and no code can come from it, so only an administrator can sort it out.
+    private func unusableDevices(_ user: DirectoryUser) -> FleetAnswer? {
+        guard user.devices.isEmpty, !user.problems.isEmpty else { return nil }
+        for problem in user.problems { serviceLog(LOG_WARNING, "enrollment of \(displayText(user.dn, limit: 200)): \(problem)") }
+        return .failed("a device of yours in the directory cannot be used (see the system log): ask an administrator to remove or repair it; nothing was saved")
+    }
+
     private func begin(account: Account, name: String) -> Result<FleetAnswer, FleetService.FleetFailure> {
         let file: DeviceFile
         switch devices(of: account) {
-        case .success(let (_, read)): file = read
+        case .success(let (user, read)):
+            if let refusal = unusableDevices(user) { return .success(refusal) }
+            file = read
         case .failure(let failure): return .failure(failure)
         }
         let validName: String
@@ -69,7 +79,9 @@ final class EnrollService {
         // Read again: a device linked meanwhile (on any host) needs the proof as much as one linked before.
         var file: DeviceFile
         switch devices(of: account) {
-        case .success(let (_, read)): file = read
+        case .success(let (user, read)):
+            if let refusal = unusableDevices(user) { return .success(refusal) }
+            file = read
         case .failure(let failure): return .failure(failure)
         }
         if !file.devices.isEmpty {

@@ -94,7 +94,8 @@ final class FleetService {
         case .failure(let failure): return .failure(failure)
         case .success(let found):
             for problem in found.problems { serviceLog(LOG_WARNING, "user \(displayText(user, limit: 64)): \(problem)") }
-            snapshot.devices = found.devices.count
+            // An unusable device entry still counts: its user is enrolled (and cannot log in until it is repaired).
+            snapshot.devices = found.devices.count + found.problems.count
             snapshot.recoveryCodes = found.recovery?.hashes.count ?? 0
             snapshot.lockedUntil = found.lockedUntil
             if let text = found.entry?.text("e2faDeadline") { snapshot.deadline = try? PolicyDate(parsing: text) }

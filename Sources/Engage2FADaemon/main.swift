@@ -78,23 +78,53 @@ if let count = getenv("LISTEN_FDS").flatMap({ Int32(String(cString: $0)) }), cou
     }
 }
 Directory.prepareLibrary(settings: startConfig.fleet)
-signal(SIGCHLD, SIG_IGN)  // children are reaped by the kernel
+// Not SIG_IGN (which a parent may have left in place): the loop below reaps, and counts, its children.
+signal(SIGCHLD, SIG_DFL)
 signal(SIGPIPE, SIG_IGN)
 serviceLog(LOG_INFO, "serving \(startConfig.fleet.loginSocketPath) and \(startConfig.fleet.enrollSocketPath) for \(configPath)")
 
+/// Enrollment connections may wait minutes for a person, each in a root child: any local user can open
+/// them, so their number is bounded (per user and in all), and a flood of them never takes the forks
+/// that the module's logins need. Logins (root only) are not limited.
+let maxEnrollmentsPerUser = 4
+let maxEnrollments = 32
+/// The enrollment children still running, and whose they are.
+var enrollmentChildren: [pid_t: uid_t] = [:]
+
 while true {
-    let ready = e2f_wait_either(loginListener, enrollListener, -1)
+    // Children are reaped here (not by SIGCHLD = SIG_IGN) so that the running enrollments are known.
+    while true {
+        let ended = waitpid(-1, nil, WNOHANG)
+        guard ended > 0 else { break }
+        enrollmentChildren[ended] = nil
+    }
+    // Wakes up every second to reap even when nobody connects.
+    let ready = e2f_wait_either(loginListener, enrollListener, 1000)
     guard ready >= 0 else { continue }
     let listener = ready == 0 ? loginListener : enrollListener
     let client = accept(listener, nil, nil)
     guard client >= 0 else { continue }
+    var peer: uid_t = 0, group: gid_t = 0
+    let enrollment = listener == enrollListener
+    if enrollment {
+        guard e2f_peer_credentials(client, &peer, &group) == 0 else { close(client); continue }
+        let own = enrollmentChildren.values.filter { $0 == peer }.count
+        if own >= maxEnrollmentsPerUser || enrollmentChildren.count >= maxEnrollments {
+            send(client, .failed(own >= maxEnrollmentsPerUser
+                ? "you have \(own) enrollments open already: finish or end one first; nothing was saved"
+                : "too many enrollments are open on this host: try again in a few minutes; nothing was saved"))
+            close(client)
+            continue
+        }
+    }
     let child = e2f_fork()
     if child == 0 {
         close(loginListener)
         close(enrollListener)
-        serve(client: client, enrollment: listener == enrollListener, configPath: configPath)
+        serve(client: client, enrollment: enrollment, configPath: configPath)
         _exit(0)
     }
+    if child > 0 && enrollment { enrollmentChildren[child] = peer }
     close(client)
 }
 

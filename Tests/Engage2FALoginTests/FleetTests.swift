@@ -41,6 +41,20 @@ final class FleetTests: XCTestCase {
         XCTAssertFalse(FleetSettings.needsStartTLS("ldapi:///"))
     }
 
+    /// libldap's ldap_initialize takes a list of URIs separated by commas or spaces: one ldap_uri value
+    /// "ldap://127.0.0.1,ldap://far.example.org" looked like loopback to the TLS rule, and libldap then
+    /// spoke plain LDAP (bind password included) to the far host. A host name that only starts with
+    /// "127." is a DNS name, not a loopback address.
+    func testTLSRuleCannotBeSidesteppedByAURIListOrALoopbackLookingName() {
+        for value in ["ldap://127.0.0.1,ldap://far.example.org/", "ldapi://%2Frun%2Fslapd,ldap://far.example.org",
+                      "ldap://localhost/,ldap://far.example.org"] {
+            XCTAssertFalse(Config.parse("ldap_uri = \(value)\n", file: "f").isValid, value)
+        }
+        XCTAssertTrue(FleetSettings.needsStartTLS("ldap://127.far.example.org/"))
+        XCTAssertTrue(FleetSettings.needsStartTLS("ldap://127.0.0.1.nip.io/"))
+        XCTAssertFalse(FleetSettings.needsStartTLS("ldap://127.0.0.53:389/"))
+    }
+
     func testRequestsAndAnswersRoundTripWhateverTheNames() throws {
         let hostile = "a b\nc\u{1b}[2J%ff"
         for request in [FleetRequest.snapshot(user: hostile), .check(user: hostile, typed: Array("12 34\n".utf8)),

@@ -4,7 +4,7 @@
 
 /* Fleet mode's Unix sockets (engage2fad, and the module and engage2fa-enroll as its clients). */
 
-/* Connects to the stream socket at path; the server's uid goes to *peer_uid (SO_PEERCRED). -1 with errno. */
+/* Connects to the stream socket at path without waiting (a full queue is EAGAIN); the server's uid goes to *peer_uid (SO_PEERCRED). -1 with errno. */
 int e2f_unix_connect(const char *path, uid_t *peer_uid);
 /* Waits up to timeout_ms for fd to be readable (events POLLIN): 1 readable, 0 timed out, -1 error. */
 int e2f_wait_readable(int fd, int timeout_ms);

@@ -42,7 +42,9 @@ final class FleetSession {
 
     func check(user: String, typed: [UInt8]) -> FleetAnswer {
         guard unreachable == nil else { return .unreachable(unreachable!) }
-        return ask(.check(user: user, typed: typed))
+        // An answer longer than any code is checked as the empty answer: a wrong code, counted, as in local
+        // mode (sent whole, engage2fad would refuse the line and the login would log a false outage).
+        return ask(.check(user: user, typed: typed.count <= FleetRequest.maxTypedBytes ? typed : []))
     }
 
     private func ask(_ request: FleetRequest) -> FleetAnswer {

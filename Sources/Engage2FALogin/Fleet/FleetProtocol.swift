@@ -39,6 +39,9 @@ public enum FleetAnswer: Equatable, Sendable {
 }
 
 public enum FleetRequest: Equatable, Sendable {
+    /// The longest typed answer sent to engage2fad: more than any code or recovery code.
+    public static let maxTypedBytes = 256
+
     case snapshot(user: String)
     case check(user: String, typed: [UInt8])
     /// engage2fa-enroll: a new device named so, confirmed by `code`; `existingCode` from a device already linked.
@@ -74,7 +77,7 @@ extension FleetRequest {
             guard let user = text(1) else { return nil }
             self = .snapshot(user: user)
         case "check" where fields.count == 3:
-            guard let user = text(1), let typed = bytes(2), typed.count <= 256 else { return nil }
+            guard let user = text(1), let typed = bytes(2), typed.count <= FleetRequest.maxTypedBytes else { return nil }
             self = .check(user: user, typed: typed)
         case "enroll-begin" where fields.count == 2:
             guard let name = text(1) else { return nil }

@@ -92,6 +92,10 @@ public struct FleetSettings: Equatable, Sendable {
     static func uriProblem(_ uri: String) -> String? {
         let bytes = Array(uri.utf8)
         guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return "ldap_uri: '\(displayText(uri, limit: 64))' has a space or control character" }
+        // libldap reads "a,b" as two URIs: the second would escape the TLS rule, which looks at the first.
+        guard !bytes.contains(UInt8(ascii: ",")) else {
+            return "ldap_uri: '\(displayText(uri, limit: 64))' has a comma; separate several URIs with spaces"
+        }
         guard bytesStart(bytes, with: "ldap://") || bytesStart(bytes, with: "ldaps://") || bytesStart(bytes, with: "ldapi://") else {
             return "ldap_uri: '\(displayText(uri, limit: 64))' must start with ldap://, ldaps:// or ldapi://"
         }
@@ -110,7 +114,16 @@ public struct FleetSettings: Equatable, Sendable {
             name = host.prefix { $0 != UInt8(ascii: ":") }
         }
         if name.elementsEqual("::1".utf8) || bytesEqualIgnoringASCIICase(name, "localhost") { return false }
-        if bytesStart(name, with: "127.") { return false }
+        if isIPv4Loopback(name) { return false }
         return true
+    }
+}
+
+/// 127.x.y.z written as an address (a DNS name such as 127.example.org may resolve anywhere).
+func isIPv4Loopback(_ name: some Collection<UInt8>) -> Bool {
+    let parts = Array(name)[...].pieces(separatedBy: UInt8(ascii: "."), keepEmpty: true)
+    guard parts.count == 4, parts[0].elementsEqual("127".utf8) else { return false }
+    return parts.allSatisfy { part in
+        (1...3).contains(part.count) && part.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && (parseInteger(part) ?? 256) <= 255
     }
 }
