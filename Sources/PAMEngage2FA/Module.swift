@@ -122,14 +122,25 @@ struct PAMConversation: LoginConversation {
 }
 
 /// syslog(3) to the authpriv facility, each line prefixed "pam_engage2fa(SERVICE:auth): " as
-/// pam_syslog(3) would (which formats every line three times over).
+/// pam_syslog(3) would (which formats every line three times over), and ended with where the login came
+/// from, " rhost=HOST tty=TTY" (each when the application set it), so an admin can grep an attack by address.
 ///
 /// The one way out for every log line of the module: each is escaped here (a user name, a path, a
 /// parse error are attacker input: a newline would forge a second line, ESC would reach the terminal
 /// of whoever reads the log) and bounded. The parts were escaped where they were made, so
-/// backslashes are left alone rather than doubled.
+/// backslashes are left alone rather than doubled. The service and the remote host are the
+/// application's and the client's bytes: escaped as fields (`logField`: spaces too), once per login.
 struct SyslogLog: LoginLog {
-    let handle: OpaquePointer
+    let service: String
+    let origin: String
+
+    init(handle: OpaquePointer) {
+        service = pamItem(handle, PAM_SERVICE).map { displayText(bytes: $0, limit: 64) } ?? "?"
+        var origin = ""
+        if let rhost = pamItem(handle, PAM_RHOST), !rhost.isEmpty { origin += " " + logField("rhost", bytes: rhost) }
+        if let tty = pamItem(handle, PAM_TTY), !tty.isEmpty { origin += " " + logField("tty", bytes: tty, limit: 64) }
+        self.origin = origin
+    }
 
     func log(_ priority: LogPriority, _ message: String) {
         let level: Int32 = switch priority {
@@ -139,12 +150,16 @@ struct SyslogLog: LoginLog {
         case .info: LOG_INFO
         case .debug: LOG_DEBUG
         }
-        var service: UnsafeRawPointer? = nil
-        let name = pam_get_item(handle, PAM_SERVICE, &service) == PAM_SUCCESS && service != nil
-            ? displayText(bytes: UnsafeBufferPointer(start: service!.assumingMemoryBound(to: UInt8.self), count: strlen(service!.assumingMemoryBound(to: CChar.self))), limit: 64)
-            : "?"
-        name.withCString { service in
-            displayText(message, limit: 1000, escapingBackslashes: false).withCString { e2f_pam_log(level, service, $0) }
+        service.withCString { service in
+            (displayText(message, limit: 1000, escapingBackslashes: false) + origin).withCString { e2f_pam_log(level, service, $0) }
         }
     }
+}
+
+/// A string item of the PAM handle (PAM_SERVICE, PAM_RHOST, PAM_TTY) as its bytes, valid while the item
+/// is not changed; nil when it is not set.
+func pamItem(_ handle: OpaquePointer, _ item: Int32) -> UnsafeBufferPointer<UInt8>? {
+    var value: UnsafeRawPointer? = nil
+    guard pam_get_item(handle, item, &value) == PAM_SUCCESS, let value else { return nil }
+    return UnsafeBufferPointer(start: value.assumingMemoryBound(to: UInt8.self), count: strlen(value.assumingMemoryBound(to: CChar.self)))
 }

@@ -174,10 +174,12 @@ class Host:
         """A start date in the past: 2FA is mandatory."""
         self.configure(extra, start="2020-01-01")
 
-    def authenticate(self, user, answer=None, timeout=30):
+    def authenticate(self, user, answer=None, timeout=30, items=None):
+        """pamtester's login; `items` sets PAM items as a client would (pamtester -I rhost=… -I tty=…)."""
         name = user if isinstance(user, str) else user.pw_name
         stdin = "" if answer is None else answer + "\n"
-        result = subprocess.run(["pamtester", "-v", self.service, name, "authenticate"],
+        options = [argument for item, value in (items or {}).items() for argument in ("-I", f"{item}={value}")]
+        result = subprocess.run(["pamtester", "-v", *options, self.service, name, "authenticate"],
                                 input=stdin, capture_output=True, text=True, timeout=timeout)
         return Outcome(result)
 
