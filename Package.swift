@@ -23,7 +23,8 @@ let embeddedLibraries: String = {
 let package = Package(
     name: "engage2fa",
     products: [
-        .library(name: "Engage2FACore", targets: ["Engage2FACore"]),
+        .library(name: "Engage2FALogin", targets: ["Engage2FALogin"]),
+        .library(name: "Engage2FAManagement", targets: ["Engage2FAManagement"]),
         // Installed as pam_engage2fa.so (SwiftPM names the file libpam_engage2fa.so).
         .library(name: "pam_engage2fa", type: .dynamic, targets: ["PAMEngage2FA"]),
         .executable(name: "engage2fa-enroll", targets: ["Engage2FAEnroll"]),
@@ -41,16 +42,23 @@ let package = Package(
         // Syscalls the Glibc overlay does not import (setfsuid, getrandom) and PAM's variadic calls.
         .target(name: "CEngageSys"),
 
-        // Every rule lives here. Foundation-free: it is loaded into sshd for every connection.
-        .target(name: "Engage2FACore", dependencies: ["CEngageSys"]),
+        // What pam_engage2fa.so runs, and nothing else: the login flow and every rule it applies (policy,
+        // codes, the device file's parser, root's state, the activation record, the time zone). Foundation-free:
+        // it is loaded into sshd for every connection. The only part compiled twice (see Engage2FALoginEmbedded).
+        .target(name: "Engage2FALogin", dependencies: ["CEngageSys"]),
+
+        // What only the commands use, on top of the login library: enrollment (otpauth URIs, new secrets,
+        // recovery codes, device names), the admin's view of a user, `check`'s diagnostics. Never in the module.
+        .target(name: "Engage2FAManagement", dependencies: ["Engage2FALogin", "CEngageSys"]),
 
         // PAM's variadic calls (pam_prompt, pam_syslog), which Swift cannot make.
         .target(name: "CEngagePAM", dependencies: ["CPAM"]),
 
-        // The core again, compiled with Embedded Swift for the PAM module: no Swift runtime to load,
-        // bind and relocate in every sshd connection. Same sources (a symbolic link).
+        // The login library again, compiled with Embedded Swift for the PAM module: no Swift runtime to load,
+        // bind and relocate in every sshd connection. Same sources: Sources/Engage2FALoginEmbedded is a
+        // symbolic link to Sources/Engage2FALogin (scripts/check-login-twin fails if that ever stops being so).
         .target(
-            name: "Engage2FACoreEmbedded",
+            name: "Engage2FALoginEmbedded",
             dependencies: ["CEngageSys"],
             swiftSettings: [.enableExperimentalFeature("Embedded"), .unsafeFlags(["-wmo"])]
         ),
@@ -62,7 +70,7 @@ let package = Package(
         // lld packs the relative relocations (DT_RELR) and folds identical code.
         .target(
             name: "PAMEngage2FA",
-            dependencies: ["Engage2FACoreEmbedded", "CEngagePAM", "CPAM", "CEngageSys"],
+            dependencies: ["Engage2FALoginEmbedded", "CEngagePAM", "CPAM", "CEngageSys"],
             exclude: ["exports.map"],
             swiftSettings: [.enableExperimentalFeature("Embedded"), .unsafeFlags(["-wmo"])],
             linkerSettings: [
@@ -85,14 +93,14 @@ let package = Package(
         // What the two commands share: finding the user, reading the policy, messages that say how to fix things.
         .target(
             name: "Engage2FACommandSupport",
-            dependencies: ["Engage2FACore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Engage2FALogin", "Engage2FAManagement", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // engage2fa-enroll: run by the user (no setuid) to link devices.
         .executableTarget(
             name: "Engage2FAEnroll",
             dependencies: [
-                "Engage2FACore", "Engage2FAQR", "Engage2FACommandSupport",
+                "Engage2FALogin", "Engage2FAManagement", "Engage2FAQR", "Engage2FACommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -101,14 +109,14 @@ let package = Package(
         .executableTarget(
             name: "Engage2FAAdmin",
             dependencies: [
-                "Engage2FACore", "Engage2FACommandSupport", "CEngageSys",
+                "Engage2FALogin", "Engage2FAManagement", "Engage2FACommandSupport", "CEngageSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(
-            name: "Engage2FACoreTests",
-            dependencies: ["Engage2FACore", "COpenSSL"]
+            name: "Engage2FALoginTests",
+            dependencies: ["Engage2FALogin", "Engage2FAManagement", "COpenSSL"]
         ),
 
         // The two commands' parsing and help, in process: `@testable import` of the executable targets
@@ -116,7 +124,7 @@ let package = Package(
         .testTarget(
             name: "CommandTests",
             dependencies: [
-                "Engage2FAAdmin", "Engage2FAEnroll", "Engage2FACommandSupport", "Engage2FACore",
+                "Engage2FAAdmin", "Engage2FAEnroll", "Engage2FACommandSupport", "Engage2FALogin", "Engage2FAManagement",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,4 +1,4 @@
-import Engage2FACore
+import Engage2FALogin
 
 /// Any text to decode: never a crash; what decodes re-encodes to the same bytes; any bytes encode and
 /// decode back.

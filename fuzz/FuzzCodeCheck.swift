@@ -1,4 +1,4 @@
-import Engage2FACore
+import Engage2FALogin
 
 /// Any bytes typed at the prompt: never a crash; accepted only if, trimmed, they are exactly the
 /// device's code for a step in the window; recovery-code normalisation never accepts anything longer.

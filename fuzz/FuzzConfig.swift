@@ -1,4 +1,4 @@
-import Engage2FACore
+import Engage2FALogin
 
 /// Any bytes as a policy file: never a crash; every diagnostic names a line that exists and quotes the
 /// file escaped.

@@ -1,4 +1,4 @@
-import Engage2FACore
+import Engage2FALogin
 
 /// Any bytes as a device file: never a crash, whatever parses survives a write–read round trip, and
 /// no parsed device name holds a byte that must not reach a terminal or a log line (issue 13 C): the

@@ -1,4 +1,4 @@
-import Engage2FACore
+import Engage2FALogin
 
 /// Any text as an otpauth URI: never a crash, and a parsed URI's text parses back to the same value.
 @_cdecl("LLVMFuzzerTestOneInput")

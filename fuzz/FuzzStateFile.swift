@@ -1,4 +1,4 @@
-import Engage2FACore
+import Engage2FALogin
 
 /// Any bytes as a state file: never a crash, what parses survives a write–read round trip, and no
 /// arithmetic a login does with what was parsed can trap (the numbers are range-checked on reading).

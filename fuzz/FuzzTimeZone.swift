@@ -1,4 +1,4 @@
-import Engage2FACore
+import Engage2FALogin
 
 /// Any bytes as a TZif file (or, if they do not start with the magic, as the footer's TZ string of
 /// a minimal one): never a crash; offsets within RFC 8536's range; and 00:00 of a day is where the

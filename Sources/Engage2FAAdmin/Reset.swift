@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engage2FACommandSupport
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 #if canImport(Glibc)
 import Glibc
 #endif

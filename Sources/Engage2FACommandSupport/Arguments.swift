@@ -1,5 +1,6 @@
 import ArgumentParser
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 
 // Values from the command line that have rules of their own. Each is parsed when the command line is
 // and checked in the command's `validate()`, so that a value that breaks its rule is a usage error

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 
 /// `-V`, as well as the parser's own `--version`, on the top-level command.
 ///

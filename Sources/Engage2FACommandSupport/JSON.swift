@@ -3,7 +3,8 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 
 /// `value` as one line of JSON, for `--json`: written by Foundation's `JSONEncoder` with sorted keys
 /// (the same input gives the same bytes) and `/` unescaped, then made safe to show on a terminal.

@@ -1,4 +1,5 @@
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 #if canImport(Glibc)
 import Glibc
 #endif

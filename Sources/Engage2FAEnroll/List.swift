@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engage2FACommandSupport
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 
 extension Enroll {
     struct List: ParsableCommand {
@@ -62,7 +63,7 @@ extension Enroll {
                     case addedUnix = "added_unix"
                 }
 
-                init(_ device: Engage2FACore.Device) {
+                init(_ device: Engage2FALogin.Device) {
                     name = device.name
                     added = localDateText(device.addedAt)
                     addedUnix = device.addedAt

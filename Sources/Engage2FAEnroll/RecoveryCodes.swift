@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engage2FACommandSupport
-import Engage2FACore
+import Engage2FALogin
+import Engage2FAManagement
 
 extension Enroll {
     struct RecoveryCodes: ParsableCommand {
@@ -14,7 +15,7 @@ extension Enroll {
 
         func run() throws {
             let context = try EnrollContext(options)
-            let (codes, stored) = try Engage2FACore.RecoveryCodes.generate(now: currentUnixTime())
+            let (codes, stored) = try Engage2FALogin.RecoveryCodes.generate(now: currentUnixTime())
             let state = context.state()
             let replaced = try context.update { (file: inout DeviceFile) throws -> Int in
                 let left = state?.liveRecoveryCodes(of: file).count ?? file.recovery?.hashes.count ?? 0

@@ -1,10 +1,10 @@
 // pam_engage2fa.so: the C entry points PAM calls, the conversation and syslog. Every decision is
-// the core's (Engage2FACore.Login); this file only translates between it and libpam.
+// the login library's (Engage2FALogin, Login.swift); this file only translates between it and libpam.
 
 import CEngagePAM
 import CPAM
 import CEngageSys
-import Engage2FACoreEmbedded
+import Engage2FALoginEmbedded
 #if canImport(Glibc) && !hasFeature(Embedded)
 import Glibc
 #endif

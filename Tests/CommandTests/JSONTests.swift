@@ -3,7 +3,8 @@ import Foundation
 import XCTest
 
 @testable import Engage2FAAdmin
-@testable import Engage2FACore
+@testable import Engage2FALogin
+@testable import Engage2FAManagement
 @testable import Engage2FAEnroll
 
 /// `--json` output: written by JSONEncoder, every scalar unsafe on a terminal escaped as \uXXXX, and

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Engage2FACommandSupport
-import Engage2FACore
+import Engage2FALogin
 import XCTest
 
 @testable import Engage2FAAdmin

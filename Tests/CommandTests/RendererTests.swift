@@ -1,7 +1,8 @@
 import XCTest
 
 @testable import Engage2FAAdmin
-@testable import Engage2FACore
+@testable import Engage2FALogin
+@testable import Engage2FAManagement
 @testable import Engage2FAEnroll
 
 /// The words `engage2fa-admin status` and `engage2fa-enroll status` give each decision.

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 

@@ -3,6 +3,7 @@ import Glibc
 #else
 import CEngageSys
 #endif
+import Engage2FALogin
 
 /// One user's 2FA situation as the admin sees it: what the module would do at a login now.
 public struct UserStatus: Sendable {

@@ -1,5 +1,5 @@
 import XCTest
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 /// displayText: nothing a user controls reaches a terminal or a log line raw.
 final class DisplayTextTests: XCTestCase {

@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 /// Every row of the policy table, its boundaries and the ratchet.
 final class PolicyTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 // The whole login flow (Login.run: policy, activation record, devices, state, decision, prompt, the check
 // under the user's lock, what is recorded and logged) through its seams, without root: a scripted

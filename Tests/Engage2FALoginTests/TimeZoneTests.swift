@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 /// The TZif reader against glibc: for real zones, zic-made slim and fat files and hand-made TZif,
 /// the offset at every change 1970–2100 (and either side of it), at random instants and twice a

@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 final class ConfigTests: XCTestCase {
     func testFullFileParses() throws {

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 final class DeviceFileTests: XCTestCase {
     func testRoundTripWithSeveralDevicesAndRecoveryCodes() throws {

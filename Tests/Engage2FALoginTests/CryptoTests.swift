@@ -1,7 +1,7 @@
 import COpenSSL
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 /// Our SHA/HMAC/PBKDF2 against published vectors and against libcrypto on random inputs.
 final class CryptoTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 /// A test account: a stable uid from the name (no user database needed).
 func account(_ name: String) -> Account {

@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 /// The exact sentences the person at the PAM prompt meets for each decision (PolicyTests assert the
 /// decisions themselves).

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Engage2FACore
+@testable import Engage2FALogin
 
 /// HOTP/TOTP against RFC 4226/6238 and against oathtool.
 final class OTPTests: XCTestCase {
