@@ -16,6 +16,8 @@ public struct UserStatus: Sendable {
         case lockedOut(until: Int64)
         case unreadable(reason: String)
         case notConfigured
+        /// The policy's scope keys leave this user out (`exempt_groups`, `only_groups`): never asked.
+        case exempt(Exemption)
     }
 
     public var user: String
@@ -28,7 +30,7 @@ public struct UserStatus: Sendable {
     public var readiness: String {
         switch state {
         case .unreadable, .refused: return "overdue"
-        case .lockedOut, .enforced: return "ready"
+        case .lockedOut, .enforced, .exempt: return "ready"
         case .notActiveYet, .grace, .notConfigured: return deviceNames.isEmpty ? "pending" : "ready"
         }
     }
@@ -60,7 +62,7 @@ public struct UserStatus: Sendable {
             return status
         }
         let outcome = decidePolicy(now: now, user: account.name, config: .valid(config), activation: activation, enrollment: enrollment,
-                                   stateDeadline: state.deadline)
+                                   stateDeadline: state.deadline, membership: account.membership(of: config.scopeGroups))
         switch outcome.decision {
         case .notApplicable:
             status.state = .notConfigured
@@ -68,6 +70,8 @@ public struct UserStatus: Sendable {
             status.state = .refused(reason)
         case .noCodeRequired(.beforeStart):
             status.state = .notActiveYet
+        case .noCodeRequired(.exempt(let exemption)):
+            status.state = .exempt(exemption)
         case .noCodeRequired(.personalDeadline(let deadline)):
             status.state = .grace(until: deadline, days: daysLeft(now: now, until: deadline.unixTime))
         case .codeRequired:

@@ -35,13 +35,23 @@ public func pam_sm_authenticate(
     let userBytes = UnsafeBufferPointer(start: UnsafeRawPointer(userPointer).assumingMemoryBound(to: UInt8.self), count: strlen(userPointer))
     let user = String(validating: userBytes, as: UTF8.self) ?? "/not-utf-8/" + displayText(bytes: userBytes, limit: 64)
 
+    // A code this transaction already accepted (an earlier pam_engage2fa in the stack) is not asked again:
+    // asked, the same code would be refused as used. The mark is this handle's, for this user, and short-lived.
+    if e2f_pam_has_passed(handle, userPointer, currentUnixTime(), passedMarkLifetime) == 1 {
+        log.log(.info, "user \(displayText(user, limit: 64)): pam_engage2fa already accepted a code in this PAM transaction; not asked again")
+        return PAM_SUCCESS
+    }
+
     var login = Login(
         user: user, configPath: options.configPath,
         conversation: PAMConversation(handle: handle, silent: flags & Int32(bitPattern: PAM_SILENT) != 0), log: log)
     login.debug = options.debug
+    login.service = pamItem(handle, PAM_SERVICE).map { String(decoding: $0, as: UTF8.self) }
     switch login.run() {
     case .notApplicable: return PAM_IGNORE
-    case .success: return PAM_SUCCESS
+    case .success:
+        _ = e2f_pam_mark_passed(handle, userPointer, currentUnixTime())
+        return PAM_SUCCESS
     case .denied: return PAM_AUTH_ERR
     case .lockedOut: return PAM_MAXTRIES
     }
@@ -51,8 +61,15 @@ public func pam_sm_authenticate(
 public func pam_sm_setcred(
     _ handle: OpaquePointer?, _ flags: Int32, _ argc: Int32, _ argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?
 ) -> Int32 {
-    PAM_SUCCESS
+    // Authentication is over once the application sets credentials: an application that keeps its handle
+    // and authenticates again later (a screen locker) is asked for a new code.
+    if let handle { e2f_pam_forget_passed(handle) }
+    return PAM_SUCCESS
 }
+
+/// How long an accepted code spares later instances of the module in the same handle from asking again:
+/// one stack's run, for an application that neither ends its handle nor sets credentials in between.
+let passedMarkLifetime: Int64 = 120
 
 /// The module's arguments from its line in /etc/pam.d.
 struct ModuleOptions {

@@ -45,6 +45,8 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     public var log: Log
     public var now: () -> Int64 = currentUnixTime
     public var debug = false
+    /// The PAM service (PAM_SERVICE, which libpam lowercases), for `exempt_services`.
+    public var service: String? = nil
     /// Seams for tests of the whole flow without root; the module never changes them.
     /// Whether this process may take users' locks and write root's state (euid 0).
     public var privileged = geteuid() == 0
@@ -119,8 +121,11 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         }
 
         let policyUser = account?.name ?? user
+        // Group lookups (NSS) only when the policy names groups; an unknown user is in none it can prove.
+        var membership = GroupMembership.unknown
+        if case .valid(let config) = configState, let account { membership = account.membership(of: config.scopeGroups) }
         let outcome = decidePolicy(now: startedAt, user: policyUser, config: configState, activation: activation, enrollment: enrollment,
-                                   stateDeadline: state.deadline)
+                                   stateDeadline: state.deadline, service: service, membership: membership)
         let notePriority: LogPriority = configStateIsBroken(configState) || activationIsUnreadable(activation) ? .error : .notice
         for note in outcome.logNotes { log.log(notePriority, "user \(shownUser): \(note)") }
         if var record = outcome.activationToRecord {

@@ -31,6 +31,11 @@ public struct Config: Equatable, Sendable {
     public var unprivileged = UnprivilegedCallers.allowSelf
     /// Personal deadlines of users who have not linked a device, from `[deadlines]`.
     public var deadlines: [String: PolicyDate] = [:]
+    /// Where the module applies (Policy/Scope.swift): members of these groups are never asked for a code;
+    /// when `onlyGroups` is set, only its members are; services (lower case) that cannot prompt are not.
+    public var exemptGroups: [String] = []
+    public var onlyGroups: [String] = []
+    public var exemptServices: [String] = []
 
     public init() {}
 
@@ -115,6 +120,8 @@ public struct ParsedConfig: Sendable {
     public var diagnostics: [ConfigDiagnostic]
     /// The line each `[deadlines]` entry is on, so checks about deadlines can point at it.
     public var deadlineLines: [String: Int]
+    /// The line each setting is on (keys in lower case), so checks about a value can point at it.
+    public var keyLines: [String: Int] = [:]
 
     public var errors: [ConfigDiagnostic] { diagnostics.filter { $0.severity == .error } }
     public var isValid: Bool { errors.isEmpty }
@@ -222,7 +229,9 @@ extension Config {
                 report(lineNumber, problem)
             }
         }
-        return ParsedConfig(config: config, diagnostics: diagnostics, deadlineLines: deadlineLines)
+        var parsed = ParsedConfig(config: config, diagnostics: diagnostics, deadlineLines: deadlineLines)
+        for (key, line) in firstLineOfKey { parsed.keyLines[key] = line }
+        return parsed
     }
 
     /// Sets one key; returns what was wrong, or nil.
@@ -275,7 +284,8 @@ extension Config {
             guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(displayText(value, limit: 64))'" }
             newDeviceParameters.period = number
         default:
-            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)"
+            if let scopeResult = applyScope(key: key, value: value) { return scopeResult }
+            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services)"
         }
         return nil
     }
