@@ -47,6 +47,7 @@ public func pam_sm_authenticate(
         conversation: PAMConversation(handle: handle, silent: flags & Int32(bitPattern: PAM_SILENT) != 0), log: log)
     login.debug = options.debug
     login.service = pamItem(handle, PAM_SERVICE).map { String(decoding: $0, as: UTF8.self) }
+    login.passwordEntry = options.passwordEntry
     switch login.run() {
     case .notApplicable: return PAM_IGNORE
     case .success:
@@ -75,6 +76,8 @@ let passedMarkLifetime: Int64 = 120
 struct ModuleOptions {
     var configPath = Config.defaultPath
     var debug = false
+    /// forward_pass, use_first_pass, try_first_pass (one at most).
+    var passwordEntry = PasswordEntry.separate
 
     struct Problem: Error { var message: String }
 
@@ -85,8 +88,16 @@ struct ModuleOptions {
             // Compared as C bytes: String's Unicode-aware hasPrefix and count cost thousands of instructions.
             let argument = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: strlen(pointer))
             let configPrefix = Array("config=".utf8)
+            let entry: PasswordEntry? = argument.elementsEqual("forward_pass".utf8) ? .forwardPass
+                : argument.elementsEqual("use_first_pass".utf8) ? .useFirstPass
+                : argument.elementsEqual("try_first_pass".utf8) ? .tryFirstPass : nil
             if argument.elementsEqual("debug".utf8) {
                 options.debug = true
+            } else if let entry {
+                guard options.passwordEntry == .separate || options.passwordEntry == entry else {
+                    return .failure(Problem(message: "forward_pass, use_first_pass and try_first_pass exclude each other: name one"))
+                }
+                options.passwordEntry = entry
             } else if argument.starts(with: configPrefix), argument.count > configPrefix.count {
                 let path = String(decoding: argument[configPrefix.count...], as: UTF8.self)
                 guard argument[configPrefix.count] == UInt8(ascii: "/") else {
@@ -95,7 +106,7 @@ struct ModuleOptions {
                 options.configPath = path
             } else {
                 let argument = String(cString: pointer)
-                return .failure(Problem(message: "unknown module argument '\(argument)' (known: config=PATH, debug)"))
+                return .failure(Problem(message: "unknown module argument '\(argument)' (known: config=PATH, debug, forward_pass, use_first_pass, try_first_pass)"))
             }
         }
         return .success(options)
@@ -117,6 +128,18 @@ struct PAMConversation: LoginConversation {
         memset(response, 0, length)
         free(response)
         return typed
+    }
+
+    func earlierPassword() -> [UInt8]? {
+        guard let token = pamItem(handle, PAM_AUTHTOK), !token.isEmpty else { return nil }
+        return Array(token)
+    }
+
+    func forwardPassword(_ password: [UInt8]) {
+        // libpam keeps a copy (and wipes it at pam_end); ours is wiped here.
+        var terminated = password + [0]
+        _ = terminated.withUnsafeBytes { pam_set_item(handle, PAM_AUTHTOK, $0.baseAddress) }
+        for index in terminated.indices { terminated[index] = 0 }
     }
 
     func showInfo(_ text: String) {
