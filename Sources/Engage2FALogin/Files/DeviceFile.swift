@@ -62,6 +62,13 @@ public struct RecoveryCodes: Equatable, Sendable {
     /// The length of a google-authenticator scratch code, which `engage2fa-admin import` keeps as a recovery code.
     public static let scratchCodeLength = 8
 
+    /// A set of codes another tool handed out (google-authenticator's scratch codes), each in canonical
+    /// form (`normalize`), stored hashed under a fresh salt.
+    public static func importing(_ codes: [[UInt8]], now: Int64, iterations: Int = defaultIterations) throws(SystemError) -> RecoveryCodes {
+        let salt = try secureRandomBytes(16)
+        return RecoveryCodes(salt: salt, iterations: iterations, createdAt: now, hashes: codes.map { hash($0, salt: salt, iterations: iterations) })
+    }
+
     /// The typed code in canonical form (lower case, no spaces or hyphens), or nil if it cannot be a recovery
     /// code: ten characters of the alphabet, or eight digits (an imported scratch code).
     public static func normalize<Input: Collection>(_ input: Input) -> [UInt8]? where Input.Element == UInt8 {
