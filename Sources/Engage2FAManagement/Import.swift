@@ -140,7 +140,7 @@ public enum OathUsersFile {
                 result.append(OathUserLine(user: user, line: number, token: problem("token type '\(displayText(String(type), limit: 32))' is not one engage2fa can import (HOTP/T30, HOTP/T60, optionally /6, /7 or /8)")))
                 continue
             }
-            guard let secret = hexBytes(fields[3]), secret.count >= 10 else {
+            guard fields[3].utf8.count <= 256, let secret = parseHex(fields[3].utf8), secret.count >= 10 else {
                 result.append(OathUserLine(user: user, line: number, token: problem("the secret is not hex of at least 80 bits")))
                 continue
             }
@@ -194,23 +194,4 @@ public enum OathUsersFile {
         let time = mktime(&parts)
         return time < 0 ? nil : Int64(time)
     }
-}
-
-func hexBytes(_ text: Substring) -> [UInt8]? {
-    let digits = Array(text.utf8)
-    guard digits.count % 2 == 0, digits.count <= 256 else { return nil }
-    func value(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
-    var bytes: [UInt8] = []
-    for index in stride(from: 0, to: digits.count, by: 2) {
-        guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
-        bytes.append(high << 4 | low)
-    }
-    return bytes
 }

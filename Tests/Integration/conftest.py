@@ -115,6 +115,14 @@ class DeviceSet:
         return self
 
 
+def device_for(user):
+    """Writes a device file with one device, "Phone", and returns the device."""
+    devices = DeviceSet(user)
+    device = devices.add("Phone")
+    devices.write()
+    return device
+
+
 def code(device, offset_steps=0, at=None):
     """The device's code from oathtool, the independent reference."""
     now = int(time.time() if at is None else at) + offset_steps * device["period"]
@@ -288,6 +296,11 @@ class SyslogCapture:
         if self.socket:
             self.socket.close()
             os.unlink("/dev/log")
+
+
+def of_service(lines, service):
+    """The lines of one PAM service: other sessions' modules may log to the socket this session captures."""
+    return [line for line in lines if f" pam_engage2fa({service}:auth): " in line]
 
 
 @pytest.fixture(scope="session")

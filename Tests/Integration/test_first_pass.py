@@ -4,11 +4,14 @@ password to the next module as PAM_AUTHTOK; `use_first_pass` / `try_first_pass` 
 answer from an earlier module's PAM_AUTHTOK (try_first_pass asks when there is none). Through a real
 stack: the module, then pam_unix checking the user's real password."""
 
+import socket
 import subprocess
 
+import paramiko
 import pytest
 
-from conftest import MODULE, DeviceSet, code, settle
+from conftest import MODULE, DeviceSet, code, device_for, of_service, settle
+from test_ssh_sudo import SSHServer, password_of as ssh_password_of
 
 
 def password_of(user):
@@ -59,7 +62,7 @@ def test_forward_pass_one_field_password_then_code(host, with_password, syslog):
     outcome = host.authenticate(user, password_of(user) + typed)
     assert outcome.result == "success", outcome
     assert outcome.output.count("Password & verification code:") == 1 and "Password:" not in outcome.output, outcome
-    logged = "\n".join(syslog.since(mark))
+    logged = "\n".join(of_service(syslog.since(mark), host.service))
     assert "code accepted" in logged, logged
     assert password_of(user) not in logged and typed not in logged, logged
 
@@ -137,3 +140,40 @@ def test_two_password_modes_are_refused(host, users):
     host.activate()
     outcome = host.authenticate(users[0], "")
     assert outcome.result == "auth_err", outcome
+
+
+def test_forward_pass_over_sshd_password_authentication(host, users, syslog):
+    """sshd's `password` method (one box): sshd answers the module's prompt with what the client sent."""
+    user = users[0]
+    phone = device_for(user)
+    host.activate()
+    server = SSHServer(users, authentication="password")
+    try:
+        with open(f"/etc/pam.d/{server.service}", "w") as handle:
+            handle.write(f"auth requisite {module(host, 'forward_pass')}\n"
+                         "auth [success=ok default=die] pam_unix.so try_first_pass nodelay\n"
+                         "auth required pam_permit.so\naccount required pam_unix.so\n"
+                         "session required pam_permit.so\npassword required pam_deny.so\n")
+
+        def logs_in(password):
+            transport = paramiko.Transport(socket.create_connection(("127.0.0.1", server.port), timeout=30))
+            try:
+                transport.start_client(timeout=30)
+                try:
+                    transport.auth_password(user.pw_name, password)
+                except paramiko.AuthenticationException:
+                    return False
+                return transport.is_authenticated()
+            finally:
+                transport.close()
+
+        mark = syslog.mark()
+        settle()
+        assert logs_in(ssh_password_of(user) + code(phone))
+        assert not logs_in("wrong-password" + code(phone, 1))
+        wrong = "000000" if code(phone, 1) != "000000" else "111111"
+        assert not logs_in(ssh_password_of(user) + wrong)
+        accepted = [line for line in of_service(syslog.since(mark), server.service) if "code accepted" in line]
+        assert len(accepted) == 2 and all(line.rstrip().endswith(" rhost=127.0.0.1 tty=ssh") for line in accepted), accepted
+    finally:
+        server.stop()

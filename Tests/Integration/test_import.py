@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import ADMIN, code, run_admin, settle
+from conftest import code, run_admin, settle
 
 GA_FILE = ".google_authenticator"
 
@@ -33,6 +33,22 @@ def ga_device(path):
     step = next((int(line.split()[2]) for line in lines if line.startswith('" STEP_SIZE')), 30)
     scratch = [line for line in lines[1:] if line.isdigit()]
     return {"secret": secret, "algorithm": "SHA1", "digits": 6, "period": step}, scratch
+
+
+def login_through_the_old_module(host, module_line, user, device):
+    """One login through the module being replaced (it records what it accepted); returns the code typed."""
+    service = host.service + "-old"
+    with open(f"/etc/pam.d/{service}", "w") as handle:
+        handle.write(f"auth required {module_line}\naccount required pam_permit.so\n")
+    try:
+        settle()
+        typed = code(device)
+        result = subprocess.run(["pamtester", service, user.pw_name, "authenticate"], input=typed + "\n",
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result
+    finally:
+        os.unlink(f"/etc/pam.d/{service}")
+    return typed
 
 
 def import_ga(host, *arguments):
@@ -88,17 +104,7 @@ def test_a_code_google_authenticator_accepted_is_refused_after_import(host, user
     user = users[2]
     path = google_authenticator(user, "-t", "-d", "-W")
     device, _ = ga_device(path)
-    service = host.service + "-ga"
-    with open(f"/etc/pam.d/{service}", "w") as handle:
-        handle.write("auth required pam_google_authenticator.so\naccount required pam_permit.so\n")
-    try:
-        settle()
-        typed = code(device)
-        result = subprocess.run(["pamtester", service, user.pw_name, "authenticate"], input=typed + "\n",
-                                capture_output=True, text=True, timeout=30)
-        assert result.returncode == 0, result
-    finally:
-        os.unlink(f"/etc/pam.d/{service}")
+    typed = login_through_the_old_module(host, "pam_google_authenticator.so", user, device)
     assert '" DISALLOW_REUSE ' in open(path).read()
     host.activate()
     assert import_ga(host, user.pw_name).returncode == 0
@@ -147,17 +153,7 @@ def test_pam_oath_usersfile_imports_and_passwords_are_never_copied(host, users, 
     device30 = {"secret": secret30, "algorithm": "SHA1", "digits": 6, "period": 30}
     device60 = {"secret": secret60, "algorithm": "SHA1", "digits": 8, "period": 60}
     # A login through the real pam_oath first: it records the OTP it accepted (and when) in the usersfile.
-    service = host.service + "-oath"
-    with open(f"/etc/pam.d/{service}", "w") as handle:
-        handle.write(f"auth required pam_oath.so usersfile={usersfile} window=5 digits=6\naccount required pam_permit.so\n")
-    try:
-        settle()
-        typed = code(device30)
-        result = subprocess.run(["pamtester", service, totp30.pw_name, "authenticate"], input=typed + "\n",
-                                capture_output=True, text=True, timeout=30)
-        assert result.returncode == 0, result
-    finally:
-        os.unlink(f"/etc/pam.d/{service}")
+    typed = login_through_the_old_module(host, f"pam_oath.so usersfile={usersfile} window=5 digits=6", totp30, device30)
     assert typed in open(usersfile).read()  # pam_oath wrote the last OTP and its time
     host.activate()
     result = run_admin("import", "--config", host.config_path, "--from", "oath", usersfile)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import MODULE, USER_PREFIX, DeviceSet, code, run_admin, settle
+from conftest import MODULE, USER_PREFIX, code, device_for, of_service, run_admin, settle
 
 
 @pytest.fixture
@@ -24,17 +24,10 @@ def staff(users):
     subprocess.run(["groupdel", name], stderr=subprocess.DEVNULL)
 
 
-def enrolled(user):
-    devices = DeviceSet(user)
-    phone = devices.add("Phone")
-    devices.write()
-    return phone
-
-
 def test_exempt_groups_skip_members_supplementary_and_primary(host, users, staff):
     member, primary_member, other = users[0], users[1], users[2]
     for user in (member, primary_member, other):
-        enrolled(user)
+        device_for(user)
     # users[1]'s primary group is the one useradd made with its name; it is in no group file's member list.
     host.activate(f"exempt_groups = {staff}, {primary_member.pw_name}\n")
     for user in (member, primary_member):
@@ -46,7 +39,7 @@ def test_exempt_groups_skip_members_supplementary_and_primary(host, users, staff
 
 def test_only_groups_asks_members_only_and_never_refuses_the_others(host, users, staff):
     member, outsider = users[0], users[2]
-    phone = enrolled(member)
+    phone = device_for(member)
     host.activate(f"only_groups = {staff}\n")
     settle()
     outcome = host.authenticate(member, code(phone))
@@ -61,7 +54,7 @@ def test_only_groups_asks_members_only_and_never_refuses_the_others(host, users,
 
 def test_exempt_service_is_not_asked_other_services_are(host, users):
     user = users[0]
-    phone = enrolled(user)
+    phone = device_for(user)
     other_service = host.service + "-x"
     host.activate(f"exempt_services = cups, {host.service.upper()}\n")  # PAM lowercases service names
     outcome = host.authenticate(user, "")
@@ -79,7 +72,7 @@ def test_exempt_service_is_not_asked_other_services_are(host, users):
 
 def test_a_broken_policy_grants_no_exemption_once_active(host, users, staff, syslog):
     user = users[0]
-    enrolled(user)
+    device_for(user)
     host.activate(f"exempt_groups = {staff}\nexempt_services = {host.service}\n")
     assert host.authenticate(user, "").result == "ignored"
     host.activate(f"exempt_groups = {staff}\nexempt_services = {host.service}\nwindow = lots\n")
@@ -89,7 +82,7 @@ def test_a_broken_policy_grants_no_exemption_once_active(host, users, staff, sys
 
 def test_unknown_groups_are_a_check_warning_and_exempt_nobody(host, users, staff):
     user = users[2]
-    enrolled(user)
+    device_for(user)
     host.activate(f"exempt_groups = {USER_PREFIX}-no-such-group, {staff}\nonly_groups = {USER_PREFIX}-gone\n")
     outcome = host.authenticate(user, "000000")
     # only_groups names no group that exists: it takes in nobody, so nobody is asked (check says so).
@@ -129,7 +122,7 @@ def stack_twice(host, arguments=""):
 
 def test_the_second_instance_in_one_transaction_neither_asks_nor_refuses(host, users, syslog):
     user = users[0]
-    phone = enrolled(user)
+    phone = device_for(user)
     host.activate()
     host.authenticate(user, "")
     stack_twice(host)
@@ -139,7 +132,7 @@ def test_the_second_instance_in_one_transaction_neither_asks_nor_refuses(host, u
     outcome = host.authenticate(user, code(phone))
     assert outcome.result == "success", outcome
     assert outcome.output.count("Verification code:") == 1, outcome
-    logged = syslog.since(mark)
+    logged = of_service(syslog.since(mark), host.service)
     assert any("code accepted" in line for line in logged), logged
     assert any("already accepted a code in this PAM transaction" in line for line in logged), logged
     # A new transaction asks again: the mark lives in one PAM handle only.

@@ -178,7 +178,8 @@ func hexString(_ bytes: some Collection<UInt8>) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-func parseHex<Bytes: Collection>(_ text: Bytes) -> [UInt8]? where Bytes.Element == UInt8 {
+/// The bytes `text` spells in hex (either case), or nil.
+public func parseHex<Bytes: Collection>(_ text: Bytes) -> [UInt8]? where Bytes.Element == UInt8 {
     let bytes = Array(text)
     guard bytes.count % 2 == 0 else { return nil }
     var out: [UInt8] = []
