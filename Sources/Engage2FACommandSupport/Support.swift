@@ -1,9 +1,7 @@
+import Glibc
 import ArgumentParser
 import Engage2FALogin
 import Engage2FAManagement
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A failure the user can act on: one sentence, printed as "Error: …", exit status 1.
 ///
@@ -82,17 +80,17 @@ public func explain(_ error: Error, account: Account) -> String {
 
 private func explain(_ error: TrustedFileError, account: Account) -> String {
     switch error {
-    case .tooPermissive(let path, _):
+    case .tooPermissive(let path, _, _):
         return "\(error). Fix it with: chmod 600 \(path)"
     case .wrongOwner(let path, _, _):
         return "\(error). Fix it with: sudo chown \(account.name): \(path)"
     case .symbolicLink(let path):
         return "\(error). Replace the link with the file itself: cp --remove-destination \"$(readlink -f \(path))\" \(path)"
-    case .system(let path, let system) where system.errno == ENOSPC || system.errno == EDQUOT:
+    case .system(let path, let system) where system.errno == .noSpace || system.errno == .diskQuotaExceeded:
         return "\(path): the disk is full (or your quota is used up); nothing was changed"
-    case .system(let path, let system) where system.errno == EROFS:
+    case .system(let path, let system) where system.errno == .readOnlyFileSystem:
         return "\(path): the file system is read-only; nothing was changed"
-    case .system(let path, let system) where system.errno == EACCES:
+    case .system(let path, let system) where system.errno == .permissionDenied:
         return "\(path): permission denied (\(system.call)); nothing was changed"
     default:
         return "\(error)"

@@ -1,11 +1,9 @@
+import Glibc
 import ArgumentParser
 import Engage2FACommandSupport
 import Engage2FALogin
 import Engage2FAManagement
 import Engage2FAQR
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Enroll {
     struct Add: ParsableCommand {
@@ -113,7 +111,7 @@ extension Enroll {
 
         private func writeImage(_ path: String, _ bytes: [UInt8]) throws {
             do {
-                try writeFileAtomically(path, contents: bytes, mode: 0o600)
+                try writeFileAtomically(path, contents: bytes)
                 print("QR code written to \(displayText(path)) (it holds the secret: delete it after scanning).")
             } catch {
                 throw CommandFailure("cannot write \(path): \(error)")

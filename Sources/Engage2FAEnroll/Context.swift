@@ -1,9 +1,7 @@
+import Glibc
 import Engage2FACommandSupport
 import Engage2FALogin
 import Engage2FAManagement
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Everything a subcommand works on: the account, the policy, and where its devices are.
 struct EnrollContext {

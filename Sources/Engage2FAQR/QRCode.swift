@@ -1,7 +1,5 @@
 import CQREncode
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A QR code's modules, from libqrencode: `isDark(x, y)` for 0 ≤ x, y < size.
 public struct QRCode: Sendable {

@@ -152,4 +152,17 @@ final class ConfigTests: XCTestCase {
             XCTAssertFalse(isSafeUserName(bad), bad)
         }
     }
+
+    /// The policy file rule is "nobody but its owner may write it" (644 is fine): a refusal says that rule,
+    /// not the device file's "600".
+    func testPolicyFileTooPermissiveNamesTheRuleBroken() throws {
+        let path = try temporaryDirectory(self) + "/engage2fa.conf"
+        try writeFileAtomically(path, contents: bytes("start_date = 2026-01-01\n"), permissions: .ownerReadWriteAllRead)
+        XCTAssertNotNil(try Config.readPolicyFile(path: path))
+        XCTAssertEqual(chmod(path, 0o664), 0)
+        XCTAssertThrowsError(try Config.readPolicyFile(path: path)) { error in
+            let text = (error as? PolicyFileError)?.description ?? "\(error)"
+            XCTAssertEqual(text, "\(path): mode 664 lets group or others write to it (only its owner may: chmod go-w)")
+        }
+    }
 }

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 /// One linked authenticator.
 public struct Device: Equatable, Sendable {

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 /// The rollout policy, from /etc/engage2fa.conf.
 public struct Config: Equatable, Sendable {
@@ -363,8 +359,8 @@ extension Config {
     public static func readPolicyFile(path: String) throws(PolicyFileError) -> [UInt8]? {
         let bytes: [UInt8]
         do {
-            let euid = geteuid()
-            bytes = try readTrustedFile(path, owners: euid == 0 ? [0] : [0, euid], maxSize: maxFileSize, groupOtherMask: 0o022)
+            let euid = effectiveUserID()
+            bytes = try readTrustedFile(path, owners: euid == 0 ? [0] : [0, euid], maxSize: maxFileSize, forbidden: .groupOrOthersWrite)
         } catch .missing {
             return nil
         } catch {
