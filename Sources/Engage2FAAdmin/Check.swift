@@ -2,6 +2,9 @@ import ArgumentParser
 import Engage2FACommandSupport
 import Engage2FALogin
 import Engage2FAManagement
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Admin {
     struct Check: ParsableCommand {

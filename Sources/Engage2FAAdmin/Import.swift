@@ -90,7 +90,7 @@ extension Admin {
                 let path = names[0]
                 let wanted = Array(names.dropFirst())
                 let bytes: [UInt8]
-                do { bytes = try readTrustedFile(path, owners: [0], maxSize: OathUsersFile.maxSize, groupOtherMask: 0o022) } catch {
+                do { bytes = try readTrustedFile(path, owners: [0], maxSize: OathUsersFile.maxSize, forbidden: .groupOrOthersWrite) } catch {
                     throw CommandFailure("cannot use the usersfile: \(error)")
                 }
                 let lines: [OathUserLine]

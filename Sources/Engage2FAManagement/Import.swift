@@ -1,7 +1,5 @@
+import CEngageSys
 import Engage2FALogin
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A TOTP token found in another tool's file, as `engage2fa-admin import` turns it into a device.
 public struct ImportedToken: Equatable, Sendable {

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 /// Why a login is let through without a code although 2FA applies on the host: the policy file's
 /// scope keys (`exempt_groups`, `only_groups`, `exempt_services`). Root's file only: a policy file that
