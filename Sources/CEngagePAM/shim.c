@@ -33,3 +33,38 @@ int e2f_pam_prompt(pam_handle_t *pamh, int style, char **response, const char *t
     }
     return status;
 }
+
+#define E2F_PASSED_KEY "pam_engage2fa:passed"
+
+struct e2f_passed {
+    long long at;
+    char user[];
+};
+
+static void e2f_passed_cleanup(pam_handle_t *pamh, void *data, int status) {
+    (void)pamh;
+    (void)status;
+    free(data);
+}
+
+int e2f_pam_mark_passed(pam_handle_t *pamh, const char *user, long long now) {
+    size_t length = strlen(user);
+    struct e2f_passed *mark = malloc(sizeof *mark + length + 1);
+    if (mark == NULL) return PAM_BUF_ERR;
+    mark->at = now;
+    memcpy(mark->user, user, length + 1);
+    int status = pam_set_data(pamh, E2F_PASSED_KEY, mark, e2f_passed_cleanup);
+    if (status != PAM_SUCCESS) free(mark);
+    return status;
+}
+
+int e2f_pam_has_passed(pam_handle_t *pamh, const char *user, long long now, long long max_age) {
+    const void *data = NULL;
+    if (pam_get_data(pamh, E2F_PASSED_KEY, &data) != PAM_SUCCESS || data == NULL) return 0;
+    const struct e2f_passed *mark = data;
+    return strcmp(mark->user, user) == 0 && now >= mark->at && now - mark->at <= max_age;
+}
+
+void e2f_pam_forget_passed(pam_handle_t *pamh) {
+    pam_set_data(pamh, E2F_PASSED_KEY, NULL, NULL);
+}

@@ -2,6 +2,9 @@ import ArgumentParser
 import Engage2FACommandSupport
 import Engage2FALogin
 import Engage2FAManagement
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Admin {
     struct Check: ParsableCommand {
@@ -29,6 +32,7 @@ extension Admin {
                 parsed = Config.parse("", file: path)
             }
             let problems = parsed.diagnostics + parsed.userWarnings(file: path) { Account.lookup($0) != nil }
+                + parsed.scopeWarnings(file: path, groupExists: groupExists, serviceExists: pamServiceExists)
             for problem in problems.sorted(by: { $0.line < $1.line }) { print(displayLine("\(problem)")) }
 
             let config = parsed.config
@@ -64,6 +68,7 @@ extension Admin {
                     print("2FA is not configured: no start_date is set, and the module ignores logins (no activation record in \(activationStore.recordPath)).")
                 }
             }
+            for line in scopeSummary(config) { print(line) }
             for (user, deadline) in config.deadlines.sorted(by: { $0.key < $1.key }) where deadline.unixTime <= now {
                 let line = parsed.deadlineLines[user] ?? 0
                 print("\(displayText(path)):\(line): warning: the deadline of \(displayText(user, limit: 64)) (\(deadline)) has passed")
@@ -114,4 +119,25 @@ func readPolicyText(_ path: String) -> Result<String?, CommandFailure> {
         case .untrusted(let error): return .failure(CommandFailure("cannot use the policy file: \(error)"))
         }
     }
+}
+
+/// What the scope keys mean, one line each (names escaped: the file is root's, its bytes still reach a terminal).
+func scopeSummary(_ config: Config) -> [String] {
+    func names(_ list: [String]) -> String { list.map { displayText($0, limit: 64) }.joined(separator: ", ") }
+    var lines: [String] = []
+    if !config.onlyGroups.isEmpty { lines.append("a code is asked only of members of \(names(config.onlyGroups)) (only_groups)") }
+    if !config.exemptGroups.isEmpty { lines.append("no code is asked of members of \(names(config.exemptGroups)) (exempt_groups)") }
+    if !config.exemptServices.isEmpty { lines.append("no code is asked for the services \(names(config.exemptServices)) (exempt_services)") }
+    return lines
+}
+
+/// Whether the group database knows `name` (a lookup that fails is not reported as a missing group).
+func groupExists(_ name: String) -> Bool {
+    if case .success(nil) = groupID(named: name) { return false }
+    return true
+}
+
+/// Whether libpam has a service file for `name` (/etc/pam.d, or the vendor directory /usr/lib/pam.d).
+func pamServiceExists(_ name: String) -> Bool {
+    ["/etc/pam.d/", "/usr/lib/pam.d/"].contains { access($0 + name, F_OK) == 0 }
 }

@@ -150,6 +150,7 @@ extension UserStatus {
         case .lockedOut(let until): "locked out until \(localDateTimeText(until))"
         case .unreadable(let reason): "device file unreadable: \(reason)"
         case .notConfigured: "2FA not configured"
+        case .exempt(let exemption): "exempt: \(exemption.text)"
         }
     }
 }

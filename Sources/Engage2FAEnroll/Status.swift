@@ -25,7 +25,8 @@ extension Enroll {
             }
             let now = currentUnixTime()
             let outcome = decidePolicy(now: now, user: context.account.name, config: .valid(context.config),
-                                       activation: activation, enrollment: enrollment, stateDeadline: state.deadline)
+                                       activation: activation, enrollment: enrollment, stateDeadline: state.deadline,
+                                       membership: context.account.membership(of: context.config.scopeGroups))
             print(displayLine(statusText(outcome.decision, enrollment: enrollment, user: context.account.name, now: now)))
         }
     }
@@ -46,6 +47,8 @@ func statusText(_ decision: PolicyDecision, enrollment: EnrollmentState, user: S
     switch decision {
     case .notApplicable:
         return "Two-factor authentication is not enabled on this host. " + devices
+    case .noCodeRequired(.exempt):
+        return "Two-factor authentication does not apply to you on this host (the administrator's policy exempts you). " + devices
     case .noCodeRequired(let reason):
         if let notice = reason.promptText(now: now) { return notice }
         guard case .beforeStart(let start, _) = reason else { return devices }

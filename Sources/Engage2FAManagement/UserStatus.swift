@@ -12,6 +12,8 @@ public struct UserStatus: Sendable {
         case lockedOut(until: Int64)
         case unreadable(reason: String)
         case notConfigured
+        /// The policy's scope keys leave this user out (`exempt_groups`, `only_groups`): never asked.
+        case exempt(Exemption)
     }
 
     public var user: String
@@ -24,7 +26,7 @@ public struct UserStatus: Sendable {
     public var readiness: String {
         switch state {
         case .unreadable, .refused: return "overdue"
-        case .lockedOut, .enforced: return "ready"
+        case .lockedOut, .enforced, .exempt: return "ready"
         case .notActiveYet, .grace, .notConfigured: return deviceNames.isEmpty ? "pending" : "ready"
         }
     }
@@ -56,27 +58,28 @@ public struct UserStatus: Sendable {
             return status
         }
         return decided(status, enrollment: enrollment, stateDeadline: state.deadline, lockedUntil: state.lockedUntil,
-                       config: config, activation: activation, now: now)
+                       membership: account.membership(of: config.scopeGroups), config: config, activation: activation, now: now)
     }
 
     /// The same for a user whose devices and state the fleet's directory holds (store = ldap).
     public static func decided(
         user: String, deviceNames: [String], recoveryCodesLeft: Int, deadline: PolicyDate?, lockedUntil: Int64,
-        config: Config, activation: ActivationState, now: Int64
+        membership: GroupMembership, config: Config, activation: ActivationState, now: Int64
     ) -> UserStatus {
         let status = UserStatus(user: user, deviceNames: deviceNames, recoveryCodesLeft: recoveryCodesLeft, deadline: deadline, state: .notActiveYet)
         let enrollment: EnrollmentState = deviceNames.isEmpty ? .notEnrolled : .enrolled(devices: deviceNames.count, recoveryCodes: recoveryCodesLeft)
-        return decided(status, enrollment: enrollment, stateDeadline: deadline, lockedUntil: lockedUntil, config: config, activation: activation, now: now)
+        return decided(status, enrollment: enrollment, stateDeadline: deadline, lockedUntil: lockedUntil, membership: membership,
+                       config: config, activation: activation, now: now)
     }
 
     /// The state of `status` as decidePolicy finds it, the lockout seen as the module sees it.
     private static func decided(
         _ status: UserStatus, enrollment: EnrollmentState, stateDeadline: PolicyDate?, lockedUntil: Int64,
-        config: Config, activation: ActivationState, now: Int64
+        membership: GroupMembership, config: Config, activation: ActivationState, now: Int64
     ) -> UserStatus {
         var status = status
         let outcome = decidePolicy(now: now, user: status.user, config: .valid(config), activation: activation, enrollment: enrollment,
-                                   stateDeadline: stateDeadline)
+                                   stateDeadline: stateDeadline, membership: membership)
         switch outcome.decision {
         case .notApplicable:
             status.state = .notConfigured
@@ -84,6 +87,8 @@ public struct UserStatus: Sendable {
             status.state = .refused(reason)
         case .noCodeRequired(.beforeStart):
             status.state = .notActiveYet
+        case .noCodeRequired(.exempt(let exemption)):
+            status.state = .exempt(exemption)
         case .noCodeRequired(.personalDeadline(let deadline)):
             status.state = .grace(until: deadline, days: daysLeft(now: now, until: deadline.unixTime))
         case .codeRequired:

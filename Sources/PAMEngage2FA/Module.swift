@@ -32,13 +32,24 @@ public func pam_sm_authenticate(
     let userBytes = UnsafeBufferPointer(start: UnsafeRawPointer(userPointer).assumingMemoryBound(to: UInt8.self), count: strlen(userPointer))
     let user = String(validating: userBytes, as: UTF8.self) ?? "/not-utf-8/" + displayText(bytes: userBytes, limit: 64)
 
+    // A code this transaction already accepted (an earlier pam_engage2fa in the stack) is not asked again:
+    // asked, the same code would be refused as used. The mark is this handle's, for this user, and short-lived.
+    if e2f_pam_has_passed(handle, userPointer, currentUnixTime(), passedMarkLifetime) == 1 {
+        log.log(.info, "user \(displayText(user, limit: 64)): pam_engage2fa already accepted a code in this PAM transaction; not asked again")
+        return PAM_SUCCESS
+    }
+
     var login = Login(
         user: user, configPath: options.configPath,
         conversation: PAMConversation(handle: handle, silent: flags & Int32(bitPattern: PAM_SILENT) != 0), log: log)
     login.debug = options.debug
+    login.service = pamItem(handle, PAM_SERVICE).map { String(decoding: $0, as: UTF8.self) }
+    login.passwordEntry = options.passwordEntry
     switch login.run() {
     case .notApplicable: return PAM_IGNORE
-    case .success: return PAM_SUCCESS
+    case .success:
+        _ = e2f_pam_mark_passed(handle, userPointer, currentUnixTime())
+        return PAM_SUCCESS
     case .denied: return PAM_AUTH_ERR
     case .lockedOut: return PAM_MAXTRIES
     }
@@ -48,13 +59,22 @@ public func pam_sm_authenticate(
 public func pam_sm_setcred(
     _ handle: OpaquePointer?, _ flags: Int32, _ argc: Int32, _ argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?
 ) -> Int32 {
-    PAM_SUCCESS
+    // Authentication is over once the application sets credentials: an application that keeps its handle
+    // and authenticates again later (a screen locker) is asked for a new code.
+    if let handle { e2f_pam_forget_passed(handle) }
+    return PAM_SUCCESS
 }
+
+/// How long an accepted code spares later instances of the module in the same handle from asking again:
+/// one stack's run, for an application that neither ends its handle nor sets credentials in between.
+let passedMarkLifetime: Int64 = 120
 
 /// The module's arguments from its line in /etc/pam.d.
 struct ModuleOptions {
     var configPath = Config.defaultPath
     var debug = false
+    /// forward_pass, use_first_pass, try_first_pass (one at most).
+    var passwordEntry = PasswordEntry.separate
 
     struct Problem: Error { var message: String }
 
@@ -65,8 +85,16 @@ struct ModuleOptions {
             // Compared as C bytes: String's Unicode-aware hasPrefix and count cost thousands of instructions.
             let argument = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: strlen(pointer))
             let configPrefix = Array("config=".utf8)
+            let entry: PasswordEntry? = argument.elementsEqual("forward_pass".utf8) ? .forwardPass
+                : argument.elementsEqual("use_first_pass".utf8) ? .useFirstPass
+                : argument.elementsEqual("try_first_pass".utf8) ? .tryFirstPass : nil
             if argument.elementsEqual("debug".utf8) {
                 options.debug = true
+            } else if let entry {
+                guard options.passwordEntry == .separate || options.passwordEntry == entry else {
+                    return .failure(Problem(message: "forward_pass, use_first_pass and try_first_pass exclude each other: name one"))
+                }
+                options.passwordEntry = entry
             } else if argument.starts(with: configPrefix), argument.count > configPrefix.count {
                 let path = String(decoding: argument[configPrefix.count...], as: UTF8.self)
                 guard argument[configPrefix.count] == UInt8(ascii: "/") else {
@@ -75,7 +103,7 @@ struct ModuleOptions {
                 options.configPath = path
             } else {
                 let argument = String(cString: pointer)
-                return .failure(Problem(message: "unknown module argument '\(argument)' (known: config=PATH, debug)"))
+                return .failure(Problem(message: "unknown module argument '\(argument)' (known: config=PATH, debug, forward_pass, use_first_pass, try_first_pass)"))
             }
         }
         return .success(options)
@@ -99,6 +127,18 @@ struct PAMConversation: LoginConversation {
         return typed
     }
 
+    func earlierPassword() -> [UInt8]? {
+        guard let token = pamItem(handle, PAM_AUTHTOK), !token.isEmpty else { return nil }
+        return Array(token)
+    }
+
+    func forwardPassword(_ password: [UInt8]) {
+        // libpam keeps a copy (and wipes it at pam_end); ours is wiped here.
+        var terminated = password + [0]
+        _ = terminated.withUnsafeBytes { pam_set_item(handle, PAM_AUTHTOK, $0.baseAddress) }
+        for index in terminated.indices { terminated[index] = 0 }
+    }
+
     func showInfo(_ text: String) {
         guard !silent else { return }
         var ignored: UnsafeMutablePointer<CChar>? = nil
@@ -119,14 +159,25 @@ struct PAMConversation: LoginConversation {
 }
 
 /// syslog(3) to the authpriv facility, each line prefixed "pam_engage2fa(SERVICE:auth): " as
-/// pam_syslog(3) would (which formats every line three times over).
+/// pam_syslog(3) would (which formats every line three times over), and ended with where the login came
+/// from, " rhost=HOST tty=TTY" (each when the application set it), so an admin can grep an attack by address.
 ///
 /// The one way out for every log line of the module: each is escaped here (a user name, a path, a
 /// parse error are attacker input: a newline would forge a second line, ESC would reach the terminal
 /// of whoever reads the log) and bounded. The parts were escaped where they were made, so
-/// backslashes are left alone rather than doubled.
+/// backslashes are left alone rather than doubled. The service and the remote host are the
+/// application's and the client's bytes: escaped as fields (`logField`: spaces too), once per login.
 struct SyslogLog: LoginLog {
-    let handle: OpaquePointer
+    let service: String
+    let origin: String
+
+    init(handle: OpaquePointer) {
+        service = pamItem(handle, PAM_SERVICE).map { displayText(bytes: $0, limit: 64) } ?? "?"
+        var origin = ""
+        if let rhost = pamItem(handle, PAM_RHOST), !rhost.isEmpty { origin += " " + logField("rhost", bytes: rhost) }
+        if let tty = pamItem(handle, PAM_TTY), !tty.isEmpty { origin += " " + logField("tty", bytes: tty, limit: 64) }
+        self.origin = origin
+    }
 
     func log(_ priority: LogPriority, _ message: String) {
         let level: Int32 = switch priority {
@@ -136,12 +187,16 @@ struct SyslogLog: LoginLog {
         case .info: LOG_INFO
         case .debug: LOG_DEBUG
         }
-        var service: UnsafeRawPointer? = nil
-        let name = pam_get_item(handle, PAM_SERVICE, &service) == PAM_SUCCESS && service != nil
-            ? displayText(bytes: UnsafeBufferPointer(start: service!.assumingMemoryBound(to: UInt8.self), count: strlen(service!.assumingMemoryBound(to: CChar.self))), limit: 64)
-            : "?"
-        name.withCString { service in
-            displayText(message, limit: 1000, escapingBackslashes: false).withCString { e2f_pam_log(level, service, $0) }
+        service.withCString { service in
+            (displayText(message, limit: 1000, escapingBackslashes: false) + origin).withCString { e2f_pam_log(level, service, $0) }
         }
     }
+}
+
+/// A string item of the PAM handle (PAM_SERVICE, PAM_RHOST, PAM_TTY) as its bytes, valid while the item
+/// is not changed; nil when it is not set.
+func pamItem(_ handle: OpaquePointer, _ item: Int32) -> UnsafeBufferPointer<UInt8>? {
+    var value: UnsafeRawPointer? = nil
+    guard pam_get_item(handle, item, &value) == PAM_SUCCESS, let value else { return nil }
+    return UnsafeBufferPointer(start: value.assumingMemoryBound(to: UInt8.self), count: strlen(value.assumingMemoryBound(to: CChar.self)))
 }

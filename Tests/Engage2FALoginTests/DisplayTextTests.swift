@@ -79,4 +79,10 @@ final class DisplayTextTests: XCTestCase {
             XCTAssertFalse(lines.unicodeScalars.contains { isUnsafeForDisplay($0.value) && $0 != "\n" }, "\(bytes)")
         }
     }
+
+    func testLogFieldEscapesSpacesAndControls() {
+        XCTAssertEqual(logField("rhost", bytes: Array("203.0.113.7".utf8)), "rhost=203.0.113.7")
+        XCTAssertEqual(logField("rhost", bytes: Array("a b\ntty=x".utf8)), "rhost=a\\x20b\\x0atty=x")
+        XCTAssertEqual(logField("tty", bytes: [0x1B, 0x5C, 0xFF]), "tty=\\x1b\\\\\\xff")
+    }
 }

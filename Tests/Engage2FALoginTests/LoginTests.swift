@@ -30,6 +30,12 @@ final class RecordingConversation: LoginConversation {
 
     func showInfo(_ text: String) { infos.append(text) }
     func showError(_ text: String) { errors.append(text) }
+
+    /// PAM_AUTHTOK as an earlier module left it, and what this module forwarded.
+    var earlier: [UInt8]?
+    private(set) var forwarded: [[UInt8]] = []
+    func earlierPassword() -> [UInt8]? { earlier }
+    func forwardPassword(_ password: [UInt8]) { forwarded.append(password) }
 }
 
 /// What the module would send to syslog.
@@ -150,11 +156,14 @@ final class LoginHost {
     /// Runs one login of `user` (the account by default) with the answers given, through every seam.
     func login(
         _ user: String? = nil, answers: [[UInt8]?] = [], privileged: Bool = true, debug: Bool = true,
+        passwordEntry: PasswordEntry = .separate, earlierPassword: [UInt8]? = nil,
         onAsk: ((String) -> Void)? = nil, file: StaticString = #filePath, line: UInt = #line
     ) -> LoginRun {
         let conversation = RecordingConversation(answers: answers)
         conversation.onAsk = onAsk
+        conversation.earlier = earlierPassword
         var login = Login(user: user ?? account.name, configPath: configPath, conversation: conversation, log: log)
+        login.passwordEntry = passwordEntry
         let clock = self.clock
         login.now = { clock.now }
         login.debug = debug
@@ -379,6 +388,49 @@ final class LoginTests: XCTestCase {
     }
 
     // MARK: Codes
+
+    func testForwardPassSplitsTheCodeOffTheEndAndForwardsThePassword() throws {
+        let host = try LoginHost(self)
+        let device = try host.addDevice()
+        let codes = try host.addRecoveryCodes()
+        try host.activate()
+        let password = Array("s3cret 123".utf8)
+        var run = host.login(answers: [password + host.code(device)], passwordEntry: .forwardPass)
+        XCTAssertEqual(run.result, .success)
+        XCTAssertEqual(run.prompts, [combinedPrompt])
+        XCTAssertEqual(run.conversation.forwarded, [password])
+        // A recovery code at the end, with or without its hyphen.
+        run = host.login(answers: [password + Array(codes[0].utf8)], passwordEntry: .forwardPass)
+        XCTAssertEqual(run.result, .success)
+        XCTAssertEqual(run.conversation.forwarded, [password])
+        run = host.login(answers: [password + Array(codes[1].replacingOccurrences(of: "-", with: "").utf8)], passwordEntry: .forwardPass)
+        XCTAssertEqual(run.result, .success)
+        XCTAssertEqual(run.conversation.forwarded, [password])
+        // A wrong code: denied and counted; the password before a code of the device's length still goes on.
+        run = host.login(answers: [password + host.wrongCode(device)], passwordEntry: .forwardPass)
+        XCTAssertEqual(run.result, .denied)
+        XCTAssertEqual(run.conversation.forwarded, [password])
+        XCTAssertEqual(try host.state().failures, 1)
+    }
+
+    func testUseFirstPassTakesTheEarlierPasswordAndNeverAsks() throws {
+        let host = try LoginHost(self)
+        let device = try host.addDevice()
+        try host.activate()
+        var run = host.login(passwordEntry: .useFirstPass, earlierPassword: Array("pw".utf8) + host.code(device))
+        XCTAssertEqual(run.result, .success)
+        XCTAssertEqual(run.prompts, [])
+        XCTAssertEqual(run.conversation.forwarded, [Array("pw".utf8)])
+        run = host.login(answers: [host.code(device)], passwordEntry: .useFirstPass)
+        XCTAssertEqual(run.result, .denied)
+        XCTAssertEqual(run.prompts, [])
+        XCTAssertTrue(run.log.contains("user \(host.account.name): denied: no password from an earlier module (use_first_pass)"), "\(run.log)")
+        // try_first_pass asks when there is none.
+        host.clock.now += 30
+        run = host.login(answers: [Array("pw".utf8) + host.code(device)], passwordEntry: .tryFirstPass)
+        XCTAssertEqual(run.result, .success)
+        XCTAssertEqual(run.prompts, [combinedPrompt])
+    }
 
     func testValidCodeSucceeds() throws {
         let host = try LoginHost(self)

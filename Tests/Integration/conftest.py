@@ -115,6 +115,14 @@ class DeviceSet:
         return self
 
 
+def device_for(user):
+    """Writes a device file with one device, "Phone", and returns the device."""
+    devices = DeviceSet(user)
+    device = devices.add("Phone")
+    devices.write()
+    return device
+
+
 def code(device, offset_steps=0, at=None):
     """The device's code from oathtool, the independent reference."""
     now = int(time.time() if at is None else at) + offset_steps * device["period"]
@@ -174,10 +182,12 @@ class Host:
         """A start date in the past: 2FA is mandatory."""
         self.configure(extra, start="2020-01-01")
 
-    def authenticate(self, user, answer=None, timeout=30):
+    def authenticate(self, user, answer=None, timeout=30, items=None):
+        """pamtester's login; `items` sets PAM items as a client would (pamtester -I rhost=… -I tty=…)."""
         name = user if isinstance(user, str) else user.pw_name
         stdin = "" if answer is None else answer + "\n"
-        result = subprocess.run(["pamtester", "-v", self.service, name, "authenticate"],
+        options = [argument for item, value in (items or {}).items() for argument in ("-I", f"{item}={value}")]
+        result = subprocess.run(["pamtester", "-v", *options, self.service, name, "authenticate"],
                                 input=stdin, capture_output=True, text=True, timeout=timeout)
         return Outcome(result)
 
@@ -286,6 +296,11 @@ class SyslogCapture:
         if self.socket:
             self.socket.close()
             os.unlink("/dev/log")
+
+
+def of_service(lines, service):
+    """The lines of one PAM service: other sessions' modules may log to the socket this session captures."""
+    return [line for line in lines if f" pam_engage2fa({service}:auth): " in line]
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import paramiko
 import pexpect
 import pytest
 
-from conftest import MODULE, USER_PREFIX, DeviceSet, Enrollment, code, run_admin, settle
+from conftest import MODULE, USER_PREFIX, Enrollment, code, device_for, run_admin, settle
 
 KEY_USER = f"{USER_PREFIX}20"  # this user logs in with publickey + code
 
@@ -34,7 +34,7 @@ def free_port():
 class SSHServer:
     """sshd run through a symlink with its own name: sshd uses that name as its PAM service."""
 
-    def __init__(self, users):
+    def __init__(self, users, authentication="keyboard-interactive"):
         self.directory = tempfile.mkdtemp(prefix="engage2fa-sshd-")
         os.chmod(self.directory, 0o755)
         self.service = "e2fa-sshd-" + uuid.uuid4().hex[:8]
@@ -53,7 +53,7 @@ HostKey {host_key}
 PidFile {self.directory}/sshd.pid
 UsePAM yes
 KbdInteractiveAuthentication yes
-PasswordAuthentication no
+PasswordAuthentication {"yes" if authentication == "password" else "no"}
 PubkeyAuthentication yes
 AuthorizedKeysFile {self.keys}/%u
 StrictModes no
@@ -63,7 +63,7 @@ MaxStartups 100
 MaxSessions 50
 LoginGraceTime 60
 LogLevel VERBOSE
-AuthenticationMethods keyboard-interactive
+AuthenticationMethods {authentication}
 Match User {KEY_USER}
     AuthenticationMethods publickey,keyboard-interactive
 """)
@@ -173,13 +173,6 @@ def ssh_login(server, user, code_answer=None, password=None, key=None, pty=False
         return login
     finally:
         transport.close()
-
-
-def device_for(user):
-    devices = DeviceSet(user)
-    device = devices.add("Phone")
-    devices.write()
-    return device
 
 
 # --- scenarios -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/file.h>
 #include <pwd.h>
+#include <grp.h>
 #include <time.h>
 #include <errno.h>
 #include <string.h>

@@ -62,19 +62,36 @@ public struct RecoveryCodes: Equatable, Sendable {
         return (codes, RecoveryCodes(salt: salt, iterations: iterations, createdAt: now, hashes: hashes))
     }
 
-    /// The typed code in canonical form (lower case, no spaces or hyphens), or nil if it cannot be a recovery code.
+    /// The length of a google-authenticator scratch code, which `engage2fa-admin import` keeps as a recovery code.
+    public static let scratchCodeLength = 8
+
+    /// A set of codes another tool handed out (google-authenticator's scratch codes), each in canonical
+    /// form (`normalize`), stored hashed under a fresh salt.
+    public static func importing(_ codes: [[UInt8]], now: Int64, iterations: Int = defaultIterations) throws(SystemError) -> RecoveryCodes {
+        let salt = try secureRandomBytes(16)
+        return RecoveryCodes(salt: salt, iterations: iterations, createdAt: now, hashes: codes.map { hash($0, salt: salt, iterations: iterations) })
+    }
+
+    /// The typed code in canonical form (lower case, no spaces or hyphens), or nil if it cannot be a recovery
+    /// code: ten characters of the alphabet, or eight digits (an imported scratch code).
     public static func normalize<Input: Collection>(_ input: Input) -> [UInt8]? where Input.Element == UInt8 {
         var out: [UInt8] = []
+        var digitsOnly = true
         for byte in input {
             switch byte {
             case 0x20, 0x09...0x0D, UInt8(ascii: "-"): continue
             case UInt8(ascii: "A")...UInt8(ascii: "Z"): out.append(byte + 0x20)
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "2")...UInt8(ascii: "7"): out.append(byte)
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): out.append(byte)
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): out.append(byte)
             default: return nil
             }
+            digitsOnly = digitsOnly && byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
             if out.count > codeLength { return nil }
         }
-        return out.count == codeLength ? out : nil
+        if digitsOnly { return out.count == scratchCodeLength ? out : nil }
+        // Our own codes never hold 0, 1, 8 or 9.
+        guard out.count == codeLength, !out.contains(where: { $0 == UInt8(ascii: "0") || $0 == UInt8(ascii: "1") || $0 == UInt8(ascii: "8") || $0 == UInt8(ascii: "9") }) else { return nil }
+        return out
     }
 
     static func hash(_ normalized: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] {

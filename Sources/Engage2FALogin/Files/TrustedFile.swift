@@ -144,6 +144,7 @@ public func hexString(_ bytes: some Collection<UInt8>) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
+/// The bytes `text` spells in hex (either case), or nil.
 public func parseHex<Bytes: Collection>(_ text: Bytes) -> [UInt8]? where Bytes.Element == UInt8 {
     let bytes = Array(text)
     guard bytes.count % 2 == 0 else { return nil }

@@ -99,14 +99,22 @@ extension Login {
             log.log(.notice, "user \(shownUser): locked out for \(remaining) more seconds; no code asked")
             return .lockedOut
         }
-        guard let typed = conversation.askHidden(loginPrompt) else {
-            log.log(.notice, "user \(shownUser): no code entered (conversation ended)")
+        guard let answer = readAnswer() else {
+            log.log(.notice, passwordEntry == .useFirstPass
+                    ? "user \(shownUser): denied: no password from an earlier module (use_first_pass)"
+                    : "user \(shownUser): no code entered (conversation ended)")
             return .denied
         }
+        // The directory holds the devices, so a combined answer is split at the policy's digits (a
+        // recovery code typed after the password is not recognised in fleet mode); the password never
+        // goes to engage2fad.
+        let codeLength = config.newDeviceParameters.digits
+        let typed = answer.combined ? Array(answer.code(digits: codeLength)) : answer.bytes
+        let passwordLength = answer.combined ? answer.bytes.count - typed.count : 0
         let verdict: LoginVerdict
         switch fleet.check(user: account.name, typed: typed) {
-        case .accepted(let name): verdict = .accepted(deviceName: name)
-        case .recovery(let left): verdict = .recovery(codesLeft: left)
+        case .accepted(let name): verdict = .accepted(deviceName: name, passwordLength: passwordLength)
+        case .recovery(let left): verdict = .recovery(codesLeft: left, passwordLength: passwordLength)
         case .replayed: verdict = .replayed
         case .wrong: verdict = .wrong
         case .lockedNow: verdict = .lockedNow
@@ -118,7 +126,7 @@ extension Login {
             conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
             return .denied
         }
-        return finish(verdict, config: config)
+        return finish(verdict, config: config, answer: answer, codeLength: codeLength)
     }
 
     /// A required user while no directory answers: never fail open.

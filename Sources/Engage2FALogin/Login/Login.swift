@@ -3,12 +3,73 @@ import CEngageSys
 /// The prompt for the code, as peers' modules word it.
 public let loginPrompt = "Verification code: "
 
+/// The prompt for a password with the code at its end (`PasswordEntry.forwardPass`).
+public let combinedPrompt = "Password & verification code: "
+
 /// How the login talks to the person: the PAM conversation in the module.
 public protocol LoginConversation {
     /// Asks a question with echo off; nil when the conversation failed or the user gave up.
     func askHidden(_ prompt: String) -> [UInt8]?
     func showInfo(_ text: String)
     func showError(_ text: String)
+    /// The password an earlier module of the stack left (PAM_AUTHTOK); nil when there is none.
+    func earlierPassword() -> [UInt8]?
+    /// Hands a password on to the modules after this one (PAM_AUTHTOK).
+    func forwardPassword(_ password: [UInt8])
+}
+
+extension LoginConversation {
+    public func earlierPassword() -> [UInt8]? { nil }
+    public func forwardPassword(_ password: [UInt8]) {}
+}
+
+/// Where the code comes from, as google-authenticator's module arguments name it.
+public enum PasswordEntry: Equatable, Sendable {
+    /// Its own prompt, for the code alone.
+    case separate
+    /// `forward_pass`: one prompt for the password with the code at its end; the password goes on to the
+    /// next module as PAM_AUTHTOK.
+    case forwardPass
+    /// `use_first_pass`: the password with the code at its end, from an earlier module's PAM_AUTHTOK; never asks.
+    case useFirstPass
+    /// `try_first_pass`: the same, asking as `forwardPass` does when no earlier module left one.
+    case tryFirstPass
+}
+
+/// What the person answered: the code alone, or a password with the code at its end, which is split off
+/// at the length of the code it is checked as.
+struct TypedAnswer {
+    var bytes: [UInt8]
+    var combined: Bool
+
+    /// The code as a device with `digits` digits would read it: the whole answer, or its last `digits` bytes.
+    func code(digits: Int) -> ArraySlice<UInt8> {
+        combined ? bytes.suffix(digits) : bytes[...]
+    }
+
+    /// The recovery codes the answer may end with (normalized), each with the length of the password before it:
+    /// the shortest end holding a whole recovery code, and the last 8 characters (a google-authenticator scratch code).
+    var recoveryCandidates: [(code: [UInt8], passwordLength: Int)] {
+        guard combined else { return RecoveryCodes.normalize(bytes).map { [($0, 0)] } ?? [] }
+        var candidates: [(code: [UInt8], passwordLength: Int)] = []
+        var start = bytes.count
+        var characters = 0
+        while start > 0 && characters < RecoveryCodes.codeLength {
+            start -= 1
+            if bytes[start] != UInt8(ascii: "-") && bytes[start] != UInt8(ascii: " ") { characters += 1 }
+        }
+        if let code = RecoveryCodes.normalize(bytes[start...]) { candidates.append((code, start)) }
+        if bytes.count >= RecoveryCodes.scratchCodeLength, let code = RecoveryCodes.normalize(bytes.suffix(RecoveryCodes.scratchCodeLength)),
+           !candidates.contains(where: { $0.code == code }) {
+            candidates.append((code, bytes.count - RecoveryCodes.scratchCodeLength))
+        }
+        return candidates
+    }
+
+    /// The password before a code of `length` bytes.
+    func password(beforeCodeOf length: Int) -> [UInt8] {
+        Array(bytes.prefix(max(0, bytes.count - length)))
+    }
 }
 
 /// Where the login reports to the admin: syslog in the module. Messages never hold a secret or a code.
@@ -41,6 +102,10 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     public var log: Log
     public var now: () -> Int64 = currentUnixTime
     public var debug = false
+    /// The PAM service (PAM_SERVICE, which libpam lowercases), for `exempt_services`.
+    public var service: String? = nil
+    /// Where the code comes from (`forward_pass`, `use_first_pass`, `try_first_pass`).
+    public var passwordEntry = PasswordEntry.separate
     /// Seams for tests of the whole flow without root; the module never changes them.
     /// Whether this process may take users' locks and write root's state (euid 0).
     public var privileged = effectiveUserID() == 0
@@ -133,8 +198,11 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         }
 
         let policyUser = account?.name ?? user
+        // Group lookups (NSS) only when the policy names groups; an unknown user is in none it can prove.
+        var membership = GroupMembership.unknown
+        if case .valid(let config) = configState, let account { membership = account.membership(of: config.scopeGroups) }
         let outcome = decidePolicy(now: startedAt, user: policyUser, config: configState, activation: activation, enrollment: enrollment,
-                                   stateDeadline: state.deadline)
+                                   stateDeadline: state.deadline, service: service, membership: membership)
         let notePriority: LogPriority = configStateIsBroken(configState) || activationIsUnreadable(activation) ? .error : .notice
         for note in outcome.logNotes { log.log(notePriority, "user \(shownUser): \(note)") }
         if var record = outcome.activationToRecord {
@@ -183,7 +251,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         }
 
         guard let account, let location else {
-            _ = conversation.askHidden(loginPrompt)
+            if let answer = readAnswer() { conversation.forwardPassword(answer.password(beforeCodeOf: OTPParameters().digits)) }
             log.log(.notice, "user \(shownUser): denied: no such user")
             conversation.showError(wrongCodeMessage)
             return .denied
@@ -195,6 +263,20 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     }
 
     var wrongCodeMessage: String { "Wrong verification code." }
+
+    /// The answer, asked for or taken from an earlier module as `passwordEntry` says; nil when there is none.
+    func readAnswer() -> TypedAnswer? {
+        switch passwordEntry {
+        case .separate:
+            return conversation.askHidden(loginPrompt).map { TypedAnswer(bytes: $0, combined: false) }
+        case .forwardPass:
+            return conversation.askHidden(combinedPrompt).map { TypedAnswer(bytes: $0, combined: true) }
+        case .useFirstPass:
+            return conversation.earlierPassword().map { TypedAnswer(bytes: $0, combined: true) }
+        case .tryFirstPass:
+            return (conversation.earlierPassword() ?? conversation.askHidden(combinedPrompt)).map { TypedAnswer(bytes: $0, combined: true) }
+        }
+    }
 
     private func checkCode(
         account: Account, location: DeviceFileLocation, state snapshot: UserState, file snapshotFile: DeviceFile?, config: Config, store: StateStore
@@ -213,15 +295,20 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             return .denied
         }
 
-        guard let typed = conversation.askHidden(loginPrompt) else {
-            log.log(.notice, "user \(shownUser): no code entered (conversation ended)")
+        guard let answer = readAnswer() else {
+            log.log(.notice, passwordEntry == .useFirstPass
+                    ? "user \(shownUser): denied: no password from an earlier module (use_first_pass)"
+                    : "user \(shownUser): no code entered (conversation ended)")
             return .denied
         }
 
         // A recovery code's key derivation (PBKDF2) is done before the lock is taken, so that the lock is
         // held for a moment only, whatever iteration count the user's file names.
         let snapshotRecovery = snapshotFile?.recovery
-        let recoveryCandidate = snapshotRecovery.flatMap { recovery in RecoveryCodes.normalize(typed).map { recovery.hash(of: $0) } }
+        let recoveryCandidates = answer.recoveryCandidates
+        let recoveryHashes = snapshotRecovery.map { recovery in recoveryCandidates.map { recovery.hash(of: $0.code) } } ?? []
+        // The password forwarded when no code matched: the one before a code of the first device's length.
+        let codeLength = snapshotFile?.devices.first?.parameters.digits ?? OTPParameters().digits
 
         let verdict: LoginVerdict
         do {
@@ -237,26 +324,28 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                 for device in state.liveDevices(of: file) {
                     let lastUsed = state.devices[device.id]?.lastStep
                     let lastAcceptedStep = device.verifiedStep.map { max($0, lastUsed ?? $0) } ?? lastUsed
-                    let check = verifyTOTP(code: typed, secret: device.secret, parameters: device.parameters, now: now,
-                                           window: config.window, lastAcceptedStep: lastAcceptedStep)
+                    let check = verifyTOTP(code: answer.code(digits: device.parameters.digits), secret: device.secret, parameters: device.parameters,
+                                           now: now, window: config.window, lastAcceptedStep: lastAcceptedStep)
                     switch check {
                     case .accepted(let step):
                         state.recordSuccess(deviceID: device.id, step: step, now: now)
                         // A linked device ends any personal deadline: removing it later must not bring the grace back.
                         state.deadline = nil
-                        return .accepted(deviceName: device.name)
+                        return .accepted(deviceName: device.name, passwordLength: answer.bytes.count - device.parameters.digits)
                     case .replayed: replayed = true
                     case .wrong, .malformed: continue
                     }
                 }
-                if !replayed, let recovery = file?.recovery, RecoveryCodes.normalize(typed) != nil {
+                if !replayed, let recovery = file?.recovery, !recoveryCandidates.isEmpty {
                     let live = state.liveRecoveryCodes(of: file)
-                    let candidate = recovery.salt == snapshotRecovery?.salt && recovery.iterations == snapshotRecovery?.iterations
-                        ? recoveryCandidate : RecoveryCodes.normalize(typed).map { recovery.hash(of: $0) }
-                    if let candidate, let index = recovery.match(hash: candidate, among: live) {
-                        state.usedRecoveryCodes.append(RecoveryCodeUse(salt: recovery.salt, hashPrefix: Array(recovery.hashes[index].prefix(RecoveryCodeUse.prefixLength))))
-                        state.recordSuccess(deviceID: nil, step: nil, now: now)
-                        return .recovery(codesLeft: live.count - 1)
+                    let sameSet = recovery.salt == snapshotRecovery?.salt && recovery.iterations == snapshotRecovery?.iterations
+                    for (index, candidate) in recoveryCandidates.enumerated() {
+                        let hash = sameSet ? recoveryHashes[index] : recovery.hash(of: candidate.code)
+                        if let match = recovery.match(hash: hash, among: live) {
+                            state.usedRecoveryCodes.append(RecoveryCodeUse(salt: recovery.salt, hashPrefix: Array(recovery.hashes[match].prefix(RecoveryCodeUse.prefixLength))))
+                            state.recordSuccess(deviceID: nil, step: nil, now: now)
+                            return .recovery(codesLeft: live.count - 1, passwordLength: candidate.passwordLength)
+                        }
                     }
                 }
                 if state.recordFailure(now: now, maxFailures: config.maxFailures, lockoutSeconds: config.lockoutSeconds) {
@@ -270,17 +359,26 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             return .denied
         }
 
-        return finish(verdict, config: config)
+        return finish(verdict, config: config, answer: answer, codeLength: codeLength)
     }
 
-    /// What the person is told and the admin's log says about a checked code, whichever store checked it.
-    func finish(_ verdict: LoginVerdict, config: Config) -> LoginResult {
+    /// What the person is told and the admin's log says about a checked code, whichever store checked it;
+    /// a combined answer's password (the part before the code, `codeLength` when no code matched) goes on
+    /// to the next module.
+    func finish(_ verdict: LoginVerdict, config: Config, answer: TypedAnswer, codeLength: Int) -> LoginResult {
         let shownUser = displayText(user, limit: 64)
+        var codeLength = codeLength
         switch verdict {
-        case .accepted(let name):
+        case .accepted(_, let passwordLength), .recovery(_, let passwordLength): codeLength = answer.bytes.count - passwordLength
+        default: break
+        }
+        if answer.combined { conversation.forwardPassword(answer.password(beforeCodeOf: codeLength)) }
+
+        switch verdict {
+        case .accepted(let name, _):
             log.log(.info, "user \(shownUser): code accepted from device '\(displayText(name, limit: 64))'")
             return .success
-        case .recovery(let left):
+        case .recovery(let left, _):
             log.log(.notice, "user \(shownUser): recovery code used; \(left) left")
             conversation.showInfo("Recovery code accepted. \(left) recovery code\(left == 1 ? "" : "s") left: link a new device with engage2fa-enroll.")
             return .success
@@ -336,8 +434,9 @@ private func activationIsUnreadable(_ state: ActivationState) -> Bool {
 
 /// What checking one typed code came to, under the user's lock.
 enum LoginVerdict {
-    case accepted(deviceName: String)
-    case recovery(codesLeft: Int)
+    /// `passwordLength`: how much of a combined answer was the password before the code.
+    case accepted(deviceName: String, passwordLength: Int)
+    case recovery(codesLeft: Int, passwordLength: Int)
     case replayed, wrong, lockedNow
     case lockedBefore(remaining: Int64)
 }

@@ -34,6 +34,11 @@ public struct Config: Equatable, Sendable {
     public var deadlines: [String: PolicyDate] = [:]
     /// `store` and the directory's keys (fleet mode).
     public var fleet = FleetSettings()
+    /// Where the module applies (Policy/Scope.swift): members of these groups are never asked for a code;
+    /// when `onlyGroups` is set, only its members are; services (lower case) that cannot prompt are not.
+    public var exemptGroups: [String] = []
+    public var onlyGroups: [String] = []
+    public var exemptServices: [String] = []
 
     public init() {}
 
@@ -122,6 +127,8 @@ public struct ParsedConfig: Sendable {
     public var diagnostics: [ConfigDiagnostic]
     /// The line each `[deadlines]` entry is on, so checks about deadlines can point at it.
     public var deadlineLines: [String: Int]
+    /// The line each setting is on (keys in lower case), so checks about a value can point at it.
+    public var keyLines: [String: Int] = [:]
 
     public var errors: [ConfigDiagnostic] { diagnostics.filter { $0.severity == .error } }
     public var isValid: Bool { errors.isEmpty }
@@ -235,7 +242,9 @@ extension Config {
         for caveat in config.appCaveats {
             if let line = firstLineOfKey.first(where: { $0.key == caveat.key })?.line { report(line, caveat.message, .warning) }
         }
-        return ParsedConfig(config: config, diagnostics: diagnostics, deadlineLines: deadlineLines)
+        var parsed = ParsedConfig(config: config, diagnostics: diagnostics, deadlineLines: deadlineLines)
+        for (key, line) in firstLineOfKey { parsed.keyLines[key] = line }
+        return parsed
     }
 
     /// Sets one key; returns what was wrong, or nil.
@@ -293,7 +302,8 @@ extension Config {
         case _ where FleetSettings.keys.contains(key):
             return fleet.apply(key: key, value: value)
         default:
-            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)"
+            if let scopeResult = applyScope(key: key, value: value) { return scopeResult }
+            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)"
         }
         return nil
     }

@@ -50,6 +50,8 @@ public enum PolicyDecision: Equatable, Sendable {
         case beforeStart(start: PolicyDate, enrolled: Bool)
         /// Active, no device yet, and the user's personal deadline is still ahead.
         case personalDeadline(PolicyDate)
+        /// The policy's scope keys leave this login out (a group, only_groups, a service).
+        case exempt(Exemption)
     }
 
     public enum Refusal: Equatable, Sendable {
@@ -90,6 +92,7 @@ public struct PolicyOutcome: Equatable, Sendable {
 /// | active, user has a device | code required |
 /// | active, no device, personal deadline in the future | no code; told the deadline and the days left |
 /// | active, no device, no deadline or deadline passed | refused, told why and what to do |
+/// | before or after start, exempt by `exempt_services`, `exempt_groups` or `only_groups` | no code, nothing said |
 ///
 /// Activation is a ratchet: once recorded, 2FA stays active whatever `start_date` says later, and a
 /// policy file that cannot be used then means the defaults (no personal deadlines), never "off".
@@ -97,9 +100,12 @@ public struct PolicyOutcome: Equatable, Sendable {
 ///
 /// A personal deadline comes from `[deadlines]` in the policy file or from root's state (set by
 /// `engage2fa-admin extend`); when both name one, the later counts.
+///
+/// `service` is the PAM service (nil outside a login), `membership` which of the policy's groups the user
+/// is in (`.unknown` grants no group exemption and counts as in `only_groups`).
 public func decidePolicy(
     now: Int64, user: String, config configState: ConfigState, activation: ActivationState, enrollment: EnrollmentState,
-    stateDeadline: PolicyDate? = nil
+    stateDeadline: PolicyDate? = nil, service: String? = nil, membership: GroupMembership = .unknown
 ) -> PolicyOutcome {
     var notes: [String] = []
     var config: Config
@@ -108,9 +114,13 @@ public func decidePolicy(
     case .valid(let parsed):
         config = parsed
     case .invalid(let partial, let errors):
-        // Settings that parsed are kept; deadlines only ever relax the policy, so a broken file grants none.
+        // Settings that parsed are kept; deadlines and exemptions only ever relax the policy, so a broken
+        // file grants none.
         config = partial
         config.deadlines = [:]
+        config.exemptGroups = []
+        config.onlyGroups = []
+        config.exemptServices = []
         configUsable = false
         notes.append("policy file has \(errors.count) error(s), first: \(errors.first.map { "\($0)" } ?? "?")")
     case .unreadable(let reason):
@@ -150,6 +160,11 @@ public func decidePolicy(
 
     func outcome(_ decision: PolicyDecision) -> PolicyOutcome {
         PolicyOutcome(decision: decision, activationToRecord: activationToRecord, config: config, logNotes: notes)
+    }
+
+    if configUsable, activeSince != nil || config.startDate != nil, let exemption = config.exemption(service: service, membership: membership) {
+        if activeSince != nil { notes.append("no code asked: \(exemption.text)") }
+        return outcome(.noCodeRequired(.exempt(exemption)))
     }
 
     guard let activeSince else {

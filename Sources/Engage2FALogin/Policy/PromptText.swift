@@ -20,7 +20,7 @@ extension PolicyDecision.NoCode {
     /// The notice shown before the login goes on without a code; nil when there is nothing to say.
     public func promptText(now: Int64) -> String? {
         switch self {
-        case .beforeStart(_, enrolled: true):
+        case .beforeStart(_, enrolled: true), .exempt:
             return nil
         case .beforeStart(let start, enrolled: false):
             return "Two-factor authentication becomes mandatory on \(displayDate(start)) (\(daysLeftText(now: now, until: start.unixTime))). "

@@ -110,3 +110,16 @@ func decodeUTF8Scalar(_ bytes: [UInt8], at index: Int) -> (UInt32?, Int) {
     guard value >= minimum, value <= 0x10FFFF, !(0xD800...0xDFFF).contains(value) else { return (nil, 1) }
     return (value, length)
 }
+
+/// One `key=value` field of a log line, the value escaped as `displayText` does and its spaces written
+/// `\x20` too: a value the client chose (PAM_RHOST) can then neither end its field nor forge another.
+public func logField<Bytes: Collection>(_ key: StaticString, bytes: Bytes, limit: Int = 256) -> String where Bytes.Element == UInt8 {
+    var escaped = displayText(bytes: bytes, limit: limit)
+    var out = ByteWriter(capacity: key.utf8CodeUnitCount + escaped.utf8.count + 8)
+    out.write(key)
+    out.write("=")
+    escaped.withUTF8 { escaped in for byte in escaped {
+        if byte == UInt8(ascii: " ") { out.write("\\x20") } else { out.bytes.append(byte) }
+    } }
+    return out.text
+}
