@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#else
-import CEngageSys
-#endif
 import Engage2FALogin
 
 /// One user's 2FA situation as the admin sees it: what the module would do at a login now.

@@ -5,9 +5,6 @@ import CEngagePAM
 import CPAM
 import CEngageSys
 import Engage2FALoginEmbedded
-#if canImport(Glibc) && !hasFeature(Embedded)
-import Glibc
-#endif
 
 @_cdecl("pam_sm_authenticate")
 public func pam_sm_authenticate(

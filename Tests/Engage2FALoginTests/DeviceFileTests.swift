@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import Engage2FALogin
+@testable import Engage2FAManagement
 
 final class DeviceFileTests: XCTestCase {
     func testRoundTripWithSeveralDevicesAndRecoveryCodes() throws {

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 /// Where one user's device file is, and with whose rights it is read and written.
 ///
@@ -39,70 +35,5 @@ public struct DeviceFileLocation: Sendable {
             return file
         }
         return isInHome ? try withFileSystemIdentity(of: account) { () throws(CoreError) in try read() } : try read()
-    }
-
-    /// `PATH.lock` beside the device file: the lock of its writers (engage2fa-enroll run by the user, or by
-    /// root for the user). Created with the user's identity in a home, so only the user (and root) can
-    /// take it; the module and engage2fa-admin never wait for it longer than a moment.
-    var lockPath: String { path + ".lock" }
-
-    /// The device file's own transaction: under its lock (waiting at most `timeoutSeconds`), re-read the
-    /// file, let `body` change it, and replace it atomically if it changed. nil from `body`'s file means
-    /// there was none.
-    public func update<Result>(
-        timeoutSeconds: Int = 5, _ body: (inout DeviceFile) throws(CoreError) -> Result
-    ) throws(CoreError) -> Result {
-        try withLock(timeoutSeconds: timeoutSeconds) { () throws(CoreError) -> Result in
-            let original = try load() ?? DeviceFile()
-            var file = original
-            let result = try body(&file)
-            if file != original { try save(file) }
-            return result
-        }
-    }
-
-    /// Removes the device file under its lock, waiting at most `timeoutSeconds` (the lock is the user's:
-    /// an admin command never waits on it for long), without reading it: a file that does not parse goes
-    /// too. A missing file is fine.
-    public func remove(timeoutSeconds: Int = 2) throws(CoreError) {
-        try withLock(timeoutSeconds: timeoutSeconds) { () throws(CoreError) in
-            try withIdentity { () throws(CoreError) in
-                if path.withCString({ unlink($0) }) != 0 && errno != ENOENT { throw .file(.system(path: path, SystemError("unlink"))) }
-            }
-        }
-    }
-
-    private func withLock<Result>(timeoutSeconds: Int, _ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
-        let lock = try withIdentity { () throws(CoreError) -> Int32 in
-            let fd = lockPath.withCString { cPath in retryOnInterrupt { open(cPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) } }
-            guard fd >= 0 else { throw .file(.system(path: lockPath, SystemError("open"))) }
-            return fd
-        }
-        defer { close(lock) }
-        let error = waitForLock(lock, timeoutSeconds: timeoutSeconds)
-        guard error == 0 else {
-            if error == EWOULDBLOCK { throw .state(.lockTimeout(path: lockPath, seconds: timeoutSeconds)) }
-            throw .state(.lock(path: lockPath, SystemError("flock", errno: error)))
-        }
-        return try body()
-    }
-
-    private func withIdentity<Result>(_ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
-        isInHome ? try withFileSystemIdentity(of: account, body) : try body()
-    }
-
-    /// Replaces the file atomically (mode 600).
-    public func save(_ file: DeviceFile) throws(CoreError) {
-        let contents = file.serialized()
-        if isInHome {
-            // Created under the user's fsuid and fsgid, the new file is the user's without a chown.
-            try withFileSystemIdentity(of: account) { () throws(CoreError) in
-                do throws(TrustedFileError) { try writeFileAtomically(path, contents: contents) } catch { throw .file(error) }
-            }
-            return
-        }
-        var info = stat()
-        let owner = stat(path, &info) == 0 ? (uid: info.st_uid, gid: info.st_gid) : (uid: account.uid, gid: account.gid)
-        do { try writeFileAtomically(path, contents: contents, owner: geteuid() == 0 ? owner : nil) } catch { throw .file(error) }
     }
 }

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 /// An error number from a failed system call, as swift-system's `Errno`, with the call that failed.
 public struct SystemError: Error, Equatable, CustomStringConvertible {
@@ -21,7 +17,7 @@ public struct SystemError: Error, Equatable, CustomStringConvertible {
 
 /// Retries a system call interrupted by a signal (EINTR).
 @inline(__always)
-func retryOnInterrupt<T: BinaryInteger>(_ body: () -> T) -> T {
+package func retryOnInterrupt<T: BinaryInteger>(_ body: () -> T) -> T {
     while true {
         let result = body()
         if result == -1 && errno == EINTR { continue }
@@ -31,21 +27,7 @@ func retryOnInterrupt<T: BinaryInteger>(_ body: () -> T) -> T {
 
 /// errno(3) of the calling thread.
 @inline(__always)
-public func lastErrno() -> Int32 {
-    #if canImport(Glibc)
-    Glibc.errno
-    #else
-    e2f_errno()
-    #endif
-}
-
-#if !canImport(Glibc)
-// Embedded Swift has no Glibc overlay: errno is a C macro and open(2) is variadic.
-var errno: Int32 { e2f_errno() }
-
-@inline(__always)
-func open(_ path: UnsafePointer<CChar>, _ flags: Int32, _ mode: mode_t = 0) -> Int32 { e2f_open(path, flags, mode) }
-#endif
+public func lastErrno() -> Int32 { errno }
 
 /// A failure of the core's file and state operations, as one typed error: the PAM module is built
 /// with Embedded Swift, which has no `any Error`.

@@ -1,9 +1,4 @@
 import CEngageSys
-#if canImport(Glibc)
-import Glibc
-#else
-import CEngageSys
-#endif
 
 /// Bytes from the kernel's CSPRNG (getrandom(2)), the only source of secrets, salts and ids.
 public func secureRandomBytes(_ count: Int) throws(SystemError) -> [UInt8] {
@@ -19,6 +14,3 @@ public func secureRandomBytes(_ count: Int) throws(SystemError) -> [UInt8] {
     }
     return bytes
 }
-
-/// A new TOTP secret: 160 bits, the HMAC-SHA1 block-friendly size RFC 4226 recommends.
-public func newSecret() throws(SystemError) -> [UInt8] { try secureRandomBytes(20) }

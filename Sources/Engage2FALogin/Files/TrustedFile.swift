@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 /// Why a file that 2FA depends on was not trusted. Each case names the path and the check that failed,
 /// so the system log tells the admin exactly what to fix.
@@ -166,7 +162,7 @@ func splitPath(_ path: String) -> (directory: String, name: String) {
     return (directory.isEmpty ? "/" : String(decoding: directory, as: UTF8.self), String(decoding: bytes[bytes.index(after: slash)...], as: UTF8.self))
 }
 
-func hexString(_ bytes: some Collection<UInt8>) -> String {
+package func hexString(_ bytes: some Collection<UInt8>) -> String {
     let digits: StaticString = "0123456789abcdef"
     let out = [UInt8](unsafeUninitializedCapacity: bytes.count * 2) { buffer, count in
         for byte in bytes {

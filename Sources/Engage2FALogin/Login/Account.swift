@@ -1,9 +1,4 @@
 import CEngageSys
-#if canImport(Glibc)
-import Glibc
-#else
-import CEngageSys
-#endif
 
 /// A user from the host's user database (getpwnam_r(3): /etc/passwd, LDAP, sssd…).
 public struct Account: Equatable, Sendable {
@@ -74,15 +69,4 @@ public func currentUnixTime() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     return Int64(now.tv_sec)
-}
-
-extension Account {
-    /// The account of a uid (getpwuid_r(3)), or nil.
-    public static func lookup(uid: uid_t) -> Account? {
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>? = nil
-        var buffer = [CChar](repeating: 0, count: 16_384)
-        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return Account(passwd: entry)
-    }
 }

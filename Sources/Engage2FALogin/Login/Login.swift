@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 /// The prompt for the code, as peers' modules word it.
 public let loginPrompt = "Verification code: "

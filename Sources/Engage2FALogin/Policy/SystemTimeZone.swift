@@ -1,9 +1,5 @@
 import CEngageSys
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 // The host's local time, for the dates of the policy file that have no offset (`start_date =
 // 2026-12-15`: 00:00 local time) and for dates shown to people. It comes from the system time zone
 // only, /etc/localtime, never from the caller's environment: glibc's mktime(3) and localtime(3)

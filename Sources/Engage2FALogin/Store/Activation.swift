@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 /// When 2FA took effect on this host. Written once, the first time a decision is made at or after
 /// `start_date`, and never removed by the software: from then on 2FA stays mandatory.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 public enum StateError: Error, Equatable, CustomStringConvertible {
     case directory(path: String, message: String)
@@ -207,7 +203,7 @@ public struct StateStore: Sendable {
 /// flock(2) LOCK_EX on `fd`, retried without blocking every 2 ms for at most `timeoutSeconds`, so that
 /// no holder, however it got the lock, can hang the caller. 0 when taken; EWOULDBLOCK after the
 /// timeout, or flock's error.
-func waitForLock(_ fd: Int32, timeoutSeconds: Int) -> Int32 {
+package func waitForLock(_ fd: Int32, timeoutSeconds: Int) -> Int32 {
     var waitedMicroseconds = 0
     while flock(fd, LOCK_EX | LOCK_NB) != 0 {
         let error = lastErrno()

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#else
 import CEngageSys
-#endif
 
 /// Replay protection for one device: the newest step accepted.
 public struct DeviceUsage: Equatable, Sendable {
