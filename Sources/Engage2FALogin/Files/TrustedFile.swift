@@ -44,6 +44,14 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
 public func readTrustedFile(
     _ path: String, owners: [uid_t], maxSize: Int, groupOtherMask: mode_t = 0o077
 ) throws(TrustedFileError) -> [UInt8] {
+    var version: FileVersion? = nil
+    return try readTrustedFile(path, owners: owners, maxSize: maxSize, groupOtherMask: groupOtherMask, version: &version)
+}
+
+/// The same, also giving the version of the file read (from the fstat of the descriptor it was read from).
+public func readTrustedFile(
+    _ path: String, owners: [uid_t], maxSize: Int, groupOtherMask: mode_t = 0o077, version: inout FileVersion?
+) throws(TrustedFileError) -> [UInt8] {
     let fd = path.withCString { cPath in retryOnInterrupt { open(cPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) } }
     guard fd >= 0 else {
         switch errno {
@@ -59,6 +67,7 @@ public func readTrustedFile(
     guard owners.contains(info.st_uid) else { throw .wrongOwner(path: path, owner: info.st_uid, expected: owners) }
     guard info.st_mode & groupOtherMask == 0 else { throw .tooPermissive(path: path, mode: info.st_mode) }
     guard Int(info.st_size) <= maxSize else { throw .tooLarge(path: path, size: Int(info.st_size), limit: maxSize) }
+    version = FileVersion(info)
 
     // Sized by fstat, one byte more to notice growth; not by the limit, which would mean zeroing
     // 64–256 KiB on every login for files that are a few hundred bytes.
@@ -90,6 +99,38 @@ public func readTrustedFile(
     // The file grew between fstat and read: still bounded.
     guard filled <= maxSize else { throw .tooLarge(path: path, size: filled, limit: maxSize) }
     return contents
+}
+
+/// What stat(2) says of a file's identity and its last change. Two equal versions of one path are the same
+/// inode with the same owner, mode and size, changed last at the same instant: ctime is set by the kernel
+/// on every write, chmod, chown and link change, and no one but root (setting the clock) can set it back.
+public struct FileVersion: Equatable, Sendable {
+    var device: UInt64
+    var inode: UInt64
+    var size: Int64
+    var mode: UInt32
+    var owner: UInt32
+    /// mtime and ctime, in nanoseconds since the epoch.
+    var modifiedNanoseconds: Int64
+    var changedNanoseconds: Int64
+
+    init(_ info: stat) {
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        mode = UInt32(info.st_mode)
+        owner = UInt32(info.st_uid)
+        modifiedNanoseconds = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
+        changedNanoseconds = Int64(info.st_ctim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_ctim.tv_nsec)
+    }
+
+    /// The version of what is at `path` now, without following a final symbolic link (as the O_NOFOLLOW
+    /// open of a read would not); nil if there is nothing.
+    static func current(_ path: String) -> FileVersion? {
+        var info = stat()
+        guard path.withCString({ lstat($0, &info) }) == 0 else { return nil }
+        return FileVersion(info)
+    }
 }
 
 /// Replaces a file atomically: a new file beside it (O_EXCL, never following links), written,

@@ -70,3 +70,10 @@ public func currentUnixTime() -> Int64 {
     clock_gettime(CLOCK_REALTIME, &now)
     return Int64(now.tv_sec)
 }
+
+/// CLOCK_REALTIME in nanoseconds since the epoch, the clock file timestamps are taken from.
+func currentTimeNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) &* 1_000_000_000 &+ Int64(now.tv_nsec)
+}

@@ -94,12 +94,13 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         let account = isSafeUserName(user) ? Account.lookup(user) : nil
         var enrollment: EnrollmentState
         var state = UserState()
-        var snapshotFile: DeviceFile? = nil
+        var devicesRead: DeviceFileSnapshot? = nil
         let location = account.map { DeviceFileLocation(account: $0, config: storeConfig) }
         if let account, let location {
             do throws(CoreError) {
-                let file = try location.load()
-                snapshotFile = file
+                let read = try location.loadSnapshot()
+                devicesRead = read
+                let file = read.file
                 do { state = try store.read(account: account) } catch {
                     // Unprivileged callers may not see root's state; they cannot pass a code check anyway.
                     if privileged { throw CoreError.state(error) }
@@ -166,13 +167,13 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             conversation.showError(wrongCodeMessage)
             return .denied
         }
-        return checkCode(account: account, location: location, state: state, file: snapshotFile, config: outcome.config, store: store)
+        return checkCode(account: account, location: location, state: state, devices: devicesRead, config: outcome.config, store: store)
     }
 
     private var wrongCodeMessage: String { "Wrong verification code." }
 
     private func checkCode(
-        account: Account, location: DeviceFileLocation, state snapshot: UserState, file snapshotFile: DeviceFile?, config: Config, store: StateStore
+        account: Account, location: DeviceFileLocation, state snapshot: UserState, devices devicesRead: DeviceFileSnapshot?, config: Config, store: StateStore
     ) -> LoginResult {
         let shownUser = displayText(user, limit: 64)
         do {
@@ -195,14 +196,14 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
         // A recovery code's key derivation (PBKDF2) is done before the lock is taken, so that the lock is
         // held for a moment only, whatever iteration count the user's file names.
-        let snapshotRecovery = snapshotFile?.recovery
+        let snapshotRecovery = devicesRead?.file?.recovery
         let recoveryCandidate = snapshotRecovery.flatMap { recovery in RecoveryCodes.normalize(typed).map { recovery.hash(of: $0) } }
 
         let verdict: LoginVerdict
         do {
-            // The devices are read again under the lock: one removed (or reset) while this login waited at
-            // the prompt no longer counts.
-            verdict = try store.transaction(account: account, devices: location) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> LoginVerdict in
+            // The devices are read again under the lock, unless the file is provably the one read before the
+            // prompt: one removed (or reset) while this login waited at the prompt no longer counts.
+            verdict = try store.transaction(account: account, devices: location, unchangedSince: devicesRead) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> LoginVerdict in
                 let now = now()
                 state.clampLockout(now: now, lockoutSeconds: config.lockoutSeconds)
                 let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
