@@ -2,9 +2,6 @@ import CEngageSys
 import Engage2FACommandSupport
 import Engage2FALogin
 import Engage2FAManagement
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Commands that change files other users rely on run as root only.
 func requireRoot(_ what: String) throws {

@@ -1,10 +1,8 @@
+import Glibc
 import ArgumentParser
 import Engage2FACommandSupport
 import Engage2FALogin
 import Engage2FAManagement
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Admin {
     struct Reset: ParsableCommand {

@@ -1,17 +1,14 @@
 import Engage2FALogin
 import Engage2FAManagement
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// The processes that hold a flock(2) on `path`, from /proc/locks (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE …`,
 /// device numbers in hex), each with its command name from /proc/PID/comm: so that an admin told "still
 /// locked" learns which process to look at (a login stopped with SIGSTOP by its own user, say).
 public func lockHolders(of path: String) -> [(pid: Int32, command: String)] {
-    var info = stat()
-    guard stat(path, &info) == 0, let file = fopen("/proc/locks", "r") else { return [] }
+    guard let status = try? FileStatus(path: path, followSymbolicLinks: true), let file = fopen("/proc/locks", "r") else { return [] }
     defer { fclose(file) }
-    let device = UInt(info.st_dev)
+    let device = UInt(status.device)
     let major = (device >> 8) & 0xfff | (device >> 32) & ~0xfff
     let minor = device & 0xff | (device >> 12) & ~0xff
     var holders: [(Int32, String)] = []
@@ -20,7 +17,7 @@ public func lockHolders(of path: String) -> [(pid: Int32, command: String)] {
         let fields = text(of: line).split(separator: " ", omittingEmptySubsequences: true)
         guard fields.count >= 6, fields[1] == "FLOCK", let pid = Int32(fields[4]) else { continue }
         let id = fields[5].split(separator: ":")
-        guard id.count == 3, UInt(id[0], radix: 16) == major, UInt(id[1], radix: 16) == minor, UInt(id[2]) == UInt(info.st_ino) else { continue }
+        guard id.count == 3, UInt(id[0], radix: 16) == major, UInt(id[1], radix: 16) == minor, UInt64(id[2]) == status.inode else { continue }
         var command = "?"
         if let comm = fopen("/proc/\(pid)/comm", "r") {
             var name = [CChar](repeating: 0, count: 64)

@@ -1,9 +1,7 @@
+import Glibc
 import ArgumentParser
 import Engage2FALogin
 import Engage2FAManagement
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A failure the user can act on: one sentence, printed as "Error: …", exit status 1.
 ///
@@ -82,32 +80,41 @@ public func explain(_ error: Error, account: Account) -> String {
 
 private func explain(_ error: TrustedFileError, account: Account) -> String {
     switch error {
-    case .tooPermissive(let path, _):
+    case .tooPermissive(let path, _, _):
         return "\(error). Fix it with: chmod 600 \(path)"
     case .wrongOwner(let path, _, _):
         return "\(error). Fix it with: sudo chown \(account.name): \(path)"
     case .symbolicLink(let path):
         return "\(error). Replace the link with the file itself: cp --remove-destination \"$(readlink -f \(path))\" \(path)"
-    case .system(let path, let system) where system.errno == ENOSPC || system.errno == EDQUOT:
+    case .system(let path, let system) where system.errno == .noSpace || system.errno == .diskQuotaExceeded:
         return "\(path): the disk is full (or your quota is used up); nothing was changed"
-    case .system(let path, let system) where system.errno == EROFS:
+    case .system(let path, let system) where system.errno == .readOnlyFileSystem:
         return "\(path): the file system is read-only; nothing was changed"
-    case .system(let path, let system) where system.errno == EACCES:
+    case .system(let path, let system) where system.errno == .permissionDenied:
         return "\(path): permission denied (\(system.call)); nothing was changed"
     default:
         return "\(error)"
     }
 }
 
+/// This host's name (gethostname(2)), as the policy's `label` names it; "localhost" if it has none.
+public func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0, buffer[0] != 0 else { return "localhost" }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// True when file descriptor `fd` is a terminal.
 public func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 
-/// Columns of the terminal on standard output, if it is one.
-public func terminalColumns() -> Int? {
+/// Columns and lines of the terminal on standard output, if it is one (else COLUMNS and LINES).
+public func terminalSize() -> (columns: Int?, lines: Int?) {
     var size = winsize()
-    if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
-    if let columns = getenv("COLUMNS").flatMap({ Int(String(cString: $0)) }) { return columns }
-    return nil
+    if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0, size.ws_row > 0 {
+        return (Int(size.ws_col), Int(size.ws_row))
+    }
+    func variable(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) }.flatMap { $0 > 0 ? $0 : nil } }
+    return (variable("COLUMNS"), variable("LINES"))
 }
 
 /// Prints without a newline and flushes, for prompts and for lines a script waits for.

@@ -2,9 +2,6 @@ import ArgumentParser
 import Engage2FACommandSupport
 import Engage2FALogin
 import Engage2FAManagement
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Enroll {
     struct Status: ParsableCommand {

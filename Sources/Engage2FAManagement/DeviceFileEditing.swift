@@ -100,24 +100,26 @@ extension DeviceFileLocation {
     public func remove(timeoutSeconds: Int = 2) throws(CoreError) {
         try withLock(timeoutSeconds: timeoutSeconds) { () throws(CoreError) in
             try withIdentity { () throws(CoreError) in
-                if path.withCString({ unlink($0) }) != 0 && errno != ENOENT { throw .file(.system(path: path, SystemError("unlink"))) }
+                do throws(Errno) { try FileSystem.remove(path) } catch .noSuchFileOrDirectory {} catch {
+                    throw .file(.system(path: path, SystemError("unlink", error)))
+                }
             }
         }
     }
 
     private func withLock<Result>(timeoutSeconds: Int, _ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
-        let lock = try withIdentity { () throws(CoreError) -> Int32 in
-            let fd = lockPath.withCString { cPath in retryOnInterrupt { open(cPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) } }
-            guard fd >= 0 else { throw .file(.system(path: lockPath, SystemError("open"))) }
-            return fd
+        let lock = try withIdentity { () throws(CoreError) -> FileDescriptor in
+            do throws(Errno) { return try FileDescriptor.open(lockPath, .readWrite, options: .create, permissions: .ownerReadWrite) } catch {
+                throw .file(.system(path: lockPath, SystemError("open", error)))
+            }
         }
-        defer { close(lock) }
-        let error = waitForLock(lock, timeoutSeconds: timeoutSeconds)
-        guard error == 0 else {
-            if error == EWOULDBLOCK { throw .state(.lockTimeout(path: lockPath, seconds: timeoutSeconds)) }
-            throw .state(.lock(path: lockPath, SystemError("flock", errno: error)))
+        return try lock.closeAfter { () throws(CoreError) -> Result in
+            do throws(Errno) { try lock.lockExclusively(timeoutSeconds: timeoutSeconds) } catch {
+                if error == .wouldBlock { throw .state(.lockTimeout(path: lockPath, seconds: timeoutSeconds)) }
+                throw .state(.lock(path: lockPath, SystemError("flock", error)))
+            }
+            return try body()
         }
-        return try body()
     }
 
     private func withIdentity<Result>(_ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
@@ -134,8 +136,8 @@ extension DeviceFileLocation {
             }
             return
         }
-        var info = stat()
-        let owner = stat(path, &info) == 0 ? (uid: info.st_uid, gid: info.st_gid) : (uid: account.uid, gid: account.gid)
-        do { try writeFileAtomically(path, contents: contents, owner: geteuid() == 0 ? owner : nil) } catch { throw .file(error) }
+        let existing = try? FileStatus(path: path, followSymbolicLinks: true)
+        let owner = existing.map { (uid: $0.owner, gid: $0.group) } ?? (uid: account.uid, gid: account.gid)
+        do { try writeFileAtomically(path, contents: contents, owner: effectiveUserID() == 0 ? owner : nil) } catch { throw .file(error) }
     }
 }

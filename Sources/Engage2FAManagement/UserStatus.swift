@@ -1,4 +1,4 @@
-import Glibc
+import CEngageSys
 import Engage2FALogin
 
 /// One user's 2FA situation as the admin sees it: what the module would do at a login now.

@@ -200,9 +200,9 @@ final class DeviceFileTests: XCTestCase {
             do { _ = try DeviceFile.load(path: path, owners: owners); return nil } catch .file(let error) { return error } catch { return nil }
         }
         XCTAssertEqual(chmod(path, 0o640), 0)
-        XCTAssertEqual(loadError(path), .tooPermissive(path: path, mode: S_IFREG | 0o640))
+        XCTAssertEqual(loadError(path), .tooPermissive(path: path, permissions: FilePermissions(rawValue: 0o640), forbidden: .groupOrOthersAny))
         XCTAssertEqual(chmod(path, 0o604), 0)
-        XCTAssertEqual(loadError(path)?.description, "\(path): mode 604 lets group or others access it (expected 600)")
+        XCTAssertEqual(loadError(path)?.description, "\(path): mode 604 lets group or others access it (only its owner may: chmod go-rwx)")
         XCTAssertEqual(chmod(path, 0o600), 0)
         XCTAssertEqual(loadError(path, owners: [4242]), .wrongOwner(path: path, owner: geteuid(), expected: [4242]))
 
@@ -239,7 +239,7 @@ final class DeviceFileTests: XCTestCase {
         try writeFileAtomically(path, contents: Array("old".utf8))
         let oldInode = try FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? Int
         umask(0o022)
-        try writeFileAtomically(path, contents: Array("new".utf8), mode: 0o600)
+        try writeFileAtomically(path, contents: Array("new".utf8), permissions: .ownerReadWrite)
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "new")
         XCTAssertNotEqual(try FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? Int, oldInode)
         XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int), 0o600)

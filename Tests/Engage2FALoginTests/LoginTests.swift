@@ -123,7 +123,7 @@ final class LoginHost {
 
     /// Writes `file` as the account's device file (mode 600, owned by whoever runs the tests).
     func writeDevices(_ file: DeviceFile? = nil, for user: String? = nil) throws {
-        try writeFileAtomically(devicePath(user), contents: (file ?? self.file).serialized(), mode: 0o600)
+        try writeFileAtomically(devicePath(user), contents: (file ?? self.file).serialized(), permissions: .ownerReadWrite)
     }
 
     func state() throws -> UserState { try store.read(account: account) }

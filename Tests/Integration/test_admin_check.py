@@ -43,3 +43,18 @@ def test_check_without_the_default_policy_file_says_so_and_fails(tmp_path):
     # The same with --config naming the default path.
     result = run_without_the_default_policy(tmp_path, "check", "--config", DEFAULT_POLICY)
     assert result.returncode == 1 and f"no policy file at {DEFAULT_POLICY}" in result.stdout + result.stderr, result
+
+
+def test_check_of_a_group_writable_policy_file_names_the_rule_it_breaks(tmp_path):
+    """A policy file may be 644 (only its owner may write it): a 664 one is refused with that rule and
+    its fix, not with the private files' "expected 600"."""
+    policy = tmp_path / "engage2fa.conf"
+    policy.write_text("start_date = 2020-01-01\n")
+    os.chmod(policy, 0o644)
+    result = run_admin("check", "--config", str(policy))
+    assert "cannot use the policy file" not in result.stderr, result.stderr
+    os.chmod(policy, 0o664)
+    result = run_admin("check", "--config", str(policy))
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert f"{policy}: mode 664 lets group or others write to it (only its owner may: chmod go-w)" in result.stderr, result.stderr
+    assert "expected 600" not in result.stderr, result.stderr

@@ -36,9 +36,8 @@ public struct DeviceFileLocation: Sendable {
             do throws(DeviceFileError) { file = try DeviceFile.load(path: path, owners: owners, version: &version) } catch { throw .deviceFile(error) }
             guard let file else {
                 let (directory, _) = splitPath(path)
-                var info = stat()
-                guard directory.withCString({ stat($0, &info) }) == 0 else {
-                    throw .file(.system(path: directory, SystemError("stat (the directory of the device file)")))
+                do throws(Errno) { _ = try FileStatus(path: directory, followSymbolicLinks: true) } catch {
+                    throw .file(.system(path: directory, SystemError("stat (the directory of the device file)", error)))
                 }
                 return DeviceFileSnapshot(file: nil, version: nil, readAt: readAt)
             }

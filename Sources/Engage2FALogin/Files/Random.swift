@@ -5,12 +5,11 @@ public func secureRandomBytes(_ count: Int) throws(SystemError) -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: count)
     var filled = 0
     while filled < count {
-        let got = bytes.withUnsafeMutableBytes { e2f_getrandom($0.baseAddress! + filled, count - filled) }
-        if got < 0 {
-            if errno == EINTR { continue }
-            throw SystemError("getrandom")
+        let result = bytes.withUnsafeMutableBytes { buffer in valueOrErrno { e2f_getrandom(buffer.baseAddress! + filled, count - filled) } }
+        switch result {
+        case .success(let got): filled += got
+        case .failure(let error): throw SystemError("getrandom", error)
         }
-        filled += got
     }
     return bytes
 }

@@ -7,14 +7,16 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
     case symbolicLink(path: String)
     case notRegularFile(path: String)
     case wrongOwner(path: String, owner: uid_t, expected: [uid_t])
-    case tooPermissive(path: String, mode: mode_t)
+    /// The file's permissions include some of `forbidden`, the bits the rule for this file allows
+    /// nobody but its owner.
+    case tooPermissive(path: String, permissions: FilePermissions, forbidden: FilePermissions)
     case tooLarge(path: String, size: Int, limit: Int)
     case system(path: String, SystemError)
 
     public var path: String {
         switch self {
         case .missing(let path), .symbolicLink(let path), .notRegularFile(let path), .wrongOwner(let path, _, _),
-            .tooPermissive(let path, _), .tooLarge(let path, _, _), .system(let path, _):
+            .tooPermissive(let path, _, _), .tooLarge(let path, _, _), .system(let path, _):
             path
         }
     }
@@ -26,8 +28,8 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
         case .notRegularFile(let path): "\(path): is not a regular file"
         case .wrongOwner(let path, let owner, let expected):
             "\(path): owned by uid \(owner), expected \(expected.map(String.init).joined(separator: " or "))"
-        case .tooPermissive(let path, let mode):
-            "\(path): mode \(String(mode & 0o7777, radix: 8)) lets group or others access it (expected 600)"
+        case .tooPermissive(let path, let permissions, let forbidden):
+            "\(path): mode \(permissions) lets group or others \(forbidden == .groupOrOthersWrite ? "write to" : "access") it (only its owner may: chmod go-\(forbidden.groupAndOtherLetters))"
         case .tooLarge(let path, let size, let limit): "\(path): \(size) bytes, more than the \(limit) allowed"
         case .system(let path, let error): "\(path): \(error)"
         }
@@ -35,70 +37,53 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Reads a file that decides who may log in: never through a symbolic link (O_NOFOLLOW), and only
-/// if fstat(2) of the opened descriptor shows a regular file with an expected owner, no access for
-/// group or others, and a bounded size.
+/// if fstat(2) of the opened descriptor shows a regular file with an expected owner, none of the
+/// `forbidden` permissions, and a bounded size.
 ///
 /// - Parameters:
 ///   - owners: uids that may own the file.
-///   - groupOtherMask: mode bits that must be clear (0o077: private; 0o022: not writable by others).
+///   - forbidden: permissions that must be clear (`.groupOrOthersAny`: private; `.groupOrOthersWrite`:
+///     nobody but its owner may change it).
 public func readTrustedFile(
-    _ path: String, owners: [uid_t], maxSize: Int, groupOtherMask: mode_t = 0o077
+    _ path: String, owners: [uid_t], maxSize: Int, forbidden: FilePermissions = .groupOrOthersAny
 ) throws(TrustedFileError) -> [UInt8] {
     var version: FileVersion? = nil
-    return try readTrustedFile(path, owners: owners, maxSize: maxSize, groupOtherMask: groupOtherMask, version: &version)
+    return try readTrustedFile(path, owners: owners, maxSize: maxSize, forbidden: forbidden, version: &version)
 }
 
 /// The same, also giving the version of the file read (from the fstat of the descriptor it was read from).
 public func readTrustedFile(
-    _ path: String, owners: [uid_t], maxSize: Int, groupOtherMask: mode_t = 0o077, version: inout FileVersion?
+    _ path: String, owners: [uid_t], maxSize: Int, forbidden: FilePermissions = .groupOrOthersAny, version: inout FileVersion?
 ) throws(TrustedFileError) -> [UInt8] {
-    let fd = path.withCString { cPath in retryOnInterrupt { open(cPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) } }
-    guard fd >= 0 else {
-        switch errno {
-        case ENOENT: throw .missing(path: path)
-        case ELOOP: throw .symbolicLink(path: path)
-        default: throw .system(path: path, SystemError("open"))
-        }
+    let file: FileDescriptor
+    do {
+        file = try FileDescriptor.open(path, .readOnly, options: [.noControllingTerminal, .nonBlocking])
+    } catch .noSuchFileOrDirectory {
+        throw .missing(path: path)
+    } catch .tooManySymbolicLinkLevels {
+        throw .symbolicLink(path: path)
+    } catch {
+        throw .system(path: path, SystemError("open", error))
     }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { throw .system(path: path, SystemError("fstat")) }
-    guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFREG) else { throw .notRegularFile(path: path) }
-    guard owners.contains(info.st_uid) else { throw .wrongOwner(path: path, owner: info.st_uid, expected: owners) }
-    guard info.st_mode & groupOtherMask == 0 else { throw .tooPermissive(path: path, mode: info.st_mode) }
-    guard Int(info.st_size) <= maxSize else { throw .tooLarge(path: path, size: Int(info.st_size), limit: maxSize) }
-    version = FileVersion(info)
-
-    // Sized by fstat, one byte more to notice growth; not by the limit, which would mean zeroing
-    // 64–256 KiB on every login for files that are a few hundred bytes.
-    let capacity = min(Int(info.st_size), maxSize) + 1
-    var readError: Int32 = 0
-    var contents = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
-        while count < capacity {
-            let got = retryOnInterrupt { read(fd, buffer.baseAddress! + count, capacity - count) }
-            if got < 0 { readError = lastErrno(); return }
-            count += got
-            // All of what fstat saw: done without a second read(2) to be told of the end. The files
-            // that matter are replaced by rename, so the inode behind this descriptor does not grow.
-            if got == 0 || count == capacity - 1 { return }
+    return try file.closeAfter { () throws(TrustedFileError) in
+        let status: FileStatus
+        do throws(Errno) { status = try file.status() } catch { throw .system(path: path, SystemError("fstat", error)) }
+        guard status.type == .regular else { throw .notRegularFile(path: path) }
+        guard owners.contains(status.owner) else { throw .wrongOwner(path: path, owner: status.owner, expected: owners) }
+        guard status.permissions.isDisjoint(with: forbidden) else {
+            throw .tooPermissive(path: path, permissions: status.permissions, forbidden: forbidden)
         }
-    }
-    if readError != 0 { throw .system(path: path, SystemError("read", errno: readError)) }
-    var filled = contents.count
-    if filled == capacity && capacity <= maxSize {
-        // Grew since fstat: read on, still bounded by the limit.
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while filled <= maxSize {
-            let got = chunk.withUnsafeMutableBytes { buffer in retryOnInterrupt { read(fd, buffer.baseAddress!, buffer.count) } }
-            if got < 0 { throw .system(path: path, SystemError("read")) }
-            if got == 0 { break }
-            contents.append(contentsOf: chunk[..<got])
-            filled += got
+        guard status.size <= maxSize else { throw .tooLarge(path: path, size: status.size, limit: maxSize) }
+        var info = stat()
+        version = fstat(file.rawValue, &info) == 0 ? FileVersion(info) : nil
+        let contents: [UInt8]
+        do throws(Errno) { contents = try file.readAll(expectedSize: status.size, limit: maxSize, trustingExpectedSize: true) } catch {
+            throw .system(path: path, SystemError("read", error))
         }
+        // The file grew between fstat and read: still bounded.
+        guard contents.count <= maxSize else { throw .tooLarge(path: path, size: contents.count, limit: maxSize) }
+        return contents
     }
-    // The file grew between fstat and read: still bounded.
-    guard filled <= maxSize else { throw .tooLarge(path: path, size: filled, limit: maxSize) }
-    return contents
 }
 
 /// What stat(2) says of a file's identity and its last change. Two equal versions of one path are the same
@@ -143,7 +128,7 @@ public struct FileVersion: Equatable, Sendable {
 ///     survives a power cut. The file's own fsync (before the rename) is never skipped: without it a
 ///     crash can leave an empty file, which would lock its user out.
 public func writeFileAtomically(
-    _ path: String, contents: [UInt8], mode: mode_t = 0o600, owner: (uid: uid_t, gid: gid_t)? = nil,
+    _ path: String, contents: [UInt8], permissions: FilePermissions = .ownerReadWrite, owner: (uid: uid_t, gid: gid_t)? = nil,
     syncDirectory: Bool = true
 ) throws(TrustedFileError) {
     let suffix: [UInt8]
@@ -160,40 +145,26 @@ public func writeFileAtomically(
         out.write(string: hexString(suffix))
         return out.text
     }
-    let fd = temporary.withCString { cPath in retryOnInterrupt { open(cPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) } }
-    guard fd >= 0 else { throw .system(path: temporary, SystemError("open")) }
-    var renamed = false
-    defer { if !renamed { _ = temporary.withCString { unlink($0) } } }
+    let file: FileDescriptor
+    do { file = try FileDescriptor.open(temporary, .writeOnly, options: .exclusiveCreate, permissions: permissions) } catch {
+        throw .system(path: temporary, SystemError("open", error))
+    }
     do throws(TrustedFileError) {
-        defer { close(fd) }
-        var written = 0
-        while written < contents.count {
-            let result = contents.withUnsafeBytes { buffer in
-                retryOnInterrupt { write(fd, buffer.baseAddress! + written, contents.count - written) }
+        try file.closeAfter { () throws(TrustedFileError) in
+            do throws(Errno) { try file.writeAll(contents) } catch { throw .system(path: temporary, SystemError("write", error)) }
+            // The umask may have narrowed the mode; fchmod sets exactly what was asked.
+            do throws(Errno) { try file.setPermissions(permissions) } catch { throw .system(path: temporary, SystemError("fchmod", error)) }
+            if let owner {
+                do throws(Errno) { try file.setOwner(owner.uid, group: owner.gid) } catch { throw .system(path: temporary, SystemError("fchown", error)) }
             }
-            guard result > 0 else { throw .system(path: temporary, SystemError("write")) }
-            written += result
+            do throws(Errno) { try file.sync() } catch { throw .system(path: temporary, SystemError("fsync", error)) }
         }
-        // The umask may have narrowed the mode; fchmod sets exactly what was asked.
-        guard fchmod(fd, mode) == 0 else { throw .system(path: temporary, SystemError("fchmod")) }
-        if let owner, fchown(fd, owner.uid, owner.gid) != 0 {
-            throw .system(path: temporary, SystemError("fchown"))
-        }
-        guard retryOnInterrupt({ fsync(fd) }) == 0 else { throw .system(path: temporary, SystemError("fsync")) }
+        do throws(Errno) { try FileSystem.rename(temporary, to: path) } catch { throw .system(path: path, SystemError("rename", error)) }
     } catch {
+        try? FileSystem.remove(temporary)
         throw error
     }
-    guard temporary.withCString({ from in path.withCString { to in rename(from, to) } }) == 0 else { throw .system(path: path, SystemError("rename")) }
-    renamed = true
-    if syncDirectory { fsyncDirectory(splitPath(path).directory) }
-}
-
-/// fsync(2) of a directory, so a rename in it survives a power cut. Failure only weakens durability.
-func fsyncDirectory(_ directory: String) {
-    let fd = directory.withCString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-    guard fd >= 0 else { return }
-    _ = fsync(fd)
-    close(fd)
+    if syncDirectory { FileSystem.syncDirectory(splitPath(path).directory) }
 }
 
 func splitPath(_ path: String) -> (directory: String, name: String) {

@@ -45,23 +45,8 @@ public struct Account: Equatable, Sendable {
 /// its home are opened with the user's rights, as NFS with root squashing and a careful admin expect.
 /// Does nothing unless this process runs as root for another user.
 public func withFileSystemIdentity<Result>(of account: Account, _ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
-    guard geteuid() == 0, account.uid != 0 else { return try body() }
-    var previousUID: uid_t = 0
-    var previousGID: gid_t = 0
-    guard e2f_setfsgid(account.gid, &previousGID) == 0 else {
-        e2f_restorefsgid(previousGID)
-        throw .system(SystemError("setfsgid", errno: EPERM))
-    }
-    guard e2f_setfsuid(account.uid, &previousUID) == 0 else {
-        e2f_restorefsuid(previousUID)
-        e2f_restorefsgid(previousGID)
-        throw .system(SystemError("setfsuid", errno: EPERM))
-    }
-    defer {
-        e2f_restorefsuid(previousUID)
-        e2f_restorefsgid(previousGID)
-    }
-    return try body()
+    guard effectiveUserID() == 0, account.uid != 0 else { return try body() }
+    return try withFileSystemIDs(uid: account.uid, gid: account.gid, body)
 }
 
 /// Unix time now (CLOCK_REALTIME).

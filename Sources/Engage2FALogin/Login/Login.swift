@@ -43,7 +43,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     public var debug = false
     /// Seams for tests of the whole flow without root; the module never changes them.
     /// Whether this process may take users' locks and write root's state (euid 0).
-    public var privileged = geteuid() == 0
+    public var privileged = effectiveUserID() == 0
     /// Where activation records are kept, and who must own them.
     public var activationRoot = ActivationStore.defaultRoot
     public var activationOwner: uid_t = 0
@@ -137,11 +137,11 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
         if !privileged, let account, outcome.decision.deniesWithoutACode || outcome.decision == .codeRequired {
             // Without root the module can neither take the user's lock nor record a used code.
-            if outcome.config.unprivileged == .allowSelf && getuid() == account.uid {
-                log.log(.notice, "user \(shownUser): unprivileged caller (uid \(getuid())) re-authenticating its own user: password only (unprivileged = allow-self)")
+            if outcome.config.unprivileged == .allowSelf && realUserID() == account.uid {
+                log.log(.notice, "user \(shownUser): unprivileged caller (uid \(realUserID())) re-authenticating its own user: password only (unprivileged = allow-self)")
                 return .notApplicable
             }
-            log.log(.warning, "user \(shownUser): denied: unprivileged caller (uid \(getuid())) cannot check codes (unprivileged = \(outcome.config.unprivileged == .deny ? "deny" : "allow-self"))")
+            log.log(.warning, "user \(shownUser): denied: unprivileged caller (uid \(realUserID())) cannot check codes (unprivileged = \(outcome.config.unprivileged == .deny ? "deny" : "allow-self"))")
             conversation.showError("Two-factor authentication cannot be checked by this program. Log in with a program that asks for your verification code.")
             return .denied
         }

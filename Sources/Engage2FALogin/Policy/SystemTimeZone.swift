@@ -279,28 +279,26 @@ extension TimeZoneRules {
         let start = reader.position
         var ascending = true
         var typesExist = true
-        let transitions = reader.bytes.withUnsafeBufferPointer { bytes in
-            [Int64](unsafeUninitializedCapacity: count) { buffer, initialized in
-                var previous = Int64.min
-                for index in 0..<count {
-                    let time = bigEndian(bytes, at: start + index * timeSize, size: timeSize)
-                    if index > 0 && time <= previous { ascending = false }
-                    previous = time
-                    buffer[index] = time
-                }
-                initialized = count
+        let file = reader.bytes  // the span below borrows this copy, not the reader, which moves on after
+        let bytes = file.span
+        let transitions = [Int64](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var previous = Int64.min
+            for index in 0..<count {
+                let time = bigEndian(bytes, at: start + index * timeSize, size: timeSize)
+                if index > 0 && time <= previous { ascending = false }
+                previous = time
+                buffer[index] = time
             }
+            initialized = count
         }
         let typesStart = start + count * timeSize
-        let transitionTypes = reader.bytes.withUnsafeBufferPointer { bytes in
-            [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-                for index in 0..<count {
-                    let type = bytes[typesStart + index]
-                    if Int(type) >= header.typeCount { typesExist = false }
-                    buffer[index] = type
-                }
-                initialized = count
+        let transitionTypes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            for index in 0..<count {
+                let type = bytes[typesStart + index]
+                if Int(type) >= header.typeCount { typesExist = false }
+                buffer[index] = type
             }
+            initialized = count
         }
         guard ascending else { throw TimeZoneDataError("transition times not in ascending order") }
         guard typesExist else { throw TimeZoneDataError("a transition to a time type that does not exist") }
@@ -358,14 +356,13 @@ private struct TZifHeader {
     }
 }
 
-/// A signed big-endian integer of 4 or 8 bytes at `position` (which the caller has checked).
+/// A signed big-endian integer of 4 or 8 bytes at `position`, read through the span's bounds check.
 @inline(__always)
-private func bigEndian(_ bytes: UnsafeBufferPointer<UInt8>, at position: Int, size: Int) -> Int64 {
-    precondition(position >= 0 && position + size <= bytes.count)
-    let raw = UnsafeRawPointer(bytes.baseAddress! + position)
+private func bigEndian(_ bytes: Span<UInt8>, at position: Int, size: Int) -> Int64 {
+    let raw = bytes.bytes
     return size == 4
-        ? Int64(Int32(bitPattern: UInt32(bigEndian: raw.loadUnaligned(as: UInt32.self))))
-        : Int64(bitPattern: UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self)))
+        ? Int64(Int32(bitPattern: UInt32(bigEndian: raw.unsafeLoadUnaligned(fromByteOffset: position, as: UInt32.self))))
+        : Int64(bitPattern: UInt64(bigEndian: raw.unsafeLoadUnaligned(fromByteOffset: position, as: UInt64.self)))
 }
 
 private struct BigEndianReader {
@@ -386,7 +383,7 @@ private struct BigEndianReader {
     /// A signed big-endian integer of 4 or 8 bytes.
     mutating func integer(size: Int) throws(TimeZoneDataError) -> Int64 {
         guard remaining >= size else { throw TimeZoneDataError("truncated") }
-        let value = bytes.withUnsafeBufferPointer { bigEndian($0, at: position, size: size) }
+        let value = bigEndian(bytes.span, at: position, size: size)
         position += size
         return value
     }
@@ -630,7 +627,7 @@ private struct ZoneFileWalk {
     var pending: [UInt8]
     var cursor = 0
     /// The directories opened so far (the root first), and their path, for messages.
-    var directories: [Int32] = []
+    var directories: [FileDescriptor] = []
     var resolved: [UInt8] = []
     /// The component being opened, NUL-terminated.
     var name = [CChar](repeating: 0, count: 256)
@@ -648,14 +645,14 @@ private struct ZoneFileWalk {
     }
 
     mutating func closeAll() {
-        for fd in directories { close(fd) }
+        for directory in directories { directory.close() }
         directories.removeAll()
     }
 
     mutating func run() throws(TimeZoneFileError) -> [UInt8] {
         guard pending.first == Self.slash, !pending.contains(0) else { throw .missing(path: path) }
-        let root = retryOnInterrupt { e2f_openat(AT_FDCWD, "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard root >= 0 else { throw .system(path: "/", SystemError("open")) }
+        let root: FileDescriptor
+        do { root = try FileDescriptor.openRootDirectory() } catch { throw .system(path: "/", SystemError("open", error)) }
         directories.append(root)
         try checkDirectory(root)
         var linksLeft = 16
@@ -664,7 +661,7 @@ private struct ZoneFileWalk {
             if length == 1 && pending[start] == Self.dot { continue }
             if length == 2 && pending[start] == Self.dot && pending[start + 1] == Self.dot {
                 if directories.count > 1 {
-                    close(directories.removeLast())
+                    directories.removeLast().close()
                     while let last = resolved.last, last != Self.slash { resolved.removeLast() }
                     resolved.removeLast()
                 }
@@ -680,47 +677,45 @@ private struct ZoneFileWalk {
             nameLength = length
             let isLast = atEnd
             let directory = directories[directories.count - 1]
-            let flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (isLast ? O_NONBLOCK | O_NOCTTY : O_DIRECTORY)
-            let fd = name.withUnsafeBufferPointer { cName in retryOnInterrupt { e2f_openat(directory, cName.baseAddress!, flags) } }
-            if fd >= 0 {
-                if isLast {
-                    defer { close(fd) }
-                    return try readFile(fd)
-                }
-                directories.append(fd)
+            let options: FileDescriptor.OpenOptions = isLast ? [.nonBlocking, .noControllingTerminal] : .directory
+            let opened = name.withUnsafeBufferPointer { cName in Result { () throws(Errno) in try directory.open(at: cName.baseAddress!, .readOnly, options: options) } }
+            switch opened {
+            case .success(let file):
+                if isLast { return try file.closeAfter { () throws(TimeZoneFileError) in try readFile(file) } }
+                directories.append(file)
                 resolved.append(Self.slash)
                 resolved.append(contentsOf: pending[start..<end])
-                try checkDirectory(fd)
+                try checkDirectory(file)
                 continue
-            }
-            let openError = lastErrno()
-            guard openError == ELOOP || openError == ENOTDIR else {
-                if openError == ENOENT { throw .missing(path: shown(withName: true)) }
-                throw .system(path: shown(withName: true), SystemError("open", errno: openError))
+            case .failure(let openError):
+                guard openError == .tooManySymbolicLinkLevels || openError == .notDirectory else {
+                    if openError == .noSuchFileOrDirectory { throw .missing(path: shown(withName: true)) }
+                    throw .system(path: shown(withName: true), SystemError("open", openError))
+                }
             }
             // A symbolic link, or not a directory: which, and if a link, to where.
-            var info = stat()
-            let statResult = name.withUnsafeBufferPointer { cName in fstatat(directory, cName.baseAddress!, &info, AT_SYMLINK_NOFOLLOW) }
-            guard statResult == 0 else { throw .system(path: shown(withName: true), SystemError("fstatat")) }
-            guard info.st_mode & fileTypeMask == symbolicLinkType else {
+            let status: FileStatus
+            do throws(Errno) { status = try name.withUnsafeBufferPointer { cName throws(Errno) in try directory.status(at: cName.baseAddress!) } } catch {
+                throw .system(path: shown(withName: true), SystemError("fstatat", error))
+            }
+            guard status.type == .symbolicLink else {
                 throw .untrusted(path: shown(withName: true), reason: isLast ? "not a regular file" : "not a directory")
             }
-            guard info.st_uid == 0 else {
-                throw .untrusted(path: shown(withName: true), reason: "symbolic link owned by uid \(info.st_uid), not root")
+            guard status.owner == 0 else {
+                throw .untrusted(path: shown(withName: true), reason: "symbolic link owned by uid \(status.owner), not root")
             }
             linksLeft -= 1
             guard linksLeft >= 0 else { throw .tooManyLinks(path: path) }
-            var linkLength = -1
-            let target = [UInt8](unsafeUninitializedCapacity: 4096) { buffer, count in
-                linkLength = name.withUnsafeBufferPointer { cName in
-                    readlinkat(directory, cName.baseAddress!, UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self), buffer.count)
-                }
-                count = max(0, min(linkLength, buffer.count))
+            let target: [UInt8]
+            do throws(Errno) {
+                target = try name.withUnsafeBufferPointer { cName throws(Errno) in try directory.symbolicLinkTarget(at: cName.baseAddress!) }
+            } catch {
+                throw .system(path: shown(withName: true), SystemError("readlink", error))
             }
-            guard linkLength > 0, linkLength < 4096, !target.contains(0) else { throw .system(path: shown(withName: true), SystemError("readlink")) }
+            guard !target.isEmpty, !target.contains(0) else { throw .system(path: shown(withName: true), SystemError("readlink", .noSuchFileOrDirectory)) }
             guard target.count + 1 + pending.count - cursor <= Self.maxPending else { throw .tooManyLinks(path: path) }
             if target[0] == Self.slash {
-                while directories.count > 1 { close(directories.removeLast()) }
+                while directories.count > 1 { directories.removeLast().close() }
                 resolved.removeAll(keepingCapacity: true)
             }
             var next = target
@@ -759,47 +754,32 @@ private struct ZoneFileWalk {
         return bytes.isEmpty ? "/" : String(decoding: bytes, as: UTF8.self)
     }
 
-    func checkDirectory(_ fd: Int32) throws(TimeZoneFileError) {
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .system(path: shown(), SystemError("fstat")) }
-        guard info.st_mode & fileTypeMask == directoryType else { throw .untrusted(path: shown(), reason: "not a directory") }
-        if let reason = untrustedOwnerOrMode(info) { throw .untrusted(path: shown(), reason: reason) }
+    func checkDirectory(_ directory: FileDescriptor) throws(TimeZoneFileError) {
+        let status: FileStatus
+        do { status = try directory.status() } catch { throw .system(path: shown(), SystemError("fstat", error)) }
+        guard status.type == .directory else { throw .untrusted(path: shown(), reason: "not a directory") }
+        if let reason = untrustedOwnerOrMode(status) { throw .untrusted(path: shown(), reason: reason) }
     }
 
-    func readFile(_ fd: Int32) throws(TimeZoneFileError) -> [UInt8] {
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .system(path: shown(withName: true), SystemError("fstat")) }
-        guard info.st_mode & fileTypeMask == regularFileType else { throw .untrusted(path: shown(withName: true), reason: "not a regular file") }
-        if let reason = untrustedOwnerOrMode(info) { throw .untrusted(path: shown(withName: true), reason: reason) }
-        let limit = TimeZoneRules.maxFileSize
-        guard Int(info.st_size) <= limit else { throw .malformed(path: shown(withName: true), TimeZoneDataError("larger than 65536 bytes")) }
-        // One byte more than fstat saw, to notice a file that grew.
-        let capacity = Int(info.st_size) + 1
-        var readError: Int32 = 0
-        let contents = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
-            while count < capacity {
-                let got = retryOnInterrupt { read(fd, buffer.baseAddress! + count, capacity - count) }
-                if got < 0 { readError = lastErrno(); return }
-                if got == 0 { return }
-                count += got
-            }
+    func readFile(_ file: FileDescriptor) throws(TimeZoneFileError) -> [UInt8] {
+        let status: FileStatus
+        do { status = try file.status() } catch { throw .system(path: shown(withName: true), SystemError("fstat", error)) }
+        guard status.type == .regular else { throw .untrusted(path: shown(withName: true), reason: "not a regular file") }
+        if let reason = untrustedOwnerOrMode(status) { throw .untrusted(path: shown(withName: true), reason: reason) }
+        guard status.size <= TimeZoneRules.maxFileSize else { throw .malformed(path: shown(withName: true), TimeZoneDataError("larger than 65536 bytes")) }
+        // Up to the end of the file, and one byte more than fstat saw, to notice a file that grew.
+        let contents: [UInt8]
+        do { contents = try file.readAll(expectedSize: status.size, limit: status.size) } catch {
+            throw .system(path: shown(withName: true), SystemError("read", error))
         }
-        guard readError == 0 else { throw .system(path: shown(withName: true), SystemError("read", errno: readError)) }
-        guard contents.count < capacity else { throw .malformed(path: shown(withName: true), TimeZoneDataError("changed while read")) }
+        guard contents.count <= status.size else { throw .malformed(path: shown(withName: true), TimeZoneDataError("changed while read")) }
         return contents
     }
 }
 
-// The file types of st_mode (S_IFMT and its values; the Glibc overlay and the C headers both
-// declare the names, which makes them ambiguous here).
-private let fileTypeMask: mode_t = 0o170000
-private let directoryType: mode_t = 0o040000
-private let regularFileType: mode_t = 0o100000
-private let symbolicLinkType: mode_t = 0o120000
-
 /// Why a file or directory owned by someone else, or writable by group or others, is not trusted.
-private func untrustedOwnerOrMode(_ info: stat) -> String? {
-    if info.st_uid != 0 { return "owned by uid \(info.st_uid), not root" }
-    if info.st_mode & 0o022 != 0 { return "mode \(String(info.st_mode & 0o7777, radix: 8)) lets group or others write it" }
+private func untrustedOwnerOrMode(_ status: FileStatus) -> String? {
+    if status.owner != 0 { return "owned by uid \(status.owner), not root" }
+    if !status.permissions.isDisjoint(with: .groupOrOthersWrite) { return "mode \(status.permissions) lets group or others write it" }
     return nil
 }

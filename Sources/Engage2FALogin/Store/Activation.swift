@@ -71,13 +71,16 @@ public struct ActivationStore: Sendable {
     /// Whether 2FA was ever activated for this policy file.
     public func read() -> ActivationState {
         for directory in directories {
-            var info = stat()
-            if directory.withCString({ lstat($0, &info) }) != 0 {
+            let status: FileStatus
+            do throws(Errno) {
+                status = try FileStatus(path: directory, followSymbolicLinks: false)
+            } catch .noSuchFileOrDirectory {
                 // A directory that is not there holds no record: its parent is root's (/var/lib).
-                if errno == ENOENT { return .never }
-                return .unreadable(reason: "\(displayText(directory)): \(SystemError("lstat"))")
+                return .never
+            } catch {
+                return .unreadable(reason: "\(displayText(directory)): \(SystemError("lstat", error))")
             }
-            if let problem = untrustedDirectoryProblem(info) { return .unreadable(reason: "\(displayText(directory)): \(problem)") }
+            if let problem = untrustedDirectoryProblem(status) { return .unreadable(reason: "\(displayText(directory)): \(problem)") }
         }
         return Self.readRecord(recordPath, owners: [owner])
     }
@@ -87,7 +90,7 @@ public struct ActivationStore: Sendable {
     static func readRecord(_ path: String, owners: [uid_t]) -> ActivationState {
         let bytes: [UInt8]
         do {
-            bytes = try readTrustedFile(path, owners: owners, maxSize: 4096, groupOtherMask: 0o022)
+            bytes = try readTrustedFile(path, owners: owners, maxSize: 4096, forbidden: .groupOrOthersWrite)
         } catch .missing {
             return .never
         } catch {
@@ -119,28 +122,35 @@ public struct ActivationStore: Sendable {
         return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt, configPath: fields.config, stateDirectory: stateDirectory))
     }
 
-    private func untrustedDirectoryProblem(_ info: stat) -> String? {
-        if info.st_mode & mode_t(S_IFMT) != mode_t(S_IFDIR) { return "is not a directory (or is a symbolic link)" }
-        if info.st_uid != owner { return "owned by uid \(info.st_uid), expected \(owner)" }
-        if info.st_mode & 0o022 != 0 { return "mode \(String(info.st_mode & 0o7777, radix: 8)) lets others write to it (expected 755)" }
+    private func untrustedDirectoryProblem(_ status: FileStatus) -> String? {
+        if status.type != .directory { return "is not a directory (or is a symbolic link)" }
+        if status.owner != owner { return "owned by uid \(status.owner), expected \(owner)" }
+        if !status.permissions.isDisjoint(with: .groupOrOthersWrite) { return "mode \(status.permissions) lets others write to it (expected 755)" }
         return nil
     }
 
     /// Writes the record once (root only); an existing record is never replaced.
     public func record(_ record: ActivationRecord) throws(StateError) {
         for directory in directories {
-            var info = stat()
-            if directory.withCString({ lstat($0, &info) }) != 0 {
-                guard errno == ENOENT, directory.withCString({ mkdir($0, 0o755) }) == 0 || errno == EEXIST,
-                    directory.withCString({ lstat($0, &info) }) == 0
-                else { throw .directory(path: directory, message: "cannot create: \(SystemError("mkdir"))") }
-                // The caller's umask (sudo keeps it) must not make the record unreadable to users.
-                if info.st_mode & 0o777 != 0o755, info.st_uid == owner, info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR) {
-                    _ = directory.withCString { chmod($0, 0o755) }
-                    info.st_mode = (info.st_mode & ~0o7777) | 0o755
+            var status: FileStatus
+            do throws(Errno) {
+                status = try FileStatus(path: directory, followSymbolicLinks: false)
+            } catch .noSuchFileOrDirectory {
+                do throws(Errno) {
+                    do throws(Errno) { try FileSystem.makeDirectory(directory, permissions: .directoryAllRead) } catch .fileExists {}
+                    status = try FileStatus(path: directory, followSymbolicLinks: false)
+                } catch {
+                    throw .directory(path: directory, message: "cannot create: \(SystemError("mkdir", error))")
                 }
+                // The caller's umask (sudo keeps it) must not make the record unreadable to users.
+                if status.permissions.accessBits != .directoryAllRead, status.owner == owner, status.type == .directory {
+                    try? FileSystem.setPermissions(directory, .directoryAllRead)
+                    status.permissions = .directoryAllRead
+                }
+            } catch {
+                throw .directory(path: directory, message: "cannot create: \(SystemError("mkdir", error))")
             }
-            if let problem = untrustedDirectoryProblem(info) { throw .directory(path: directory, message: problem) }
+            if let problem = untrustedDirectoryProblem(status) { throw .directory(path: directory, message: problem) }
         }
         if case .active = read() { return }
         var text = ByteWriter(capacity: 256)
@@ -163,7 +173,7 @@ public struct ActivationStore: Sendable {
         text.write(string: localDateTimeText(record.activatedAt))
         text.write(").\n# 2FA stays enforced even if start_date is later removed or moved, or the policy file is broken:\n")
         text.write("# that is the point. Removing this file by hand is the only way back.\n")
-        do { try writeFileAtomically(recordPath, contents: text.bytes, mode: 0o644) } catch { throw .file(error) }
+        do { try writeFileAtomically(recordPath, contents: text.bytes, permissions: .ownerReadWriteAllRead) } catch { throw .file(error) }
     }
 
     /// The record an older version kept in `state_dir/activation`. It only ever adds enforcement: a
@@ -174,7 +184,7 @@ public struct ActivationStore: Sendable {
         // of another policy file only if an older version wrote it (no config= in it), never if it names
         // another file.
         if case .active(let record) = state, let owner = record.configPath, owner != configPath { return .never }
-        if case .unreadable(let reason) = state, reason.utf8.count > 0, geteuid() != 0 {
+        if case .unreadable(let reason) = state, reason.utf8.count > 0, effectiveUserID() != 0 {
             // An unprivileged caller cannot look into root's state_dir: that proves nothing either way.
             return .never
         }

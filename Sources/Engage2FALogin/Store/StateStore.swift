@@ -49,7 +49,7 @@ public struct StateStore: Sendable {
 
     public init(directory: String) {
         self.directory = directory
-        owner = geteuid()
+        owner = effectiveUserID()
         usersDirectory = directory + "/users"
     }
 
@@ -69,32 +69,37 @@ public struct StateStore: Sendable {
     /// Creates `state_dir` and its `users` folder (mode 755) if missing, and checks that both are
     /// directories owned by this process's user that nobody else can write to.
     public func prepare() throws(StateError) {
-        try prepareDirectory(directory, mode: 0o755)
+        try prepareDirectory(directory, permissions: .directoryAllRead)
         // Searchable, not listable: a user opens their own state by its name, but cannot watch (inotify)
         // or list what is written here.
-        try prepareDirectory(usersDirectory, mode: 0o711)
+        try prepareDirectory(usersDirectory, permissions: .directoryAllSearch)
     }
 
-    private func prepareDirectory(_ path: String, mode: mode_t) throws(StateError) {
-        var info = stat()
-        if path.withCString({ lstat($0, &info) }) != 0 {
-            guard errno == ENOENT else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
-            if path.withCString({ mkdir($0, mode) }) != 0 && errno != EEXIST {
-                throw .directory(path: path, message: "cannot create: \(SystemError("mkdir"))")
+    private func prepareDirectory(_ path: String, permissions: FilePermissions) throws(StateError) {
+        var status: FileStatus
+        do throws(Errno) {
+            status = try FileStatus(path: path, followSymbolicLinks: false)
+        } catch .noSuchFileOrDirectory {
+            do throws(Errno) { try FileSystem.makeDirectory(path, permissions: permissions) } catch .fileExists {} catch {
+                throw .directory(path: path, message: "cannot create: \(SystemError("mkdir", error))")
             }
-            guard path.withCString({ lstat($0, &info) }) == 0 else { throw .directory(path: path, message: "\(SystemError("lstat"))") }
+            do throws(Errno) { status = try FileStatus(path: path, followSymbolicLinks: false) } catch {
+                throw .directory(path: path, message: "\(SystemError("lstat", error))")
+            }
+        } catch {
+            throw .directory(path: path, message: "\(SystemError("lstat", error))")
         }
         // Exactly that mode, whatever the caller's umask or an older version made it (users/ was 0700, then
         // 0755): users read their own state here and list nothing. One that others can write to is not
         // mended but refused below: what they may have left in it cannot be trusted.
-        if info.st_mode & 0o777 != mode, info.st_mode & 0o022 == 0, info.st_uid == owner, info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR),
-            path.withCString({ chmod($0, mode) }) == 0 {
-            info.st_mode = (info.st_mode & ~0o7777) | mode
+        if status.permissions.accessBits != permissions, status.permissions.isDisjoint(with: .groupOrOthersWrite), status.owner == owner,
+            status.type == .directory, (try? FileSystem.setPermissions(path, permissions)) != nil {
+            status.permissions = permissions
         }
-        guard info.st_mode & mode_t(S_IFMT) == mode_t(S_IFDIR) else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
-        guard info.st_uid == owner else { throw .directory(path: path, message: "owned by uid \(info.st_uid), expected \(owner)") }
-        guard info.st_mode & 0o022 == 0 else {
-            throw .directory(path: path, message: "mode \(String(info.st_mode & 0o7777, radix: 8)) lets others write to it (expected \(String(mode, radix: 8)))")
+        guard status.type == .directory else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
+        guard status.owner == owner else { throw .directory(path: path, message: "owned by uid \(status.owner), expected \(owner)") }
+        guard status.permissions.isDisjoint(with: .groupOrOthersWrite) else {
+            throw .directory(path: path, message: "mode \(status.permissions) lets others write to it (expected \(permissions))")
         }
     }
 
@@ -118,7 +123,7 @@ public struct StateStore: Sendable {
         let bytes: [UInt8]
         do {
             // Root's own file (or the owner of state_dir's, in tests): never writable by anyone else.
-            bytes = try readTrustedFile(path, owners: owner == 0 ? [0] : [0, owner], maxSize: UserState.maxSize, groupOtherMask: 0o022)
+            bytes = try readTrustedFile(path, owners: owner == 0 ? [0] : [0, owner], maxSize: UserState.maxSize, forbidden: .groupOrOthersWrite)
         } catch {
             throw .file(error)
         }
@@ -138,30 +143,32 @@ public struct StateStore: Sendable {
         account: Account, devices location: DeviceFileLocation?, unchangedSince snapshot: DeviceFileSnapshot? = nil,
         _ body: (inout UserState, DeviceFile?) throws(CoreError) -> Result
     ) throws(CoreError) -> Result {
-        let lock: Int32
+        let lock: FileDescriptor
         do {
             try prepare()
             lock = try acquireLock(path: userPath(uid: account.uid, "lock"))
         } catch { throw .state(error) }
-        defer { close(lock) }  // closing the descriptor releases the flock
-        let original: UserState
-        do { original = try read(account: account) } catch { throw .state(error) }
-        let file = try location?.load(unlessUnchangedSince: snapshot)
-        var state = original
-        let result = try body(&state, file)
-        if state != original {
-            // No directory fsync: losing the newest rename to a power cut can only bring back a replay
-            // step or failure count from seconds before the crash, and a code that old has expired by the
-            // time the host is back. It halves the disk flushes of every login.
-            try withFileSizeLimitLifted(atLeast: Self.minimumFileSizeLimit) { () throws(CoreError) in
-                do throws(TrustedFileError) {
-                    try writeState(state.serialized(), account: account)
-                } catch {
-                    throw .state(.file(error))
+        // Closing the descriptor releases the flock.
+        return try lock.closeAfter { () throws(CoreError) -> Result in
+            let original: UserState
+            do throws(StateError) { original = try read(account: account) } catch { throw .state(error) }
+            let file = try location?.load(unlessUnchangedSince: snapshot)
+            var state = original
+            let result = try body(&state, file)
+            if state != original {
+                // No directory fsync: losing the newest rename to a power cut can only bring back a replay
+                // step or failure count from seconds before the crash, and a code that old has expired by the
+                // time the host is back. It halves the disk flushes of every login.
+                try withFileSizeLimitLifted(atLeast: Self.minimumFileSizeLimit) { () throws(CoreError) in
+                    do throws(TrustedFileError) {
+                        try writeState(state.serialized(), account: account)
+                    } catch {
+                        throw .state(.file(error))
+                    }
                 }
             }
+            return result
         }
-        return result
     }
 
     /// Replaces the user's state file: `users/.UID.state.tmp` (one name per user: only the lock holder
@@ -173,49 +180,35 @@ public struct StateStore: Sendable {
     private func writeState(_ contents: [UInt8], account: Account) throws(TrustedFileError) {
         let path = statePath(uid: account.uid)
         let temporary = userPath(uid: account.uid, "state.tmp").replacingLastComponentPrefixedWithDot()
-        let fd = temporary.withCString { cPath in retryOnInterrupt { open(cPath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600) } }
-        guard fd >= 0 else { throw .system(path: temporary, SystemError("open")) }
-        defer { close(fd) }
-        guard fchmod(fd, 0o600) == 0 else { throw .system(path: temporary, SystemError("fchmod")) }
-        var written = 0
-        while written < contents.count {
-            let result = contents.withUnsafeBytes { buffer in retryOnInterrupt { write(fd, buffer.baseAddress! + written, contents.count - written) } }
-            guard result > 0 else { throw .system(path: temporary, SystemError("write")) }
-            written += result
+        let file: FileDescriptor
+        do { file = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite) } catch {
+            throw .system(path: temporary, SystemError("open", error))
         }
-        guard retryOnInterrupt({ fsync(fd) }) == 0 else { throw .system(path: temporary, SystemError("fsync")) }
-        guard temporary.withCString({ from in path.withCString { to in rename(from, to) } }) == 0 else { throw .system(path: path, SystemError("rename")) }
-        // Committed. Readable now by the user's own tools (engage2fa-enroll list/status), never by others.
-        if owner == 0 { _ = fchown(fd, 0, account.gid) }
-        _ = fchmod(fd, 0o640)
+        try file.closeAfter { () throws(TrustedFileError) in
+            do throws(Errno) { try file.setPermissions(.ownerReadWrite) } catch { throw .system(path: temporary, SystemError("fchmod", error)) }
+            do throws(Errno) { try file.writeAll(contents) } catch { throw .system(path: temporary, SystemError("write", error)) }
+            do throws(Errno) { try file.sync() } catch { throw .system(path: temporary, SystemError("fsync", error)) }
+            do throws(Errno) { try FileSystem.rename(temporary, to: path) } catch { throw .system(path: path, SystemError("rename", error)) }
+            // Committed. Readable now by the user's own tools (engage2fa-enroll list/status), never by others.
+            if owner == 0 { try? file.setOwner(0, group: account.gid) }
+            try? file.setPermissions(.ownerReadWriteGroupRead)
+        }
     }
 
-    private func acquireLock(path: String) throws(StateError) -> Int32 {
-        let fd = path.withCString { cPath in retryOnInterrupt { open(cPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) } }
-        guard fd >= 0 else { throw .lock(path: path, SystemError("open")) }
-        let error = waitForLock(fd, timeoutSeconds: lockTimeoutSeconds)
-        guard error == 0 else {
-            close(fd)
-            if error == EWOULDBLOCK { throw .lockTimeout(path: path, seconds: lockTimeoutSeconds) }
-            throw .lock(path: path, SystemError("flock", errno: error))
+    private func acquireLock(path: String) throws(StateError) -> FileDescriptor {
+        let file: FileDescriptor
+        do { file = try FileDescriptor.open(path, .readWrite, options: .create, permissions: .ownerReadWrite) } catch {
+            throw .lock(path: path, SystemError("open", error))
         }
-        return fd
+        do throws(Errno) {
+            try file.lockExclusively(timeoutSeconds: lockTimeoutSeconds)
+        } catch {
+            file.close()
+            if error == .wouldBlock { throw .lockTimeout(path: path, seconds: lockTimeoutSeconds) }
+            throw .lock(path: path, SystemError("flock", error))
+        }
+        return file
     }
-}
-
-/// flock(2) LOCK_EX on `fd`, retried without blocking every 2 ms for at most `timeoutSeconds`, so that
-/// no holder, however it got the lock, can hang the caller. 0 when taken; EWOULDBLOCK after the
-/// timeout, or flock's error.
-package func waitForLock(_ fd: Int32, timeoutSeconds: Int) -> Int32 {
-    var waitedMicroseconds = 0
-    while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-        let error = lastErrno()
-        guard error == EWOULDBLOCK || error == EINTR else { return error }
-        guard waitedMicroseconds < timeoutSeconds * 1_000_000 else { return EWOULDBLOCK }
-        usleep(2_000)
-        waitedMicroseconds += 2_000
-    }
-    return 0
 }
 
 extension String {

@@ -1,12 +1,13 @@
 // Percent-encoding (RFC 3986), the escape of the line formats' free-text values (device names, paths)
 // and of otpauth URIs.
 
-/// RFC 3986 percent-encoding of everything but unreserved characters.
-package func percentEncode(_ text: String) -> String {
+/// RFC 3986 percent-encoding of everything but unreserved characters (and `keeping`).
+package func percentEncode(_ text: String, keeping kept: UInt8? = nil) -> String {
     let hex = Array("0123456789ABCDEF".utf8)
     var out: [UInt8] = []
     for byte in text.utf8 {
         switch byte {
+        case _ where byte == kept: out.append(byte)
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
             out.append(byte)
