@@ -40,7 +40,7 @@ public struct RecoveryCodes: Equatable, Sendable {
     public var createdAt: Int64
     public var hashes: [[UInt8]]
 
-    package init(salt: [UInt8], iterations: Int, createdAt: Int64, hashes: [[UInt8]]) {
+    public init(salt: [UInt8], iterations: Int, createdAt: Int64, hashes: [[UInt8]]) {
         self.salt = salt
         self.iterations = iterations
         self.createdAt = createdAt
