@@ -20,6 +20,13 @@ let embeddedLibraries: String = {
     return "/usr/lib/swift/embedded/\(embeddedTriple)"
 }()
 
+/// How both Embedded targets (the login library's twin and the module) are compiled: whole-module, and each
+/// function in its own section, so that the module's link (--gc-sections) keeps only what pam_sm_* reach.
+let embeddedSwiftSettings: [SwiftSetting] = [
+    .enableExperimentalFeature("Embedded"),
+    .unsafeFlags(["-wmo", "-Xfrontend", "-function-sections"]),
+]
+
 /// The C shims' calls checked by glibc (syslog(3) becomes __syslog_chk): _FORTIFY_SOURCE, as Debian's
 /// hardening builds C, in release builds (it needs optimisation; debug builds would only warn).
 let fortified: [CSetting] = [.unsafeFlags(["-O2", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=2"], .when(configuration: .release))]
@@ -69,19 +76,21 @@ let package = Package(
         .target(
             name: "Engage2FALoginEmbedded",
             dependencies: ["CEngageSys"],
-            swiftSettings: [.enableExperimentalFeature("Embedded"), .unsafeFlags(["-wmo"])]
+            swiftSettings: embeddedSwiftSettings
         ),
 
         // The PAM module: thin glue over the core, in Embedded Swift (nothing of the Swift runtime is
         // loaded; hosts need no Swift installed). Only pam_sm_* are exported; -z defs makes a missing
         // symbol a link error instead of a dlopen failure inside sshd; -z nodelete keeps it mapped
         // across pam_end in long-lived hosts, so it is bound once per process, not once per login;
-        // lld packs the relative relocations (DT_RELR) and folds identical code.
+        // lld packs the relative relocations (DT_RELR), folds identical code and drops every function
+        // section nothing reachable from pam_sm_* calls (--gc-sections: the login library's public API the
+        // module does not use, the unused parts of the Embedded standard library).
         .target(
             name: "PAMEngage2FA",
             dependencies: ["Engage2FALoginEmbedded", "CEngagePAM", "CPAM", "CEngageSys"],
             exclude: ["exports.map"],
-            swiftSettings: [.enableExperimentalFeature("Embedded"), .unsafeFlags(["-wmo"])],
+            swiftSettings: embeddedSwiftSettings,
             linkerSettings: [
                 .unsafeFlags([
                     "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/PAMEngage2FA/exports.map",
@@ -92,6 +101,7 @@ let package = Package(
                     "-use-ld=lld",
                     "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                     "-Xlinker", "--icf=all",
+                    "-Xlinker", "--gc-sections",
                     // String's Unicode tables (grapheme breaking, case mapping); ceil(3) is in CEngagePAM, not libm.
                     "-L\(embeddedLibraries)", "-lswiftUnicodeDataTables",
                 ])

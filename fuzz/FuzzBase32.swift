@@ -1,4 +1,5 @@
 import Engage2FALogin
+import Engage2FAManagement
 
 /// Any text to decode: never a crash; what decodes re-encodes to the same bytes; any bytes encode and
 /// decode back.

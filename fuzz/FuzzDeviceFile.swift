@@ -1,4 +1,5 @@
 import Engage2FALogin
+import Engage2FAManagement
 
 /// Any bytes as a device file: never a crash, whatever parses survives a write–read round trip, and
 /// no parsed device name holds a byte that must not reach a terminal or a log line (issue 13 C): the

@@ -1,4 +1,5 @@
 import Engage2FALogin
+import Engage2FAManagement
 
 /// Any text as an otpauth URI: never a crash, and a parsed URI's text parses back to the same value.
 @_cdecl("LLVMFuzzerTestOneInput")

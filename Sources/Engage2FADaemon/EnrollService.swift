@@ -7,6 +7,7 @@
 import CEngageSys
 import Engage2FADirectory
 import Engage2FALogin
+import Engage2FAManagement
 import Glibc
 
 final class EnrollService {

@@ -3,6 +3,7 @@
 
 import Engage2FADirectory
 import Engage2FALogin
+import Engage2FAManagement
 import Glibc
 import CEngageSys
 

@@ -1,5 +1,6 @@
 import Engage2FACommandSupport
 import Engage2FALogin
+import Engage2FAManagement
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import Engage2FALogin
+@testable import Engage2FAManagement
 
 final class ConfigTests: XCTestCase {
     func testFullFileParses() throws {

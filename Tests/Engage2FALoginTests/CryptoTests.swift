@@ -2,6 +2,7 @@ import COpenSSL
 import XCTest
 
 @testable import Engage2FALogin
+@testable import Engage2FAManagement
 
 /// Our SHA/HMAC/PBKDF2 against published vectors and against libcrypto on random inputs.
 final class CryptoTests: XCTestCase {

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import Engage2FALogin
+@testable import Engage2FAManagement
 
 final class DeviceFileTests: XCTestCase {
     func testRoundTripWithSeveralDevicesAndRecoveryCodes() throws {
@@ -141,6 +142,51 @@ final class DeviceFileTests: XCTestCase {
         XCTAssertEqual(error(header + "recovery hash=00\n"), "/home/a/.engage2fa:2: recovery line before recovery-codes")
         XCTAssertEqual(error(header + "\u{ff}\n"), "/home/a/.engage2fa:2: unknown record 'ÿ'")
         XCTAssertTrue(error(header + good).hasPrefix("no error"))
+    }
+
+    /// A login reads the devices before its prompt and again under the state lock; the second read is
+    /// skipped only when the file is provably the one read first, unchanged.
+    func testDevicesAreReadAgainUnderTheLockUnlessProvablyUnchanged() throws {
+        let directory = try temporaryDirectory(self)
+        var config = Config()
+        config.secretPath = directory + "/devices"
+        let account = Account(name: "tester", uid: geteuid(), gid: getegid(), home: directory)
+        let location = DeviceFileLocation(account: account, config: config)
+        func file(_ name: String) throws -> DeviceFile {
+            var file = DeviceFile()
+            try file.addDevice(name: name, secret: try newSecret(), parameters: OTPParameters(), now: 1_764_000_000)
+            return file
+        }
+        let first = try file("Phone"), second = try file("Other"), third = try file("Third")
+        XCTAssertEqual(first.serialized().count, second.serialized().count)
+        try writeFileAtomically(location.path, contents: first.serialized())
+        let snapshot = try location.loadSnapshot()
+        XCTAssertEqual(snapshot.file, first)
+
+        // Rewritten in place (same inode, same size) just after the read: a file changed less than
+        // DeviceFileLocation.settledNanoseconds before a read is always read again, whatever its stamps say.
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: location.path))
+        handle.write(Data(second.serialized()))
+        handle.closeFile()
+        XCTAssertEqual(try location.load(unlessUnchangedSince: snapshot), second)
+
+        // Left alone long enough before a read (here: the read said to be that much later) and unchanged
+        // since: the snapshot's devices, not read again (the snapshot is doctored to show it).
+        var aged = try location.loadSnapshot()
+        aged.readAt = try XCTUnwrap(aged.version).changedNanoseconds + DeviceFileLocation.settledNanoseconds + 1
+        aged.file = first
+        XCTAssertEqual(try location.load(unlessUnchangedSince: aged), first)
+        // Its mode changed: read again.
+        XCTAssertEqual(chmod(location.path, 0o400), 0)
+        XCTAssertEqual(try location.load(unlessUnchangedSince: aged), second)
+        aged = try location.loadSnapshot()
+        aged.readAt = try XCTUnwrap(aged.version).changedNanoseconds + DeviceFileLocation.settledNanoseconds + 1
+        // Replaced (another inode, as enroll's rename or a restored backup): read again.
+        try writeFileAtomically(location.path, contents: third.serialized())
+        XCTAssertEqual(try location.load(unlessUnchangedSince: aged), third)
+        // Removed: read again, no devices.
+        XCTAssertEqual(unlink(location.path), 0)
+        XCTAssertNil(try location.load(unlessUnchangedSince: aged))
     }
 
     func testTrustedFileChecks() throws {

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import Engage2FALogin
+@testable import Engage2FAManagement
 
 // The whole login flow (Login.run: policy, activation record, devices, state, decision, prompt, the check
 // under the user's lock, what is recorded and logged) through its seams, without root: a scripted

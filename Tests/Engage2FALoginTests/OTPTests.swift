@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import Engage2FALogin
+@testable import Engage2FAManagement
 
 /// HOTP/TOTP against RFC 4226/6238 and against oathtool.
 final class OTPTests: XCTestCase {

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import Engage2FALogin
+@testable import Engage2FAManagement
 
 /// A test account: a stable uid from the name (no user database needed).
 func account(_ name: String) -> Account {

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 
 @testable import Engage2FALogin
+@testable import Engage2FAManagement
 
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 

@@ -34,7 +34,6 @@ public struct RecoveryCodes: Equatable, Sendable {
     public static let defaultIterations = 10_000
     /// The most a device file may ask for: the user writes it, and a login derives the key once.
     public static let maxIterations = 100_000
-    static let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
 
     public var salt: [UInt8]
     public var iterations: Int
@@ -48,29 +47,8 @@ public struct RecoveryCodes: Equatable, Sendable {
         self.hashes = hashes
     }
 
-    /// A new set: the codes to show once (`abcde-fghij`), and what to store.
-    public static func generate(now: Int64, iterations: Int = defaultIterations) throws(SystemError) -> (codes: [String], stored: RecoveryCodes) {
-        let salt = try secureRandomBytes(16)
-        var codes: [String] = []
-        var hashes: [[UInt8]] = []
-        for _ in 0..<codeCount {
-            // 5 random bits a character: a byte's low 5 bits are uniform.
-            let symbols = try secureRandomBytes(codeLength).map { alphabet[Int($0 & 31)] }
-            codes.append(String(decoding: symbols.prefix(5), as: UTF8.self) + "-" + String(decoding: symbols.dropFirst(5), as: UTF8.self))
-            hashes.append(hash(symbols, salt: salt, iterations: iterations))
-        }
-        return (codes, RecoveryCodes(salt: salt, iterations: iterations, createdAt: now, hashes: hashes))
-    }
-
     /// The length of a google-authenticator scratch code, which `engage2fa-admin import` keeps as a recovery code.
     public static let scratchCodeLength = 8
-
-    /// A set of codes another tool handed out (google-authenticator's scratch codes), each in canonical
-    /// form (`normalize`), stored hashed under a fresh salt.
-    public static func importing(_ codes: [[UInt8]], now: Int64, iterations: Int = defaultIterations) throws(SystemError) -> RecoveryCodes {
-        let salt = try secureRandomBytes(16)
-        return RecoveryCodes(salt: salt, iterations: iterations, createdAt: now, hashes: codes.map { hash($0, salt: salt, iterations: iterations) })
-    }
 
     /// The typed code in canonical form (lower case, no spaces or hyphens), or nil if it cannot be a recovery
     /// code: ten characters of the alphabet, or eight digits (an imported scratch code).
@@ -94,7 +72,7 @@ public struct RecoveryCodes: Equatable, Sendable {
         return out
     }
 
-    static func hash(_ normalized: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] {
+    package static func hash(_ normalized: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] {
         PBKDF2<SHA256Compression>.deriveKey(password: normalized, salt: salt, iterations: iterations, length: 32)
     }
 
@@ -177,7 +155,7 @@ public struct DeviceFile: Equatable, Sendable {
     public static let maxSize = 64 * 1024
     public static let maxDevices = 32
     public static let maxNameLength = 64
-    static let header: StaticString = "engage2fa-devices 1"
+    package static let header: StaticString = "engage2fa-devices 1"
 
     public var devices: [Device] = []
     public var recovery: RecoveryCodes? = nil
@@ -204,52 +182,6 @@ public struct DeviceFile: Equatable, Sendable {
     public func device(named name: String) -> Device? {
         let wanted = name.lowercased()
         return devices.first { $0.name.lowercased() == wanted }
-    }
-
-    /// The name as it will be stored, or why it cannot be used.
-    public func validatedNewName(_ proposed: String) throws(DeviceNameError) -> String {
-        let name = Array(proposed.utf8)[...].trimmingBlanks().text
-        if let problem = Self.problem(inName: name) { throw problem }
-        if let existing = device(named: name) { throw .duplicate(existing.name) }
-        guard devices.count < Self.maxDevices else { throw .tooManyDevices(limit: Self.maxDevices) }
-        return name
-    }
-
-    /// Adds a device under a fresh random id.
-    @discardableResult
-    public mutating func addDevice(
-        name proposed: String, secret: [UInt8], parameters: OTPParameters, now: Int64, verifiedStep: Int64? = nil
-    ) throws(CoreError) -> Device {
-        let name: String
-        let id: [UInt8]
-        do { name = try validatedNewName(proposed) } catch { throw .deviceName(error) }
-        do { id = try secureRandomBytes(8) } catch { throw .system(error) }
-        let device = Device(id: hexString(id), name: name, secret: secret, parameters: parameters, addedAt: now, verifiedStep: verifiedStep)
-        devices.append(device)
-        return device
-    }
-
-    /// Removes the device with this name (compared case-insensitively); false if there is none.
-    public mutating func removeDevice(named name: String) -> Bool {
-        guard let found = device(named: name) else { return false }
-        devices.removeAll { $0.id == found.id }
-        return true
-    }
-
-    public func serialized() -> [UInt8] {
-        var text = "# engage2fa devices: written by engage2fa-enroll, read by pam_engage2fa. Keep it private (mode 600).\n"
-        text += "\(Self.header)\n"
-        for device in devices {
-            text += "device id=\(device.id) added=\(device.addedAt) algorithm=\(device.parameters.algorithm.rawValue)"
-                + " digits=\(device.parameters.digits) period=\(device.parameters.period)"
-                + (device.verifiedStep.map { " verified-step=\($0)" } ?? "")
-                + " secret=\(Base32.encode(device.secret)) name=\(percentEncode(device.name))\n"
-        }
-        if let recovery {
-            text += "recovery-codes salt=\(hexString(recovery.salt)) iterations=\(recovery.iterations) created=\(recovery.createdAt)\n"
-            for hash in recovery.hashes { text += "recovery hash=\(hexString(hash))\n" }
-        }
-        return Array(text.utf8)
     }
 
     public static func parse(_ bytes: [UInt8], path: String) throws(DeviceFileError) -> DeviceFile {
@@ -354,9 +286,15 @@ public struct DeviceFile: Equatable, Sendable {
     ///
     /// - Parameter owners: uids that may own it: the user (and root, for admin-managed storage).
     public static func load(path: String, owners: [uid_t]) throws(DeviceFileError) -> DeviceFile? {
+        var version: FileVersion? = nil
+        return try load(path: path, owners: owners, version: &version)
+    }
+
+    /// The same, also giving the version of the file read.
+    static func load(path: String, owners: [uid_t], version: inout FileVersion?) throws(DeviceFileError) -> DeviceFile? {
         let bytes: [UInt8]
         do {
-            bytes = try readTrustedFile(path, owners: owners, maxSize: maxSize)
+            bytes = try readTrustedFile(path, owners: owners, maxSize: maxSize, version: &version)
         } catch .missing {
             return nil
         } catch {

@@ -6,6 +6,10 @@ import CEngageSys
 /// Elsewhere (admin-managed storage under a root-owned directory) it is opened as root and may be
 /// owned by root or the user; a rewrite keeps its owner.
 public struct DeviceFileLocation: Sendable {
+    /// How long a file must have been left alone before a read for that read to be used again (see
+    /// ``load(unlessUnchangedSince:)``): ten clock ticks at the coarsest.
+    static let settledNanoseconds: Int64 = 100_000_000
+
     public var account: Account
     public var path: String
     public var isInHome: Bool
@@ -20,86 +24,54 @@ public struct DeviceFileLocation: Sendable {
 
     /// The user's devices; nil if the file does not exist. A missing file in a directory that is itself
     /// missing or cannot be searched (a home on an NFS server that is away) is an error, not "no devices".
-    public func load() throws(CoreError) -> DeviceFile? {
-        func read() throws(CoreError) -> DeviceFile? {
+    public func load() throws(CoreError) -> DeviceFile? { try loadSnapshot().file }
+
+    /// The user's devices as `load()` reads them, with what is needed to tell later whether the file changed.
+    public func loadSnapshot() throws(CoreError) -> DeviceFileSnapshot {
+        func read() throws(CoreError) -> DeviceFileSnapshot {
+            // Before the file is opened: any change made after its fstat is stamped later than this.
+            let readAt = currentTimeNanoseconds()
+            var version: FileVersion? = nil
             let file: DeviceFile?
-            do throws(DeviceFileError) { file = try DeviceFile.load(path: path, owners: owners) } catch { throw .deviceFile(error) }
+            do throws(DeviceFileError) { file = try DeviceFile.load(path: path, owners: owners, version: &version) } catch { throw .deviceFile(error) }
             guard let file else {
                 let (directory, _) = splitPath(path)
                 do throws(Errno) { _ = try FileStatus(path: directory, followSymbolicLinks: true) } catch {
                     throw .file(.system(path: directory, SystemError("stat (the directory of the device file)", error)))
                 }
-                return nil
+                return DeviceFileSnapshot(file: nil, version: nil, readAt: readAt)
             }
-            return file
+            return DeviceFileSnapshot(file: file, version: version, readAt: readAt)
         }
         return isInHome ? try withFileSystemIdentity(of: account) { () throws(CoreError) in try read() } : try read()
     }
 
-    /// `PATH.lock` beside the device file: the lock of its writers (engage2fa-enroll run by the user, or by
-    /// root for the user). Created with the user's identity in a home, so only the user (and root) can
-    /// take it; the module and engage2fa-admin never wait for it longer than a moment.
-    var lockPath: String { path + ".lock" }
-
-    /// The device file's own transaction: under its lock (waiting at most `timeoutSeconds`), re-read the
-    /// file, let `body` change it, and replace it atomically if it changed. nil from `body`'s file means
-    /// there was none.
-    public func update<Result>(
-        timeoutSeconds: Int = 5, _ body: (inout DeviceFile) throws(CoreError) -> Result
-    ) throws(CoreError) -> Result {
-        try withLock(timeoutSeconds: timeoutSeconds) { () throws(CoreError) -> Result in
-            let original = try load() ?? DeviceFile()
-            var file = original
-            let result = try body(&file)
-            if file != original { try save(file) }
-            return result
+    /// The devices again, under a lock (the state transaction's): the snapshot's own if the file is provably
+    /// the one it was read from, unchanged; otherwise read anew with `load()`. Provably unchanged: the same
+    /// inode, owner, mode, size, mtime and ctime as the fstat of the snapshot's read, and that ctime older
+    /// than the read by more than `settledNanoseconds`. The kernel stamps every change with the time it is
+    /// made, at a clock tick's granularity (at most 10 ms), so a change made after the read has a newer
+    /// ctime than a file left alone for 100 ms before it; one changed just before the read (two changes
+    /// within one tick could carry the same stamp) is always read again. A file replaced (enroll's rename,
+    /// an admin's reset, a restored backup) is another inode. Revocations live in root's state, which the
+    /// transaction always reads again.
+    public func load(unlessUnchangedSince snapshot: DeviceFileSnapshot?) throws(CoreError) -> DeviceFile? {
+        guard let snapshot, let version = snapshot.version, version.changedNanoseconds + Self.settledNanoseconds < snapshot.readAt else {
+            return try load()
         }
+        // With the rights the read had: a failure to take them is a mismatch, and load() reports it.
+        let current = isInHome
+            ? (try? withFileSystemIdentity(of: account) { () throws(CoreError) in FileVersion.current(path) }) ?? nil
+            : FileVersion.current(path)
+        return current == version ? snapshot.file : try load()
     }
+}
 
-    /// Removes the device file under its lock, waiting at most `timeoutSeconds` (the lock is the user's:
-    /// an admin command never waits on it for long), without reading it: a file that does not parse goes
-    /// too. A missing file is fine.
-    public func remove(timeoutSeconds: Int = 2) throws(CoreError) {
-        try withLock(timeoutSeconds: timeoutSeconds) { () throws(CoreError) in
-            try withIdentity { () throws(CoreError) in
-                do throws(Errno) { try FileSystem.remove(path) } catch .noSuchFileOrDirectory {} catch {
-                    throw .file(.system(path: path, SystemError("unlink", error)))
-                }
-            }
-        }
-    }
+/// A device file as read once: its devices, and the version of the file they came from.
+public struct DeviceFileSnapshot: Sendable {
+    public var file: DeviceFile?
+    var version: FileVersion?
+    /// When the read began (nanoseconds since the epoch).
+    var readAt: Int64
 
-    private func withLock<Result>(timeoutSeconds: Int, _ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
-        let lock = try withIdentity { () throws(CoreError) -> FileDescriptor in
-            do throws(Errno) { return try FileDescriptor.open(lockPath, .readWrite, options: .create, permissions: .ownerReadWrite) } catch {
-                throw .file(.system(path: lockPath, SystemError("open", error)))
-            }
-        }
-        return try lock.closeAfter { () throws(CoreError) -> Result in
-            do throws(Errno) { try lock.lockExclusively(timeoutSeconds: timeoutSeconds) } catch {
-                if error == .wouldBlock { throw .state(.lockTimeout(path: lockPath, seconds: timeoutSeconds)) }
-                throw .state(.lock(path: lockPath, SystemError("flock", error)))
-            }
-            return try body()
-        }
-    }
-
-    private func withIdentity<Result>(_ body: () throws(CoreError) -> Result) throws(CoreError) -> Result {
-        isInHome ? try withFileSystemIdentity(of: account, body) : try body()
-    }
-
-    /// Replaces the file atomically (mode 600).
-    public func save(_ file: DeviceFile) throws(CoreError) {
-        let contents = file.serialized()
-        if isInHome {
-            // Created under the user's fsuid and fsgid, the new file is the user's without a chown.
-            try withFileSystemIdentity(of: account) { () throws(CoreError) in
-                do throws(TrustedFileError) { try writeFileAtomically(path, contents: contents) } catch { throw .file(error) }
-            }
-            return
-        }
-        let existing = try? FileStatus(path: path, followSymbolicLinks: true)
-        let owner = existing.map { (uid: $0.owner, gid: $0.group) } ?? (uid: account.uid, gid: account.gid)
-        do { try writeFileAtomically(path, contents: contents, owner: effectiveUserID() == 0 ? owner : nil) } catch { throw .file(error) }
-    }
 }

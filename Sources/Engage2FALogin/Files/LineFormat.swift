@@ -29,7 +29,7 @@ struct Lines: Sequence, IteratorProtocol {
 
 extension Collection where Element == UInt8, SubSequence == Self, Index == Int {
     /// Without leading and trailing spaces, tabs and carriage returns.
-    func trimmingBlanks() -> Self {
+    package func trimmingBlanks() -> Self {
         var first = startIndex
         var last = endIndex
         while first < last && isBlank(self[first]) { first += 1 }
@@ -50,7 +50,7 @@ extension Collection where Element == UInt8, SubSequence == Self, Index == Int {
         return out
     }
 
-    var text: String { String(decoding: self, as: UTF8.self) }
+    package var text: String { String(decoding: self, as: UTF8.self) }
 }
 
 @inline(__always)

@@ -13,6 +13,3 @@ public func secureRandomBytes(_ count: Int) throws(SystemError) -> [UInt8] {
     }
     return bytes
 }
-
-/// A new TOTP secret: 160 bits, the HMAC-SHA1 block-friendly size RFC 4226 recommends.
-public func newSecret() throws(SystemError) -> [UInt8] { try secureRandomBytes(20) }

@@ -47,6 +47,14 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
 public func readTrustedFile(
     _ path: String, owners: [uid_t], maxSize: Int, forbidden: FilePermissions = .groupOrOthersAny
 ) throws(TrustedFileError) -> [UInt8] {
+    var version: FileVersion? = nil
+    return try readTrustedFile(path, owners: owners, maxSize: maxSize, forbidden: forbidden, version: &version)
+}
+
+/// The same, also giving the version of the file read (from the fstat of the descriptor it was read from).
+public func readTrustedFile(
+    _ path: String, owners: [uid_t], maxSize: Int, forbidden: FilePermissions = .groupOrOthersAny, version: inout FileVersion?
+) throws(TrustedFileError) -> [UInt8] {
     let file: FileDescriptor
     do {
         file = try FileDescriptor.open(path, .readOnly, options: [.noControllingTerminal, .nonBlocking])
@@ -66,6 +74,8 @@ public func readTrustedFile(
             throw .tooPermissive(path: path, permissions: status.permissions, forbidden: forbidden)
         }
         guard status.size <= maxSize else { throw .tooLarge(path: path, size: status.size, limit: maxSize) }
+        var info = stat()
+        version = fstat(file.rawValue, &info) == 0 ? FileVersion(info) : nil
         let contents: [UInt8]
         do throws(Errno) { contents = try file.readAll(expectedSize: status.size, limit: maxSize, trustingExpectedSize: true) } catch {
             throw .system(path: path, SystemError("read", error))
@@ -73,6 +83,38 @@ public func readTrustedFile(
         // The file grew between fstat and read: still bounded.
         guard contents.count <= maxSize else { throw .tooLarge(path: path, size: contents.count, limit: maxSize) }
         return contents
+    }
+}
+
+/// What stat(2) says of a file's identity and its last change. Two equal versions of one path are the same
+/// inode with the same owner, mode and size, changed last at the same instant: ctime is set by the kernel
+/// on every write, chmod, chown and link change, and no one but root (setting the clock) can set it back.
+public struct FileVersion: Equatable, Sendable {
+    var device: UInt64
+    var inode: UInt64
+    var size: Int64
+    var mode: UInt32
+    var owner: UInt32
+    /// mtime and ctime, in nanoseconds since the epoch.
+    var modifiedNanoseconds: Int64
+    var changedNanoseconds: Int64
+
+    init(_ info: stat) {
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        mode = UInt32(info.st_mode)
+        owner = UInt32(info.st_uid)
+        modifiedNanoseconds = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
+        changedNanoseconds = Int64(info.st_ctim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_ctim.tv_nsec)
+    }
+
+    /// The version of what is at `path` now, without following a final symbolic link (as the O_NOFOLLOW
+    /// open of a read would not); nil if there is nothing.
+    static func current(_ path: String) -> FileVersion? {
+        var info = stat()
+        guard path.withCString({ lstat($0, &info) }) == 0 else { return nil }
+        return FileVersion(info)
     }
 }
 

@@ -56,13 +56,9 @@ public func currentUnixTime() -> Int64 {
     return Int64(now.tv_sec)
 }
 
-extension Account {
-    /// The account of a uid (getpwuid_r(3)), or nil.
-    public static func lookup(uid: uid_t) -> Account? {
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>? = nil
-        var buffer = [CChar](repeating: 0, count: 16_384)
-        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return Account(passwd: entry)
-    }
+/// CLOCK_REALTIME in nanoseconds since the epoch, the clock file timestamps are taken from.
+func currentTimeNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) &* 1_000_000_000 &+ Int64(now.tv_nsec)
 }

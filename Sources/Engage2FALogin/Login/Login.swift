@@ -162,7 +162,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         let account = isSafeUserName(user) ? Account.lookup(user) : nil
         var enrollment: EnrollmentState
         var state = UserState()
-        var snapshotFile: DeviceFile? = nil
+        var devicesRead: DeviceFileSnapshot? = nil
         let location = account.map { DeviceFileLocation(account: $0, config: storeConfig) }
         if let account, let fleet {
             let snapshot = fleet.snapshot(account: account, now: startedAt, log: log)
@@ -181,8 +181,9 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             }
         } else if let account, let location {
             do throws(CoreError) {
-                let file = try location.load()
-                snapshotFile = file
+                let read = try location.loadSnapshot()
+                devicesRead = read
+                let file = read.file
                 do { state = try store.read(account: account) } catch {
                     // Unprivileged callers may not see root's state; they cannot pass a code check anyway.
                     if privileged { throw CoreError.state(error) }
@@ -259,7 +260,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         if let fleet {
             return checkCodeCentrally(account: account, lockedUntil: state.lockedUntil, config: outcome.config, fleet: fleet)
         }
-        return checkCode(account: account, location: location, state: state, file: snapshotFile, config: outcome.config, store: store)
+        return checkCode(account: account, location: location, state: state, devices: devicesRead, config: outcome.config, store: store)
     }
 
     var wrongCodeMessage: String { "Wrong verification code." }
@@ -279,7 +280,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     }
 
     private func checkCode(
-        account: Account, location: DeviceFileLocation, state snapshot: UserState, file snapshotFile: DeviceFile?, config: Config, store: StateStore
+        account: Account, location: DeviceFileLocation, state snapshot: UserState, devices devicesRead: DeviceFileSnapshot?, config: Config, store: StateStore
     ) -> LoginResult {
         let shownUser = displayText(user, limit: 64)
         do {
@@ -304,17 +305,17 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
         // A recovery code's key derivation (PBKDF2) is done before the lock is taken, so that the lock is
         // held for a moment only, whatever iteration count the user's file names.
-        let snapshotRecovery = snapshotFile?.recovery
+        let snapshotRecovery = devicesRead?.file?.recovery
         let recoveryCandidates = answer.recoveryCandidates
         let recoveryHashes = snapshotRecovery.map { recovery in recoveryCandidates.map { recovery.hash(of: $0.code) } } ?? []
         // The password forwarded when no code matched: the one before a code of the first device's length.
-        let codeLength = snapshotFile?.devices.first?.parameters.digits ?? OTPParameters().digits
+        let codeLength = devicesRead?.file?.devices.first?.parameters.digits ?? OTPParameters().digits
 
         let verdict: LoginVerdict
         do {
-            // The devices are read again under the lock: one removed (or reset) while this login waited at
-            // the prompt no longer counts.
-            verdict = try store.transaction(account: account, devices: location) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> LoginVerdict in
+            // The devices are read again under the lock, unless the file is provably the one read before the
+            // prompt: one removed (or reset) while this login waited at the prompt no longer counts.
+            verdict = try store.transaction(account: account, devices: location, unchangedSince: devicesRead) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> LoginVerdict in
                 let now = now()
                 state.clampLockout(now: now, lockoutSeconds: config.lockoutSeconds)
                 let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)

@@ -1,6 +1,6 @@
 /// Base32 (RFC 4648 §6), the encoding authenticator apps expect for secrets.
 public enum Base32 {
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
+    package static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
 
     public enum DecodingError: Error, Equatable, CustomStringConvertible {
         /// A character outside A–Z, 2–7 (any case), space, hyphen or trailing `=`.
@@ -26,23 +26,6 @@ public enum Base32 {
                 return "the last base32 character has bits set that encode no byte (a typo or truncated secret)"
             }
         }
-    }
-
-    /// Upper-case base32 without `=` padding.
-    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        var out: [UInt8] = []
-        var buffer: UInt32 = 0
-        var bits = 0
-        for byte in bytes {
-            buffer = (buffer << 8) | UInt32(byte)
-            bits += 8
-            while bits >= 5 {
-                bits -= 5
-                out.append(alphabet[Int((buffer >> UInt32(bits)) & 31)])
-            }
-        }
-        if bits > 0 { out.append(alphabet[Int((buffer << UInt32(5 - bits)) & 31)]) }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes case-insensitively, ignoring spaces and hyphens (as people type grouped secrets)
@@ -83,17 +66,6 @@ public enum Base32 {
         guard leftOver != 1 && leftOver != 3 && leftOver != 6 else { throw .invalidLength(symbols: symbols) }
         guard buffer == 0 else { throw .nonZeroTrailingBits }
         return out
-    }
-
-    /// Groups of four upper-case characters, for people to read and type.
-    public static func grouped(_ encoded: String, size: Int = 4) -> String {
-        var groups: [Substring] = []
-        var rest = Substring(encoded)
-        while !rest.isEmpty {
-            groups.append(rest.prefix(size))
-            rest = rest.dropFirst(size)
-        }
-        return groups.joined(separator: " ")
     }
 
     private static func symbolValue(_ ascii: UInt8) -> UInt32? {

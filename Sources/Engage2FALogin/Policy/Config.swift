@@ -118,6 +118,13 @@ public struct ConfigDiagnostic: Equatable, Sendable, CustomStringConvertible {
     public var severity: Severity
     public var message: String
 
+    package init(file: String, line: Int, severity: Severity, message: String) {
+        self.file = file
+        self.line = line
+        self.severity = severity
+        self.message = message
+    }
+
     public var description: String { "\(file):\(line): \(severity.rawValue): \(message)" }
 }
 
@@ -133,13 +140,6 @@ public struct ParsedConfig: Sendable {
     public var errors: [ConfigDiagnostic] { diagnostics.filter { $0.severity == .error } }
     public var isValid: Bool { errors.isEmpty }
 
-    /// Warnings that need the host's user database: deadlines for users that do not exist.
-    public func userWarnings(file: String, userExists: (String) -> Bool) -> [ConfigDiagnostic] {
-        deadlineLines.sorted { $0.value < $1.value }.compactMap { user, line in
-            userExists(user) ? nil
-                : ConfigDiagnostic(file: file, line: line, severity: .warning, message: "[deadlines]: no user '\(displayText(user, limit: 64))' on this host")
-        }
-    }
 }
 
 extension Config {

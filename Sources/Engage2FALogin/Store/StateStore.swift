@@ -135,9 +135,12 @@ public struct StateStore: Sendable {
     /// before the lock is released. So two logins never both accept one code, a recovery code is used
     /// once, and an admin's reset and a login never lose each other's change.
     ///
-    /// - Parameter devices: where the user's devices are; nil when the change does not depend on them.
+    /// - Parameters:
+    ///   - devices: where the user's devices are; nil when the change does not depend on them.
+    ///   - unchangedSince: the devices as read before (a login's, before its prompt): used again instead of
+    ///     a second read if the file is provably unchanged (``DeviceFileLocation/load(unlessUnchangedSince:)``).
     public func transaction<Result>(
-        account: Account, devices location: DeviceFileLocation?,
+        account: Account, devices location: DeviceFileLocation?, unchangedSince snapshot: DeviceFileSnapshot? = nil,
         _ body: (inout UserState, DeviceFile?) throws(CoreError) -> Result
     ) throws(CoreError) -> Result {
         let lock: FileDescriptor
@@ -149,7 +152,7 @@ public struct StateStore: Sendable {
         return try lock.closeAfter { () throws(CoreError) -> Result in
             let original: UserState
             do throws(StateError) { original = try read(account: account) } catch { throw .state(error) }
-            let file = try location?.load()
+            let file = try location?.load(unlessUnchangedSince: snapshot)
             var state = original
             let result = try body(&state, file)
             if state != original {

@@ -27,6 +27,8 @@ public func isUnsafeForDisplay(_ scalar: UInt32) -> Bool {
 public func displayText<Bytes: Collection>(
     bytes: Bytes, limit: Int = 256, escapingBackslashes: Bool = true, keepingNewlines: Bool = false
 ) -> String where Bytes.Element == UInt8 {
+    // Most text is short printable ASCII (a service name, a user name): kept as it is.
+    if isShownAsIs(bytes, limit: limit, escapingBackslashes: escapingBackslashes) { return String(decoding: bytes, as: UTF8.self) }
     var out = ByteWriter(capacity: min(bytes.count, limit) + 8)
     let input = Array(bytes)
     var index = 0
@@ -70,14 +72,17 @@ public func displayText<Bytes: Collection>(
     return out.text
 }
 
+/// Short printable ASCII with nothing to escape: what `displayText` gives back unchanged.
+@inline(__always)
+private func isShownAsIs<Bytes: Collection>(_ bytes: Bytes, limit: Int, escapingBackslashes: Bool) -> Bool where Bytes.Element == UInt8 {
+    bytes.count <= limit && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F && ($0 != UInt8(ascii: "\\") || !escapingBackslashes) }
+}
+
 /// The same for a String (a user name, a device name, a path, a message).
 public func displayText(_ text: String, limit: Int = 256, escapingBackslashes: Bool = true, keepingNewlines: Bool = false) -> String {
     var text = text
     // Most text is short printable ASCII: kept as it is, without a copy (every log line of the module passes here).
-    let plain = text.withUTF8 { bytes in
-        bytes.count <= limit && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F && ($0 != UInt8(ascii: "\\") || !escapingBackslashes) }
-    }
-    if plain { return text }
+    if text.withUTF8({ isShownAsIs($0, limit: limit, escapingBackslashes: escapingBackslashes) }) { return text }
     return text.withUTF8 {
         displayText(bytes: $0, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: keepingNewlines)
     }

@@ -1,3 +1,5 @@
+import Engage2FALogin
+
 /// A key URI (`otpauth://totp/ISSUER:ACCOUNT?secret=…`), the format authenticator apps scan from QR codes.
 public struct OTPAuthURI: Equatable, Sendable {
     public var issuer: String
@@ -105,53 +107,5 @@ public struct OTPAuthURI: Equatable, Sendable {
             throw .issuerMismatch(label: labelIssuer, parameter: issuerParameter)
         }
         self.init(issuer: issuerParameter ?? labelIssuer ?? "", account: account, secret: secret, parameters: parameters)
-    }
-}
-
-/// RFC 3986 percent-encoding of everything but unreserved characters (and `keeping`).
-func percentEncode(_ text: String, keeping kept: UInt8? = nil) -> String {
-    let hex = Array("0123456789ABCDEF".utf8)
-    var out: [UInt8] = []
-    for byte in text.utf8 {
-        switch byte {
-        case _ where byte == kept: out.append(byte)
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            out.append(byte)
-        default:
-            out.append(contentsOf: [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-        }
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
-/// Decodes `%XX` escapes (and `+` as a space, as query strings use it); nil on a malformed escape or invalid UTF-8.
-func percentDecode<Bytes: Collection>(_ text: Bytes) -> String? where Bytes.Element == UInt8 {
-    if !text.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
-        return String(validating: text, as: UTF8.self)
-    }
-    var out: [UInt8] = []
-    out.reserveCapacity(text.count)
-    var bytes = Array(text)[...]
-    while let byte = bytes.popFirst() {
-        switch byte {
-        case UInt8(ascii: "%"):
-            guard bytes.count >= 2, let high = hexValue(bytes.popFirst()!), let low = hexValue(bytes.popFirst()!) else {
-                return nil
-            }
-            out.append(high << 4 | low)
-        case UInt8(ascii: "+"): out.append(UInt8(ascii: " "))
-        default: out.append(byte)
-        }
-    }
-    return String(validating: out, as: UTF8.self)
-}
-
-func hexValue(_ byte: UInt8) -> UInt8? {
-    switch byte {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-    default: nil
     }
 }
