@@ -20,6 +20,10 @@ let embeddedLibraries: String = {
     return "/usr/lib/swift/embedded/\(embeddedTriple)"
 }()
 
+/// The C shims' calls checked by glibc (syslog(3) becomes __syslog_chk): _FORTIFY_SOURCE, as Debian's
+/// hardening builds C, in release builds (it needs optimisation; debug builds would only warn).
+let fortified: [CSetting] = [.unsafeFlags(["-O2", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=2"], .when(configuration: .release))]
+
 let package = Package(
     name: "engage2fa",
     products: [
@@ -27,8 +31,9 @@ let package = Package(
         .library(name: "Engage2FAManagement", targets: ["Engage2FAManagement"]),
         // Installed as pam_engage2fa.so (SwiftPM names the file libpam_engage2fa.so).
         .library(name: "pam_engage2fa", type: .dynamic, targets: ["PAMEngage2FA"]),
-        .executable(name: "engage2fa-enroll", targets: ["Engage2FAEnroll"]),
-        .executable(name: "engage2fa-admin", targets: ["Engage2FAAdmin"]),
+        // One program behind both commands' names (scripts/build-release links them): the Swift runtime
+        // and Foundation it carries are most of its size, and are then installed once.
+        .executable(name: "engage2fa", targets: ["Engage2FACommands"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -38,9 +43,10 @@ let package = Package(
         .systemLibrary(name: "CPAM", pkgConfig: "pam", providers: [.apt(["libpam0g-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Syscalls the Glibc overlay does not import (setfsuid, getrandom) and PAM's variadic calls.
-        .target(name: "CEngageSys"),
+        .target(name: "CEngageSys", cSettings: fortified),
 
         // What pam_engage2fa.so runs, and nothing else: the login flow and every rule it applies (policy,
         // codes, the device file's parser, root's state, the activation record, the time zone). Foundation-free:
@@ -52,7 +58,7 @@ let package = Package(
         .target(name: "Engage2FAManagement", dependencies: ["Engage2FALogin", "CEngageSys"]),
 
         // PAM's variadic calls (pam_prompt, pam_syslog), which Swift cannot make.
-        .target(name: "CEngagePAM", dependencies: ["CPAM"]),
+        .target(name: "CEngagePAM", dependencies: ["CPAM"], cSettings: fortified),
 
         // The login library again, compiled with Embedded Swift for the PAM module: no Swift runtime to load,
         // bind and relocate in every sshd connection. Same sources: Sources/Engage2FALoginEmbedded is a
@@ -78,6 +84,8 @@ let package = Package(
                     "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/PAMEngage2FA/exports.map",
                     "-Xlinker", "-z", "-Xlinker", "defs",
                     "-Xlinker", "-z", "-Xlinker", "nodelete",
+                    // Bound at dlopen, before sshd or sudo hands it anything (BIND_NOW, with full RELRO).
+                    "-Xlinker", "-z", "-Xlinker", "now",
                     "-use-ld=lld",
                     "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                     "-Xlinker", "--icf=all",
@@ -88,7 +96,7 @@ let package = Package(
         ),
 
         // QR codes through libqrencode, drawn for the terminal, as PNG and as SVG.
-        .target(name: "Engage2FAQR", dependencies: ["CQREncode"]),
+        .target(name: "Engage2FAQR", dependencies: ["CQREncode", "CZlib"]),
 
         // What the two commands share: finding the user, reading the policy, messages that say how to fix things.
         .target(
@@ -97,7 +105,7 @@ let package = Package(
         ),
 
         // engage2fa-enroll: run by the user (no setuid) to link devices.
-        .executableTarget(
+        .target(
             name: "Engage2FAEnroll",
             dependencies: [
                 "Engage2FALogin", "Engage2FAManagement", "Engage2FAQR", "Engage2FACommandSupport",
@@ -106,11 +114,27 @@ let package = Package(
         ),
 
         // engage2fa-admin: run by root to manage the rollout.
-        .executableTarget(
+        .target(
             name: "Engage2FAAdmin",
             dependencies: [
                 "Engage2FALogin", "Engage2FAManagement", "Engage2FACommandSupport", "CEngageSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The program both commands are: it runs the one its name (argv[0]) names. BIND_NOW (-z now)
+        // with lld's full RELRO; lld packs the relative relocations of the static runtime (DT_RELR,
+        // glibc 2.36) and folds identical code.
+        .executableTarget(
+            name: "Engage2FACommands",
+            dependencies: ["Engage2FAEnroll", "Engage2FAAdmin", "Engage2FACommandSupport"],
+            linkerSettings: [
+                .unsafeFlags([
+                    "-use-ld=lld",
+                    "-Xlinker", "-z", "-Xlinker", "now",
+                    "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                    "-Xlinker", "--icf=all",
+                ])
             ]
         ),
 
@@ -119,8 +143,7 @@ let package = Package(
             dependencies: ["Engage2FALogin", "Engage2FAManagement", "COpenSSL"]
         ),
 
-        // The two commands' parsing and help, in process: `@testable import` of the executable targets
-        // (SwiftPM renames their entry points for tests).
+        // The two commands' parsing and help, in process: `@testable import` of their targets.
         .testTarget(
             name: "CommandTests",
             dependencies: [

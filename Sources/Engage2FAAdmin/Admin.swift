@@ -3,7 +3,6 @@ import Engage2FACommandSupport
 import Engage2FALogin
 import Engage2FAManagement
 
-@main
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engage2fa-admin",
@@ -18,3 +17,6 @@ struct Admin: ParsableCommand {
     /// A word where a subcommand belongs that is not one is named as such (see `parseCommand`).
     static func main() { mainCheckingSubcommand() }
 }
+
+/// The command's entry point, for the program both commands are (Engage2FACommands).
+public func runAdmin() { Admin.main() }

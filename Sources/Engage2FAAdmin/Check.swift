@@ -68,6 +68,9 @@ extension Admin {
                 let line = parsed.deadlineLines[user] ?? 0
                 print("\(displayText(path)):\(line): warning: the deadline of \(displayText(user, limit: 64)) (\(deadline)) has passed")
             }
+            // Apps show the issuer above the account: what the label makes of it on this host.
+            let example = config.accountLabel(user: "USER", host: hostName())
+            print(displayLine("Authenticator apps show new devices as '\(displayText(config.issuer, limit: 64))' / '\(displayText(example, limit: 160))' (label = \(displayText(config.label, limit: 160)))."))
             if !parsed.isValid || noPolicyFile {
                 throw ExitCode(1)
             }

@@ -97,15 +97,24 @@ private func explain(_ error: TrustedFileError, account: Account) -> String {
     }
 }
 
+/// This host's name (gethostname(2)), as the policy's `label` names it; "localhost" if it has none.
+public func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0, buffer[0] != 0 else { return "localhost" }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// True when file descriptor `fd` is a terminal.
 public func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 
-/// Columns of the terminal on standard output, if it is one.
-public func terminalColumns() -> Int? {
+/// Columns and lines of the terminal on standard output, if it is one (else COLUMNS and LINES).
+public func terminalSize() -> (columns: Int?, lines: Int?) {
     var size = winsize()
-    if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
-    if let columns = getenv("COLUMNS").flatMap({ Int(String(cString: $0)) }) { return columns }
-    return nil
+    if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0, size.ws_row > 0 {
+        return (Int(size.ws_col), Int(size.ws_row))
+    }
+    func variable(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) }.flatMap { $0 > 0 ? $0 : nil } }
+    return (variable("COLUMNS"), variable("LINES"))
 }
 
 /// Prints without a newline and flushes, for prompts and for lines a script waits for.

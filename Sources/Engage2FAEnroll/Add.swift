@@ -10,9 +10,10 @@ extension Enroll {
         static let configuration = CommandConfiguration(
             abstract: "Link a new authenticator app (the default subcommand).",
             discussion: """
-                Shows a QR code, the secret for typing in by hand, and the otpauth:// URI on a line of its own, \
-                then asks for the code the app shows. When standard input is not a terminal, the code is read \
-                as one line from it, after the URI line has been printed, so scripts can enroll.
+                Shows the secret for typing in by hand, the otpauth:// URI on a line of its own and, on a \
+                terminal, the QR code right above the prompt, then asks for the code the app shows. When \
+                standard input is not a terminal, the code is read as one line from it, after the URI line \
+                has been printed, so scripts can enroll.
                 """
         )
 
@@ -45,7 +46,8 @@ extension Enroll {
             let deviceName = try chooseName(devices: devices, tries: tries)
             let parameters = context.config.newDeviceParameters
             let secret = try newSecret()
-            let uri = OTPAuthURI(issuer: context.config.issuer, account: context.account.name, secret: secret, parameters: parameters)
+            let account = context.config.accountLabel(user: context.account.name, host: hostName())
+            let uri = OTPAuthURI(issuer: context.config.issuer, account: account, secret: secret, parameters: parameters)
             try show(uri, name: deviceName)
 
             var verifiedStep: Int64? = nil
@@ -60,7 +62,7 @@ extension Enroll {
                 let reason = check == .malformed
                     ? "That is not a \(parameters.digits)-digit code."
                     : "That code is not right: check that you scanned this new entry and that the phone's clock is correct."
-                printError(reason + (attempt < tries ? " Try the code the app shows now." : ""))
+                printError(reason + context.config.appCaveatsSentence + (attempt < tries ? " Try the code the app shows now." : ""))
             }
             guard let verifiedStep else { throw CommandFailure("no correct code was entered, so '\(deviceName)' was not linked; nothing was saved") }
 
@@ -74,7 +76,9 @@ extension Enroll {
                 }
                 return file
             }
-            print("Linked '\(deviceName)'. \(devices.devices.count == 1 ? "It is your only device" : "You have \(devices.devices.count) devices").")
+            // Root may act for anyone (--user, or itself under sudo): say whose account it was.
+            let whose = getuid() == 0 ? " for \(context.shownUser)" : ""
+            print("Linked '\(deviceName)'\(whose). \(devices.devices.count == 1 ? "It is your only device" : "You have \(devices.devices.count) devices").")
             if devices.recovery == nil {
                 print("Tip: run 'engage2fa-enroll recovery-codes' for one-time codes that let you in if you lose the device.")
             }
@@ -91,22 +95,27 @@ extension Enroll {
             throw CommandFailure("no usable device name was given; nothing was saved")
         }
 
+        /// The secret and the URI first, then the QR code, right above the prompt: on an 80×24 terminal
+        /// the code and the prompt are the visible screen (the text above scrolls away), and a warning
+        /// that the code does not fit is printed under it, where the user is looking.
         private func show(_ uri: OTPAuthURI, name: String) throws {
             let code = try QRCode(encoding: uri.text)
             let showQR = (qr ?? (isTerminal(STDOUT_FILENO) ? .terminal : .none)) == .terminal
-            print("Scan this QR code with your authenticator app, to link '\(name)':")
-            if showQR {
-                if let columns = terminalColumns(), columns < code.terminalWidth {
-                    printError("Warning: the terminal is \(columns) columns wide and the QR code needs \(code.terminalWidth); widen the window or use --qr-png.")
-                }
-                print(code.terminalText(), terminator: "")
-            }
+            let parameters = uri.parameters
+            print("To link '\(name)', \(showQR ? "scan the QR code below with your authenticator app, or " : "")type this secret into it (time-based, \(parameters.algorithm.rawValue), \(parameters.digits) digits, every \(parameters.period) s):")
+            print("  " + Base32.grouped(Base32.encode(uri.secret)))
             if let qrPNG { try writeImage(qrPNG, code.png()) }
             if let qrSVG { try writeImage(qrSVG, Array(code.svg().utf8)) }
-            print("Or type this secret into the app (time-based, \(uri.parameters.algorithm.rawValue), \(uri.parameters.digits) digits, every \(uri.parameters.period) s):")
-            print("  " + Base32.grouped(Base32.encode(uri.secret)))
             print("Key URI:")
             printFlushed(uri.text)
+            guard showQR else { return }
+            print(code.terminalText(), terminator: "")
+            let size = terminalSize()
+            if let columns = size.columns, columns < code.terminalWidth {
+                printError("Warning: the terminal is \(columns) columns wide and the QR code above needs \(code.terminalWidth): widen the window, or use --qr-png FILE.")
+            } else if let lines = size.lines, lines < code.terminalHeight + 1 {
+                printError("Warning: the terminal shows \(lines) lines and the QR code above needs \(code.terminalHeight) and one for this prompt: enlarge the window, or use --qr-png FILE.")
+            }
         }
 
         private func writeImage(_ path: String, _ bytes: [UInt8]) throws {

@@ -12,6 +12,12 @@ struct EnrollContext {
 
     init(_ options: UserOptions) throws {
         account = try targetAccount(named: options.user?.name)
+        if options.user == nil, getuid() == 0, let invoker = getenv("SUDO_USER").map({ String(cString: $0) }), !invoker.isEmpty, invoker != account.name {
+            // `sudo engage2fa-enroll` runs as root and would act for root: whoever typed it most likely
+            // meant their own account (which needs no sudo) or another user's (--user).
+            let shown = displayText(invoker, limit: 64)
+            printError("Warning: run with sudo, this acts for \(displayText(account.name, limit: 64)), not for \(shown). For your own devices run engage2fa-enroll without sudo; for another user's, add --user NAME (e.g. --user \(shown)).")
+        }
         config = try options.policy.load()
         configPath = options.policy.config
         location = DeviceFileLocation(account: account, config: config)

@@ -3,7 +3,6 @@ import Engage2FACommandSupport
 import Engage2FALogin
 import Engage2FAManagement
 
-@main
 struct Enroll: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engage2fa-enroll",
@@ -41,3 +40,6 @@ struct UserOptions: ParsableArguments {
         try user?.validate()
     }
 }
+
+/// The command's entry point, for the program both commands are (Engage2FACommands).
+public func runEnroll() { Enroll.main() }

@@ -1,3 +1,4 @@
+import CZlib
 extension QRCode {
     /// Scanners need a light border four modules wide (ISO/IEC 18004).
     public static let quietZone = 4
@@ -26,6 +27,9 @@ extension QRCode {
     /// Columns the terminal rendering needs.
     public var terminalWidth: Int { size + 2 * Self.quietZone }
 
+    /// Lines the terminal rendering takes (two module rows a line).
+    public var terminalHeight: Int { (size + 2 * Self.quietZone + 1) / 2 }
+
     /// An SVG drawing, one path of unit squares, with the quiet zone.
     public func svg(moduleSize: Int = 8) -> String {
         let total = (size + 2 * Self.quietZone) * moduleSize
@@ -46,8 +50,8 @@ extension QRCode {
             """
     }
 
-    /// A grayscale PNG (8 bits, `moduleSize` pixels a module), written without an image library:
-    /// zlib "stored" blocks need no compressor, and a QR image is small.
+    /// A grayscale PNG (8 bits, `moduleSize` pixels a module), compressed with zlib (deflate at its
+    /// best level: each row repeats one of two bytes, a few hundred bytes in all).
     public func png(moduleSize: Int = 8) -> [UInt8] {
         let side = (size + 2 * Self.quietZone) * moduleSize
         var raw: [UInt8] = []
@@ -63,7 +67,7 @@ extension QRCode {
         header += bigEndian(UInt32(side)) + bigEndian(UInt32(side))
         header += [8, 0, 0, 0, 0]  // bit depth 8, grayscale, deflate, no filter method, no interlace
         return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-            + pngChunk("IHDR", header) + pngChunk("IDAT", zlibStored(raw)) + pngChunk("IEND", [])
+            + pngChunk("IHDR", header) + pngChunk("IDAT", zlibCompressed(raw)) + pngChunk("IEND", [])
     }
 }
 
@@ -73,38 +77,16 @@ private func bigEndian(_ value: UInt32) -> [UInt8] {
 
 private func pngChunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
     let typeBytes = Array(type.utf8)
-    return bigEndian(UInt32(data.count)) + typeBytes + data + bigEndian(crc32(typeBytes + data))
+    return bigEndian(UInt32(data.count)) + typeBytes + data + bigEndian(UInt32(truncatingIfNeeded: crc32(0, typeBytes + data, UInt32(typeBytes.count + data.count))))
 }
 
-/// zlib (RFC 1950) around deflate stored blocks (RFC 1951 §3.2.4).
-private func zlibStored(_ data: [UInt8]) -> [UInt8] {
-    var out: [UInt8] = [0x78, 0x01]
-    var offset = 0
-    repeat {
-        let length = min(65_535, data.count - offset)
-        let final: UInt8 = offset + length == data.count ? 1 : 0
-        out.append(final)
-        out += [UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8((~length >> 8) & 0xFF)]
-        out += data[offset..<offset + length]
-        offset += length
-    } while offset < data.count
-    return out + bigEndian(adler32(data))
-}
-
-private func adler32(_ data: [UInt8]) -> UInt32 {
-    var a: UInt32 = 1, b: UInt32 = 0
-    for byte in data {
-        a = (a + UInt32(byte)) % 65_521
-        b = (b + a) % 65_521
-    }
-    return b << 16 | a
-}
-
-private func crc32(_ data: [UInt8]) -> UInt32 {
-    var crc: UInt32 = 0xFFFF_FFFF
-    for byte in data {
-        crc ^= UInt32(byte)
-        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-    }
-    return ~crc
+/// A zlib stream (RFC 1950) of `data`, as PNG's IDAT holds it.
+private func zlibCompressed(_ data: [UInt8]) -> [UInt8] {
+    var length = compressBound(uLong(data.count))
+    var out = [UInt8](repeating: 0, count: Int(length))
+    // Only Z_MEM_ERROR or Z_BUF_ERROR could fail it: the bound is large enough, and an allocation failure
+    // is the end of the process anyway.
+    let status = compress2(&out, &length, data, uLong(data.count), Z_BEST_COMPRESSION)
+    precondition(status == Z_OK, "zlib compress2 failed (\(status))")
+    return Array(out.prefix(Int(length)))
 }

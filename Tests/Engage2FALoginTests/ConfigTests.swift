@@ -23,7 +23,9 @@ final class ConfigTests: XCTestCase {
                 bob = 2026-12-20T09:30:00+01:00\r
                 """
             let parsed = Config.parse(text, file: "/etc/engage2fa.conf")
-            XCTAssertEqual(parsed.diagnostics, [])
+            XCTAssertEqual(parsed.errors, [])
+            // What apps mishandle is a warning at its line (testAppCaveats).
+            XCTAssertEqual(parsed.diagnostics.map(\.line).sorted(), [3, 9, 11])
             let config = parsed.config
             XCTAssertEqual(config.startDate?.text, "2026-12-15")
             // 2026-12-15 00:00 CET is 2026-12-14 23:00 UTC.
@@ -38,6 +40,52 @@ final class ConfigTests: XCTestCase {
             XCTAssertEqual(config.deadlines["bob"]?.unixTime, utc("2026-12-20T08:30:00Z"))
             XCTAssertEqual(parsed.deadlineLines, ["alice": 14, "bob": 15])
         }
+    }
+
+    /// Issue 16: a host's entry in an app differs from another host's (`user@host` by default).
+    func testLabelTemplate() {
+        XCTAssertEqual(Config().label, "%u@%h")
+        XCTAssertEqual(Config().accountLabel(user: "alice", host: "build-01"), "alice@build-01")
+        let parsed = Config.parse("label = %u on %h (100%%)\n", file: "f")
+        XCTAssertEqual(parsed.diagnostics, [])
+        XCTAssertEqual(parsed.config.accountLabel(user: "bob", host: "web"), "bob on web (100%)")
+        XCTAssertEqual(Config.parse("label = %u\n", file: "f").config.accountLabel(user: "bob", host: "web"), "bob")
+        // The host name and the user name are values, not templates: their '%' is not expanded again.
+        XCTAssertEqual(Config().accountLabel(user: "a%h", host: "x%u"), "a%h@x%u")
+
+        let bad = Config.parse("label = %u:%h\n", file: "f")
+        XCTAssertEqual(bad.errors.map(\.description), ["f:1: error: label must not contain ':' (apps split issuer and account at ':'), not '%u:%h'"])
+        XCTAssertEqual(bad.config.label, "%u@%h")
+        XCTAssertEqual(Config.parse("label = %u@%H\n", file: "f").errors.map(\.message),
+                       ["label: '%' must be followed by u (the user), h (the host) or % (a percent sign), in '%u@%H'"])
+        XCTAssertEqual(Config.parse("label = %u%\n", file: "f").errors.count, 1)
+        XCTAssertEqual(Config.parse("label = \(String(repeating: "x", count: 129))\n", file: "f").errors.map(\.message),
+                       ["label must be a name template of 1 to 128 bytes, such as %u@%h"])
+        XCTAssertEqual(Config.parse("label =\n", file: "f").errors.count, 1)
+    }
+
+    /// Issue 16: settings that common apps mishandle are warnings naming the apps, at their line.
+    func testAppCaveats() {
+        XCTAssertEqual(Config().appCaveats, [])
+        XCTAssertEqual(Config().appCaveatsSentence, "")
+        let fine = Config.parse("digits = 8\nperiod = 30\nalgorithm = SHA1\nissuer = Build Farm\n", file: "f")
+        XCTAssertEqual(fine.diagnostics, [])
+        let parsed = Config.parse("issuer = R&D#1?\ndigits = 7\nperiod = 45\nalgorithm = SHA512\n", file: "f")
+        XCTAssertTrue(parsed.isValid)
+        let warnings = parsed.diagnostics.sorted { $0.line < $1.line }
+        XCTAssertEqual(warnings.map(\.severity), [.warning, .warning, .warning, .warning])
+        XCTAssertEqual(warnings.map(\.description), [
+            "f:1: warning: issuer = R&D#1?: '&', '#', '?' in the issuer break 2FAS's import of the QR code ('&', '?', '#' and '%' do)",
+            "f:2: warning: digits = 7: outside the Key Uri Format (6 or 8 digits); Google Authenticator and Microsoft Authenticator show 6-digit codes instead, which are refused",
+            "f:3: warning: period = 45: Google Authenticator ignores period and shows a new code every 30 seconds, which is refused; 2FAS accepts only 10, 30, 60 or 90",
+            "f:4: warning: algorithm = SHA512: Google Authenticator on Android and Microsoft Authenticator ignore algorithm and compute SHA1 codes, which are refused",
+        ])
+        XCTAssertEqual(Config.parse("period = 60\n", file: "f").diagnostics.map(\.message),
+                       ["period = 60: Google Authenticator ignores period and shows a new code every 30 seconds, which is refused"])
+        XCTAssertEqual(Config.parse("issuer = 100%\n", file: "f").diagnostics.count, 1)
+        // A refused code at enrollment names the settings (not the issuer: it does not change codes).
+        XCTAssertEqual(parsed.config.appCaveatsSentence,
+                       " This host's codes use digits = 7, period = 45, algorithm = SHA512, which some apps ignore (Google Authenticator, Microsoft Authenticator): if yours shows codes of another kind, type the secret in by hand with these settings, or use an app that supports them.")
     }
 
     func testEmptyFileIsNotConfigured() {
@@ -73,7 +121,7 @@ final class ConfigTests: XCTestCase {
         let lines = parsed.errors.map(\.line)
         XCTAssertEqual(lines, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19])
         XCTAssertEqual("\(parsed.errors[0])", "/etc/engage2fa.conf:1: error: start_date: '2026-02-30' names a day or time that does not exist")
-        XCTAssertEqual(parsed.errors[1].message, "unknown key 'colour' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)")
+        XCTAssertEqual(parsed.errors[1].message, "unknown key 'colour' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)")
         XCTAssertEqual(parsed.errors[3].message, "duplicate key 'window' (first set on line 3)")
         XCTAssertTrue(parsed.errors[6].message.contains("every user would share one file"))
         XCTAssertEqual(parsed.errors[14].message, "'a/b' is not a valid user name")
@@ -99,7 +147,7 @@ final class ConfigTests: XCTestCase {
         let text = "colour\u{9B}2J = red\nwindow = 1\u{200B}\n[dead\u{202E}lines]\nstate_dir = rel\u{85}\nstart_date = 2026\u{2028}\n"
             + "just\u{FEFF} words\n" + "issuer = " + String(repeating: "x", count: 10) + "\n" + "digits = " + String(repeating: "\u{AD}", count: 300) + "\n"
         let messages = Config.parse(text, file: "f").errors.map(\.message)
-        XCTAssertEqual(messages[0], "unknown key 'colour\\x9b2j' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)")
+        XCTAssertEqual(messages[0], "unknown key 'colour\\x9b2j' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)")
         XCTAssertEqual(messages[1], "window must be a whole number of steps from 0 to 10, not '1\\u{200b}'")
         XCTAssertEqual(messages[2], "unknown section [dead\\u{202e}lines] (the only section is [deadlines])")
         XCTAssertEqual(messages[3], "state_dir must be an absolute path without '..', not 'rel\\x85'")

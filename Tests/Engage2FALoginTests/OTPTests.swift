@@ -191,12 +191,19 @@ final class OTPAuthURITests: XCTestCase {
     func testTextAndRoundTrip() throws {
         let secret = bytes("12345678901234567890")
         let uri = OTPAuthURI(issuer: "Engage", account: "alice", secret: secret)
-        XCTAssertEqual(uri.text, "otpauth://totp/Engage:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Engage&algorithm=SHA1&digits=6&period=30")
+        // The defaults (SHA1, 6 digits, 30 s) are left out: a smaller QR code.
+        XCTAssertEqual(uri.text, "otpauth://totp/Engage:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Engage")
         XCTAssertEqual(try OTPAuthURI(parsing: uri.text), uri)
 
         let unusual = OTPAuthURI(issuer: "ACME Corp & Co", account: "bob.o'neil@host", secret: try newSecret(),
                                  parameters: OTPParameters(algorithm: .sha512, digits: 8, period: 60))
-        XCTAssertTrue(unusual.text.hasPrefix("otpauth://totp/ACME%20Corp%20%26%20Co:bob.o%27neil%40host?"))
+        // '@' stays in the label (a path segment may hold it; the Key Uri Format's own example does).
+        XCTAssertTrue(unusual.text.hasPrefix("otpauth://totp/ACME%20Corp%20%26%20Co:bob.o%27neil@host?"))
+        XCTAssertTrue(unusual.text.hasSuffix("&issuer=ACME%20Corp%20%26%20Co&algorithm=SHA512&digits=8&period=60"))
+        // What would end the label or split it is encoded: '?', '#', ':', '%', '/', '&' and spaces.
+        let delimiters = OTPAuthURI(issuer: "a?b#c", account: "d:e%f/g&h i@j", secret: secret)
+        XCTAssertTrue(delimiters.text.hasPrefix("otpauth://totp/a%3Fb%23c:d%3Ae%25f%2Fg%26h%20i@j?secret="), delimiters.text)
+        XCTAssertEqual(try OTPAuthURI(parsing: delimiters.text), delimiters)
         XCTAssertEqual(try OTPAuthURI(parsing: unusual.text), unusual)
         let unicode = OTPAuthURI(issuer: "Zürich", account: "jürgen", secret: secret)
         XCTAssertEqual(try OTPAuthURI(parsing: unicode.text), unicode)

@@ -331,14 +331,23 @@ class Enrollment:
         from urllib.parse import urlparse, parse_qs
         query = parse_qs(urlparse(self.uri).query)
         secret = query["secret"][0]
+        # Parameters left out of the URI have the Key Uri Format's defaults.
         self.device = {"secret": base64.b32decode(secret + "=" * (-len(secret) % 8)),
-                       "algorithm": query["algorithm"][0], "digits": int(query["digits"][0]),
-                       "period": int(query["period"][0])}
+                       "algorithm": query.get("algorithm", ["SHA1"])[0], "digits": int(query.get("digits", [6])[0]),
+                       "period": int(query.get("period", [30])[0])}
 
     def answer(self, text):
-        out, err = self.process.communicate(text + "\n", timeout=60)
+        # Not communicate(): it reads the pipe's file descriptor directly, and what readline() already
+        # took into the buffer after the URI line (the QR code, the prompt) would be lost.
+        try:
+            self.process.stdin.write(text + "\n")
+            self.process.stdin.close()
+        except BrokenPipeError:  # it already ended (an error before the prompt): its output says why
+            pass
+        out = self.process.stdout.read()
+        self.errors = self.process.stderr.read()
+        self.process.wait(timeout=60)
         self.output = "".join(self.printed) + out
-        self.errors = err
         return self.process.returncode
 
 

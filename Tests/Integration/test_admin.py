@@ -3,6 +3,7 @@
 import concurrent.futures
 import json
 import os
+import socket
 import time
 
 import pytest
@@ -53,6 +54,26 @@ def test_check_warns_when_the_ratchet_overrides_the_start_date(host, users):
     assert result.returncode == 0
     assert "2FA is active since" in result.stdout
     assert "start_date 2099-01-01 is later than the activation; 2FA stays enforced" in result.stdout
+
+
+def test_check_names_the_apps_that_mishandle_settings_and_shows_the_label(host):
+    host.configure("issuer = R&D%\ndigits = 7\nperiod = 45\nalgorithm = SHA256\nlabel = %u at %h\n", start="2099-01-01")
+    result = run_admin("check", "--config", host.config_path)
+    assert result.returncode == 0, result.stdout  # warnings only
+    warnings = {line.split(": warning: ")[1] for line in result.stdout.splitlines() if ": warning: " in line}
+    assert any(line.startswith("issuer = R&D%: '&', '%'") and "2FAS" in line for line in warnings), warnings
+    assert any(line.startswith("digits = 7: outside the Key Uri Format") and "Google Authenticator" in line for line in warnings)
+    assert any(line.startswith("period = 45: Google Authenticator ignores period") and "2FAS accepts only 10, 30, 60 or 90" in line
+               for line in warnings)
+    assert any(line.startswith("algorithm = SHA256: Google Authenticator on Android and Microsoft Authenticator ignore algorithm")
+               for line in warnings)
+    assert f"Authenticator apps show new devices as 'R&D%' / 'USER at {socket.gethostname()}' (label = %u at %h)." in result.stdout
+    host.configure("digits = 8\n", start="2099-01-01")
+    assert ": warning: " not in run_admin("check", "--config", host.config_path).stdout
+    host.configure("label = %u:%h\n", start="2099-01-01")
+    result = run_admin("check", "--config", host.config_path)
+    assert result.returncode == 1
+    assert f"{host.config_path}:3: error: label must not contain ':' (apps split issuer and account at ':'), not '%u:%h'" in result.stdout
 
 
 # --- status ---------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ import time
 import pytest
 
 import base64
+import socket
+from urllib.parse import quote, unquote, urlparse
 
 from conftest import ENROLL, Enrollment, code, run_enroll, settle
 
@@ -23,7 +25,9 @@ def link(user, config, name="Pixel 8", *extra):
 def test_enrolled_device_is_saved_and_logs_in_through_pam(host, users, enroll_config):
     alice = users[0]
     enrollment = link(alice, enroll_config)
-    assert enrollment.uri.startswith(f"otpauth://totp/Engage:{alice.pw_name}?secret=")
+    # The account is unique per host (label = %u@%h): apps keep two hosts' entries apart.
+    assert enrollment.uri.startswith(f"otpauth://totp/Engage:{alice.pw_name}@{socket.gethostname()}?secret=")
+    assert enrollment.uri.endswith("&issuer=Engage")  # SHA1, 6 digits and 30 s are the defaults apps assume
     assert "Linked 'Pixel 8'." in enrollment.output
     path = os.path.join(alice.pw_dir, ".engage2fa")
     stat = os.stat(path)
@@ -57,9 +61,32 @@ def test_issuer_and_parameters_come_from_the_policy(host, users):
     host.activate("issuer = Build Farm\nalgorithm = SHA256\ndigits = 8\nperiod = 60\n")
     settle(60)
     enrollment = Enrollment(alice, "--name", "Phone", "--config", host.config_path)
-    assert enrollment.uri.startswith(f"otpauth://totp/Build%20Farm:{alice.pw_name}?")
+    assert enrollment.uri.startswith(f"otpauth://totp/Build%20Farm:{alice.pw_name}@{socket.gethostname()}?")
+    assert "&algorithm=SHA256&digits=8&period=60" in enrollment.uri
     assert enrollment.device == {**enrollment.device, "algorithm": "SHA256", "digits": 8, "period": 60}
     assert enrollment.answer(code(enrollment.device)) == 0, enrollment.errors
+
+
+def test_label_template_names_the_account_and_is_encoded(host, users):
+    alice = users[0]
+    host.activate("label = %u (100%%) on %h\n")
+    settle()
+    enrollment = Enrollment(alice, "--name", "Phone", "--config", host.config_path)
+    label = f"{alice.pw_name} (100%) on {socket.gethostname()}"
+    assert enrollment.uri.startswith("otpauth://totp/Engage:" + quote(label, safe="@") + "?secret=")
+    assert unquote(urlparse(enrollment.uri).path) == "/Engage:" + label
+    assert enrollment.answer(code(enrollment.device)) == 0, enrollment.errors
+
+
+def test_wrong_code_names_the_settings_apps_ignore(host, users):
+    alice = users[0]
+    host.activate("period = 60\nalgorithm = SHA256\n")
+    settle(60)
+    enrollment = Enrollment(alice, "--name", "Phone", "--config", host.config_path)
+    # What Google Authenticator would show: SHA1 codes every 30 seconds, for the same secret.
+    ignored = code({**enrollment.device, "algorithm": "SHA1", "period": 30})
+    assert enrollment.answer(ignored) != 0
+    assert "period = 60, algorithm = SHA256, which some apps ignore (Google Authenticator, Microsoft Authenticator)" in enrollment.errors
 
 
 # --- QR codes, decoded by zbarimg ---------------------------------------------------------------
@@ -113,10 +140,12 @@ def test_qr_codes_decode_to_exactly_the_printed_uri(host, users, enroll_config):
     settle()
     enrollment = Enrollment(alice, "--name", "Phone", "--config", enroll_config, "--qr", "terminal",
                             "--qr-png", png, "--qr-svg", svg)
-    printed = "".join(enrollment.printed)
     assert enrollment.answer(code(enrollment.device)) == 0
+    printed = enrollment.output  # the QR code follows the URI line, right above the prompt
     assert zbar(png) == enrollment.uri
     assert (os.stat(png).st_mode & 0o777) == 0o600
+    # Deflated (zlib): a version-4/5 code at 8 pixels a module is 100 KB or more as raw rows.
+    assert os.path.getsize(png) < 4096, os.path.getsize(png)
     terminal_image = os.path.join(images, "terminal.pgm")
     write_pgm(terminal_image, terminal_modules(printed))
     assert zbar(terminal_image) == enrollment.uri
@@ -233,6 +262,25 @@ def test_root_can_enroll_for_a_user_and_users_cannot_act_for_others(host, users,
     assert (stat.st_uid, stat.st_mode & 0o777) == (bob.pw_uid, 0o600)
     result = run_enroll(alice, "list", "--user", bob.pw_name, "--config", enroll_config)
     assert result.returncode != 0 and "only root can act for another user" in result.stderr
+
+
+def test_enroll_under_sudo_says_it_acts_for_root_and_points_at_user(host, users, enroll_config):
+    alice = users[0]
+    # What sudo leaves for the command it runs as root: SUDO_USER names who typed it.
+    under_sudo = subprocess.run(["env", f"SUDO_USER={alice.pw_name}", ENROLL, "list", "--config", enroll_config],
+                                capture_output=True, text=True, timeout=60)
+    assert under_sudo.returncode == 0, under_sudo.stderr
+    assert (f"Warning: run with sudo, this acts for root, not for {alice.pw_name}. For your own devices run "
+            f"engage2fa-enroll without sudo; for another user's, add --user NAME (e.g. --user {alice.pw_name}).") in under_sudo.stderr
+    for command in (["env", f"SUDO_USER={alice.pw_name}", ENROLL, "list", "--user", alice.pw_name, "--config", enroll_config],
+                    ["env", "-u", "SUDO_USER", ENROLL, "list", "--config", enroll_config]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "Warning" not in result.stderr, result
+    # Root's enrollment says whose account the device went to.
+    settle()
+    enrollment = Enrollment(alice, "--name", "Phone", "--config", enroll_config, "--user", alice.pw_name, as_root=True)
+    assert enrollment.answer(code(enrollment.device)) == 0, enrollment.errors
+    assert f"Linked 'Phone' for {alice.pw_name}." in enrollment.output
 
 
 def test_status_before_start_and_when_active(host, users):

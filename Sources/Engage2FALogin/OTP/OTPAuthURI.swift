@@ -34,13 +34,21 @@ public struct OTPAuthURI: Equatable, Sendable {
         }
     }
 
-    /// The URI text. Label parts and the issuer are percent-encoded (space as %20, as Google's key URI format asks).
+    /// The URI text. Label parts and the issuer are percent-encoded (space as %20, as Google's key URI
+    /// format asks; `@` stays as it is in the label, a path, as in the format's own `alice@google.com`).
+    /// Parameters that have their default value (SHA1, 6 digits, 30 s) are left out: every app assumes
+    /// them, and a shorter URI is a smaller QR code, one that fits an 80×24 terminal.
     public var text: String {
         // The issuer prefix is left out when there is none, unless the account has a colon of its own.
-        let label = issuer.isEmpty && !account.contains(":") ? percentEncode(account) : percentEncode(issuer) + ":" + percentEncode(account)
-        let issuerParameter = issuer.isEmpty ? "" : "&issuer=\(percentEncode(issuer))"
-        return "otpauth://totp/\(label)?secret=\(Base32.encode(secret))\(issuerParameter)"
-            + "&algorithm=\(parameters.algorithm.rawValue)&digits=\(parameters.digits)&period=\(parameters.period)"
+        let account = percentEncode(self.account, keeping: UInt8(ascii: "@"))
+        let label = issuer.isEmpty && !self.account.utf8.contains(UInt8(ascii: ":")) ? account : percentEncode(issuer) + ":" + account
+        var text = "otpauth://totp/\(label)?secret=\(Base32.encode(secret))"
+        if !issuer.isEmpty { text += "&issuer=\(percentEncode(issuer))" }
+        let defaults = OTPParameters()
+        if parameters.algorithm != defaults.algorithm { text += "&algorithm=\(parameters.algorithm.rawValue)" }
+        if parameters.digits != defaults.digits { text += "&digits=\(parameters.digits)" }
+        if parameters.period != defaults.period { text += "&period=\(parameters.period)" }
+        return text
     }
 
     public init(parsing text: String) throws(ParseError) {
@@ -100,12 +108,13 @@ public struct OTPAuthURI: Equatable, Sendable {
     }
 }
 
-/// RFC 3986 percent-encoding of everything but unreserved characters.
-func percentEncode(_ text: String) -> String {
+/// RFC 3986 percent-encoding of everything but unreserved characters (and `keeping`).
+func percentEncode(_ text: String, keeping kept: UInt8? = nil) -> String {
     let hex = Array("0123456789ABCDEF".utf8)
     var out: [UInt8] = []
     for byte in text.utf8 {
         switch byte {
+        case _ where byte == kept: out.append(byte)
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
             out.append(byte)

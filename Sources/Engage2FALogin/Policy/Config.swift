@@ -16,6 +16,11 @@ public struct Config: Equatable, Sendable {
     /// Consecutive wrong codes before a temporary lockout.
     public var maxFailures = 5
     public var lockoutSeconds = 300
+    /// The account name authenticator apps show under the issuer: `%u` the user, `%h` this host's name,
+    /// `%%` a percent sign. The host keeps two hosts' entries apart: apps that match entries on issuer
+    /// and name (Google Authenticator on Android) would otherwise overwrite one with the other.
+    public var label = "%u@%h"
+    public static let labelMaxBytes = 128
     /// Where a user's devices live; `%u`, `%h` and a leading `~` expand (see ``secretFilePath(user:home:)``).
     public var secretPath = "~/.engage2fa"
     /// Root-owned directory for what users must not edit: replay and lockout state, the activation record.
@@ -52,36 +57,40 @@ public struct Config: Equatable, Sendable {
     }
 
     static func expand(_ template: String, user: String, home: String) -> String {
-        var template = template, user = user, home = home
-        return template.withUTF8 { template in
-            user.withUTF8 { user in
-                home.withUTF8 { home in
-                    var out: [UInt8] = []
-                    out.reserveCapacity(template.count + home.count + user.count)
-                    var index = 0
-                    if template.count >= 2 && template[0] == UInt8(ascii: "~") && template[1] == UInt8(ascii: "/") {
-                        out.append(contentsOf: home)
-                        index = 1
-                    }
-                    while index < template.count {
-                        let byte = template[index]
-                        index += 1
-                        guard byte == UInt8(ascii: "%"), index < template.count else {
-                            out.append(byte)
-                            continue
-                        }
-                        switch template[index] {
-                        case UInt8(ascii: "u"): out.append(contentsOf: user)
-                        case UInt8(ascii: "h"): out.append(contentsOf: home)
-                        case UInt8(ascii: "%"): out.append(byte)
-                        default: out.append(byte); continue
-                        }
-                        index += 1
-                    }
-                    return String(decoding: out, as: UTF8.self)
-                }
-            }
+        if bytesStart(template.utf8, with: "~/") {
+            return home + expandingEscapes(String(decoding: template.utf8.dropFirst(), as: UTF8.self), [(UInt8(ascii: "u"), user), (UInt8(ascii: "h"), home)])
         }
+        return expandingEscapes(template, [(UInt8(ascii: "u"), user), (UInt8(ascii: "h"), home)])
+    }
+
+    /// The account name authenticator apps show under the issuer, from the `label` template.
+    public func accountLabel(user: String, host: String) -> String {
+        Config.expandingEscapes(label, [(UInt8(ascii: "u"), user), (UInt8(ascii: "h"), host)])
+    }
+
+    /// `template` with each `%X` whose letter `values` names replaced, and `%%` as one `%`; any other
+    /// `%` is kept as it is.
+    static func expandingEscapes(_ template: String, _ values: [(letter: UInt8, value: String)]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(template.utf8.count)
+        var escaping = false
+        for byte in template.utf8 {
+            if escaping {
+                escaping = false
+                if byte == UInt8(ascii: "%") {
+                    out.append(byte)
+                    continue
+                }
+                if let value = values.first(where: { $0.letter == byte })?.value {
+                    out.append(contentsOf: value.utf8)
+                    continue
+                }
+                out.append(UInt8(ascii: "%"))
+            }
+            if byte == UInt8(ascii: "%") { escaping = true } else { out.append(byte) }
+        }
+        if escaping { out.append(UInt8(ascii: "%")) }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -220,6 +229,9 @@ extension Config {
                 report(lineNumber, problem)
             }
         }
+        for caveat in config.appCaveats {
+            if let line = firstLineOfKey.first(where: { $0.key == caveat.key })?.line { report(line, caveat.message, .warning) }
+        }
         return ParsedConfig(config: config, diagnostics: diagnostics, deadlineLines: deadlineLines)
     }
 
@@ -237,6 +249,9 @@ extension Config {
                 return "issuer must be a non-empty name without ':' (apps split the label at ':')"
             }
             issuer = value
+        case "label":
+            if let problem = Config.labelProblem(value) { return problem }
+            label = value
         case "window":
             guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(displayText(value, limit: 64))'" }
             window = number
@@ -273,7 +288,32 @@ extension Config {
             guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(displayText(value, limit: 64))'" }
             newDeviceParameters.period = number
         default:
-            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)"
+            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)"
+        }
+        return nil
+    }
+}
+
+extension Config {
+    /// Why `template` cannot be a `label`, or nil.
+    static func labelProblem(_ template: String) -> String? {
+        let bytes = Array(template.utf8)
+        guard !bytes.isEmpty, bytes.count <= labelMaxBytes else {
+            return "label must be a name template of 1 to \(labelMaxBytes) bytes, such as %u@%h"
+        }
+        guard !bytes.contains(UInt8(ascii: ":")) else {
+            return "label must not contain ':' (apps split issuer and account at ':'), not '\(displayText(template, limit: 64))'"
+        }
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%") {
+                let next = index + 1 < bytes.count ? bytes[index + 1] : 0
+                guard next == UInt8(ascii: "u") || next == UInt8(ascii: "h") || next == UInt8(ascii: "%") else {
+                    return "label: '%' must be followed by u (the user), h (the host) or % (a percent sign), in '\(displayText(template, limit: 64))'"
+                }
+                index += 1
+            }
+            index += 1
         }
         return nil
     }
