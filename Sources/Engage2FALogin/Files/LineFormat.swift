@@ -28,41 +28,46 @@ extension Span where Element == UInt8 {
     /// `range` without leading and trailing spaces, tabs and carriage returns.
     @inline(__always)
     func trimmingBlanks(_ range: Range<Int>) -> Range<Int> {
-        var first = range.lowerBound
-        var last = range.upperBound
-        while first < last && isBlank(self[first]) { first += 1 }
-        while last > first && isBlank(self[last - 1]) { last -= 1 }
-        return first..<last
+        let part = extracting(range)
+        var first = 0
+        var last = part.count
+        while first < last && isBlank(part[first]) { first += 1 }
+        while last > first && isBlank(part[last - 1]) { last -= 1 }
+        return range.lowerBound + first..<range.lowerBound + last
     }
 
     /// The position of the first `byte` in `range`.
     @inline(__always)
     func firstIndex(of byte: UInt8, in range: Range<Int>) -> Int? {
-        var index = range.lowerBound
-        while index < range.upperBound {
-            if self[index] == byte { return index }
-            index += 1
-        }
+        firstIndex(in: range) { $0 == byte }
+    }
+
+    /// The position of the first byte in `range` that satisfies `predicate`.
+    @inline(__always)
+    func firstIndex(in range: Range<Int>, where predicate: (UInt8) -> Bool) -> Int? {
+        let part = extracting(range)
+        for index in part.indices where predicate(part[index]) { return range.lowerBound + index }
         return nil
     }
 
     /// Whether every byte in `range` satisfies `predicate`.
     @inline(__always)
     func allSatisfy(in range: Range<Int>, _ predicate: (UInt8) -> Bool) -> Bool {
-        for index in range where !predicate(self[index]) { return false }
-        return true
+        firstIndex(in: range) { !predicate($0) } == nil
     }
 
     /// The pieces of `range` between single `separator` bytes; with `keepEmpty`, two separators in a row give an empty piece.
     func pieces(of range: Range<Int>, separatedBy separator: UInt8, keepEmpty: Bool) -> [Range<Int>] {
         var out: [Range<Int>] = []
         out.reserveCapacity(8)
-        var start = range.lowerBound
-        for index in range where self[index] == separator {
-            if keepEmpty || index > start { out.append(start..<index) }
+        let part = extracting(range)
+        let base = range.lowerBound
+        var start = 0
+        for index in part.indices where part[index] == separator {
+            if keepEmpty || index > start { out.append(base + start..<base + index) }
             start = index + 1
         }
-        if keepEmpty || start < range.upperBound { out.append(start..<range.upperBound) }
+        if keepEmpty || start < part.count { out.append(base + start..<range.upperBound) }
         return out
     }
 
@@ -71,13 +76,8 @@ extension Span where Element == UInt8 {
     @inline(__always)
     func spells(_ range: Range<Int>, _ literal: StaticString) -> Bool {
         guard range.count == literal.utf8CodeUnitCount else { return false }
-        var index = range.lowerBound
-        var offset = 0
-        while index < range.upperBound {
-            guard self[index] == literal.utf8Start[offset] else { return false }
-            index += 1
-            offset += 1
-        }
+        let part = extracting(range)
+        for offset in part.indices where part[offset] != literal.utf8Start[offset] { return false }
         return true
     }
 
@@ -154,14 +154,15 @@ extension Span where Element == UInt8 {
 
     /// A decimal integer with an optional sign, as `Int64(_:)` reads one; nil if malformed or out of range.
     func integer(_ range: Range<Int>) -> Int64? {
-        var index = range.lowerBound
-        guard index < range.upperBound else { return nil }
-        let negative = self[index] == UInt8(ascii: "-")
-        if negative || self[index] == UInt8(ascii: "+") { index += 1 }
-        guard index < range.upperBound else { return nil }
+        let part = extracting(range)
+        var index = 0
+        guard index < part.count else { return nil }
+        let negative = part[index] == UInt8(ascii: "-")
+        if negative || part[index] == UInt8(ascii: "+") { index += 1 }
+        guard index < part.count else { return nil }
         var value: Int64 = 0
-        while index < range.upperBound {
-            let byte = self[index]
+        while index < part.count {
+            let byte = part[index]
             guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
             let digit = Int64(byte - UInt8(ascii: "0"))
             let (shifted, overflow) = value.multipliedReportingOverflow(by: 10)

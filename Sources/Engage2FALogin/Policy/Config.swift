@@ -170,7 +170,7 @@ extension Config {
             lineNumber += 1
             let line = stripComment(bytes, rawLine)
             if line.isEmpty { continue }
-            if let bad = line.first(where: { bytes[$0] < 0x20 && bytes[$0] != 0x09 || bytes[$0] == 0x7F }).map({ bytes[$0] }) {
+            if let bad = bytes.firstIndex(in: line, where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }).map({ bytes[$0] }) {
                 report(lineNumber, "control character U+\(String(bad, radix: 16, uppercase: true)) in line")
                 continue
             }
@@ -324,8 +324,10 @@ extension Config {
 func stripComment(_ bytes: Span<UInt8>, _ line: Range<Int>) -> Range<Int> {
     var previousIsSpace = true
     var end = line.upperBound
-    for index in line {
-        let byte = bytes[index]
+    let part = bytes.extracting(line)
+    for offset in part.indices {
+        let byte = part[offset]
+        let index = line.lowerBound + offset
         if byte == UInt8(ascii: "#") && previousIsSpace {
             end = index
             break
