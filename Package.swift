@@ -34,6 +34,7 @@ let package = Package(
         // One program behind both commands' names (scripts/build-release links them): the Swift runtime
         // and Foundation it carries are most of its size, and are then installed once.
         .executable(name: "engage2fa", targets: ["Engage2FACommands"]),
+        .executable(name: "engage2fad", targets: ["Engage2FADaemon"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -43,6 +44,8 @@ let package = Package(
         .systemLibrary(name: "CPAM", pkgConfig: "pam", providers: [.apt(["libpam0g-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
+        // OpenLDAP's client library, for engage2fad only: the PAM module never links it.
+        .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Syscalls the Glibc overlay does not import (setfsuid, getrandom) and PAM's variadic calls.
@@ -117,7 +120,7 @@ let package = Package(
         .target(
             name: "Engage2FAAdmin",
             dependencies: [
-                "Engage2FALogin", "Engage2FAManagement", "Engage2FACommandSupport", "CEngageSys",
+                "Engage2FALogin", "Engage2FAManagement", "Engage2FACommandSupport", "Engage2FADirectory", "CEngageSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -136,6 +139,15 @@ let package = Package(
                     "-Xlinker", "--icf=all",
                 ])
             ]
+        ),
+
+        // The fleet's LDAP directory through libldap, for engage2fad and engage2fa-admin (never the module).
+        .target(name: "Engage2FADirectory", dependencies: ["Engage2FALogin", "CLDAP"]),
+
+        // engage2fad: fleet mode's root host service, the one holder of the host's directory credentials.
+        .executableTarget(
+            name: "Engage2FADaemon",
+            dependencies: ["Engage2FALogin", "Engage2FAManagement", "Engage2FADirectory", "CEngageSys"]
         ),
 
         .testTarget(

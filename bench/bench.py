@@ -126,6 +126,62 @@ def fresh_process(setup, runs, wrong):
     return {module: statistics.median(values) for module, values in times.items()}
 
 
+class Fleet:
+    """store = ldap beside the local setup: a throwaway slapd on loopback (the tests' fixture), this host's
+    engage2fad, and a PAM service whose policy file names the directory."""
+
+    def __init__(self, setup, sync=True):
+        from slapd import ENGAGE as LDAP_BASE, Slapd, host_dn  # noqa: E402
+        self.setup = setup
+        self.server = Slapd(sync=sync).start()
+        self.server.populate(hosts=[("bench-host", "bench-host-secret")])
+        self.server.set_policy(e2faStartDate="2020-01-01")
+        password = os.path.join(setup.work, "bind-password")
+        with open(password, "w") as handle:
+            handle.write("bench-host-secret\n")
+        os.chmod(password, 0o600)
+        self.config = os.path.join(setup.work, "engage2fa-fleet.conf")
+        with open(self.config, "w") as handle:
+            handle.write(f"state_dir = {setup.state}-fleet\nwindow = 1\nmax_failures = 5\nlockout_seconds = 30\nstore = ldap\n"
+                         f"ldap_uri = {self.server.uri}\nldap_base = {LDAP_BASE}\nldap_bind_dn = {host_dn('bench-host')}\n"
+                         f"ldap_bind_password_file = {password}\nfleet_socket_dir = {setup.work}/run\n")
+        self.service = setup.services["engage2fa"] + "-fleet"
+        with open(f"/etc/pam.d/{self.service}", "w") as handle:
+            handle.write(f"auth required {ENGAGE} config={self.config}\naccount required pam_permit.so\n")
+        self.daemon = subprocess.Popen([os.path.join(BUILT, "engage2fad"), "--config", self.config])
+        while not os.path.exists(os.path.join(setup.work, "run", "enroll.socket")):
+            time.sleep(0.05)
+
+    def fresh(self):
+        """A new device in the directory (untimed): no replay state from the previous run."""
+        secret = os.urandom(20)
+        self.server.add_device(USER, {"id": secrets.token_hex(8), "name": "Phone", "secret": secret, "algorithm": "SHA1", "digits": 6, "period": 30})
+        return secret
+
+    def close(self):
+        self.daemon.terminate()
+        self.daemon.wait()
+        if os.path.exists(f"/etc/pam.d/{self.service}"):
+            os.unlink(f"/etc/pam.d/{self.service}")
+        self.server.close()
+
+
+def fleet_against_local(setup, fleet, runs):
+    """One login with a valid code, local mode and fleet mode interleaved: median wall times."""
+    times = {"local": [], "fleet": []}
+    for _ in range(runs):
+        for mode in ("local", "fleet"):
+            settle(3)
+            secret = setup.fresh("engage2fa") if mode == "local" else fleet.fresh()
+            service = setup.services["engage2fa"] if mode == "local" else fleet.service
+            start = time.perf_counter()
+            result = subprocess.run(["pamtester", service, USER, "authenticate"], input=totp(secret) + "\n", capture_output=True, text=True)
+            times[mode].append(time.perf_counter() - start)
+            if result.returncode != 0:
+                raise SystemExit(f"{mode}: pamtester exited {result.returncode}: {result.stdout}{result.stderr}")
+    return {mode: statistics.median(values) for mode, values in times.items()}
+
+
 def instructions(setup, module, wrong):
     settle(10)
     secret = setup.fresh(module) if module != "permit" else b""
@@ -294,6 +350,16 @@ def main():
         wrong = fresh_process(setup, max(2, runs // 3), wrong=True)
         rows.append(("Fresh process, valid code: median wall time", f"{valid['engage2fa'] * 1000:.2f} ms", f"{valid['google'] * 1000:.2f} ms", ratio(valid['engage2fa'], valid['google']), f"{runs} interleaved runs each"))
         rows.append(("Fresh process, wrong code: median wall time", f"{wrong['engage2fa'] * 1000:.2f} ms", f"{wrong['google'] * 1000:.2f} ms", ratio(wrong['engage2fa'], wrong['google']), f"{max(2, runs // 3)} interleaved runs each"))
+        print("fleet mode (store = ldap, slapd on loopback) against local mode…", flush=True)
+        fleet = Fleet(setup)
+        try:
+            fleet_runs = 3 if quick else 30
+            modes = fleet_against_local(setup, fleet, fleet_runs)
+        finally:
+            fleet.close()
+        rows.append(("Fresh process, valid code, store = ldap (slapd on loopback): median wall time", f"{modes['fleet'] * 1000:.2f} ms",
+                     "", f"{(modes['fleet'] - modes['local']) * 1000:+.2f} ms over local ({modes['local'] * 1000:.2f} ms)",
+                     f"{fleet_runs} interleaved runs each; engage2fad and slapd already running"))
         print("instruction counts (callgrind)…", flush=True)
         baseline = instructions(setup, "permit", False)
         for wrong_code in (False, True):

@@ -15,6 +15,19 @@ func existingAccount(_ name: String) throws -> Account {
     return account
 }
 
+/// Every user of the user database with a login shell.
+func loginShellAccounts() -> [Account] {
+    var accounts: [Account] = []
+    setpwent()
+    defer { endpwent() }
+    while let entry = getpwent() {
+        let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
+        guard isLoginShell(shell), let account = Account(passwd: entry.pointee) else { continue }
+        accounts.append(account)
+    }
+    return accounts
+}
+
 /// Who ran the command, for the audit line: root, and the sudo user behind it if any.
 func actor() -> String {
     let sudoUser = getenv("SUDO_USER").map { String(cString: $0) }

@@ -71,10 +71,36 @@ extension Admin {
             // Apps show the issuer above the account: what the label makes of it on this host.
             let example = config.accountLabel(user: "USER", host: hostName())
             print(displayLine("Authenticator apps show new devices as '\(displayText(config.issuer, limit: 64))' / '\(displayText(example, limit: 160))' (label = \(displayText(config.label, limit: 160)))."))
-            if !parsed.isValid || noPolicyFile {
+            var directoryFailed = false
+            if parsed.isValid && config.fleet.store == .ldap {
+                directoryFailed = !checkDirectory(config, now: now)
+            }
+            if !parsed.isValid || noPolicyFile || directoryFailed {
                 throw ExitCode(1)
             }
         }
+    }
+}
+
+/// Fleet mode: whether the directory answers this host as engage2fad would ask it (its credentials, its
+/// timeout), and what its policy says. False, with the reason printed, when it does not.
+func checkDirectory(_ config: Config, now: Int64) -> Bool {
+    do {
+        let fleet = try FleetAdmin(config: config, options: DirectoryOptions(hostCredentials: config.fleet))
+        let policy = try fleet.policy()
+        print("directory: \(displayText(fleet.directory.uri)) answers as \(displayText(config.fleet.bindDN ?? "SASL EXTERNAL")).")
+        if let start = policy.start {
+            print(start.unixTime > now
+                  ? "directory: 2FA becomes mandatory fleet-wide on \(start) (\(daysLeftText(now: now, until: start.unixTime)))."
+                  : "directory: 2FA is mandatory fleet-wide since \(start).")
+        } else {
+            print("directory: no e2faStartDate on \(displayText(fleet.layout.policyDN)); this host's start_date applies.")
+        }
+        if let at = policy.activatedAt { print("directory: activation recorded \(localDateTimeText(at)) (add-only).") }
+        return true
+    } catch {
+        print(displayLine("directory: error: \(error)", limit: 1000))
+        return false
     }
 }
 

@@ -14,6 +14,7 @@ extension Admin {
         )
 
         @OptionGroup var policy: PolicyOptions
+        @OptionGroup var directory: DirectoryOptions
 
         @Argument(help: "The user.")
         var user: UserName
@@ -32,6 +33,9 @@ extension Admin {
             let config = try policy.load()
             let account = try existingAccount(user.name)
             let deadline = try date.date()
+            if config.fleet.store == .ldap {
+                return try Admin.extendInFleet(FleetAdmin(config: config, options: directory), user: account.name, deadline: deadline)
+            }
             let store = StateStore(directory: config.stateDir)
             let location = DeviceFileLocation(account: account, config: config)
             let shown = displayText(account.name, limit: 64)

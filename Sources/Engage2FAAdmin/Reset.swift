@@ -17,6 +17,7 @@ extension Admin {
         )
 
         @OptionGroup var policy: PolicyOptions
+        @OptionGroup var directory: DirectoryOptions
 
         @Argument(help: "The user.")
         var user: UserName
@@ -38,6 +39,13 @@ extension Admin {
             let account = try existingAccount(user.name)
             let newDeadline = try deadline?.date()
             let shown = displayText(account.name, limit: 64)
+            if config.fleet.store == .ldap {
+                // Every host's logins depend on it: no interactive question, an explicit choice.
+                guard newDeadline != nil || yes else {
+                    throw CommandFailure("in fleet mode reset removes \(shown)'s devices on every host: add --deadline DATE, or --yes; nothing was changed")
+                }
+                return try Admin.resetInFleet(FleetAdmin(config: config, options: directory), user: account.name, deadline: newDeadline)
+            }
             let store = StateStore(directory: config.stateDir)
             let location = DeviceFileLocation(account: account, config: config)
 

@@ -11,6 +11,7 @@ extension Admin {
         )
 
         @OptionGroup var policy: PolicyOptions
+        @OptionGroup var directory: DirectoryOptions
 
         @Flag(name: .long, help: "Print JSON instead of a table.")
         var json = false
@@ -31,8 +32,13 @@ extension Admin {
             let store = StateStore(directory: config.stateDir)
             let activation = activationState(configPath: policy.config, config: config)
             let now = currentUnixTime()
-            let accounts = try selectedAccounts()
-            let rows = accounts.map { UserStatus.of(account: $0, config: config, activation: activation, store: store, now: now) }
+            let rows: [UserStatus]
+            if config.fleet.store == .ldap {
+                try requireRoot("status in fleet mode")
+                rows = try FleetAdmin(config: config, options: directory).statusRows(only: users.map(\.name), configPath: policy.config, now: now)
+            } else {
+                rows = try selectedAccounts().map { UserStatus.of(account: $0, config: config, activation: activation, store: store, now: now) }
+            }
             let ready = rows.filter { $0.readiness == "ready" }.count
             let pending = rows.filter { $0.readiness == "pending" }.count
             let overdue = rows.filter { $0.readiness == "overdue" }.count
@@ -126,15 +132,7 @@ extension Admin {
                 }
             }
             if !users.isEmpty { return try users.map(\.name).map(existingAccount) }
-            var accounts: [Account] = []
-            setpwent()
-            defer { endpwent() }
-            while let entry = getpwent() {
-                let shell = entry.pointee.pw_shell.map { String(cString: $0) } ?? ""
-                guard isLoginShell(shell), let account = Account(passwd: entry.pointee) else { continue }
-                accounts.append(account)
-            }
-            return accounts
+            return loginShellAccounts()
         }
     }
 }

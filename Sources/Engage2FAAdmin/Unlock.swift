@@ -8,6 +8,7 @@ extension Admin {
         static let configuration = CommandConfiguration(abstract: "Clear a user's lockout after too many wrong codes (devices stay).")
 
         @OptionGroup var policy: PolicyOptions
+        @OptionGroup var directory: DirectoryOptions
 
         @Argument(help: "The user.")
         var user: UserName
@@ -20,6 +21,9 @@ extension Admin {
             try requireRoot("unlock")
             let config = try policy.load()
             let account = try existingAccount(user.name)
+            if config.fleet.store == .ldap {
+                return try Admin.unlockInFleet(FleetAdmin(config: config, options: directory), user: account.name)
+            }
             let shown = displayText(account.name, limit: 64)
             do {
                 try adminTransaction(store: StateStore(directory: config.stateDir), account: account, devices: nil) { (state: inout UserState, _) throws(CoreError) in

@@ -37,6 +37,7 @@ extension Enroll {
 
         func run() throws {
             let context = try EnrollContext(options)
+            if context.config.fleet.store == .ldap { return try runInFleet(context) }
             try context.checkWritable()
             let interactive = isTerminal(STDIN_FILENO)
             let tries = interactive ? 3 : 1
@@ -84,7 +85,7 @@ extension Enroll {
             }
         }
 
-        private func chooseName(devices: DeviceFile, tries: Int) throws -> String {
+        func chooseName(devices: DeviceFile, tries: Int) throws -> String {
             if let name {
                 do { return try devices.validatedNewName(name) } catch { throw CommandFailure("\(error)") }
             }
@@ -98,7 +99,7 @@ extension Enroll {
         /// The secret and the URI first, then the QR code, right above the prompt: on an 80×24 terminal
         /// the code and the prompt are the visible screen (the text above scrolls away), and a warning
         /// that the code does not fit is printed under it, where the user is looking.
-        private func show(_ uri: OTPAuthURI, name: String) throws {
+        func show(_ uri: OTPAuthURI, name: String) throws {
             let code = try QRCode(encoding: uri.text)
             let showQR = (qr ?? (isTerminal(STDOUT_FILENO) ? .terminal : .none)) == .terminal
             let parameters = uri.parameters

@@ -55,8 +55,28 @@ public struct UserStatus: Sendable {
             status.state = .unreadable(reason: "\(error)")
             return status
         }
-        let outcome = decidePolicy(now: now, user: account.name, config: .valid(config), activation: activation, enrollment: enrollment,
-                                   stateDeadline: state.deadline)
+        return decided(status, enrollment: enrollment, stateDeadline: state.deadline, lockedUntil: state.lockedUntil,
+                       config: config, activation: activation, now: now)
+    }
+
+    /// The same for a user whose devices and state the fleet's directory holds (store = ldap).
+    public static func decided(
+        user: String, deviceNames: [String], recoveryCodesLeft: Int, deadline: PolicyDate?, lockedUntil: Int64,
+        config: Config, activation: ActivationState, now: Int64
+    ) -> UserStatus {
+        let status = UserStatus(user: user, deviceNames: deviceNames, recoveryCodesLeft: recoveryCodesLeft, deadline: deadline, state: .notActiveYet)
+        let enrollment: EnrollmentState = deviceNames.isEmpty ? .notEnrolled : .enrolled(devices: deviceNames.count, recoveryCodes: recoveryCodesLeft)
+        return decided(status, enrollment: enrollment, stateDeadline: deadline, lockedUntil: lockedUntil, config: config, activation: activation, now: now)
+    }
+
+    /// The state of `status` as decidePolicy finds it, the lockout seen as the module sees it.
+    private static func decided(
+        _ status: UserStatus, enrollment: EnrollmentState, stateDeadline: PolicyDate?, lockedUntil: Int64,
+        config: Config, activation: ActivationState, now: Int64
+    ) -> UserStatus {
+        var status = status
+        let outcome = decidePolicy(now: now, user: status.user, config: .valid(config), activation: activation, enrollment: enrollment,
+                                   stateDeadline: stateDeadline)
         switch outcome.decision {
         case .notApplicable:
             status.state = .notConfigured
@@ -68,7 +88,7 @@ public struct UserStatus: Sendable {
             status.state = .grace(until: deadline, days: daysLeft(now: now, until: deadline.unixTime))
         case .codeRequired:
             status.state = .enforced
-            let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
+            let remaining = UserState.lockoutRemaining(lockedUntil: lockedUntil, now: now, lockoutSeconds: config.lockoutSeconds)
             if remaining > 0 { status.state = .lockedOut(until: now + remaining) }
         }
         return status

@@ -148,7 +148,7 @@ def test_install_use_remove_purge(package, users):
 
 def test_man_pages_render_without_warnings():
     pages = sorted(glob.glob(os.path.join(ROOT, "man", "*.[0-9]")))
-    assert [os.path.basename(p) for p in pages] == ["engage2fa-admin.8", "engage2fa-enroll.1", "engage2fa.conf.5", "pam_engage2fa.8"]
+    assert [os.path.basename(p) for p in pages] == ["engage2fa-admin.8", "engage2fa-enroll.1", "engage2fa.conf.5", "engage2fad.8", "pam_engage2fa.8"]
     for page in pages:
         groff = run("groff", "-ww", "-z", "-t", "-man", page, env={**os.environ, "LC_ALL": "C.UTF-8"})
         assert groff.returncode == 0 and groff.stderr == "", (page, groff.stderr)

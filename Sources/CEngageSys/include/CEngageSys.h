@@ -43,4 +43,5 @@ static inline int e2f_open(const char *path, int flags, mode_t mode) { return op
 static inline int e2f_errno(void) { return errno; }
 /* openat(2), variadic too: the system time zone is resolved one directory at a time. */
 static inline int e2f_openat(int directory, const char *path, int flags) { return openat(directory, path, flags); }
+#include "CEngageSysSocket.h"
 #endif

@@ -41,6 +41,13 @@ public struct RecoveryCodes: Equatable, Sendable {
     public var createdAt: Int64
     public var hashes: [[UInt8]]
 
+    public init(salt: [UInt8], iterations: Int, createdAt: Int64, hashes: [[UInt8]]) {
+        self.salt = salt
+        self.iterations = iterations
+        self.createdAt = createdAt
+        self.hashes = hashes
+    }
+
     /// A new set: the codes to show once (`abcde-fghij`), and what to store.
     public static func generate(now: Int64, iterations: Int = defaultIterations) throws(SystemError) -> (codes: [String], stored: RecoveryCodes) {
         let salt = try secureRandomBytes(16)

@@ -132,7 +132,7 @@ func splitPath(_ path: String) -> (directory: String, name: String) {
     return (directory.isEmpty ? "/" : String(decoding: directory, as: UTF8.self), String(decoding: bytes[bytes.index(after: slash)...], as: UTF8.self))
 }
 
-func hexString(_ bytes: some Collection<UInt8>) -> String {
+public func hexString(_ bytes: some Collection<UInt8>) -> String {
     let digits: StaticString = "0123456789abcdef"
     let out = [UInt8](unsafeUninitializedCapacity: bytes.count * 2) { buffer, count in
         for byte in bytes {
@@ -144,7 +144,7 @@ func hexString(_ bytes: some Collection<UInt8>) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-func parseHex<Bytes: Collection>(_ text: Bytes) -> [UInt8]? where Bytes.Element == UInt8 {
+public func parseHex<Bytes: Collection>(_ text: Bytes) -> [UInt8]? where Bytes.Element == UInt8 {
     let bytes = Array(text)
     guard bytes.count % 2 == 0 else { return nil }
     var out: [UInt8] = []

@@ -58,7 +58,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     public func run() -> LoginResult {
         let startedAt = now()
         let shownUser = displayText(user, limit: 64)
-        let configState = Config.load(path: configPath)
+        var configState = Config.load(path: configPath)
         var storeConfig = Config()
         switch configState {
         case .valid(let config), .invalid(let config, _): storeConfig = config
@@ -90,13 +90,31 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             storeConfig.stateDir = recorded
         }
         let store = StateStore(directory: storeConfig.stateDir)
+        // Fleet mode: devices, replay and lockout state, the start date and deadlines are the directory's,
+        // asked of this host's engage2fad (the module never loads libldap).
+        let fleet = storeConfig.fleet.store == .ldap && privileged ? FleetSession(settings: storeConfig.fleet, stateDirectory: storeConfig.stateDir) : nil
 
         let account = isSafeUserName(user) ? Account.lookup(user) : nil
         var enrollment: EnrollmentState
         var state = UserState()
         var snapshotFile: DeviceFile? = nil
         let location = account.map { DeviceFileLocation(account: $0, config: storeConfig) }
-        if let account, let location {
+        if let account, let fleet {
+            let snapshot = fleet.snapshot(account: account, now: startedAt, log: log)
+            enrollment = snapshot.enrollment
+            state.deadline = snapshot.deadline
+            state.lockedUntil = snapshot.lockedUntil
+            configState = configState.takingPolicy(of: snapshot)
+            if let centralStart = snapshot.activatedAt, case .never = activation {
+                // Another host saw the start date pass: 2FA is active here too, and stays so.
+                var record = ActivationRecord(activatedAt: centralStart, recordedAt: startedAt, configPath: configPath, stateDirectory: storeConfig.stateDir)
+                do { try activationStore.record(record) } catch {
+                    log.log(.error, "could not record activation in \(activationStore.recordPath) (enforcing anyway): \(error)")
+                }
+                record.recordedAt = startedAt
+                activation = .active(record)
+            }
+        } else if let account, let location {
             do throws(CoreError) {
                 let file = try location.load()
                 snapshotFile = file
@@ -145,6 +163,10 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             return .denied
         }
 
+        if let fleet, let unreachable = fleet.unreachable, outcome.decision.deniesWithoutACode || outcome.decision == .codeRequired {
+            return denyUnreachable(fleet, reason: unreachable)
+        }
+
         switch outcome.decision {
         case .notApplicable:
             if debug { log.log(.debug, "user \(shownUser): 2FA not configured; ignored") }
@@ -166,10 +188,13 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             conversation.showError(wrongCodeMessage)
             return .denied
         }
+        if let fleet {
+            return checkCodeCentrally(account: account, lockedUntil: state.lockedUntil, config: outcome.config, fleet: fleet)
+        }
         return checkCode(account: account, location: location, state: state, file: snapshotFile, config: outcome.config, store: store)
     }
 
-    private var wrongCodeMessage: String { "Wrong verification code." }
+    var wrongCodeMessage: String { "Wrong verification code." }
 
     private func checkCode(
         account: Account, location: DeviceFileLocation, state snapshot: UserState, file snapshotFile: DeviceFile?, config: Config, store: StateStore
@@ -245,6 +270,12 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             return .denied
         }
 
+        return finish(verdict, config: config)
+    }
+
+    /// What the person is told and the admin's log says about a checked code, whichever store checked it.
+    func finish(_ verdict: LoginVerdict, config: Config) -> LoginResult {
+        let shownUser = displayText(user, limit: 64)
         switch verdict {
         case .accepted(let name):
             log.log(.info, "user \(shownUser): code accepted from device '\(displayText(name, limit: 64))'")
@@ -287,7 +318,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         }
     }
 
-    private func lockoutMessage(_ seconds: Int64) -> String {
+    func lockoutMessage(_ seconds: Int64) -> String {
         let minutes = (seconds + 59) / 60
         return "Too many wrong verification codes. Try again in \(minutes) minute\(minutes == 1 ? "" : "s")."
     }
@@ -304,7 +335,7 @@ private func activationIsUnreadable(_ state: ActivationState) -> Bool {
 }
 
 /// What checking one typed code came to, under the user's lock.
-private enum LoginVerdict {
+enum LoginVerdict {
     case accepted(deviceName: String)
     case recovery(codesLeft: Int)
     case replayed, wrong, lockedNow

@@ -32,6 +32,8 @@ public struct Config: Equatable, Sendable {
     public var unprivileged = UnprivilegedCallers.allowSelf
     /// Personal deadlines of users who have not linked a device, from `[deadlines]`.
     public var deadlines: [String: PolicyDate] = [:]
+    /// `store` and the directory's keys (fleet mode).
+    public var fleet = FleetSettings()
 
     public init() {}
 
@@ -229,6 +231,9 @@ extension Config {
                 report(lineNumber, problem)
             }
         }
+        if let missing = config.fleet.incompleteness {
+            report(firstLineOfKey.first(where: { $0.key == "store" })?.line ?? 0, missing)
+        }
         for caveat in config.appCaveats {
             if let line = firstLineOfKey.first(where: { $0.key == caveat.key })?.line { report(line, caveat.message, .warning) }
         }
@@ -287,8 +292,10 @@ extension Config {
         case "period":
             guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(displayText(value, limit: 64))'" }
             newDeviceParameters.period = number
+        case _ where FleetSettings.keys.contains(key):
+            return fleet.apply(key: key, value: value)
         default:
-            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged)"
+            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)"
         }
         return nil
     }

@@ -49,6 +49,11 @@ public struct UserState: Equatable, Sendable {
     /// Seconds of lockout left. A clock that went backwards never stretches a lockout beyond
     /// `lockoutSeconds` from now.
     public func lockoutRemaining(now: Int64, lockoutSeconds: Int) -> Int64 {
+        Self.lockoutRemaining(lockedUntil: lockedUntil, now: now, lockoutSeconds: lockoutSeconds)
+    }
+
+    /// The same for a lockout kept elsewhere (the fleet's directory).
+    public static func lockoutRemaining(lockedUntil: Int64, now: Int64, lockoutSeconds: Int) -> Int64 {
         guard lockedUntil > now else { return 0 }
         return min(lockedUntil - now, Int64(lockoutSeconds))
     }

@@ -1,0 +1,130 @@
+import CEngageSys
+
+// The login's fleet path (store = ldap): the user's snapshot and the code check come from this host's
+// engage2fad, which holds the directory connection; the rest of the login (policy, activation, prompts,
+// messages) is the same as in local mode.
+
+/// One login's conversation with engage2fad, and what is known when the directory cannot be reached.
+final class FleetSession {
+    let settings: FleetSettings
+    let stateDirectory: String
+    private var connection: FleetConnection? = nil
+    /// Why the directory could not be asked, once that happened: every required user is then denied.
+    private(set) var unreachable: String? = nil
+
+    init(settings: FleetSettings, stateDirectory: String) {
+        self.settings = settings
+        self.stateDirectory = stateDirectory
+    }
+
+    private var budgetMilliseconds: Int64 { Int64(settings.timeoutSeconds) * 1000 }
+
+    /// The directory's view of the user; when it cannot be had in time, the last one engage2fad cached
+    /// (root-only, in state_dir), else the fleet policy it cached, else nothing but "has a device".
+    func snapshot(account: Account, now: Int64, log: some LoginLog) -> FleetSnapshot {
+        switch ask(.snapshot(user: account.name)) {
+        case .snapshot(let snapshot): return snapshot
+        case .unreachable(let reason), .failed(let reason): unreachable = reason
+        default: unreachable = "unexpected answer from engage2fad"
+        }
+        connection = nil
+        for path in [FleetCache.userPath(stateDirectory: stateDirectory, uid: account.uid), FleetCache.policyPath(stateDirectory: stateDirectory)] {
+            if var cached = FleetCache.read(path: path) {
+                // The policy alone does not say whether this user has a device: assume so (fail closed).
+                if path == FleetCache.policyPath(stateDirectory: stateDirectory) { cached.devices = 1 }
+                return cached
+            }
+        }
+        var unknown = FleetSnapshot()
+        unknown.devices = 1
+        return unknown
+    }
+
+    func check(user: String, typed: [UInt8]) -> FleetAnswer {
+        guard unreachable == nil else { return .unreachable(unreachable!) }
+        // An answer longer than any code is checked as the empty answer: a wrong code, counted, as in local
+        // mode (sent whole, engage2fad would refuse the line and the login would log a false outage).
+        return ask(.check(user: user, typed: typed.count <= FleetRequest.maxTypedBytes ? typed : []))
+    }
+
+    private func ask(_ request: FleetRequest) -> FleetAnswer {
+        do throws(FleetConnectionError) {
+            if connection == nil {
+                connection = try FleetConnection(path: settings.loginSocketPath, budgetMilliseconds: budgetMilliseconds)
+            }
+            return try connection!.ask(request)
+        } catch {
+            connection = nil
+            return .unreachable(error.description)
+        }
+    }
+}
+
+/// engage2fad's cache of what the directory said, so that a login without the directory still knows who
+/// is required: root-only files in state_dir/fleet, one snapshot line each.
+public enum FleetCache {
+    public static func directory(stateDirectory: String) -> String { stateDirectory + "/fleet" }
+    public static func userPath(stateDirectory: String, uid: uid_t) -> String { directory(stateDirectory: stateDirectory) + "/\(uid).snapshot" }
+    public static func policyPath(stateDirectory: String) -> String { directory(stateDirectory: stateDirectory) + "/policy.snapshot" }
+
+    public static func read(path: String) -> FleetSnapshot? {
+        guard let bytes = try? readTrustedFile(path, owners: [0], maxSize: 4096),
+              case .snapshot(let snapshot)? = FleetAnswer(line: Array(bytes.prefix { $0 != 0x0A })) else { return nil }
+        return snapshot
+    }
+}
+
+extension ConfigState {
+    /// The local policy with the directory's start date, which wins when the directory has one.
+    func takingPolicy(of snapshot: FleetSnapshot) -> ConfigState {
+        guard let start = snapshot.startDate else { return self }
+        switch self {
+        case .valid(var config): config.startDate = start; return .valid(config)
+        case .invalid(var config, let errors): config.startDate = start; return .invalid(config, errors: errors)
+        case .unreadable: return self
+        }
+    }
+}
+
+extension Login {
+    /// The code checked by engage2fad against the directory: the replay check, the failure count and the
+    /// recovery code's consumption are compare-and-swap operations at the provider, so a code accepted on
+    /// one host is refused on every other.
+    func checkCodeCentrally(account: Account, lockedUntil: Int64, config: Config, fleet: FleetSession) -> LoginResult {
+        let shownUser = displayText(user, limit: 64)
+        let now = now()
+        let remaining = UserState.lockoutRemaining(lockedUntil: lockedUntil, now: now, lockoutSeconds: config.lockoutSeconds)
+        if remaining > 0 {
+            conversation.showError(lockoutMessage(remaining))
+            log.log(.notice, "user \(shownUser): locked out for \(remaining) more seconds; no code asked")
+            return .lockedOut
+        }
+        guard let typed = conversation.askHidden(loginPrompt) else {
+            log.log(.notice, "user \(shownUser): no code entered (conversation ended)")
+            return .denied
+        }
+        let verdict: LoginVerdict
+        switch fleet.check(user: account.name, typed: typed) {
+        case .accepted(let name): verdict = .accepted(deviceName: name)
+        case .recovery(let left): verdict = .recovery(codesLeft: left)
+        case .replayed: verdict = .replayed
+        case .wrong: verdict = .wrong
+        case .lockedNow: verdict = .lockedNow
+        case .locked(let remaining): verdict = .lockedBefore(remaining: remaining)
+        case .unreachable(let reason), .failed(let reason):
+            return denyUnreachable(fleet, reason: reason)
+        default:
+            log.log(.error, "user \(shownUser): denied: unexpected answer from engage2fad")
+            conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
+            return .denied
+        }
+        return finish(verdict, config: config)
+    }
+
+    /// A required user while no directory answers: never fail open.
+    func denyUnreachable(_ fleet: FleetSession, reason: String) -> LoginResult {
+        log.log(.error, "user \(displayText(user, limit: 64)): denied: the directory cannot be reached (\(reason)); URIs: \(fleet.settings.uris.joined(separator: " "))")
+        conversation.showError("Two-factor authentication cannot be checked: the directory cannot be reached. Try again later or ask an administrator.")
+        return .denied
+    }
+}

@@ -1,0 +1,199 @@
+import CEngageSys
+
+// The lines the module and engage2fa-enroll exchange with engage2fad over its Unix sockets. One request
+// line, one answer line; every string field is hex (no byte of a user or device name can split a field
+// or a line), every number decimal and range-checked when read.
+
+/// What the directory says about one user, as the policy needs it.
+public struct FleetSnapshot: Equatable, Sendable {
+    public var startDate: PolicyDate? = nil
+    /// When the fleet first saw 2FA become mandatory (the central, add-only activation).
+    public var activatedAt: Int64? = nil
+    public var deadline: PolicyDate? = nil
+    public var devices = 0
+    public var recoveryCodes = 0
+    public var lockedUntil: Int64 = 0
+
+    public init() {}
+
+    public var enrollment: EnrollmentState {
+        devices > 0 ? .enrolled(devices: devices, recoveryCodes: recoveryCodes) : .notEnrolled
+    }
+}
+
+/// engage2fad's answer to one request.
+public enum FleetAnswer: Equatable, Sendable {
+    case snapshot(FleetSnapshot)
+    case accepted(deviceName: String)
+    case recovery(codesLeft: Int)
+    case replayed, wrong, lockedNow
+    case locked(remaining: Int64)
+    /// No directory answered in time: the URIs tried and why.
+    case unreachable(String)
+    /// Anything else that went wrong, for the system log.
+    case failed(String)
+    /// Enrollment: the new device's secret and parameters (to show the user once), the fleet's name for
+    /// the app's label, and how many devices the user has (then a code from one of them is needed too).
+    case enrollment(secret: [UInt8], parameters: OTPParameters, issuer: String, existingDevices: Int)
+    case done(String)
+}
+
+public enum FleetRequest: Equatable, Sendable {
+    /// The longest typed answer sent to engage2fad: more than any code or recovery code.
+    public static let maxTypedBytes = 256
+
+    case snapshot(user: String)
+    case check(user: String, typed: [UInt8])
+    /// engage2fa-enroll: a new device named so, confirmed by `code`; `existingCode` from a device already linked.
+    case enrollBegin(name: String)
+    case enrollConfirm(code: [UInt8], existingCode: [UInt8])
+}
+
+extension FleetRequest {
+    public var line: [UInt8] {
+        var out = ByteWriter(capacity: 96)
+        switch self {
+        case .snapshot(let user): out.write("snapshot "); out.write(string: hexString(Array(user.utf8)))
+        case .check(let user, let typed):
+            out.write("check "); out.write(string: hexString(Array(user.utf8))); out.write(" "); out.write(string: hexString(typed))
+        case .enrollBegin(let name): out.write("enroll-begin "); out.write(string: hexString(Array(name.utf8)))
+        case .enrollConfirm(let code, let existing):
+            out.write("enroll-confirm "); out.write(string: hexString(code)); out.write(" "); out.write(string: hexString(existing))
+        }
+        out.write("\n")
+        return out.bytes
+    }
+
+    public init?(line: [UInt8]) {
+        let fields = line[...].pieces(separatedBy: UInt8(ascii: " "), keepEmpty: true)
+        guard let verb = fields.first else { return nil }
+        func text(_ index: Int) -> String? {
+            guard index < fields.count, let bytes = parseHex(fields[index]), isValidUTF8(bytes) else { return nil }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        func bytes(_ index: Int) -> [UInt8]? { index < fields.count ? parseHex(fields[index]) : nil }
+        switch String(decoding: verb, as: UTF8.self) {
+        case "snapshot" where fields.count == 2:
+            guard let user = text(1) else { return nil }
+            self = .snapshot(user: user)
+        case "check" where fields.count == 3:
+            guard let user = text(1), let typed = bytes(2), typed.count <= FleetRequest.maxTypedBytes else { return nil }
+            self = .check(user: user, typed: typed)
+        case "enroll-begin" where fields.count == 2:
+            guard let name = text(1) else { return nil }
+            self = .enrollBegin(name: name)
+        case "enroll-confirm" where fields.count == 3:
+            guard let code = bytes(1), let existing = bytes(2), code.count <= 64, existing.count <= 256 else { return nil }
+            self = .enrollConfirm(code: code, existingCode: existing)
+        default:
+            return nil
+        }
+    }
+}
+
+extension FleetAnswer {
+    public var line: [UInt8] {
+        var out = ByteWriter(capacity: 128)
+        func hexField(_ text: String) { out.write(" "); out.write(string: hexString(Array(text.utf8))) }
+        switch self {
+        case .snapshot(let snapshot):
+            out.write("snapshot start=")
+            out.write(string: snapshot.startDate.map { hexString(Array($0.text.utf8)) } ?? "-")
+            out.write(" activated=")
+            if let activated = snapshot.activatedAt { out.write(activated) } else { out.write("-") }
+            out.write(" deadline=")
+            out.write(string: snapshot.deadline.map { hexString(Array($0.text.utf8)) } ?? "-")
+            out.write(" devices="); out.write(snapshot.devices)
+            out.write(" recovery="); out.write(snapshot.recoveryCodes)
+            out.write(" locked="); out.write(snapshot.lockedUntil)
+        case .accepted(let name): out.write("accepted"); hexField(name)
+        case .recovery(let left): out.write("recovery "); out.write(left)
+        case .replayed: out.write("replayed")
+        case .wrong: out.write("wrong")
+        case .lockedNow: out.write("locked-now")
+        case .locked(let remaining): out.write("locked "); out.write(remaining)
+        case .unreachable(let reason): out.write("unreachable"); hexField(reason)
+        case .failed(let reason): out.write("failed"); hexField(reason)
+        case .enrollment(let secret, let parameters, let issuer, let existing):
+            out.write("enrollment "); out.write(string: hexString(secret)); out.write(" "); out.write(string: parameters.algorithm.rawValue)
+            out.write(" "); out.write(parameters.digits); out.write(" "); out.write(parameters.period); hexField(issuer)
+            out.write(" "); out.write(existing)
+        case .done(let message): out.write("done"); hexField(message)
+        }
+        out.write("\n")
+        return out.bytes
+    }
+
+    public init?(line: [UInt8]) {
+        let fields = line[...].pieces(separatedBy: UInt8(ascii: " "), keepEmpty: true)
+        guard let verb = fields.first else { return nil }
+        func text(_ field: ArraySlice<UInt8>) -> String? {
+            guard let bytes = parseHex(field), isValidUTF8(bytes) else { return nil }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        func number(_ index: Int, _ range: ClosedRange<Int64>) -> Int64? {
+            guard index < fields.count, let value = parseInteger(fields[index]), range.contains(value) else { return nil }
+            return value
+        }
+        switch String(decoding: verb, as: UTF8.self) {
+        case "snapshot" where fields.count == 7:
+            var snapshot = FleetSnapshot()
+            for field in fields.dropFirst() {
+                guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+                let key = String(decoding: field[..<equals], as: UTF8.self)
+                let value = field[(equals + 1)...]
+                let absent = value.elementsEqual("-".utf8)
+                switch key {
+                case "start", "deadline":
+                    guard !absent else { continue }
+                    guard let text = text(value), let date = try? PolicyDate(parsing: text) else { return nil }
+                    if key == "start" { snapshot.startDate = date } else { snapshot.deadline = date }
+                case "activated":
+                    guard !absent else { continue }
+                    guard let time = parseInteger(value), time >= 0 else { return nil }
+                    snapshot.activatedAt = time
+                case "devices", "recovery":
+                    guard let count = parseInteger(value), (0...10_000).contains(count) else { return nil }
+                    if key == "devices" { snapshot.devices = Int(count) } else { snapshot.recoveryCodes = Int(count) }
+                case "locked":
+                    guard let time = parseInteger(value), time >= 0 else { return nil }
+                    snapshot.lockedUntil = time
+                default:
+                    return nil
+                }
+            }
+            self = .snapshot(snapshot)
+        case "accepted" where fields.count == 2:
+            guard let name = text(fields[1]) else { return nil }
+            self = .accepted(deviceName: name)
+        case "recovery" where fields.count == 2:
+            guard let left = number(1, 0...10_000) else { return nil }
+            self = .recovery(codesLeft: Int(left))
+        case "replayed" where fields.count == 1: self = .replayed
+        case "wrong" where fields.count == 1: self = .wrong
+        case "locked-now" where fields.count == 1: self = .lockedNow
+        case "locked" where fields.count == 2:
+            guard let remaining = number(1, 0...86_400 * 365) else { return nil }
+            self = .locked(remaining: remaining)
+        case "unreachable" where fields.count == 2:
+            guard let reason = text(fields[1]) else { return nil }
+            self = .unreachable(reason)
+        case "failed" where fields.count == 2:
+            guard let reason = text(fields[1]) else { return nil }
+            self = .failed(reason)
+        case "enrollment" where fields.count == 7:
+            guard let secret = parseHex(fields[1]), (10...64).contains(secret.count),
+                  let algorithm = OTPAlgorithm(rawValue: String(decoding: fields[2], as: UTF8.self)),
+                  let digits = number(3, Int64(OTPParameters.digitRange.lowerBound)...Int64(OTPParameters.digitRange.upperBound)),
+                  let period = number(4, Int64(OTPParameters.periodRange.lowerBound)...Int64(OTPParameters.periodRange.upperBound)),
+                  let issuer = text(fields[5]), let existing = number(6, 0...10_000) else { return nil }
+            self = .enrollment(secret: secret, parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)),
+                               issuer: issuer, existingDevices: Int(existing))
+        case "done" where fields.count == 2:
+            guard let message = text(fields[1]) else { return nil }
+            self = .done(message)
+        default:
+            return nil
+        }
+    }
+}
