@@ -231,3 +231,32 @@ struct ByteWriter {
 
     var text: String { String(decoding: bytes, as: UTF8.self) }
 }
+
+// The same rules for bytes held in an Array (the fleet protocol's lines, a setting's value): these
+// read through the array's Span, so each rule is written once, above.
+
+extension ArraySlice where Element == UInt8 {
+    /// The pieces between single `separator` bytes; with `keepEmpty`, two separators in a row give an empty piece.
+    func pieces(separatedBy separator: UInt8, keepEmpty: Bool) -> [ArraySlice<UInt8>] {
+        let ranges = span.pieces(of: 0..<count, separatedBy: separator, keepEmpty: keepEmpty)
+        return ranges.map { self[startIndex + $0.lowerBound..<startIndex + $0.upperBound] }
+    }
+}
+
+/// Whether `bytes` spell `literal` in any mix of ASCII upper and lower case.
+func bytesEqualIgnoringASCIICase(_ bytes: some Collection<UInt8>, _ literal: StaticString) -> Bool {
+    let array = Array(bytes)
+    return array.span.spellsIgnoringASCIICase(0..<array.count, literal)
+}
+
+/// Valid UTF-8 (bytes held in an array).
+func isValidUTF8(_ bytes: some Collection<UInt8>) -> Bool {
+    let array = Array(bytes)
+    return isValidUTF8(array.span)
+}
+
+/// A decimal integer with an optional sign, as `Int64(_:)` reads one; nil if malformed or out of range.
+func parseInteger(_ bytes: some Collection<UInt8>) -> Int64? {
+    let array = Array(bytes)
+    return array.span.integer(0..<array.count)
+}
