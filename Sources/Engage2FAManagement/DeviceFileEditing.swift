@@ -35,7 +35,8 @@ extension RecoveryCodes {
 extension DeviceFile {
     /// The name as it will be stored, or why it cannot be used.
     public func validatedNewName(_ proposed: String) throws(DeviceNameError) -> String {
-        let name = Array(proposed.utf8)[...].trimmingBlanks().text
+        let bytes = Array(proposed.utf8).span
+        let name = bytes.text(bytes.trimmingBlanks(bytes.all))
         if let problem = Self.problem(inName: name) { throw problem }
         if let existing = device(named: name) { throw .duplicate(existing.name) }
         guard devices.count < Self.maxDevices else { throw .tooManyDevices(limit: Self.maxDevices) }

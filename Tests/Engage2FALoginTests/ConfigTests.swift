@@ -133,6 +133,16 @@ final class ConfigTests: XCTestCase {
         XCTAssertNil(parsed.config.startDate)
     }
 
+    func testALineCutOffOrOversizedAtTheEndOfTheFileIsAnError() {
+        func errors(_ text: String) -> [String] { Config.parse(text, file: "c").errors.map { "\($0.file):\($0.line): \($0.message)" } }
+        XCTAssertEqual(errors("window = 1\nmax_failures"), ["c:2: expected 'key = value', found 'max_failures'"])
+        XCTAssertEqual(errors("[deadlines"), ["c:1: malformed section header (expected [deadlines])"])
+        XCTAssertEqual(errors("["), ["c:1: malformed section header (expected [deadlines])"])
+        XCTAssertEqual(errors("window ="), ["c:1: window must be a whole number of steps from 0 to 10, not ''"])
+        XCTAssertEqual(errors("window = 99999999999999999999999"), ["c:1: window must be a whole number of steps from 0 to 10, not '99999999999999999999999'"])
+        XCTAssertEqual(errors("="), ["c:1: missing key before '='"])
+    }
+
     /// Issue 13 C: what a parse error quotes from the file is escaped (it reaches root's terminal and the log).
     func testErrorsQuoteTheFileEscaped() {
         let text = "colour\u{9B}2J = red\nwindow = 1\u{200B}\n[dead\u{202E}lines]\nstate_dir = rel\u{85}\nstart_date = 2026\u{2028}\n"

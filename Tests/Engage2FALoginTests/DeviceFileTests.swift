@@ -126,6 +126,19 @@ final class DeviceFileTests: XCTestCase {
         XCTAssertEqual(error(String(repeating: "\u{1B}", count: 5000)), "f:2: unknown record '\(String(repeating: "\\x1b", count: 16))…'")
     }
 
+    func testAFieldCutOffOrOversizedAtTheEndOfTheFileIsAnError() {
+        func error(_ text: String) -> String {
+            do { _ = try DeviceFile.parse(Array(text.utf8), path: "f"); return "no error" } catch { return "\(error)" }
+        }
+        let header = "engage2fa-devices 1\n"
+        XCTAssertEqual(error("engage2fa-devi"), "f:1: expected 'engage2fa-devices 1' (an unknown version or not a device file)")
+        XCTAssertEqual(error(header + "device id="), "f:2: bad id ''")
+        XCTAssertEqual(error(header + "device "), "f:2: malformed field ''")
+        XCTAssertEqual(error(header + "device id=0123456789abcdef added"), "f:2: malformed field 'added'")
+        XCTAssertEqual(error(header + "device id=0123456789abcdef added=99999999999999999999"), "f:2: bad added '99999999999999999999'")
+        XCTAssertEqual(error(header + "recovery-codes salt=" + String(repeating: "0", count: 100_000)), "f:2: bad salt")
+    }
+
     func testParseErrorsNameTheLine() {
         func error(_ text: String) -> String {
             do { _ = try DeviceFile.parse(Array(text.utf8), path: "/home/a/.engage2fa"); return "no error" } catch { return "\(error)" }

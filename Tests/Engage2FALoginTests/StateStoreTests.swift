@@ -186,6 +186,31 @@ final class StateStoreTests: XCTestCase {
         XCTAssertEqual(state.failures, UserState.maxFailureCount)
     }
 
+    func testAFieldCutOffOrOversizedAtTheEndOfTheStateFileIsAnError() {
+        func error(_ text: String) -> String {
+            do { _ = try UserState.parse(Array(text.utf8), path: "s"); return "no error" } catch { return "\(error)" }
+        }
+        XCTAssertTrue(error("engage2fa-sta").hasSuffix("expected 'engage2fa-state 2'"), error("engage2fa-sta"))
+        XCTAssertTrue(error("engage2fa-state 2\nfailures count=").hasSuffix("malformed field 'count='"), error("engage2fa-state 2\nfailures count="))
+        XCTAssertTrue(error("engage2fa-state 2\nfailures count=1 locked-until=99999999999999999999").hasSuffix("bad number in 'locked-until=99999999999999999999'"))
+        XCTAssertTrue(error("engage2fa-state 2\nrevoked-device id=0123456789abcde").hasPrefix("s:2: unexpected record"))
+        XCTAssertTrue(error("engage2fa-state 2\nrevoked-recovery salt=" + String(repeating: "0", count: 100_000)).hasPrefix("s:2: unexpected record"))
+    }
+
+    func testAnActivationRecordCutOffAtTheEndIsUnreadableNotATrap() throws {
+        let root = try temporaryDirectory(self) + "/engage2fa"
+        let store = ActivationStore(configPath: "/etc/other.conf", root: root, owner: geteuid())
+        try store.record(ActivationRecord(activatedAt: 100, recordedAt: 105))
+        for (text, reason) in [("engage2fa-activation", "not an activation record"), ("engage2fa-activation 1", "not an activation record"),
+                               ("engage2fa-activation 1\nactivated-at=1 recorded-at=", "malformed activation record"),
+                               ("engage2fa-activation 1\nactivated-at=99999999999999999999 recorded-at=1", "malformed activation record"),
+                               ("engage2fa-activation 1\nactivated-at=1 recorded", "malformed activation record")] {
+            try writeFile(store.recordPath, text, mode: 0o644)
+            guard case .unreadable(let why) = store.read() else { XCTFail("\(text) must be unreadable"); continue }
+            XCTAssertTrue(why.contains(reason), "\(text): \(why)")
+        }
+    }
+
     func testNewRecordsRoundTripAndPrune() throws {
         var state = UserState()
         state.deadline = try PolicyDate(parsing: "2027-01-10T09:00:00+01:00")

@@ -185,97 +185,98 @@ public struct DeviceFile: Equatable, Sendable {
     }
 
     public static func parse(_ bytes: [UInt8], path: String) throws(DeviceFileError) -> DeviceFile {
-        try bytes.withUnsafeBufferPointer { (buffer) throws(DeviceFileError) in try parse(buffer: buffer, path: path) }
+        try parse(span: bytes.span, path: path)
     }
 
-    private static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, path: String) throws(DeviceFileError) -> DeviceFile {
+    private static func parse(span bytes: Span<UInt8>, path: String) throws(DeviceFileError) -> DeviceFile {
         var file = DeviceFile()
         var sawHeader = false
         var pendingHashes: [[UInt8]] = []
         var lineNumber = 0
         var fields = Fields()
-        let isASCII = bytes.allSatisfy { $0 < 0x80 }
-        for line in Lines(bytes) {
+        let isASCII = bytes.allSatisfy(in: bytes.all) { $0 < 0x80 }
+        var lines = LineRanges()
+        while let line = lines.next(in: bytes) {
             lineNumber += 1
             func fail(_ message: String) -> DeviceFileError { .format(path: path, line: lineNumber, message: message) }
-            guard isASCII || isValidUTF8(line) else { throw fail("not valid UTF-8") }
-            if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
+            guard isASCII || bytes.isValidUTF8(line) else { throw fail("not valid UTF-8") }
+            if line.isEmpty || bytes[line.lowerBound] == UInt8(ascii: "#") { continue }
             if !sawHeader {
-                guard bytesEqual(line, header) else { throw fail("expected '\(header)' (an unknown version or not a device file)") }
+                guard bytes.spells(line, header) else { throw fail("expected '\(header)' (an unknown version or not a device file)") }
                 sawHeader = true
                 continue
             }
             // The record's name, then `key=value` fields, each after a single space.
-            let recordEnd = line.firstIndex(of: UInt8(ascii: " ")) ?? line.endIndex
-            let record = line[..<recordEnd]
+            let recordEnd = bytes.firstIndex(of: UInt8(ascii: " "), in: line) ?? line.upperBound
+            let record = line.lowerBound..<recordEnd
             fields.removeAll()
             var wordStart = recordEnd + 1
-            while wordStart <= line.endIndex {
-                let wordEnd = line[wordStart...].firstIndex(of: UInt8(ascii: " ")) ?? line.endIndex
-                let word = line[wordStart..<wordEnd]
+            while wordStart <= line.upperBound {
+                let wordEnd = bytes.firstIndex(of: UInt8(ascii: " "), in: wordStart..<line.upperBound) ?? line.upperBound
+                let word = wordStart..<wordEnd
                 wordStart = wordEnd + 1
-                guard let equals = word.firstIndex(of: UInt8(ascii: "=")), equals != word.startIndex else { throw fail("malformed field '\(quoted(word))'") }
-                let key = word[..<equals]
-                guard fields.add(key: key, value: word[(equals + 1)...]) else { throw fail("duplicate field '\(quoted(key))'") }
+                guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word), equals != word.lowerBound else { throw fail("malformed field '\(bytes.quoted(word))'") }
+                let key = word.lowerBound..<equals
+                guard fields.add(key: key, value: equals + 1..<word.upperBound, in: bytes) else { throw fail("duplicate field '\(bytes.quoted(key))'") }
             }
-            func field(_ key: StaticString) throws(DeviceFileError) -> ByteSlice {
-                guard let value = fields.remove(key) else { throw fail("missing field '\(key)'") }
+            func field(_ key: StaticString) throws(DeviceFileError) -> Range<Int> {
+                guard let value = fields.remove(key, in: bytes) else { throw fail("missing field '\(key)'") }
                 return value
             }
             func integer(_ key: StaticString, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
                 let text = try field(key)
-                guard let value = parseInteger(text), range.contains(value) else { throw fail("bad \(key) '\(quoted(text))'") }
+                guard let value = bytes.integer(text), range.contains(value) else { throw fail("bad \(key) '\(bytes.quoted(text))'") }
                 return value
             }
             func hex(_ key: StaticString, count: Int) throws(DeviceFileError) -> [UInt8] {
-                guard let value = parseHex(try field(key)), value.count == count else { throw fail("bad \(key)") }
+                guard let value = bytes.hexBytes(try field(key)), value.count == count else { throw fail("bad \(key)") }
                 return value
             }
-            if bytesEqual(record, "device") {
+            if bytes.spells(record, "device") {
                 let id = try field("id")
-                guard id.count == 16, id.allSatisfy({ hexValue($0) != nil }) else { throw fail("bad id '\(quoted(id))'") }
+                guard id.count == 16, bytes.allSatisfy(in: id, { hexValue($0) != nil }) else { throw fail("bad id '\(bytes.quoted(id))'") }
                 let added = try integer("added", 0...Int64.max)
                 let algorithmText = try field("algorithm")
-                guard let algorithm = OTPAlgorithm.allCases.first(where: { bytesEqual(algorithmText, $0.rawValue.utf8) }) else {
-                    throw fail("bad algorithm '\(quoted(algorithmText))'")
+                guard let algorithm = OTPAlgorithm.allCases.first(where: { bytes.spells(algorithmText, $0.rawValue.utf8) }) else {
+                    throw fail("bad algorithm '\(bytes.quoted(algorithmText))'")
                 }
                 let digits = try integer("digits", 6...8)
                 let period = try integer("period", 15...120)
-                let verifiedStep = fields.contains("verified-step") ? try integer("verified-step", 0...Int64.max) : nil
+                let verifiedStep = fields.contains("verified-step", in: bytes) ? try integer("verified-step", 0...Int64.max) : nil
                 let secretText = try field("secret")
                 let secret: [UInt8]
-                do { secret = try Base32.decode(bytes: secretText) } catch { throw fail("bad secret: \(error)") }
+                do { secret = try Base32.decode(bytes: bytes.extracting(secretText)) } catch { throw fail("bad secret: \(error)") }
                 guard secret.count >= 10 else { throw fail("secret shorter than 80 bits") }
-                guard let name = percentDecode(try field("name")) else { throw fail("bad name (not percent-encoded UTF-8)") }
+                guard let name = bytes.percentDecoded(try field("name")) else { throw fail("bad name (not percent-encoded UTF-8)") }
                 if let problem = problem(inName: name) {
                     throw fail("bad device name '\(displayText(name, limit: 64))': \(problem);"
                         + " edit name= on this line (percent-encoded) to plain printable text")
                 }
                 if !file.devices.isEmpty {
-                    let idText = id.text
+                    let idText = bytes.text(id)
                     guard file.device(named: name) == nil, !file.devices.contains(where: { $0.id == idText }) else {
                         throw fail("duplicate device '\(displayText(name, limit: 64))'")
                     }
                 }
                 guard file.devices.count < maxDevices else { throw fail("more than \(maxDevices) devices") }
                 file.devices.append(Device(
-                    id: id.text, name: name, secret: secret,
+                    id: bytes.text(id), name: name, secret: secret,
                     parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)), addedAt: added,
                     verifiedStep: verifiedStep))
-            } else if bytesEqual(record, "recovery-codes") {
+            } else if bytes.spells(record, "recovery-codes") {
                 guard file.recovery == nil else { throw fail("second recovery-codes line") }
                 let salt = try hex("salt", count: 16)
                 let iterations = try integer("iterations", 1_000...Int64(RecoveryCodes.maxIterations))
                 let created = try integer("created", 0...Int64.max)
                 file.recovery = RecoveryCodes(salt: salt, iterations: Int(iterations), createdAt: created, hashes: [])
-            } else if bytesEqual(record, "recovery") {
+            } else if bytes.spells(record, "recovery") {
                 guard file.recovery != nil else { throw fail("recovery line before recovery-codes") }
                 guard pendingHashes.count < RecoveryCodes.codeCount else { throw fail("more than \(RecoveryCodes.codeCount) recovery codes") }
                 pendingHashes.append(try hex("hash", count: 32))
             } else {
-                throw fail("unknown record '\(quoted(record))'")
+                throw fail("unknown record '\(bytes.quoted(record))'")
             }
-            if let extra = fields.firstKeyInOrder { throw fail("unknown field '\(quoted(extra))'") }
+            if let extra = fields.firstKeyInOrder(in: bytes) { throw fail("unknown field '\(bytes.quoted(extra))'") }
         }
         guard sawHeader else { throw .format(path: path, line: 1, message: "empty file (expected '\(header)')") }
         file.recovery?.hashes = pendingHashes
@@ -304,9 +305,10 @@ public struct DeviceFile: Equatable, Sendable {
     }
 }
 
-/// The `key=value` fields of one record, in file order (a handful: a linear search beats hashing).
+/// The `key=value` fields of one record, in file order (a handful: a linear search beats hashing), as
+/// positions in the bytes being parsed.
 private struct Fields {
-    private var entries: [(key: ByteSlice, value: ByteSlice)]
+    private var entries: [(key: Range<Int>, value: Range<Int>)]
 
     init() {
         entries = []
@@ -317,21 +319,21 @@ private struct Fields {
     mutating func removeAll() { entries.removeAll(keepingCapacity: true) }
 
     /// False if the key is already there.
-    mutating func add(key: ByteSlice, value: ByteSlice) -> Bool {
-        guard !entries.contains(where: { bytesEqual($0.key, key) }) else { return false }
+    mutating func add(key: Range<Int>, value: Range<Int>, in bytes: Span<UInt8>) -> Bool {
+        guard !entries.contains(where: { bytes.spells($0.key, sameAs: key) }) else { return false }
         entries.append((key, value))
         return true
     }
 
-    func contains(_ key: StaticString) -> Bool { entries.contains { bytesEqual($0.key, key) } }
+    func contains(_ key: StaticString, in bytes: Span<UInt8>) -> Bool { entries.contains { bytes.spells($0.key, key) } }
 
-    mutating func remove(_ key: StaticString) -> ByteSlice? {
-        guard let index = entries.firstIndex(where: { bytesEqual($0.key, key) }) else { return nil }
+    mutating func remove(_ key: StaticString, in bytes: Span<UInt8>) -> Range<Int>? {
+        guard let index = entries.firstIndex(where: { bytes.spells($0.key, key) }) else { return nil }
         return entries.remove(at: index).value
     }
 
     /// The alphabetically first key left, so that an error names the same one whatever the order.
-    var firstKeyInOrder: ByteSlice? {
-        entries.map { $0.key }.min { $0.lexicographicallyPrecedes($1) }
+    func firstKeyInOrder(in bytes: Span<UInt8>) -> Range<Int>? {
+        entries.map { $0.key }.min { bytes.precedes($0, $1) }
     }
 }

@@ -2,83 +2,184 @@
 // Every decision in these grammars is about ASCII bytes, so they are made on UTF-8 bytes and a
 // String is made only for a value that is kept or shown. Iterating Characters means grapheme
 // breaking: in the module's Embedded Swift build that cost ~25 k instructions a policy line.
-// The parsers run over an unsafe buffer of the file (valid for the parse only): slices of it cost
-// no reference counting, which slices of an Array do.
-
-/// Part of a file's bytes, while it is being parsed.
-typealias ByteSlice = Slice<UnsafeBufferPointer<UInt8>>
+// A parser holds one bounds-checked `Span` over the file's bytes for the whole parse, and a line or
+// field is a `Range<Int>` of positions in it: a range can be kept in an array (a Span slice cannot
+// escape) and costs no reference counting (an ArraySlice does, ~5,800 instructions a login). Every
+// byte is read through the Span's checked subscript.
 
 /// The lines of a file, split at '\n'. Like `split(separator:omittingEmptySubsequences: false)`: a
 /// final '\n' is followed by one empty line, so line numbers count every '\n'.
-struct Lines: Sequence, IteratorProtocol {
-    private let bytes: UnsafeBufferPointer<UInt8>
+struct LineRanges {
     private var start = 0
     private var finished = false
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
-
-    mutating func next() -> ByteSlice? {
+    @inline(__always)
+    mutating func next(in bytes: Span<UInt8>) -> Range<Int>? {
         guard !finished else { return nil }
         var end = start
         while end < bytes.count && bytes[end] != 0x0A { end += 1 }
-        let line = bytes[start..<end]
+        let line = start..<end
         if end == bytes.count { finished = true } else { start = end + 1 }
         return line
     }
 }
 
-extension Collection where Element == UInt8, SubSequence == Self, Index == Int {
-    /// Without leading and trailing spaces, tabs and carriage returns.
-    package func trimmingBlanks() -> Self {
-        var first = startIndex
-        var last = endIndex
-        while first < last && isBlank(self[first]) { first += 1 }
-        while last > first && isBlank(self[last - 1]) { last -= 1 }
-        return self[first..<last]
+extension Span where Element == UInt8 {
+    /// `range` without leading and trailing spaces, tabs and carriage returns.
+    @inline(__always)
+    package func trimmingBlanks(_ range: Range<Int>) -> Range<Int> {
+        let part = extracting(range)
+        var first = 0
+        var last = part.count
+        while first < last && isBlank(part[first]) { first += 1 }
+        while last > first && isBlank(part[last - 1]) { last -= 1 }
+        return range.lowerBound + first..<range.lowerBound + last
     }
 
-    /// The pieces between single `separator` bytes; with `keepEmpty`, two separators in a row give an empty piece.
-    func pieces(separatedBy separator: UInt8, keepEmpty: Bool) -> [Self] {
-        var out: [Self] = []
+    /// The position of the first `byte` in `range`.
+    @inline(__always)
+    func firstIndex(of byte: UInt8, in range: Range<Int>) -> Int? {
+        firstIndex(in: range) { $0 == byte }
+    }
+
+    /// The position of the first byte in `range` that satisfies `predicate`.
+    @inline(__always)
+    func firstIndex(in range: Range<Int>, where predicate: (UInt8) -> Bool) -> Int? {
+        let part = extracting(range)
+        for index in part.indices where predicate(part[index]) { return range.lowerBound + index }
+        return nil
+    }
+
+    /// Whether every byte in `range` satisfies `predicate`.
+    @inline(__always)
+    func allSatisfy(in range: Range<Int>, _ predicate: (UInt8) -> Bool) -> Bool {
+        firstIndex(in: range) { !predicate($0) } == nil
+    }
+
+    /// The pieces of `range` between single `separator` bytes; with `keepEmpty`, two separators in a row give an empty piece.
+    func pieces(of range: Range<Int>, separatedBy separator: UInt8, keepEmpty: Bool) -> [Range<Int>] {
+        var out: [Range<Int>] = []
         out.reserveCapacity(8)
-        var start = startIndex
-        for index in indices where self[index] == separator {
-            if keepEmpty || index > start { out.append(self[start..<index]) }
+        let part = extracting(range)
+        let base = range.lowerBound
+        var start = 0
+        for index in part.indices where part[index] == separator {
+            if keepEmpty || index > start { out.append(base + start..<base + index) }
             start = index + 1
         }
-        if keepEmpty || start < endIndex { out.append(self[start..<endIndex]) }
+        if keepEmpty || start < part.count { out.append(base + start..<range.upperBound) }
         return out
     }
 
-    package var text: String { String(decoding: self, as: UTF8.self) }
+    /// Whether `range` spells exactly `literal` (an ASCII string literal): lengths first, then a plain
+    /// loop (the generic `elementsEqual` walks two iterators, ten times the instructions for a short word).
+    @inline(__always)
+    func spells(_ range: Range<Int>, _ literal: StaticString) -> Bool {
+        guard range.count == literal.utf8CodeUnitCount else { return false }
+        let part = extracting(range)
+        for offset in part.indices where part[offset] != literal.utf8Start[offset] { return false }
+        return true
+    }
+
+    /// Whether `range` holds the same bytes as `other`.
+    func spells(_ range: Range<Int>, sameAs other: Range<Int>) -> Bool {
+        guard range.count == other.count else { return false }
+        var offset = 0
+        while offset < range.count {
+            guard self[range.lowerBound + offset] == self[other.lowerBound + offset] else { return false }
+            offset += 1
+        }
+        return true
+    }
+
+    /// Whether `range` holds the bytes of `other` (a name out of a table).
+    func spells(_ range: Range<Int>, _ other: some Collection<UInt8>) -> Bool {
+        guard range.count == other.count else { return false }
+        var index = range.lowerBound
+        for byte in other {
+            guard self[index] == byte else { return false }
+            index += 1
+        }
+        return true
+    }
+
+    /// Whether `range` spells `literal` in any mix of ASCII upper and lower case.
+    func spellsIgnoringASCIICase(_ range: Range<Int>, _ literal: StaticString) -> Bool {
+        guard range.count == literal.utf8CodeUnitCount else { return false }
+        var offset = 0
+        while offset < range.count {
+            guard asciiLowercase(self[range.lowerBound + offset]) == asciiLowercase(literal.utf8Start[offset]) else { return false }
+            offset += 1
+        }
+        return true
+    }
+
+    /// Whether `range` comes before `other` in byte order.
+    func precedes(_ range: Range<Int>, _ other: Range<Int>) -> Bool {
+        var offset = 0
+        while offset < range.count && offset < other.count {
+            let left = self[range.lowerBound + offset], right = self[other.lowerBound + offset]
+            if left != right { return left < right }
+            offset += 1
+        }
+        return range.count < other.count
+    }
+
+    /// Hands the bytes of `range` to a stdlib call that takes a Collection (a String initialiser),
+    /// which a Span is not. The range is checked by `extracting(_:)` first; the pointer lives only
+    /// for the call and is read, never written.
+    @inline(__always)
+    func withBuffer<Result>(_ range: Range<Int>, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        extracting(range).withUnsafeBufferPointer(body)
+    }
+
+    /// The bytes of `range` as a String (invalid UTF-8 repaired: the parsers check it where it matters).
+    @inline(__always)
+    package func text(_ range: Range<Int>) -> String { withBuffer(range) { String(decoding: $0, as: UTF8.self) } }
+
+    /// Bytes of a file quoted in a parser's error message: escaped (the message reaches root's terminal
+    /// and the system log) and short.
+    func quoted(_ range: Range<Int>, limit: Int = 64) -> String { withBuffer(range) { displayText(bytes: $0, limit: limit) } }
+
+    /// The percent-encoded text in `range`, decoded; nil if malformed or not UTF-8.
+    func percentDecoded(_ range: Range<Int>) -> String? { withBuffer(range) { percentDecode($0) } }
+
+    /// The hexadecimal bytes in `range`; nil if malformed.
+    func hexBytes(_ range: Range<Int>) -> [UInt8]? { withBuffer(range) { parseHex($0) } }
+
+    /// Whether `range` is valid UTF-8, checked without making a String when every byte is ASCII (the usual case).
+    func isValidUTF8(_ range: Range<Int>) -> Bool {
+        allSatisfy(in: range) { $0 < 0x80 } || withBuffer(range) { String(validating: $0, as: UTF8.self) != nil }
+    }
+
+    /// A decimal integer with an optional sign, as `Int64(_:)` reads one; nil if malformed or out of range.
+    func integer(_ range: Range<Int>) -> Int64? {
+        let part = extracting(range)
+        var index = 0
+        guard index < part.count else { return nil }
+        let negative = part[index] == UInt8(ascii: "-")
+        if negative || part[index] == UInt8(ascii: "+") { index += 1 }
+        guard index < part.count else { return nil }
+        var value: Int64 = 0
+        while index < part.count {
+            let byte = part[index]
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+            let digit = Int64(byte - UInt8(ascii: "0"))
+            let (shifted, overflow) = value.multipliedReportingOverflow(by: 10)
+            let (next, overflow2) = negative ? shifted.subtractingReportingOverflow(digit) : shifted.addingReportingOverflow(digit)
+            guard !overflow && !overflow2 else { return nil }
+            value = next
+            index += 1
+        }
+        return value
+    }
+
+    /// All of the span's positions.
+    package var all: Range<Int> { 0..<count }
 }
 
 @inline(__always)
 private func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D }
-
-/// Whether part of a file being parsed spells exactly `literal` (an ASCII string literal): lengths
-/// first, then a plain loop (the generic `elementsEqual` walks two iterators, ten times the
-/// instructions for a short word).
-func bytesEqual(_ bytes: ByteSlice, _ literal: StaticString) -> Bool {
-    bytesEqual(bytes, UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
-}
-
-func bytesEqual(_ bytes: ByteSlice, _ other: some Collection<UInt8>) -> Bool {
-    guard bytes.count == other.count else { return false }
-    var index = bytes.startIndex
-    for byte in other {
-        guard bytes.base[index] == byte else { return false }
-        index += 1
-    }
-    return true
-}
-
-/// Whether `bytes` spell `literal` in any mix of ASCII upper and lower case.
-func bytesEqualIgnoringASCIICase<Bytes: Collection>(_ bytes: Bytes, _ literal: StaticString) -> Bool where Bytes.Element == UInt8 {
-    bytes.elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)) {
-        asciiLowercase($0) == asciiLowercase($1)
-    }
-}
 
 func bytesStart<Bytes: Collection>(_ bytes: Bytes, with literal: StaticString) -> Bool where Bytes.Element == UInt8 {
     bytes.starts(with: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
@@ -89,28 +190,11 @@ func asciiLowercase(_ byte: UInt8) -> UInt8 {
     byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 0x20 : byte
 }
 
-/// Valid UTF-8, checked without making a String when every byte is ASCII (the usual case).
-func isValidUTF8<Bytes: Collection>(_ bytes: Bytes) -> Bool where Bytes.Element == UInt8 {
-    bytes.allSatisfy { $0 < 0x80 } || String(validating: bytes, as: UTF8.self) != nil
-}
+/// Valid UTF-8 (a whole file).
+func isValidUTF8(_ bytes: Span<UInt8>) -> Bool { bytes.isValidUTF8(bytes.all) }
 
-/// A decimal integer with an optional sign, as `Int64(_:)` reads one; nil if malformed or out of range.
-func parseInteger<Bytes: Collection>(_ bytes: Bytes) -> Int64? where Bytes.Element == UInt8 {
-    var rest = bytes[...]
-    let negative = rest.first == UInt8(ascii: "-")
-    if negative || rest.first == UInt8(ascii: "+") { rest = rest.dropFirst() }
-    guard !rest.isEmpty else { return nil }
-    var value: Int64 = 0
-    for byte in rest {
-        guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
-        let digit = Int64(byte - UInt8(ascii: "0"))
-        let (shifted, overflow) = value.multipliedReportingOverflow(by: 10)
-        let (next, overflow2) = negative ? shifted.subtractingReportingOverflow(digit) : shifted.addingReportingOverflow(digit)
-        guard !overflow && !overflow2 else { return nil }
-        value = next
-    }
-    return value
-}
+/// A decimal integer with an optional sign (a whole string's bytes).
+func parseInteger(_ text: String.UTF8View) -> Int64? { text.span.integer(0..<text.count) }
 
 /// Builds a file's bytes without String interpolation.
 struct ByteWriter {
@@ -146,4 +230,33 @@ struct ByteWriter {
     mutating func write(_ value: Int) { write(Int64(value)) }
 
     var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+// The same rules for bytes held in an Array (the fleet protocol's lines, a setting's value): these
+// read through the array's Span, so each rule is written once, above.
+
+extension ArraySlice where Element == UInt8 {
+    /// The pieces between single `separator` bytes; with `keepEmpty`, two separators in a row give an empty piece.
+    func pieces(separatedBy separator: UInt8, keepEmpty: Bool) -> [ArraySlice<UInt8>] {
+        let ranges = span.pieces(of: 0..<count, separatedBy: separator, keepEmpty: keepEmpty)
+        return ranges.map { self[startIndex + $0.lowerBound..<startIndex + $0.upperBound] }
+    }
+}
+
+/// Whether `bytes` spell `literal` in any mix of ASCII upper and lower case.
+func bytesEqualIgnoringASCIICase(_ bytes: some Collection<UInt8>, _ literal: StaticString) -> Bool {
+    let array = Array(bytes)
+    return array.span.spellsIgnoringASCIICase(0..<array.count, literal)
+}
+
+/// Valid UTF-8 (bytes held in an array).
+func isValidUTF8(_ bytes: some Collection<UInt8>) -> Bool {
+    let array = Array(bytes)
+    return isValidUTF8(array.span)
+}
+
+/// A decimal integer with an optional sign, as `Int64(_:)` reads one; nil if malformed or out of range.
+func parseInteger(_ bytes: some Collection<UInt8>) -> Int64? {
+    let array = Array(bytes)
+    return array.span.integer(0..<array.count)
 }

@@ -31,26 +31,27 @@ public enum Base32 {
     /// Decodes case-insensitively, ignoring spaces and hyphens (as people type grouped secrets)
     /// and `=` padding at the end; anything else is an error that says what and where.
     public static func decode(_ text: some StringProtocol) throws(DecodingError) -> [UInt8] {
-        try Array(text.utf8).withUnsafeBufferPointer { (buffer) throws(DecodingError) in try decode(bytes: buffer[...]) }
+        let bytes = Array(text.utf8)
+        return try decode(bytes: bytes.span)
     }
 
     /// The same for UTF-8 bytes.
-    static func decode(bytes text: ByteSlice) throws(DecodingError) -> [UInt8] {
+    static func decode(bytes text: Span<UInt8>) throws(DecodingError) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(text.count * 5 / 8)
         var buffer: UInt32 = 0
         var bits = 0
         var symbols = 0
         var paddingStart: Int? = nil
-        for index in text.indices {
+        for index in 0..<text.count {
             let byte = text[index]
             // Every byte before this one was ASCII (anything else has thrown), so offsets are positions.
-            let position = index - text.startIndex
+            let position = index
             if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "-") { continue }
             if byte == UInt8(ascii: "=") { paddingStart = paddingStart ?? position; continue }
             if paddingStart != nil { throw .dataAfterPadding(position: position) }
             guard let value = symbolValue(byte) else {
-                let character = String(decoding: text[index...], as: UTF8.self).first ?? "\u{FFFD}"
+                let character = text.text(index..<text.count).first ?? "\u{FFFD}"
                 throw .invalidCharacter(character, position: position)
             }
             buffer = (buffer << 5) | value

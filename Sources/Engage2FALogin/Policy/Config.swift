@@ -157,10 +157,10 @@ extension Config {
 
     /// The same for the file's bytes, which must be valid UTF-8.
     static func parse(bytes: [UInt8], file: String) -> ParsedConfig {
-        bytes.withUnsafeBufferPointer { parse(buffer: $0, file: file) }
+        parse(span: bytes.span, file: file)
     }
 
-    private static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, file: String) -> ParsedConfig {
+    private static func parse(span bytes: Span<UInt8>, file: String) -> ParsedConfig {
         var config = Config()
         var diagnostics: [ConfigDiagnostic] = []
         // Ten keys at most: a list beats a dictionary's hashing.
@@ -174,61 +174,63 @@ extension Config {
         }
 
         var lineNumber = 0
-        for rawLine in Lines(bytes) {
+        var lines = LineRanges()
+        while let rawLine = lines.next(in: bytes) {
             lineNumber += 1
-            let line = stripComment(rawLine)
+            let line = stripComment(bytes, rawLine)
             if line.isEmpty { continue }
-            if let bad = line.first(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) {
+            if let bad = bytes.firstIndex(in: line, where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }).map({ bytes[$0] }) {
                 report(lineNumber, "control character U+\(String(bad, radix: 16, uppercase: true)) in line")
                 continue
             }
-            if line.first == UInt8(ascii: "[") {
-                let section = line.dropFirst().prefix { $0 != UInt8(ascii: "]") }
-                guard line.last == UInt8(ascii: "]"), section.count == line.count - 2 else {
+            if bytes[line.lowerBound] == UInt8(ascii: "[") {
+                let closing = bytes.firstIndex(of: UInt8(ascii: "]"), in: line.lowerBound + 1..<line.upperBound) ?? line.upperBound
+                let section = line.lowerBound + 1..<closing
+                guard closing == line.upperBound - 1 else {
                     report(lineNumber, "malformed section header (expected [deadlines])")
                     continue
                 }
-                if bytesEqualIgnoringASCIICase(section.trimmingBlanks(), "deadlines") {
+                if bytes.spellsIgnoringASCIICase(bytes.trimmingBlanks(section), "deadlines") {
                     inDeadlines = true
                 } else {
-                    report(lineNumber, "unknown section [\(quoted(section))] (the only section is [deadlines])")
+                    report(lineNumber, "unknown section [\(bytes.quoted(section))] (the only section is [deadlines])")
                 }
                 continue
             }
-            guard let equals = line.firstIndex(of: UInt8(ascii: "=")) else {
-                report(lineNumber, "expected 'key = value', found '\(quoted(line))'")
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: line) else {
+                report(lineNumber, "expected 'key = value', found '\(bytes.quoted(line))'")
                 continue
             }
-            let keyBytes = line[..<equals].trimmingBlanks()
-            let value = line[(equals + 1)...].trimmingBlanks().text
+            let keyBytes = bytes.trimmingBlanks(line.lowerBound..<equals)
+            let value = bytes.text(bytes.trimmingBlanks(equals + 1..<line.upperBound))
             if keyBytes.isEmpty {
                 report(lineNumber, "missing key before '='")
                 continue
             }
 
             if inDeadlines {
-                let key = keyBytes.text
+                let key = bytes.text(keyBytes)
                 guard isSafeUserName(key) else {
-                    report(lineNumber, "'\(quoted(keyBytes))' is not a valid user name")
+                    report(lineNumber, "'\(bytes.quoted(keyBytes))' is not a valid user name")
                     continue
                 }
                 if let first = deadlineLines[key] {
-                    report(lineNumber, "duplicate deadline for '\(quoted(keyBytes))' (first given on line \(first))")
+                    report(lineNumber, "duplicate deadline for '\(bytes.quoted(keyBytes))' (first given on line \(first))")
                     continue
                 }
                 do {
                     config.deadlines[key] = try PolicyDate(parsing: value)
                     deadlineLines[key] = lineNumber
                 } catch {
-                    report(lineNumber, displayText("deadline for '\(quoted(keyBytes))': \(error)", limit: 256, escapingBackslashes: false))
+                    report(lineNumber, displayText("deadline for '\(bytes.quoted(keyBytes))': \(error)", limit: 256, escapingBackslashes: false))
                 }
                 continue
             }
 
-            let normalizedKey = keyBytes.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") })
-                ? String(decoding: keyBytes.map(asciiLowercase), as: UTF8.self) : keyBytes.text
+            let normalizedKey = keyBytes.contains(where: { bytes[$0] >= UInt8(ascii: "A") && bytes[$0] <= UInt8(ascii: "Z") })
+                ? String(decoding: keyBytes.map { asciiLowercase(bytes[$0]) }, as: UTF8.self) : bytes.text(keyBytes)
             if let first = firstLineOfKey.first(where: { $0.key == normalizedKey }) {
-                report(lineNumber, "duplicate key '\(quoted(keyBytes))' (first set on line \(first.line))")
+                report(lineNumber, "duplicate key '\(bytes.quoted(keyBytes))' (first set on line \(first.line))")
                 continue
             }
             firstLineOfKey.append((normalizedKey, lineNumber))
@@ -336,29 +338,28 @@ extension Config {
 
 /// The line without its comment and surrounding white space. A '#' starts a comment at the start
 /// of a line or after white space, so `issuer = Team#1` keeps its '#'.
-func stripComment<Line: Collection>(_ line: Line) -> Line where Line.Element == UInt8, Line.SubSequence == Line, Line.Index == Int {
+func stripComment(_ bytes: Span<UInt8>, _ line: Range<Int>) -> Range<Int> {
     var previousIsSpace = true
-    var end = line.endIndex
-    for index in line.indices {
-        let byte = line[index]
+    var end = line.upperBound
+    let part = bytes.extracting(line)
+    for offset in part.indices {
+        let byte = part[offset]
+        let index = line.lowerBound + offset
         if byte == UInt8(ascii: "#") && previousIsSpace {
             end = index
             break
         }
         previousIsSpace = byte == 0x20 || byte == 0x09
     }
-    return line[..<end].trimmingBlanks()
+    return bytes.trimmingBlanks(line.lowerBound..<end)
 }
 
 /// Whether a path has a `..` component.
 func hasDotDotComponent(_ path: String) -> Bool {
-    var path = path
-    return path.withUTF8 { hasDotDotComponent(bytes: $0) }
-}
-
-private func hasDotDotComponent(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    let bytes = path.utf8.span
     var run = 0  // bytes since the last '/', or -1 once the component is more than ".."
-    for byte in bytes {
+    for index in 0..<bytes.count {
+        let byte = bytes[index]
         if byte == UInt8(ascii: "/") {
             if run == 2 { return true }
             run = 0
@@ -413,7 +414,7 @@ extension Config {
         } catch {
             throw .untrusted(error)
         }
-        guard isValidUTF8(bytes) else { throw .notUTF8(path: path) }
+        guard isValidUTF8(bytes.span) else { throw .notUTF8(path: path) }
         return bytes
     }
 

@@ -96,30 +96,33 @@ public struct ActivationStore: Sendable {
         } catch {
             return .unreadable(reason: "\(error)")
         }
-        let fields: (activatedAt: Int64?, recordedAt: Int64?, config: String?, stateDirectory: String?)? = bytes.withUnsafeBufferPointer { buffer in
-            var lines = Lines(buffer)
-            guard let first = lines.next(), bytesEqual(first, Self.header), let second = lines.next() else { return nil }
-            var activatedAt: Int64? = nil
-            var recordedAt: Int64? = nil
-            var config: String? = nil
-            var stateDirectory: String? = nil
-            for word in second.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: false) {
-                guard let equals = word.firstIndex(of: UInt8(ascii: "=")) else { continue }
-                let key = word[..<equals], valueText = word[(equals + 1)...]
-                if bytesEqual(key, "config") { config = percentDecode(valueText); continue }
-                if bytesEqual(key, "state-dir") { stateDirectory = percentDecode(valueText); continue }
-                let value = parseInteger(valueText).flatMap { (0...UserState.maxTime).contains($0) ? $0 : nil }
-                if bytesEqual(key, "activated-at") { activatedAt = value }
-                if bytesEqual(key, "recorded-at") { recordedAt = value }
-            }
-            return (activatedAt, recordedAt, config, stateDirectory)
-        }
+        let fields = parseRecord(bytes.span)
         guard let fields else { return .unreadable(reason: "\(displayText(path)): not an activation record") }
         guard let activatedAt = fields.activatedAt, let recordedAt = fields.recordedAt else {
             return .unreadable(reason: "\(displayText(path)): malformed activation record")
         }
         let stateDirectory = fields.stateDirectory.flatMap { bytesStart($0.utf8, with: "/") && !hasDotDotComponent($0) ? $0 : nil }
         return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt, configPath: fields.config, stateDirectory: stateDirectory))
+    }
+
+    /// The fields of a record's second line; nil if the first is not the header.
+    private static func parseRecord(_ bytes: Span<UInt8>) -> (activatedAt: Int64?, recordedAt: Int64?, config: String?, stateDirectory: String?)? {
+        var lines = LineRanges()
+        guard let first = lines.next(in: bytes), bytes.spells(first, Self.header), let second = lines.next(in: bytes) else { return nil }
+        var activatedAt: Int64? = nil
+        var recordedAt: Int64? = nil
+        var config: String? = nil
+        var stateDirectory: String? = nil
+        for word in bytes.pieces(of: second, separatedBy: UInt8(ascii: " "), keepEmpty: false) {
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word) else { continue }
+            let key = word.lowerBound..<equals, valueText = equals + 1..<word.upperBound
+            if bytes.spells(key, "config") { config = bytes.percentDecoded(valueText); continue }
+            if bytes.spells(key, "state-dir") { stateDirectory = bytes.percentDecoded(valueText); continue }
+            let value = bytes.integer(valueText).flatMap { (0...UserState.maxTime).contains($0) ? $0 : nil }
+            if bytes.spells(key, "activated-at") { activatedAt = value }
+            if bytes.spells(key, "recorded-at") { recordedAt = value }
+        }
+        return (activatedAt, recordedAt, config, stateDirectory)
     }
 
     private func untrustedDirectoryProblem(_ status: FileStatus) -> String? {

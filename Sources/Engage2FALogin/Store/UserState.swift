@@ -174,69 +174,70 @@ public struct UserState: Equatable, Sendable {
     /// Parses a state file (format version 1 or 2); any deviation, and any number out of its range, is
     /// an error naming the line.
     public static func parse(_ bytes: [UInt8], path: String) throws(StateError) -> UserState {
-        try bytes.withUnsafeBufferPointer { (buffer) throws(StateError) in try parse(buffer: buffer, path: path) }
+        try parse(span: bytes.span, path: path)
     }
 
-    private static func parse(buffer bytes: UnsafeBufferPointer<UInt8>, path: String) throws(StateError) -> UserState {
+    private static func parse(span bytes: Span<UInt8>, path: String) throws(StateError) -> UserState {
         var state = UserState()
         var lineNumber = 0
         var records = 0
-        for line in Lines(bytes) {
+        var lines = LineRanges()
+        while let line = lines.next(in: bytes) {
             lineNumber += 1
             func fail(_ message: String) -> StateError { .corrupt(path: path, line: lineNumber, message: message) }
             if lineNumber == 1 {
-                guard bytesEqual(line, header) || bytesEqual(line, headerVersion1) else { throw fail("expected '\(header)'") }
+                guard bytes.spells(line, header) || bytes.spells(line, headerVersion1) else { throw fail("expected '\(header)'") }
                 continue
             }
-            let words = line.pieces(separatedBy: UInt8(ascii: " "), keepEmpty: false)
+            let words = bytes.pieces(of: line, separatedBy: UInt8(ascii: " "), keepEmpty: false)
             guard let record = words.first else { continue }
             records += 1
             guard records <= maxRecords else { throw fail("more than \(maxRecords) records") }
             var count: Int64? = nil, lockedUntil: Int64? = nil, lastStep: Int64? = nil, lastUsed: Int64? = nil
-            var id: ByteSlice? = nil, salt: ByteSlice? = nil, hash: ByteSlice? = nil, date: ByteSlice? = nil
+            var id: Range<Int>? = nil, salt: Range<Int>? = nil, hash: Range<Int>? = nil, date: Range<Int>? = nil
             for word in words.dropFirst() {
-                guard let equals = word.firstIndex(of: UInt8(ascii: "=")), equals != word.startIndex, equals != word.endIndex - 1 else {
-                    throw fail("malformed field '\(displayText(bytes: word, limit: 64))'")
+                guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word), equals != word.lowerBound, equals != word.upperBound - 1 else {
+                    throw fail("malformed field '\(bytes.quoted(word))'")
                 }
-                let key = word[..<equals], valueText = word[(equals + 1)...]
-                if bytesEqual(key, "id") { id = valueText; continue }
-                if bytesEqual(key, "salt") { salt = valueText; continue }
-                if bytesEqual(key, "hash") { hash = valueText; continue }
-                if bytesEqual(key, "date") { date = valueText; continue }
-                guard let value = parseInteger(valueText) else { throw fail("bad number in '\(displayText(bytes: word, limit: 64))'") }
-                if bytesEqual(key, "count") {
+                let key = word.lowerBound..<equals, valueText = equals + 1..<word.upperBound
+                if bytes.spells(key, "id") { id = valueText; continue }
+                if bytes.spells(key, "salt") { salt = valueText; continue }
+                if bytes.spells(key, "hash") { hash = valueText; continue }
+                if bytes.spells(key, "date") { date = valueText; continue }
+                guard let value = bytes.integer(valueText) else { throw fail("bad number in '\(bytes.quoted(word))'") }
+                if bytes.spells(key, "count") {
                     guard (0...Int64(maxFailureCount)).contains(value) else { throw fail("count \(value) out of range") }
                     count = value
-                } else if bytesEqual(key, "locked-until") || bytesEqual(key, "last-step") || bytesEqual(key, "last-used") {
-                    guard (0...maxTime).contains(value) else { throw fail("\(key.text) \(value) out of range") }
-                    if bytesEqual(key, "locked-until") { lockedUntil = value }
-                    else if bytesEqual(key, "last-step") { lastStep = value }
+                } else if bytes.spells(key, "locked-until") || bytes.spells(key, "last-step") || bytes.spells(key, "last-used") {
+                    guard (0...maxTime).contains(value) else { throw fail("\(bytes.text(key)) \(value) out of range") }
+                    if bytes.spells(key, "locked-until") { lockedUntil = value }
+                    else if bytes.spells(key, "last-step") { lastStep = value }
                     else { lastUsed = value }
                 } else {
-                    throw fail("unknown field '\(displayText(bytes: key, limit: 32))'")
+                    throw fail("unknown field '\(bytes.quoted(key, limit: 32))'")
                 }
             }
-            func isDeviceID(_ text: ByteSlice?) -> Bool { text.map { $0.count == 16 && $0.allSatisfy { hexValue($0) != nil } } ?? false }
+            func isDeviceID(_ text: Range<Int>?) -> Bool { text.map { $0.count == 16 && bytes.allSatisfy(in: $0) { hexValue($0) != nil } } ?? false }
             func onlyFields(_ expected: Int) -> Bool { words.count == expected + 1 }
-            if bytesEqual(record, "failures"), let count, let lockedUntil, onlyFields(2) {
+            if bytes.spells(record, "failures"), let count, let lockedUntil, onlyFields(2) {
                 state.failures = Int(count)
                 state.lockedUntil = lockedUntil
-            } else if bytesEqual(record, "device"), let lastStep, let lastUsed, isDeviceID(id), onlyFields(3) {
-                state.devices[id!.text] = DeviceUsage(lastStep: lastStep, lastUsed: lastUsed)
-            } else if bytesEqual(record, "deadline"), let date, onlyFields(1) {
-                guard let text = percentDecode(date), let parsed = try? PolicyDate(parsing: text) else {
-                    throw fail("bad deadline '\(displayText(bytes: date, limit: 64))'")
+            } else if bytes.spells(record, "device"), let lastStep, let lastUsed, isDeviceID(id), onlyFields(3) {
+                state.devices[bytes.text(id!)] = DeviceUsage(lastStep: lastStep, lastUsed: lastUsed)
+            } else if bytes.spells(record, "deadline"), let date, onlyFields(1) {
+                guard let text = bytes.percentDecoded(date), let parsed = try? PolicyDate(parsing: text) else {
+                    throw fail("bad deadline '\(bytes.quoted(date))'")
                 }
                 state.deadline = parsed
-            } else if bytesEqual(record, "revoked-device"), isDeviceID(id), onlyFields(1) {
-                state.revokedDevices.append(id!.text)
-            } else if bytesEqual(record, "revoked-recovery"), let salt, let bytes = parseHex(salt), bytes.count == 16, onlyFields(1) {
-                state.revokedRecoverySalts.append(bytes)
-            } else if bytesEqual(record, "recovery-used"), let salt, let hash, let saltBytes = parseHex(salt), saltBytes.count == 16,
-                let hashBytes = parseHex(hash), hashBytes.count == RecoveryCodeUse.prefixLength, onlyFields(2) {
+            } else if bytes.spells(record, "revoked-device"), isDeviceID(id), onlyFields(1) {
+                state.revokedDevices.append(bytes.text(id!))
+            } else if bytes.spells(record, "revoked-recovery"), let salt, let saltBytes = bytes.hexBytes(salt), saltBytes.count == 16, onlyFields(1) {
+                state.revokedRecoverySalts.append(saltBytes)
+            } else if bytes.spells(record, "recovery-used"), let salt, let hash, let saltBytes = bytes.hexBytes(salt), saltBytes.count == 16,
+                let hashBytes = bytes.hexBytes(hash), hashBytes.count == RecoveryCodeUse.prefixLength, onlyFields(2) {
                 state.usedRecoveryCodes.append(RecoveryCodeUse(salt: saltBytes, hashPrefix: hashBytes))
             } else {
-                throw fail("unexpected record '\(displayText(bytes: line, limit: 96))'")
+                throw fail("unexpected record '\(bytes.quoted(line, limit: 96))'")
             }
         }
         return state

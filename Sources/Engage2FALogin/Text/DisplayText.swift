@@ -88,10 +88,6 @@ public func displayText(_ text: String, limit: Int = 256, escapingBackslashes: B
     }
 }
 
-/// Bytes of a file quoted in a parser's error message: escaped (the message reaches root's terminal
-/// and the system log) and short.
-func quoted(_ bytes: ByteSlice) -> String { displayText(bytes: bytes, limit: 64) }
-
 /// The scalar at `index` and its length in bytes; nil (length 1) where the bytes are not valid UTF-8
 /// (overlong forms, surrogates and values past U+10FFFF included).
 func decodeUTF8Scalar(_ bytes: [UInt8], at index: Int) -> (UInt32?, Int) {
