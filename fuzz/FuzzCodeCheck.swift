@@ -1,7 +1,7 @@
 import Engage2FALogin
 
 /// Any bytes typed at the prompt: never a crash; accepted only if, trimmed, they are exactly the
-/// device's code for a step in the window; recovery-code normalisation never accepts anything longer.
+/// device's code for a step in the window; recovery-code normalisation gives a recovery or a scratch code or nothing.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let typed = Array(UnsafeBufferPointer(start: data, count: size))
@@ -15,6 +15,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         let replay = verifyTOTP(code: typed, secret: secret, parameters: parameters, now: now, window: 1, lastAcceptedStep: parameters.step(at: now) + 1)
         if case .accepted = replay { preconditionFailure("accepted a code at or before the last accepted step") }
     }
-    if let normalized = RecoveryCodes.normalize(typed) { precondition(normalized.count == RecoveryCodes.codeLength) }
+    // Our own codes, or eight digits (a google-authenticator scratch code kept by `engage2fa-admin import`).
+    if let normalized = RecoveryCodes.normalize(typed) {
+        precondition(normalized.count == RecoveryCodes.codeLength || normalized.count == RecoveryCodes.scratchCodeLength)
+    }
     return 0
 }
