@@ -41,7 +41,6 @@ let package = Package(
         // One program behind both commands' names (scripts/build-release links them): the Swift runtime
         // and Foundation it carries are most of its size, and are then installed once.
         .executable(name: "engage2fa", targets: ["Engage2FACommands"]),
-        .executable(name: "engage2fad", targets: ["Engage2FADaemon"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -140,7 +139,7 @@ let package = Package(
         // glibc 2.36) and folds identical code.
         .executableTarget(
             name: "Engage2FACommands",
-            dependencies: ["Engage2FAEnroll", "Engage2FAAdmin", "Engage2FACommandSupport"],
+            dependencies: ["Engage2FAEnroll", "Engage2FAAdmin", "Engage2FACommandSupport", "Engage2FADaemon"],
             linkerSettings: [
                 .unsafeFlags([
                     "-use-ld=lld",
@@ -154,8 +153,9 @@ let package = Package(
         // The fleet's LDAP directory through libldap, for engage2fad and engage2fa-admin (never the module).
         .target(name: "Engage2FADirectory", dependencies: ["Engage2FALogin", "CLDAP"]),
 
-        // engage2fad: fleet mode's root host service, the one holder of the host's directory credentials.
-        .executableTarget(
+        // engage2fad: fleet mode's root host service, the one holder of the host's directory credentials
+        // (run by the one program, Engage2FACommands, under that name).
+        .target(
             name: "Engage2FADaemon",
             dependencies: ["Engage2FALogin", "Engage2FAManagement", "Engage2FADirectory", "CEngageSys"]
         ),
