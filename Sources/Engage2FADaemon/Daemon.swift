@@ -152,18 +152,21 @@ func serve(client: Int32, enrollment: Bool, configPath: String) {
         while let end = buffer.firstIndex(of: 0x0A) {
             let line = Array(buffer[..<end])
             buffer.removeSubrange(...end)
-            guard let request = FleetRequest(line: line) else {
+            // The enrollment socket's lines go to the enroller alone: never a login's request.
+            let reply = if let enroller { enroller.answer(line: line) } else { FleetRequest(line: line).map { service.answer($0).line } }
+            guard let reply else {
                 send(client, .failed("malformed request"))
                 return
             }
-            send(client, enroller.map { $0.answer(request) } ?? service.answer(request))
+            send(client, line: reply)
         }
         guard buffer.count <= 8192 else { return }
     }
 }
 
-func send(_ client: Int32, _ answer: FleetAnswer) {
-    let line = answer.line
+func send(_ client: Int32, _ answer: FleetAnswer) { send(client, line: answer.line) }
+
+func send(_ client: Int32, line: [UInt8]) {
     var sent = 0
     while sent < line.count {
         let wrote = line.withUnsafeBytes { write(client, $0.baseAddress! + sent, $0.count - sent) }
