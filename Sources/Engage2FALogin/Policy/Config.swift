@@ -341,7 +341,7 @@ extension Config {
             return fleet.apply(key: key, value: value)
         default:
             if let scopeResult = applyScope(key: key, value: value) { return scopeResult }
-            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, fleet_name, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)"
+            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, fleet_name, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_cert, ldap_key, ldap_timeout, fleet_socket_dir)"
         }
         return nil
     }
