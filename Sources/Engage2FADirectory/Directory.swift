@@ -133,7 +133,9 @@ public final class Directory {
         let directory = Directory(handle: handle, uri: uri, timeoutMilliseconds: timeoutMilliseconds)
         if FleetSettings.needsStartTLS(uri) {
             let code = ldap_start_tls_s(handle, nil, nil)
-            guard code == LDAP_SUCCESS else { return .failure(ConnectFailure(reason: "StartTLS: \(directory.describeWithDiagnostic(code))")) }
+            guard code == LDAP_SUCCESS else {
+                return .failure(ConnectFailure(reason: "StartTLS: \(directory.describeWithDiagnostic(code))" + certificateVerdict(uri: uri, settings: settings, timeoutMilliseconds: timeoutMilliseconds)))
+            }
         }
         let code: Int32
         if let dn = settings.bindDN, var password {
@@ -143,11 +145,42 @@ public final class Directory {
             }
             for index in password.indices { password[index] = 0 }
         } else {
-            var empty = berval(bv_len: 0, bv_val: nil)
-            code = ldap_sasl_bind_s(handle, nil, "EXTERNAL", &empty, nil, nil, nil)
+            // An empty initial response (no authorization identity), not none: with bv_val nil libldap
+            // sends no credentials, and the server answers saslBindInProgress, waiting for them.
+            var nothing: CChar = 0
+            code = withUnsafeMutablePointer(to: &nothing) { pointer in
+                var empty = berval(bv_len: 0, bv_val: pointer)
+                return ldap_sasl_bind_s(handle, nil, "EXTERNAL", &empty, nil, nil, nil)
+            }
         }
-        guard code == LDAP_SUCCESS else { return .failure(ConnectFailure(reason: "bind: \(directory.describeWithDiagnostic(code))")) }
+        guard code == LDAP_SUCCESS else {
+            let verdict = code == LDAP_SERVER_DOWN && uri.hasPrefix("ldaps://")
+                ? certificateVerdict(uri: uri, settings: settings, timeoutMilliseconds: timeoutMilliseconds) : ""
+            return .failure(ConnectFailure(reason: "bind: \(directory.describeWithDiagnostic(code))" + verdict))
+        }
         return .success(directory)
+    }
+
+    /// Why a TLS connection failed, which libldap (over GnuTLS) does not say: a second handshake that
+    /// accepts any certificate and sends nothing else (no bind, no credential) tells a rejected
+    /// certificate from a server that offers no TLS or is not there.
+    private static func certificateVerdict(uri: String, settings: FleetSettings, timeoutMilliseconds: Int64) -> String {
+        var handle: OpaquePointer? = nil
+        guard ldap_initialize(&handle, uri) == LDAP_SUCCESS, let handle else { return "" }
+        defer { ldap_unbind_ext_s(handle, nil, nil) }
+        var version: Int32 = LDAP_VERSION3
+        ldap_set_option(handle, LDAP_OPT_PROTOCOL_VERSION, &version)
+        var timeout = timeval(tv_sec: Int(timeoutMilliseconds / 1000), tv_usec: Int(timeoutMilliseconds % 1000) * 1000)
+        ldap_set_option(handle, LDAP_OPT_NETWORK_TIMEOUT, &timeout)
+        ldap_set_option(handle, LDAP_OPT_TIMEOUT, &timeout)
+        var allow: Int32 = LDAP_OPT_X_TLS_ALLOW
+        ldap_set_option(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, &allow)
+        var newContext: Int32 = 0
+        ldap_set_option(handle, LDAP_OPT_X_TLS_NEWCTX, &newContext)
+        let handshake = FleetSettings.needsStartTLS(uri) ? ldap_start_tls_s(handle, nil, nil) : ldap_connect(handle)
+        guard handshake == LDAP_SUCCESS else { return " (no TLS handshake at all: is TLS configured on the directory, and is this its address?)" }
+        let checkedAgainst = settings.caFile.map { "ldap_ca \($0)" } ?? "the system's CAs"
+        return " (the directory's certificate was rejected: not signed by a CA in \(checkedAgainst), expired, or issued for another name than the URI's)"
     }
 
     public func describe(_ code: Int32) -> String { "\(String(cString: ldap_err2string(code))) (\(code))" }
