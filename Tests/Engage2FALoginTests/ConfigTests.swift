@@ -58,11 +58,30 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(bad.errors.map(\.description), ["f:1: error: label must not contain ':' (apps split issuer and account at ':'), not '%u:%h'"])
         XCTAssertEqual(bad.config.label, "%u@%h")
         XCTAssertEqual(Config.parse("label = %u@%H\n", file: "f").errors.map(\.message),
-                       ["label: '%' must be followed by u (the user), h (the host) or % (a percent sign), in '%u@%H'"])
+                       ["label: '%' must be followed by u (the user), h (the host), f (the fleet) or % (a percent sign), in '%u@%H'"])
         XCTAssertEqual(Config.parse("label = %u%\n", file: "f").errors.count, 1)
         XCTAssertEqual(Config.parse("label = \(String(repeating: "x", count: 129))\n", file: "f").errors.map(\.message),
                        ["label must be a name template of 1 to 128 bytes, such as %u@%h"])
         XCTAssertEqual(Config.parse("label =\n", file: "f").errors.count, 1)
+    }
+
+    /// Issue 15: in fleet mode one device serves every host, so the label names the fleet: ldap_base's
+    /// domain unless fleet_name says otherwise; an explicit label still wins.
+    func testFleetLabelNamesTheFleetNotTheHost() {
+        let fleet = "store = ldap\nldap_uri = ldapi:///\nldap_base = ou=engage2fa, DC=example,dc=org\n"
+        let parsed = Config.parse(fleet, file: "f")
+        XCTAssertEqual(parsed.diagnostics, [])
+        XCTAssertEqual(parsed.config.label, "%u@%f")
+        XCTAssertEqual(parsed.config.accountLabel(user: "alice", host: "web1"), "alice@example.org")
+        XCTAssertEqual(parsed.config.accountLabel(user: "alice", host: "web2"), "alice@example.org")
+        XCTAssertEqual(Config.parse(fleet + "fleet_name = Example Corp\n", file: "f").config.accountLabel(user: "a", host: "web1"), "a@Example Corp")
+        XCTAssertEqual(Config.parse(fleet + "label = %u (%f, %h)\n", file: "f").config.accountLabel(user: "a", host: "web1"), "a (example.org, web1)")
+        // No dc= parts: the host's name, as in local mode; local mode's %f likewise.
+        XCTAssertEqual(Config.parse("store = ldap\nldap_uri = ldapi:///\nldap_base = o=Example\n", file: "f").config.accountLabel(user: "a", host: "h"), "a@h")
+        XCTAssertEqual(Config.parse("label = %u@%f\n", file: "f").config.accountLabel(user: "a", host: "h"), "a@h")
+        for bad in ["fleet_name = a:b", "fleet_name = \(String(repeating: "x", count: 65))", "fleet_name ="] {
+            XCTAssertEqual(Config.parse(bad + "\n", file: "f").errors.count, 1, bad)
+        }
     }
 
     /// Issue 16: settings that common apps mishandle are warnings naming the apps, at their line.
