@@ -141,7 +141,7 @@ final class ConfigTests: XCTestCase {
         let lines = parsed.errors.map(\.line)
         XCTAssertEqual(lines, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19])
         XCTAssertEqual("\(parsed.errors[0])", "/etc/engage2fa.conf:1: error: start_date: '2026-02-30' names a day or time that does not exist")
-        XCTAssertEqual(parsed.errors[1].message, "unknown key 'colour' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)")
+        XCTAssertEqual(parsed.errors[1].message, "unknown key 'colour' (known: start_date, issuer, label, fleet_name, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_cert, ldap_key, ldap_timeout, fleet_socket_dir)")
         XCTAssertEqual(parsed.errors[3].message, "duplicate key 'window' (first set on line 3)")
         XCTAssertTrue(parsed.errors[6].message.contains("every user would share one file"))
         XCTAssertEqual(parsed.errors[14].message, "'a/b' is not a valid user name")
@@ -167,7 +167,7 @@ final class ConfigTests: XCTestCase {
         let text = "colour\u{9B}2J = red\nwindow = 1\u{200B}\n[dead\u{202E}lines]\nstate_dir = rel\u{85}\nstart_date = 2026\u{2028}\n"
             + "just\u{FEFF} words\n" + "issuer = " + String(repeating: "x", count: 10) + "\n" + "digits = " + String(repeating: "\u{AD}", count: 300) + "\n"
         let messages = Config.parse(text, file: "f").errors.map(\.message)
-        XCTAssertEqual(messages[0], "unknown key 'colour\\x9b2j' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)")
+        XCTAssertEqual(messages[0], "unknown key 'colour\\x9b2j' (known: start_date, issuer, label, fleet_name, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_cert, ldap_key, ldap_timeout, fleet_socket_dir)")
         XCTAssertEqual(messages[1], "window must be a whole number of steps from 0 to 10, not '1\\u{200b}'")
         XCTAssertEqual(messages[2], "unknown section [dead\\u{202e}lines] (the only section is [deadlines])")
         XCTAssertEqual(messages[3], "state_dir must be an absolute path without '..', not 'rel\\x85'")
