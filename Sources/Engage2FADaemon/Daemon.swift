@@ -100,6 +100,8 @@ public func runDaemon() -> Never {
             guard ended > 0 else { break }
             enrollmentChildren[ended] = nil
         }
+        // The next child's directory connection, opened and bound ahead of its login (SpareConnection.swift).
+        Directory.keepSpare(settings: startConfig.fleet)
         // Wakes up every second to reap even when nobody connects.
         let ready = e2f_wait_either(loginListener, enrollListener, 1000)
         guard ready >= 0 else { continue }
@@ -126,6 +128,7 @@ public func runDaemon() -> Never {
             serve(client: client, enrollment: enrollment, configPath: configPath)
             _exit(0)
         }
+        if child > 0 { Directory.handSpareToChild() }
         if child > 0 && enrollment { enrollmentChildren[child] = peer }
         close(client)
     }
