@@ -102,8 +102,8 @@ public func runDaemon() -> Never {
         }
         // The next child's directory connection, opened and bound ahead of its login (SpareConnection.swift).
         Directory.keepSpare(settings: startConfig.fleet)
-        // Wakes up every second to reap even when nobody connects.
-        let ready = e2f_wait_either(loginListener, enrollListener, 1000)
+        // Wakes up every second to reap even when nobody connects (sooner when a spare is due).
+        let ready = e2f_wait_either(loginListener, enrollListener, Directory.millisecondsUntilSpare(atMost: 1000))
         guard ready >= 0 else { continue }
         let listener = ready == 0 ? loginListener : enrollListener
         let client = accept(listener, nil, nil)

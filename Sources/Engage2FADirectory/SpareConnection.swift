@@ -20,6 +20,9 @@ extension Directory {
     /// After a spare could not be made, how long the main process waits before trying again, so that a
     /// directory that is down costs it one short wait now and then, not one per login.
     static let spareBackoffMilliseconds: Int64 = 10_000
+    /// How long after handing a spare to a child the next one is opened: not while that child's login
+    /// is being served, whose searches it would compete with for the CPU and the directory.
+    static let spareDelayMilliseconds: Int64 = 100
 
     private struct Spare {
         var directory: Directory
@@ -29,6 +32,13 @@ extension Directory {
 
     nonisolated(unsafe) private static var spare: Spare? = nil
     nonisolated(unsafe) private static var spareFailedAt: Int64? = nil
+    nonisolated(unsafe) private static var spareHandedAt: Int64? = nil
+
+    /// How long the main process may wait for a connection before it should open the next spare.
+    public static func millisecondsUntilSpare(atMost: Int32) -> Int32 {
+        guard spare == nil, let handed = spareHandedAt else { return atMost }
+        return Int32(clamping: max(0, min(Int64(atMost), handed + spareDelayMilliseconds - monotonicNow())))
+    }
 
     /// The main process: opens a spare if there is none (or it is too old), unless one failed lately.
     public static func keepSpare(settings: FleetSettings) {
@@ -38,6 +48,7 @@ extension Directory {
             spare = nil  // unbound properly: no child has it
         }
         if let failed = spareFailedAt, now - failed < spareBackoffMilliseconds { return }
+        if let handed = spareHandedAt, now - handed < spareDelayMilliseconds { return }
         switch connect(settings: settings, budgetMilliseconds: min(spareBudgetMilliseconds, Int64(settings.timeoutSeconds) * 1000)) {
         case .success(let opened):
             spare = Spare(directory: opened, settings: settings, madeAt: monotonicNow())
@@ -53,6 +64,7 @@ extension Directory {
     public static func handSpareToChild() {
         guard let given = spare else { return }
         spare = nil
+        spareHandedAt = monotonicNow()
         var descriptor: Int32 = -1
         if ldap_get_option(given.directory.handle, LDAP_OPT_DESC, &descriptor) == LDAP_OPT_SUCCESS, descriptor >= 0 {
             let null = open("/dev/null", O_RDWR | O_CLOEXEC)
