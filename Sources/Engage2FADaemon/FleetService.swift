@@ -132,7 +132,9 @@ final class FleetService {
     }
 
     /// Checks a typed code for `user`; with `devicesOnly` (proof of an existing device at enrollment) a
-    /// recovery code does not count.
+    /// recovery code does not count. The user's entry may come from a replica that is behind: what it says
+    /// of devices and last steps is only the old value of a compare-and-swap at the provider, and whether
+    /// the user is locked out is decided at the provider (see `countAttempt`), never on the copy read.
     func check(user: String, typed: [UInt8], devicesOnly: Bool = false) -> Result<FleetAnswer, FleetFailure> {
         let directory: Directory
         switch connected() {
@@ -145,8 +147,17 @@ final class FleetService {
         case .failure(let failure): return .failure(failure)
         }
         let now = now()
+        // A lockout any copy shows holds (the provider's may be newer still: see countAttempt).
         let remaining = UserState.lockoutRemaining(lockedUntil: found.lockedUntil, now: now, lockoutSeconds: config.lockoutSeconds)
         if remaining > 0 { return .success(.locked(remaining: remaining)) }
+        // No entry yet (an unknown or never-enrolled user): no device to accept, nothing to count against.
+        guard found.entry != nil else { return .success(.wrong) }
+        let attempt: Int64
+        switch countAttempt(found, on: directory, now: now) {
+        case .failure(let failure): return .failure(failure)
+        case .success(.locked(let remaining)): return .success(.locked(remaining: remaining))
+        case .success(.counted(let number)): attempt = number
+        }
         var replayed = false
         for stored in found.devices {
             let lastAccepted = stored.device.verifiedStep.map { max($0, stored.lastStep ?? $0) } ?? stored.lastStep
@@ -161,7 +172,7 @@ final class FleetService {
                 let code = directory.modify(dn: stored.dn, changes)
                 if LDAPResult.lostRace(code) { replayed = true; continue }
                 guard code == LDAPResult.success else { return .failure(.failed("modify \(stored.dn): \(directory.describe(code))")) }
-                resetFailures(found, on: directory)
+                clearFailures(found, on: directory)
                 return .success(.accepted(deviceName: stored.device.name))
             case .replayed: replayed = true
             case .wrong, .malformed: continue
@@ -173,13 +184,65 @@ final class FleetService {
                 // Consumed by deleting exactly this value: of two hosts, one succeeds, the other gets noSuchAttribute.
                 let code = directory.modify(dn: found.dn, [.delete("e2faRecoveryHash", [Array(hexString(recovery.hashes[index]).utf8)])])
                 if code == LDAPResult.success {
-                    resetFailures(found, on: directory)
+                    clearFailures(found, on: directory)
                     return .success(.recovery(codesLeft: recovery.hashes.count - 1))
                 }
                 guard LDAPResult.lostRace(code) else { return .failure(.failed("modify \(found.dn): \(directory.describe(code))")) }
             }
         }
-        return recordFailure(user: user, first: found, on: directory).map { $0 ? .lockedNow : (replayed ? .replayed : .wrong) }
+        // Not accepted: the attempt counted above stands; the one that reaches max_failures starts the lockout.
+        guard attempt >= Int64(config.maxFailures) else { return .success(replayed ? .replayed : .wrong) }
+        let lockedUntil = now + Int64(config.lockoutSeconds)
+        let code = directory.modify(dn: found.dn, [.replace("e2faLockedUntil", [Array(String(lockedUntil).utf8)]), .replace("e2faFailures", [Array("0".utf8)])])
+        guard code == LDAPResult.success else { return .failure(.failed("modify \(found.dn): \(directory.describe(code))")) }
+        return .success(.lockedNow)
+    }
+
+    enum Attempt: Equatable {
+        /// The fleet-wide number of this attempt since the last success or lockout, this one included.
+        case counted(Int64)
+        case locked(remaining: Int64)
+    }
+
+    /// Counts one attempt at the provider before the code is looked at: an increment (RFC 4525) of the
+    /// failure count that the provider applies only while its copy of the entry shows no lockout (an
+    /// assertion, RFC 4528), returning the count it reached (post-read, RFC 4527). A replica that is behind
+    /// decides nothing: the lockout and the count are the provider's. Counted first, parallel guesses
+    /// cannot outrun the count either: an attempt numbered past max_failures is refused unchecked.
+    private func countAttempt(_ found: DirectoryUser, on directory: Directory, now: Int64) -> Result<Attempt, FleetFailure> {
+        let notLocked = "(!(e2faLockedUntil>=\(now + 1)))"
+        for _ in 0..<3 {
+            let counted = directory.modify(dn: found.dn, [.increment("e2faFailures", 1)], assertion: notLocked, postRead: ["e2faFailures"])
+            switch counted.code {
+            case LDAPResult.success:
+                guard let number = counted.after?.integer("e2faFailures"), number >= 1 else {
+                    return .failure(.failed("modify \(found.dn): the provider did not say what e2faFailures became; not checked"))
+                }
+                if number > Int64(config.maxFailures) {
+                    // More attempts at once than the budget allows: the ones past it are not checked at all.
+                    return .success(.locked(remaining: Int64(config.lockoutSeconds)))
+                }
+                return .success(.counted(number))
+            case LDAPResult.assertionFailed:
+                // Locked out at the provider: how long, as the provider has it (this changes nothing: + 0).
+                let read = directory.modify(dn: found.dn, [.increment("e2faFailures", 0)], assertion: nil, postRead: ["e2faLockedUntil"])
+                guard read.code == LDAPResult.success, let until = read.after?.integer("e2faLockedUntil") else {
+                    return .success(.locked(remaining: Int64(config.lockoutSeconds)))
+                }
+                let remaining = UserState.lockoutRemaining(lockedUntil: until, now: now, lockoutSeconds: config.lockoutSeconds)
+                if remaining > 0 { return .success(.locked(remaining: remaining)) }
+                // The lockout ended in between: count again.
+            case LDAPResult.noSuchAttribute:
+                // No count yet (an entry an admin made): start one at 0; another host doing the same is no harm.
+                let code = directory.modify(dn: found.dn, [.add("e2faFailures", [Array("0".utf8)])])
+                guard code == LDAPResult.success || LDAPResult.lostRace(code) else {
+                    return .failure(.failed("modify \(found.dn): \(directory.describe(code))"))
+                }
+            default:
+                return .failure(.failed("modify \(found.dn): \(directory.describe(counted.code))"))
+            }
+        }
+        return .failure(.failed("failure count of \(displayText(found.dn, limit: 200)) could not be counted; not checked"))
     }
 
     /// The name authenticator apps show: the fleet's (e2faIssuer on the policy entry), else this host's issuer.
@@ -200,37 +263,13 @@ final class FleetService {
         return directory.addDevice(device, lastStep: nil, user: user, layout: layout).mapError { .failed($0.text) }
     }
 
-    private func resetFailures(_ found: DirectoryUser, on directory: Directory) {
-        guard (found.failures ?? 0) > 0 || found.lockedUntil > 0 else { return }
-        _ = directory.modify(dn: found.dn, [.replace("e2faFailures", [Array("0".utf8)]), .replace("e2faLockedUntil", [Array("0".utf8)])])
-    }
-
-    /// One more wrong code for the fleet, by compare-and-swap of the count (retried on a lost race with a
-    /// fresh read); true when it starts a lockout.
-    private func recordFailure(user: String, first: DirectoryUser, on directory: Directory) -> Result<Bool, FleetFailure> {
-        var current = first
-        if current.entry == nil {
-            // No entry yet (an unknown or never-enrolled user): nothing to count against.
-            return .success(false)
+    /// A code accepted: the consecutive failures (this attempt's count included) start again from none.
+    /// A lockout another host started meanwhile is left alone.
+    private func clearFailures(_ found: DirectoryUser, on directory: Directory) {
+        let code = directory.modify(dn: found.dn, [.replace("e2faFailures", [Array("0".utf8)])])
+        if code != LDAPResult.success {
+            serviceLog(LOG_WARNING, "could not clear the failure count of \(displayText(found.dn, limit: 200)) after an accepted code: \(directory.describe(code))")
         }
-        for _ in 0..<8 {
-            let failures = current.failures ?? 0
-            let next = min(failures, 1000) + 1
-            let locks = next >= Int64(config.maxFailures)
-            var changes: [DirectoryChange] = []
-            if let old = current.failures { changes.append(.delete("e2faFailures", [Array(String(old).utf8)])) }
-            changes.append(.add("e2faFailures", [Array(String(locks ? 0 : next).utf8)]))
-            if locks { changes.append(.replace("e2faLockedUntil", [Array(String(now() + Int64(config.lockoutSeconds)).utf8)])) }
-            let code = directory.modify(dn: current.dn, changes)
-            if code == LDAPResult.success { return .success(locks) }
-            guard LDAPResult.lostRace(code) else { return .failure(.failed("modify \(current.dn): \(directory.describe(code))")) }
-            switch readUser(user, on: directory) {
-            case .success(let fresh): current = fresh
-            case .failure(let failure): return .failure(failure)
-            }
-            if current.lockedUntil > now() { return .success(false) }
-        }
-        return .failure(.failed("failure count of \(displayText(user, limit: 64)) kept changing; not counted"))
     }
 }
 
