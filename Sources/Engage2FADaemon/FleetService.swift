@@ -207,8 +207,7 @@ final class FleetService {
     /// Counts one attempt at the provider before the code is looked at: an increment (RFC 4525) of the
     /// failure count that the provider applies only while its copy of the entry shows no lockout (an
     /// assertion, RFC 4528), returning the count it reached (post-read, RFC 4527). A replica that is behind
-    /// decides nothing: the lockout and the count are the provider's. Counted first, parallel guesses
-    /// cannot outrun the count either: an attempt numbered past max_failures is refused unchecked.
+    /// decides nothing: the lockout and the count are the provider's.
     private func countAttempt(_ found: DirectoryUser, on directory: Directory, now: Int64) -> Result<Attempt, FleetFailure> {
         let notLocked = "(!(e2faLockedUntil>=\(now + 1)))"
         for _ in 0..<3 {
@@ -217,10 +216,6 @@ final class FleetService {
             case LDAPResult.success:
                 guard let number = counted.after?.integer("e2faFailures"), number >= 1 else {
                     return .failure(.failed("modify \(found.dn): the provider did not say what e2faFailures became; not checked"))
-                }
-                if number > Int64(config.maxFailures) {
-                    // More attempts at once than the budget allows: the ones past it are not checked at all.
-                    return .success(.locked(remaining: Int64(config.lockoutSeconds)))
                 }
                 return .success(.counted(number))
             case LDAPResult.assertionFailed:
