@@ -248,14 +248,23 @@ final class FleetService {
         return issuer
     }
 
-    /// Writes a new device entry (and the user's entry when this is the user's first device).
-    func addDevice(_ device: Device, user: String) -> Result<Void, FleetFailure> {
+    /// Writes a new device entry (and the user's entry when this is the user's first device). A `first`
+    /// device (linked without a code: the user had none) is added only if it still is the first at the
+    /// provider: of first enrollments confirmed at once, on any hosts, exactly one is linked.
+    func addDevice(_ device: Device, user: String, first: Bool) -> Result<Void, FleetFailure> {
         let directory: Directory
         switch connected() {
         case .success(let open): directory = open
         case .failure(let failure): return .failure(failure)
         }
-        return directory.addDevice(device, lastStep: nil, user: user, layout: layout).mapError { .failed($0.text) }
+        guard first else { return directory.addDevice(device, lastStep: nil, user: user, layout: layout).mapError { .failed($0.text) } }
+        switch directory.addFirstDevice(device, user: user, layout: layout, now: now()) {
+        case .success(.added): return .success(())
+        case .success(.lostToAnother):
+            serviceLog(LOG_NOTICE, "user \(displayText(user, limit: 64)): first device '\(displayText(device.name, limit: 64))' not linked: another was linked at the same moment")
+            return .failure(.failed("another device was linked for you at this moment: to link '\(device.name)' too, run engage2fa-enroll add again and give a code from that device; nothing was saved"))
+        case .failure(let failure): return .failure(.failed(failure.text))
+        }
     }
 
     /// A code accepted: the consecutive failures (this attempt's count included) start again from none.

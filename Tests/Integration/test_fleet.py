@@ -560,3 +560,29 @@ def test_plain_ldap_to_a_name_that_is_not_loopback_needs_starttls(users, directo
     finally:
         host.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- issue 15's open findings (fleetlogin): first enrollments at once, case twins, combined answers ----------
+
+def test_first_enrollments_confirmed_at_the_same_moment_link_exactly_one_device(directory, users, fleet):
+    """Six first enrollments of one user with no device, confirmed at once over both hosts (three each: the
+    service's limit per user is four): each read "no device" and added one, so that the password alone then
+    added a second device. Exactly one is linked, the others are told to add with a code; five rounds."""
+    from concurrent.futures import ThreadPoolExecutor
+    wins = []
+    for round_number in range(5):
+        user = users[18 if round_number % 2 else 19]
+        reset = run_fleet_admin(fleet[0], "reset", user.pw_name, "--yes")  # devices of an earlier round or test
+        assert reset.returncode == 0, reset.stderr
+        assert devices_of(directory, user) == []
+        settle(margin=10)
+        enrollments = [Enrollment(user, "--name", f"phone{index}", "--config", fleet[index % 2].config_path) for index in range(6)]
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            codes = [code(enrollment.device) for enrollment in enrollments]
+            returncodes = list(pool.map(lambda pair: pair[0].answer(pair[1]), zip(enrollments, codes)))
+        linked = devices_of(directory, user)
+        wins.append(returncodes.count(0))
+        assert returncodes.count(0) == 1 and len(linked) == 1, (round_number, returncodes, [e.errors for e in enrollments], linked)
+        losers = [enrollment for enrollment, returned in zip(enrollments, returncodes) if returned != 0]
+        assert all("code" in loser.errors and "nothing was saved" in loser.errors for loser in losers), [loser.errors for loser in losers]
+    print("first enrollments at once: successes per round", wins)
