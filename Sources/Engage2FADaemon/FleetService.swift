@@ -38,10 +38,12 @@ final class FleetService {
     enum FleetFailure: Error {
         case unreachable(String)
         case failed(String)
+        /// The user's entry is another user's (a case twin): this user is served nothing of it.
+        case anotherUsersEntry(String)
         var answer: FleetAnswer {
             switch self {
             case .unreachable(let reason): .unreachable(reason)
-            case .failed(let reason): .failed(reason)
+            case .failed(let reason), .anotherUsersEntry(let reason): .failed(reason)
             }
         }
     }
@@ -63,7 +65,13 @@ final class FleetService {
     }
 
     func readUser(_ user: String, on directory: Directory) -> Result<DirectoryUser, FleetFailure> {
-        directory.readUser(user, layout: layout).mapError { .failed("search \(userDN(user)): \($0.text)") }
+        directory.readUser(user, layout: layout).mapError { failure in
+            if failure.code == Directory.DirectoryFailure.anotherUsersEntry {
+                serviceLog(LOG_WARNING, "refused \(displayText(user, limit: 64)): \(failure.text)")
+                return .anotherUsersEntry(failure.text)
+            }
+            return .failed("search \(userDN(user)): \(failure.text)")
+        }
     }
 
     func snapshot(user: String) -> Result<FleetAnswer, FleetFailure> {
@@ -92,6 +100,10 @@ final class FleetService {
             if code == LDAPResult.success || LDAPResult.lostRace(code) { snapshot.activatedAt = now }
         }
         switch readUser(user, on: directory) {
+        case .failure(.anotherUsersEntry):
+            // Counted as enrolled, as an unusable device is: asked for a code once 2FA applies, and every
+            // check of it refused (the reason in the system log), never let in on the password.
+            snapshot.devices = 1
         case .failure(let failure): return .failure(failure)
         case .success(let found):
             for problem in found.problems { serviceLog(LOG_WARNING, "user \(displayText(user, limit: 64)): \(problem)") }

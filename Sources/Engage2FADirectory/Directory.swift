@@ -234,7 +234,12 @@ public final class Directory {
     /// Deletes one entry (a leaf).
     public func delete(dn: String) -> Int32 { ldap_delete_ext_s(handle, dn, nil, nil) }
 
-    public struct DirectoryFailure: Error { public var code: Int32; public var text: String }
+    public struct DirectoryFailure: Error {
+        public var code: Int32
+        public var text: String
+        /// Not an LDAP result: the entry found belongs to another user (a case twin, see readUser).
+        public static let anotherUsersEntry: Int32 = -2
+    }
 
     /// One modify operation: all changes or none (the compare-and-swap). The LDAP result code.
     public func modify(dn: String, _ changes: [DirectoryChange]) -> Int32 {

@@ -96,11 +96,24 @@ extension Directory {
     /// A user's entry and devices in one subtree search; a user the directory does not know has neither.
     public func readUser(_ user: String, layout: FleetLayout) -> Result<DirectoryUser, DirectoryFailure> {
         let dn = layout.userDN(user)
-        return search(base: dn, subtree: true, attributes: DirectoryUser.attributes).map { entries in
-            var found = DirectoryUser(dn: dn)
-            for entry in entries { found.take(entry) }
-            return found
+        let entries: [DirectoryEntry]
+        switch search(base: dn, subtree: true, attributes: DirectoryUser.attributes + ["uid"]) {
+        case .success(let found): entries = found
+        case .failure(let failure): return .failure(failure)
         }
+        var found = DirectoryUser(dn: dn)
+        for entry in entries { found.take(entry) }
+        // uid matches ignoring case, spacing and Unicode form: the local users "x" and "X" (two accounts) name
+        // one entry. It serves the one user whose name it holds, byte for byte, and nobody else.
+        if let entry = found.entry {
+            let names = entry.values("uid")
+            guard names.count == 1, names[0] == Array(user.utf8) else {
+                let holder = names.map { displayText(String(decoding: $0, as: UTF8.self), limit: 64) }.joined(separator: ", ")
+                return .failure(DirectoryFailure(code: DirectoryFailure.anotherUsersEntry,
+                    text: "\(displayText(dn, limit: 200)) is the entry of '\(holder)', not of '\(displayText(user, limit: 64))' (user names that differ only in case, spacing or Unicode form share one entry in the directory): '\(displayText(user, limit: 64))' cannot use fleet mode until one of the two is renamed"))
+            }
+        }
+        return .success(found)
     }
 }
 

@@ -586,3 +586,46 @@ def test_first_enrollments_confirmed_at_the_same_moment_link_exactly_one_device(
         losers = [enrollment for enrollment, returned in zip(enrollments, returncodes) if returned != 0]
         assert all("code" in loser.errors and "nothing was saved" in loser.errors for loser in losers), [loser.errors for loser in losers]
     print("first enrollments at once: successes per round", wins)
+
+
+@pytest.fixture
+def case_twins():
+    """Two real local accounts whose names differ only in case (useradd allows it): distinct users."""
+    from conftest import USER_PREFIX, ensure_user
+    lower = ensure_user(f"{USER_PREFIX}twin")
+    subprocess.run(["useradd", "--badname", "--create-home", "--shell", "/bin/bash", lower.pw_name.upper()], capture_output=True)
+    import pwd
+    upper = pwd.getpwnam(lower.pw_name.upper())
+    assert upper.pw_uid != lower.pw_uid
+    yield lower, upper
+    for entry in (lower, upper):
+        subprocess.run(["userdel", "--remove", entry.pw_name], capture_output=True)
+
+
+def test_case_twins_never_share_devices_lockout_or_enrollment(directory, users, fleet, case_twins, syslog):
+    """uid matches case-insensitively: the local users x and X (two accounts) were one directory entry, so X
+    logged in with x's device, counted toward x's lockout and was told x's devices were X's own."""
+    host_a, host_b = fleet
+    lower, upper = case_twins
+    device = new_device("lower's phone")
+    directory.add_device(lower.pw_name, device)
+    directory.replace(user_dn(lower.pw_name), e2faFailures="0")
+    settle()
+    assert host_a.authenticate(lower, code(device)).result == "success"
+    mark = syslog.mark()
+    twin = host_b.authenticate(upper, code(device, offset_steps=1))
+    assert twin.result == "auth_err", twin
+    logged = "\n".join(syslog.since(mark))
+    assert upper.pw_name in logged and lower.pw_name in logged, logged
+    # Nothing of x's counts for X's attempts, and the next code still logs x in.
+    entry = directory.search(user_dn(lower.pw_name), "e2faFailures", "uid", scope="base")[user_dn(lower.pw_name)]
+    assert entry["e2faFailures"] == ["0"] and entry["uid"] == [lower.pw_name], entry
+    assert host_b.authenticate(lower, code(device, offset_steps=1)).result == "success"
+    # X cannot link a device into x's entry, and is told why.
+    try:
+        attempt, returncode = enroll(host_b, upper, "twin phone")
+    except AssertionError as refused:
+        assert "no URI line" in str(refused) and lower.pw_name in str(refused), refused
+    else:
+        assert returncode != 0, attempt.output
+    assert [entry["e2faDeviceName"] for entry in devices_of(directory, lower)] == [["lower's phone"]]

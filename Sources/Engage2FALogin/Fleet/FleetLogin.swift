@@ -11,6 +11,9 @@ final class FleetSession {
     private var connection: FleetConnection? = nil
     /// Why the directory could not be asked, once that happened: every required user is then denied.
     private(set) var unreachable: String? = nil
+    /// The directory answered, but engage2fad could not use the answer for this user (e.g. the entry
+    /// is another user's): denied the same way, with the reason for the admin rather than an outage.
+    private(set) var serviceFailed = false
 
     init(settings: FleetSettings, stateDirectory: String) {
         self.settings = settings
@@ -24,8 +27,9 @@ final class FleetSession {
     func snapshot(account: Account, now: Int64, log: some LoginLog) -> FleetSnapshot {
         switch ask(.snapshot(user: account.name)) {
         case .snapshot(let snapshot): return snapshot
-        case .unreachable(let reason), .failed(let reason): unreachable = reason
-        default: unreachable = "unexpected answer from engage2fad"
+        case .unreachable(let reason): unreachable = reason
+        case .failed(let reason): unreachable = reason; serviceFailed = true
+        default: unreachable = "unexpected answer from engage2fad"; serviceFailed = true
         }
         connection = nil
         for path in [FleetCache.userPath(stateDirectory: stateDirectory, uid: account.uid), FleetCache.policyPath(stateDirectory: stateDirectory)] {
@@ -119,8 +123,10 @@ extension Login {
         case .wrong: verdict = .wrong
         case .lockedNow: verdict = .lockedNow
         case .locked(let remaining): verdict = .lockedBefore(remaining: remaining)
-        case .unreachable(let reason), .failed(let reason):
+        case .unreachable(let reason):
             return denyUnreachable(fleet, reason: reason)
+        case .failed(let reason):
+            return denyServiceFailure(reason: reason)
         default:
             log.log(.error, "user \(shownUser): denied: unexpected answer from engage2fad")
             conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
@@ -131,8 +137,16 @@ extension Login {
 
     /// A required user while no directory answers: never fail open.
     func denyUnreachable(_ fleet: FleetSession, reason: String) -> LoginResult {
+        if fleet.serviceFailed { return denyServiceFailure(reason: reason) }
         log.log(.error, "user \(displayText(user, limit: 64)): denied: the directory cannot be reached (\(reason)); URIs: \(fleet.settings.uris.joined(separator: " "))")
         conversation.showError("Two-factor authentication cannot be checked: the directory cannot be reached. Try again later or ask an administrator.")
+        return .denied
+    }
+
+    /// A required user whom engage2fad could not check (it said why): never fail open.
+    func denyServiceFailure(reason: String) -> LoginResult {
+        log.log(.error, "user \(displayText(user, limit: 64)): denied: engage2fad: \(displayText(reason, limit: 500))")
+        conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
         return .denied
     }
 }
