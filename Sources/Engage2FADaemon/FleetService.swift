@@ -52,7 +52,7 @@ final class FleetService {
         let result: Result<FleetAnswer, FleetFailure>
         switch request {
         case .snapshot(let user): result = snapshot(user: user)
-        case .check(let user, let typed): result = check(user: user, typed: typed)
+        case .check(let user, let typed, let hashes): result = check(user: user, typed: typed, recoveryHashes: hashes)
         default: return .failed("not a login request")
         }
         switch result {
@@ -110,6 +110,8 @@ final class FleetService {
             // An unusable device entry still counts: its user is enrolled (and cannot log in until it is repaired).
             snapshot.devices = found.devices.count + found.problems.count
             snapshot.recoveryCodes = found.recovery?.hashes.count ?? 0
+            snapshot.recoverySalt = found.recovery?.salt
+            snapshot.recoveryIterations = found.recovery?.iterations ?? 0
             snapshot.lockedUntil = found.lockedUntil
             if let text = found.entry?.text("e2faDeadline") { snapshot.deadline = try? PolicyDate(parsing: text) }
         }
@@ -147,7 +149,7 @@ final class FleetService {
     /// recovery code does not count. The user's entry may come from a replica that is behind: what it says
     /// of devices and last steps is only the old value of a compare-and-swap at the provider, and whether
     /// the user is locked out is decided at the provider (see `countAttempt`), never on the copy read.
-    func check(user: String, typed: [UInt8], devicesOnly: Bool = false) -> Result<FleetAnswer, FleetFailure> {
+    func check(user: String, typed: [UInt8], recoveryHashes: [[UInt8]] = [], devicesOnly: Bool = false) -> Result<FleetAnswer, FleetFailure> {
         let directory: Directory
         switch connected() {
         case .success(let open): directory = open
@@ -190,14 +192,17 @@ final class FleetService {
             case .wrong, .malformed: continue
             }
         }
-        if !replayed, !devicesOnly, let recovery = found.recovery, let normalized = RecoveryCodes.normalize(typed) {
-            let candidate = recovery.hash(of: normalized)
-            if let index = recovery.match(hash: candidate, among: Array(recovery.hashes.indices)) {
+        if !replayed, !devicesOnly, let recovery = found.recovery {
+            // The typed answer itself, or the hashes of a combined answer's candidates (made by the module
+            // with this salt; a salt changed since matches nothing).
+            let candidates = recoveryHashes.isEmpty ? RecoveryCodes.normalize(typed).map { [recovery.hash(of: $0)] } ?? [] : recoveryHashes
+            for (position, candidate) in candidates.enumerated() {
+                guard let index = recovery.match(hash: candidate, among: Array(recovery.hashes.indices)) else { continue }
                 // Consumed by deleting exactly this value: of two hosts, one succeeds, the other gets noSuchAttribute.
                 let code = directory.modify(dn: found.dn, [.delete("e2faRecoveryHash", [Array(hexString(recovery.hashes[index]).utf8)])])
                 if code == LDAPResult.success {
                     clearFailures(found, on: directory)
-                    return .success(.recovery(codesLeft: recovery.hashes.count - 1))
+                    return .success(.recovery(codesLeft: recovery.hashes.count - 1, candidate: position))
                 }
                 guard LDAPResult.lostRace(code) else { return .failure(.failed("modify \(found.dn): \(directory.describe(code))")) }
             }

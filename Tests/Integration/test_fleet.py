@@ -14,7 +14,7 @@ import pytest
 
 import hashlib
 
-from conftest import ADMIN, BUILT_MODULE, DeviceSet, Enrollment, Host, code, settle
+from conftest import ADMIN, BUILT_MODULE, MODULE, DeviceSet, Enrollment, Host, code, settle
 from slapd import ADMIN_DN, ADMIN_PASSWORD, ENGAGE, LDAPError, POLICY_DN, Slapd, host_dn, person_dn, user_dn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -629,3 +629,43 @@ def test_case_twins_never_share_devices_lockout_or_enrollment(directory, users, 
     else:
         assert returncode != 0, attempt.output
     assert [entry["e2faDeviceName"] for entry in devices_of(directory, lower)] == [["lower's phone"]]
+
+
+def test_forward_pass_recovery_code_after_the_password_in_fleet_mode(directory, users, fleet):
+    """One field for the password and the code (forward_pass): local mode recognises a recovery code at its end,
+    fleet mode split the answer at the code's six digits and never found it. The password never goes to
+    engage2fad: the module sends the code's end (or the candidates' salted hashes) only."""
+    host_a, host_b = fleet
+    user = users[17]
+    password = "pw-" + user.pw_name + "-Box1"
+    subprocess.run(["chpasswd"], input=f"{user.pw_name}:{password}\n", text=True, check=True)
+    try:
+        reset = run_fleet_admin(host_a, "reset", user.pw_name, "--yes")
+        assert reset.returncode == 0, reset.stderr
+        device = new_device()
+        directory.add_device(user.pw_name, device)
+        directory.replace(user_dn(user.pw_name), e2faFailures="0")
+        salt = os.urandom(16)
+        codes = ["abcdefghij", "klmnopqrst"]
+        hashes = [hashlib.pbkdf2_hmac("sha256", c.encode(), salt, 1000, 32).hex() for c in codes]
+        directory.modify(f"dn: {user_dn(user.pw_name)}\nchangetype: modify\nreplace: e2faRecoverySalt\ne2faRecoverySalt: {salt.hex()}\n-\n"
+                         f"replace: e2faRecoveryIterations\ne2faRecoveryIterations: 1000\n-\n"
+                         f"replace: e2faRecoveryHash\n" + "".join(f"e2faRecoveryHash: {h}\n" for h in hashes))
+        for host in fleet:
+            with open(host.service_path, "w") as handle:
+                handle.write(f"auth requisite {MODULE} config={host.config_path} forward_pass\n"
+                             "auth [success=ok default=die] pam_unix.so try_first_pass nodelay\n"
+                             "auth optional pam_echo.so engage2fa-result=success\nauth required pam_permit.so\n"
+                             "account required pam_permit.so\n")
+        used = host_a.authenticate(user, password + "abcde-fghij")
+        assert used.result == "success" and "1 recovery code left" in used.output, used
+        again = host_b.authenticate(user, password + "abcdefghij")
+        assert again.result == "auth_err", again
+        settle()
+        assert host_b.authenticate(user, password + code(device)).result == "success"
+        assert directory.search(user_dn(user.pw_name), "e2faRecoveryHash", scope="base")[user_dn(user.pw_name)]["e2faRecoveryHash"] == [hashes[1]]
+        # As in local mode the code is checked before the password: right code, wrong password, refused.
+        wrong_password = host_b.authenticate(user, "not-the-password" + "klmnopqrst")
+        assert wrong_password.result == "auth_err", wrong_password
+    finally:
+        subprocess.run(["passwd", "-d", user.pw_name], capture_output=True)

@@ -14,6 +14,8 @@ final class FleetSession {
     /// The directory answered, but engage2fad could not use the answer for this user (e.g. the entry
     /// is another user's): denied the same way, with the reason for the admin rather than an outage.
     private(set) var serviceFailed = false
+    /// The user's recovery-code salt and iterations from the snapshot, to hash a combined answer's candidates.
+    private(set) var recoveryParameters: RecoveryCodes? = nil
 
     init(settings: FleetSettings, stateDirectory: String) {
         self.settings = settings
@@ -26,7 +28,9 @@ final class FleetSession {
     /// (root-only, in state_dir), else the fleet policy it cached, else nothing but "has a device".
     func snapshot(account: Account, now: Int64, log: some LoginLog) -> FleetSnapshot {
         switch ask(.snapshot(user: account.name)) {
-        case .snapshot(let snapshot): return snapshot
+        case .snapshot(let snapshot):
+            recoveryParameters = snapshot.recoverySalt.map { RecoveryCodes(salt: $0, iterations: snapshot.recoveryIterations, createdAt: 0, hashes: []) }
+            return snapshot
         case .unreachable(let reason): unreachable = reason
         case .failed(let reason): unreachable = reason; serviceFailed = true
         default: unreachable = "unexpected answer from engage2fad"; serviceFailed = true
@@ -44,11 +48,11 @@ final class FleetSession {
         return unknown
     }
 
-    func check(user: String, typed: [UInt8]) -> FleetAnswer {
+    func check(user: String, typed: [UInt8], recoveryHashes: [[UInt8]] = []) -> FleetAnswer {
         guard unreachable == nil else { return .unreachable(unreachable!) }
         // An answer longer than any code is checked as the empty answer: a wrong code, counted, as in local
         // mode (sent whole, engage2fad would refuse the line and the login would log a false outage).
-        return ask(.check(user: user, typed: typed.count <= FleetRequest.maxTypedBytes ? typed : []))
+        return ask(.check(user: user, typed: typed.count <= FleetRequest.maxTypedBytes ? typed : [], recoveryHashes: recoveryHashes))
     }
 
     private func ask(_ request: FleetRequest) -> FleetAnswer {
@@ -109,16 +113,19 @@ extension Login {
                     : "user \(shownUser): no code entered (conversation ended)")
             return .denied
         }
-        // The directory holds the devices, so a combined answer is split at the policy's digits (a
-        // recovery code typed after the password is not recognised in fleet mode); the password never
-        // goes to engage2fad.
+        // The directory holds the devices, so a combined answer is split at the policy's digits, and the
+        // recovery codes it may end with go as hashes with the user's salt (hashed here, as local mode
+        // does): no part of the password goes to engage2fad.
         let codeLength = config.newDeviceParameters.digits
         let typed = answer.combined ? Array(answer.code(digits: codeLength)) : answer.bytes
         let passwordLength = answer.combined ? answer.bytes.count - typed.count : 0
+        let candidates = answer.combined && fleet.recoveryParameters != nil ? Array(answer.recoveryCandidates.prefix(FleetRequest.maxRecoveryHashes)) : []
+        let hashes = candidates.map { fleet.recoveryParameters!.hash(of: $0.code) }
         let verdict: LoginVerdict
-        switch fleet.check(user: account.name, typed: typed) {
+        switch fleet.check(user: account.name, typed: typed, recoveryHashes: hashes) {
         case .accepted(let name): verdict = .accepted(deviceName: name, passwordLength: passwordLength)
-        case .recovery(let left): verdict = .recovery(codesLeft: left, passwordLength: passwordLength)
+        case .recovery(let left, let candidate):
+            verdict = .recovery(codesLeft: left, passwordLength: candidate < candidates.count ? candidates[candidate].passwordLength : passwordLength)
         case .replayed: verdict = .replayed
         case .wrong: verdict = .wrong
         case .lockedNow: verdict = .lockedNow
