@@ -669,3 +669,36 @@ def test_forward_pass_recovery_code_after_the_password_in_fleet_mode(directory, 
         assert wrong_password.result == "auth_err", wrong_password
     finally:
         subprocess.run(["passwd", "-d", user.pw_name], capture_output=True)
+
+
+def test_admin_start_date_sets_the_fleet_start_and_never_turns_an_active_fleet_off(directory, users, fleet):
+    host_a, host_b = fleet
+    directory.set_policy(e2faStartDate="2099-01-01", e2faActivatedAt=None)
+    user = users[16]
+    reset = run_fleet_admin(host_a, "reset", user.pw_name, "--yes")
+    assert reset.returncode == 0, reset.stderr
+    directory.add_device(user.pw_name, new_device())
+    policy = lambda: directory.search(POLICY_DN, "e2faStartDate", "e2faActivatedAt", scope="base")[POLICY_DN]  # noqa: E731
+    # A usage error is found before anything is asked of the directory.
+    assert run_fleet_admin(host_a, "start-date", "2026-02-30").returncode == 64
+    assert run_fleet_admin(host_a, "start-date").returncode == 64
+    ahead = run_fleet_admin(host_a, "start-date", "2098-06-01")
+    assert ahead.returncode == 0 and "2098-06-01" in ahead.stdout, (ahead.stdout, ahead.stderr)
+    assert policy() == {"e2faStartDate": ["2098-06-01"]}
+    assert host_b.authenticate(user, "").result == "ignored"
+    started = run_fleet_admin(host_b, "start-date", "2020-01-01")
+    assert started.returncode == 0 and "mandatory" in started.stdout and "activation recorded" in started.stdout, started.stdout
+    assert "e2faActivatedAt" in policy()
+    for host in fleet:
+        required = host.authenticate(user, "")
+        assert required.result == "auth_err" and required.prompted, required
+    # Moving the date later again: the output says it changes nothing, the activation stays, codes are still asked.
+    later = run_fleet_admin(host_a, "start-date", "2099-06-01")
+    assert later.returncode == 0 and "already active" in later.stdout and "does not turn it off" in later.stdout, later.stdout
+    assert policy()["e2faStartDate"] == ["2099-06-01"] and "e2faActivatedAt" in policy()
+    for host in fleet:
+        assert host.authenticate(user, "").prompted
+    # In local mode there is no directory to write: the policy file's start_date is the start date.
+    Host.configure(host_a, "")
+    local = run_fleet_admin(host_a, "start-date", "2030-01-01")
+    assert local.returncode == 1 and "start_date" in local.stderr, (local.stdout, local.stderr)
