@@ -702,3 +702,34 @@ def test_admin_start_date_sets_the_fleet_start_and_never_turns_an_active_fleet_o
     Host.configure(host_a, "")
     local = run_fleet_admin(host_a, "start-date", "2030-01-01")
     assert local.returncode == 1 and "start_date" in local.stderr, (local.stdout, local.stderr)
+
+
+def test_an_unprivileged_caller_checks_its_own_users_code_through_engage2fad(directory, users, fleet):
+    """A screen locker runs PAM as the user: fleet mode took the local path there, which cannot check codes
+    (unprivileged = allow-self let the password alone unlock once active). It now asks engage2fad over the
+    enrollment socket about the caller's own user only (SO_PEERCRED), with the fleet-wide replay and lockout."""
+    host_a, host_b = fleet
+    user, other = users[15], users[14]
+    reset = run_fleet_admin(host_a, "reset", user.pw_name, "--yes")
+    assert reset.returncode == 0, reset.stderr
+    device = new_device()
+    directory.add_device(user.pw_name, device)
+    directory.replace(user_dn(user.pw_name), e2faFailures="0", e2faLockedUntil="0")
+
+    def as_caller(caller, host, answer):
+        result = subprocess.run(["runuser", "-u", caller.pw_name, "--", "pamtester", "-v", host.service, user.pw_name, "authenticate"],
+                                input=answer + "\n", capture_output=True, text=True, timeout=30)
+        from conftest import Outcome
+        return Outcome(result)
+    settle()
+    typed = code(device)
+    unlocked = as_caller(user, host_a, typed)
+    assert unlocked.result == "success", unlocked
+    # The same code is refused on the other host, to root's login and to the user's own screen locker alike.
+    assert host_b.authenticate(user, typed).result == "auth_err"
+    assert as_caller(user, host_b, typed).result == "auth_err"
+    password_only = as_caller(user, host_b, "")
+    assert password_only.result == "auth_err" and password_only.prompted, password_only
+    # Another user's process cannot ask about this user: refused, never let in.
+    assert as_caller(other, host_a, code(device, offset_steps=1)).result != "success"
+    assert host_a.authenticate(user, code(device, offset_steps=1)).result == "success"

@@ -8,6 +8,8 @@ import CEngageSys
 final class FleetSession {
     let settings: FleetSettings
     let stateDirectory: String
+    /// engage2fad's login socket (root), or its enrollment socket for a caller asking about itself.
+    let socketPath: String
     private var connection: FleetConnection? = nil
     /// Why the directory could not be asked, once that happened: every required user is then denied.
     private(set) var unreachable: String? = nil
@@ -17,9 +19,10 @@ final class FleetSession {
     /// The user's recovery-code salt and iterations from the snapshot, to hash a combined answer's candidates.
     private(set) var recoveryParameters: RecoveryCodes? = nil
 
-    init(settings: FleetSettings, stateDirectory: String) {
+    init(settings: FleetSettings, stateDirectory: String, socketPath: String) {
         self.settings = settings
         self.stateDirectory = stateDirectory
+        self.socketPath = socketPath
     }
 
     private var budgetMilliseconds: Int64 { Int64(settings.timeoutSeconds) * 1000 }
@@ -58,7 +61,7 @@ final class FleetSession {
     private func ask(_ request: FleetRequest) -> FleetAnswer {
         do throws(FleetConnectionError) {
             if connection == nil {
-                connection = try FleetConnection(path: settings.loginSocketPath, budgetMilliseconds: budgetMilliseconds)
+                connection = try FleetConnection(path: socketPath, budgetMilliseconds: budgetMilliseconds)
             }
             return try connection!.ask(request)
         } catch {
