@@ -308,12 +308,7 @@ def test_a_recovery_code_used_on_host_a_is_refused_on_host_b(directory, users, f
     host_a, host_b = fleet
     user = users[16]
     directory.add_device(user.pw_name, new_device())
-    salt = os.urandom(16)
-    codes = ["abcdefghij", "klmnopqrst"]
-    hashes = [hashlib.pbkdf2_hmac("sha256", c.encode(), salt, 1000, 32).hex() for c in codes]
-    directory.modify(f"dn: {user_dn(user.pw_name)}\nchangetype: modify\nreplace: e2faRecoverySalt\ne2faRecoverySalt: {salt.hex()}\n-\n"
-                     f"replace: e2faRecoveryIterations\ne2faRecoveryIterations: 1000\n-\n"
-                     f"replace: e2faRecoveryHash\n" + "".join(f"e2faRecoveryHash: {h}\n" for h in hashes))
+    hashes = give_recovery_codes(directory, user, ["abcdefghij", "klmnopqrst"])
     used = host_a.authenticate(user, "abcde-fghij")
     assert used.result == "success" and "1 recovery code left" in used.output, used
     again = host_b.authenticate(user, "abcde-fghij")
@@ -632,6 +627,16 @@ def test_case_twins_never_share_devices_lockout_or_enrollment(directory, users, 
     assert [entry["e2faDeviceName"] for entry in devices_of(directory, lower)] == [["lower's phone"]]
 
 
+def give_recovery_codes(directory, user, codes):
+    """The user's recovery codes in the directory, as an admin writes them; their hashes, in order."""
+    salt = os.urandom(16)
+    hashes = [hashlib.pbkdf2_hmac("sha256", c.encode(), salt, 1000, 32).hex() for c in codes]
+    directory.modify(f"dn: {user_dn(user.pw_name)}\nchangetype: modify\nreplace: e2faRecoverySalt\ne2faRecoverySalt: {salt.hex()}\n-\n"
+                     f"replace: e2faRecoveryIterations\ne2faRecoveryIterations: 1000\n-\n"
+                     f"replace: e2faRecoveryHash\n" + "".join(f"e2faRecoveryHash: {h}\n" for h in hashes))
+    return hashes
+
+
 def test_forward_pass_recovery_code_after_the_password_in_fleet_mode(directory, users, fleet):
     """One field for the password and the code (forward_pass): local mode recognises a recovery code at its end,
     fleet mode split the answer at the code's six digits and never found it. The password never goes to
@@ -646,12 +651,7 @@ def test_forward_pass_recovery_code_after_the_password_in_fleet_mode(directory, 
         device = new_device()
         directory.add_device(user.pw_name, device)
         directory.replace(user_dn(user.pw_name), e2faFailures="0")
-        salt = os.urandom(16)
-        codes = ["abcdefghij", "klmnopqrst"]
-        hashes = [hashlib.pbkdf2_hmac("sha256", c.encode(), salt, 1000, 32).hex() for c in codes]
-        directory.modify(f"dn: {user_dn(user.pw_name)}\nchangetype: modify\nreplace: e2faRecoverySalt\ne2faRecoverySalt: {salt.hex()}\n-\n"
-                         f"replace: e2faRecoveryIterations\ne2faRecoveryIterations: 1000\n-\n"
-                         f"replace: e2faRecoveryHash\n" + "".join(f"e2faRecoveryHash: {h}\n" for h in hashes))
+        hashes = give_recovery_codes(directory, user, ["abcdefghij", "klmnopqrst"])
         for host in fleet:
             with open(host.service_path, "w") as handle:
                 handle.write(f"auth requisite {MODULE} config={host.config_path} forward_pass\n"
