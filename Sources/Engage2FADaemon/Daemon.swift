@@ -155,8 +155,14 @@ func serve(client: Int32, enrollment: Bool, configPath: String) {
         while let end = buffer.firstIndex(of: 0x0A) {
             let line = Array(buffer[..<end])
             buffer.removeSubrange(...end)
-            // The enrollment socket's lines go to the enroller alone: never a login's request.
-            let reply = if let enroller { enroller.answer(line: line) } else { FleetRequest(line: line).map { service.answer($0).line } }
+            // The enrollment socket's own requests (list, status, remove, recovery-codes) go to the enroller;
+            // the rest are FleetProtocol's lines, routed as the socket allows.
+            let reply: [UInt8]?
+            if let enroller, let request = EnrollRequest(line: line) {
+                reply = enroller.answer(request)
+            } else {
+                reply = FleetRequest(line: line).map { route($0, enroller: enroller, service: service, peer: uid).line }
+            }
             guard let reply else {
                 send(client, .failed("malformed request"))
                 return
@@ -164,6 +170,23 @@ func serve(client: Int32, enrollment: Bool, configPath: String) {
             send(client, line: reply)
         }
         guard buffer.count <= 8192 else { return }
+    }
+}
+
+/// Which service answers: the module's login socket is root's; on the enrollment socket anyone may also
+/// ask the login questions, about their own user only (a screen locker running PAM as the user), so that
+/// such a caller gets the fleet-wide replay and lockout instead of no check at all.
+func route(_ request: FleetRequest, enroller: EnrollService?, service: FleetService, peer: uid_t) -> FleetAnswer {
+    guard let enroller else { return service.answer(request) }
+    switch request {
+    case .snapshot(let user), .check(let user, _, _):
+        guard let account = Account.lookup(user), account.uid == peer else {
+            serviceLog(LOG_WARNING, "uid \(peer) asked about user \(displayText(user, limit: 64)) on the enrollment socket: refused (only about oneself)")
+            return .failed("a process without root may ask only about its own user")
+        }
+        return service.answer(request)
+    case .enrollBegin, .enrollConfirm:
+        return enroller.answer(request)
     }
 }
 
