@@ -152,11 +152,14 @@ func serve(client: Int32, enrollment: Bool, configPath: String) {
         while let end = buffer.firstIndex(of: 0x0A) {
             let line = Array(buffer[..<end])
             buffer.removeSubrange(...end)
-            guard let request = FleetRequest(line: line) else {
+            // The enrollment protocol's lines (list, remove, ...) go to the enroller; FleetProtocol's through route.
+            let reply = enroller?.answer(line: line)
+                ?? FleetRequest(line: line).map { route($0, enroller: enroller, service: service, peer: uid).line }
+            guard let reply else {
                 send(client, .failed("malformed request"))
                 return
             }
-            send(client, route(request, enroller: enroller, service: service, peer: uid))
+            send(client, line: reply)
         }
         guard buffer.count <= 8192 else { return }
     }
@@ -179,8 +182,9 @@ func route(_ request: FleetRequest, enroller: EnrollService?, service: FleetServ
     }
 }
 
-func send(_ client: Int32, _ answer: FleetAnswer) {
-    let line = answer.line
+func send(_ client: Int32, _ answer: FleetAnswer) { send(client, line: answer.line) }
+
+func send(_ client: Int32, line: [UInt8]) {
     var sent = 0
     while sent < line.count {
         let wrote = line.withUnsafeBytes { write(client, $0.baseAddress! + sent, $0.count - sent) }
