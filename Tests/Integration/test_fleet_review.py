@@ -172,9 +172,6 @@ def test_the_enrollment_socket_answers_login_questions_about_the_callers_own_use
     assert own[1] in ("", "closed"), own  # no answer to a line past the buffer: the connection is closed
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: with forward_pass the module sends the answer's last digits-many "
-                   "bytes as the code whatever they are (FleetLogin.swift checkCodeCentrally): a password typed without "
-                   "a code sends its end to engage2fad")
 def test_a_password_typed_without_a_code_sends_no_part_of_it_to_engage2fad(directory, users, fleet, tmp_path):  # noqa: F811
     """forward_pass, one field for the password and the code: the user forgets the code and types the password
     alone. The module split off the last six characters as "the code" and sent them to engage2fad, which reads
