@@ -148,7 +148,9 @@ final class FleetService {
     /// Checks a typed code for `user`; with `devicesOnly` (proof of an existing device at enrollment) a
     /// recovery code does not count. The user's entry may come from a replica that is behind: what it says
     /// of devices and last steps is only the old value of a compare-and-swap at the provider, and whether
-    /// the user is locked out is decided at the provider (see `countAttempt`), never on the copy read.
+    /// the user is locked out is decided at the provider, never on the copy read: an accepted code also
+    /// clears the failure count under an assertion (RFC 4528) that the provider's entry shows no lockout,
+    /// and a wrong one is counted by an increment under the same assertion (see `countFailure`).
     func check(user: String, typed: [UInt8], recoveryHashes: [[UInt8]] = [], devicesOnly: Bool = false) -> Result<FleetAnswer, FleetFailure> {
         let directory: Directory
         switch connected() {
@@ -165,12 +167,6 @@ final class FleetService {
         if found.lockedUntil > now { return .success(.locked(remaining: clampLockout(found.dn, lockedUntil: found.lockedUntil, on: directory, now: now))) }
         // No entry yet (an unknown or never-enrolled user): no device to accept, nothing to count against.
         guard found.entry != nil else { return .success(.wrong) }
-        let attempt: Int64
-        switch countAttempt(found, on: directory, now: now) {
-        case .failure(let failure): return .failure(failure)
-        case .success(.locked(let remaining)): return .success(.locked(remaining: remaining))
-        case .success(.counted(let number)): attempt = number
-        }
         var replayed = false
         for stored in found.devices {
             let lastAccepted = stored.device.verifiedStep.map { max($0, stored.lastStep ?? $0) } ?? stored.lastStep
@@ -185,8 +181,8 @@ final class FleetService {
                 let code = directory.modify(dn: stored.dn, changes)
                 if LDAPResult.lostRace(code) { replayed = true; continue }
                 guard code == LDAPResult.success else { return .failure(.failed("modify \(stored.dn): \(directory.describe(code))")) }
-                clearFailures(found, on: directory)
-                return .success(.accepted(deviceName: stored.device.name))
+                // The step is used up either way; the login passes only if the provider shows no lockout.
+                return clearFailures(found, alsoDeleting: nil, on: directory, now: now).map { $0 ?? .accepted(deviceName: stored.device.name) }
             case .replayed: replayed = true
             case .wrong, .malformed: continue
             }
@@ -197,16 +193,24 @@ final class FleetService {
             let candidates = recoveryHashes.isEmpty ? RecoveryCodes.normalize(typed).map { [recovery.hash(of: $0)] } ?? [] : recoveryHashes
             for (position, candidate) in candidates.enumerated() {
                 guard let index = recovery.match(hash: candidate, among: Array(recovery.hashes.indices)) else { continue }
-                // Consumed by deleting exactly this value: of two hosts, one succeeds, the other gets noSuchAttribute.
-                let code = directory.modify(dn: found.dn, [.delete("e2faRecoveryHash", [Array(hexString(recovery.hashes[index]).utf8)])])
-                if code == LDAPResult.success {
-                    clearFailures(found, on: directory)
-                    return .success(.recovery(codesLeft: recovery.hashes.count - 1, candidate: position))
+                // Consumed by deleting exactly this value: of two hosts, one succeeds, the other gets noSuchAttribute;
+                // in the same modify as the count's reset, so a lockout at the provider keeps the code unused.
+                let hash = Array(hexString(recovery.hashes[index]).utf8)
+                switch clearFailures(found, alsoDeleting: hash, on: directory, now: now) {
+                case .success(nil): return .success(.recovery(codesLeft: recovery.hashes.count - 1, candidate: position))
+                case .success(let locked?): return .success(locked)
+                case .failure(.failed(let reason)) where reason.hasPrefix(Self.lostRacePrefix): continue
+                case .failure(let failure): return .failure(failure)
                 }
-                guard LDAPResult.lostRace(code) else { return .failure(.failed("modify \(found.dn): \(directory.describe(code))")) }
             }
         }
-        // Not accepted: the attempt counted above stands; the one that reaches max_failures starts the lockout.
+        // Not accepted: counted; the failure that reaches max_failures starts the lockout.
+        let attempt: Int64
+        switch countFailure(found, on: directory, now: now) {
+        case .failure(let failure): return .failure(failure)
+        case .success(.locked(let remaining)): return .success(.locked(remaining: remaining))
+        case .success(.counted(let number)): attempt = number
+        }
         guard attempt >= Int64(config.maxFailures) else { return .success(replayed ? .replayed : .wrong) }
         let lockedUntil = now + Int64(config.lockoutSeconds)
         let code = directory.modify(dn: found.dn, [.replace("e2faLockedUntil", [Array(String(lockedUntil).utf8)]), .replace("e2faFailures", [Array("0".utf8)])])
@@ -215,19 +219,22 @@ final class FleetService {
     }
 
     enum Attempt: Equatable {
-        /// The fleet-wide number of this attempt since the last success or lockout, this one included.
+        /// The fleet-wide number of this failure since the last success or lockout, this one included.
         case counted(Int64)
         case locked(remaining: Int64)
     }
 
-    /// Counts one attempt at the provider before the code is looked at: an increment (RFC 4525) of the
-    /// failure count that the provider applies only while its copy of the entry shows no lockout (an
-    /// assertion, RFC 4528), returning the count it reached (post-read, RFC 4527). A replica that is behind
-    /// decides nothing: the lockout and the count are the provider's.
-    private func countAttempt(_ found: DirectoryUser, on directory: Directory, now: Int64) -> Result<Attempt, FleetFailure> {
-        let notLocked = "(!(e2faLockedUntil>=\(now + 1)))"
+    /// The filter of an entry that shows no lockout at `now`, for the assertion control.
+    private func notLocked(_ now: Int64) -> String { "(!(e2faLockedUntil>=\(now + 1)))" }
+
+    /// Counts one wrong code at the provider: an increment (RFC 4525) of the failure count that the
+    /// provider applies only while its copy of the entry shows no lockout (an assertion, RFC 4528),
+    /// returning the count it reached (post-read, RFC 4527). A replica that is behind decides nothing:
+    /// the lockout and the count are the provider's (a compare-and-swap of a count read from it failed
+    /// for ever, and the guess went uncounted).
+    private func countFailure(_ found: DirectoryUser, on directory: Directory, now: Int64) -> Result<Attempt, FleetFailure> {
         for _ in 0..<3 {
-            let counted = directory.modify(dn: found.dn, [.increment("e2faFailures", 1)], assertion: notLocked, postRead: ["e2faFailures"])
+            let counted = directory.modify(dn: found.dn, [.increment("e2faFailures", 1)], assertion: notLocked(now), postRead: ["e2faFailures"])
             switch counted.code {
             case LDAPResult.success:
                 guard let number = counted.after?.integer("e2faFailures"), number >= 1 else {
@@ -235,12 +242,7 @@ final class FleetService {
                 }
                 return .success(.counted(number))
             case LDAPResult.assertionFailed:
-                // Locked out at the provider: how long, as the provider has it (this changes nothing: + 0).
-                let read = directory.modify(dn: found.dn, [.increment("e2faFailures", 0)], assertion: nil, postRead: ["e2faLockedUntil"])
-                guard read.code == LDAPResult.success, let until = read.after?.integer("e2faLockedUntil") else {
-                    return .success(.locked(remaining: Int64(config.lockoutSeconds)))
-                }
-                if until > now { return .success(.locked(remaining: clampLockout(found.dn, lockedUntil: until, on: directory, now: now))) }
+                if let remaining = providerLockout(found, on: directory, now: now) { return .success(.locked(remaining: remaining)) }
                 // The lockout ended in between: count again.
             case LDAPResult.noSuchAttribute:
                 // No count yet (an entry an admin made): start one at 0; another host doing the same is no harm.
@@ -296,12 +298,31 @@ final class FleetService {
         }
     }
 
-    /// A code accepted: the consecutive failures (this attempt's count included) start again from none.
-    /// A lockout another host started meanwhile is left alone.
-    private func clearFailures(_ found: DirectoryUser, on directory: Directory) {
-        let code = directory.modify(dn: found.dn, [.replace("e2faFailures", [Array("0".utf8)])])
-        if code != LDAPResult.success {
-            serviceLog(LOG_WARNING, "could not clear the failure count of \(displayText(found.dn, limit: 200)) after an accepted code: \(directory.describe(code))")
+    /// How long the provider's lockout still runs (nil: none now), read by a modify that changes nothing
+    /// (+ 0) so that it is the provider's copy, with post-read.
+    private func providerLockout(_ found: DirectoryUser, on directory: Directory, now: Int64) -> Int64? {
+        let read = directory.modify(dn: found.dn, [.increment("e2faFailures", 0)], assertion: nil, postRead: ["e2faLockedUntil"])
+        guard read.code == LDAPResult.success, let until = read.after?.integer("e2faLockedUntil") else { return Int64(config.lockoutSeconds) }
+        return until > now ? clampLockout(found.dn, lockedUntil: until, on: directory, now: now) : nil
+    }
+
+    static let lostRacePrefix = "lost the race: "
+
+    /// A code accepted: the consecutive failures start again from none, in a modify the provider applies
+    /// only while its entry shows no lockout (and that also deletes the used recovery hash, if one is
+    /// given). nil when the login may pass; the lockout's answer when the provider has one.
+    private func clearFailures(_ found: DirectoryUser, alsoDeleting recoveryHash: [UInt8]?, on directory: Directory, now: Int64) -> Result<FleetAnswer?, FleetFailure> {
+        var changes: [DirectoryChange] = recoveryHash.map { [.delete("e2faRecoveryHash", [$0])] } ?? []
+        changes.append(.replace("e2faFailures", [Array("0".utf8)]))
+        let cleared = directory.modify(dn: found.dn, changes, assertion: notLocked(now), postRead: [])
+        switch cleared.code {
+        case LDAPResult.success: return .success(nil)
+        case LDAPResult.assertionFailed:
+            return .success(.locked(remaining: providerLockout(found, on: directory, now: now) ?? Int64(config.lockoutSeconds)))
+        case let code where LDAPResult.lostRace(code) && recoveryHash != nil:
+            return .failure(.failed(Self.lostRacePrefix + directory.describe(code)))
+        default:
+            return .failure(.failed("modify \(found.dn): \(directory.describe(cleared.code))"))
         }
     }
 }

@@ -16,6 +16,7 @@ extension Enroll {
             let context = try EnrollContext(options)
             if context.config.fleet.store == .ldap { return try runInFleet(context) }
             let file = try context.loadDevices()
+            context.warnAboutNames(in: file)
             // Root's state says which codes were used at a login and what an administrator revoked.
             let state = context.state()
             let devices = state?.liveDevices(of: file) ?? file.devices

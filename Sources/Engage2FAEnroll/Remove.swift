@@ -19,7 +19,7 @@ extension Enroll {
         func run() throws {
             let context = try EnrollContext(options)
             if context.config.fleet.store == .ldap { return try runInFleet(context) }
-            var file = try context.loadDevices()
+            var file = try context.loadDevicesToEdit()
             if let state = context.state() { file.devices = state.liveDevices(of: file) }
             guard let device = file.device(named: name) else {
                 let names = file.devices.map { "'\(displayText($0.name, limit: 256))'" }.joined(separator: ", ")
