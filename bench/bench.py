@@ -154,9 +154,15 @@ class Fleet:
             time.sleep(0.05)
 
     def fresh(self):
-        """A new device in the directory (untimed): no replay state from the previous run."""
+        """A new device in the directory (untimed), replacing the previous run's: one device, no replay
+        state, as local mode's fresh device file."""
+        from slapd import user_dn  # noqa: E402
         secret = os.urandom(20)
-        self.server.add_device(USER, {"id": secrets.token_hex(8), "name": "Phone", "secret": secret, "algorithm": "SHA1", "digits": 6, "period": 30})
+        device_id = secrets.token_hex(8)
+        self.server.add_device(USER, {"id": device_id, "name": "Phone", "secret": secret, "algorithm": "SHA1", "digits": 6, "period": 30})
+        if getattr(self, "device_id", None):
+            self.server.run("ldapdelete", arguments=[f"e2faDeviceID={self.device_id},{user_dn(USER)}"])
+        self.device_id = device_id
         return secret
 
     def close(self):
@@ -195,7 +201,7 @@ def traced_fleet_login(setup, fleet):
     os.makedirs(traces, exist_ok=True)
     settle(6)
     secret = fleet.fresh()  # before the tracing: the device's own add is not the login's
-    tracers = [subprocess.Popen(["strace", "-f", "-o", os.path.join(traces, name), "-p", str(pid)], stderr=subprocess.DEVNULL)
+    tracers = [subprocess.Popen(["strace", "-f", "-yy", "-o", os.path.join(traces, name), "-p", str(pid)], stderr=subprocess.DEVNULL)
                for name, pid in (("daemon", fleet.daemon.pid), ("slapd", fleet.server.pid))]
     time.sleep(1)  # strace attached to every thread
     result = subprocess.run(["pamtester", fleet.service, USER, "authenticate"], input=totp(secret) + "\n", capture_output=True, text=True)
@@ -206,13 +212,18 @@ def traced_fleet_login(setup, fleet):
         tracer.send_signal(signal.SIGINT)
         tracer.wait()
     daemon = open(os.path.join(traces, "daemon")).read().splitlines()
-    sockets = {(line.split()[0], match.group(1)) for line in daemon
-               for match in [re.search(r"connect\((\d+), \{sa_family=AF_INET", line)] if match}
-    operations = sum(1 for line in daemon for pid, fd in sockets if line.startswith(pid + " ") and re.search(rf"\bwrite\({fd}, ", line))
+    main_pid = str(fleet.daemon.pid)
+    child = [line for line in daemon if not line.startswith(main_pid + " ")]
+    parent = [line for line in daemon if line.startswith(main_pid + " ")]
+    # -yy names a socket's TCP endpoints: the directory's connections, whoever opened them.
+    child_connections = sum(1 for line in child if re.search(r"\bconnect\(\d+<TCP", line))
+    parent_connections = sum(1 for line in parent if re.search(r"\bconnect\(\d+<TCP", line))
+    # The serving child's last message is its unbind as it ends.
+    operations = sum(1 for line in child if re.search(r"\bwrite\(\d+<TCP", line)) - 1
     slapd = open(os.path.join(traces, "slapd")).read()
     syncs = len(re.findall(r"\bf(?:data)?sync\(", slapd))
     # LMDB's commit ends with a write into one of its two meta pages (pages 0 and 1) through its O_DSYNC descriptor.
-    meta_writes = sum(1 for offset in re.findall(r"\bpwrite64\(\d+, .*, \d+, (\d+)\) = ", slapd) if int(offset) < 2 * 4096)
+    meta_writes = sum(1 for offset in re.findall(r"\bpwrite64\(\d+\S*, .*, \d+, (\d+)\) = ", slapd) if int(offset) < 2 * 4096)
     counts = {}
     for mode in ("local", "fleet", "google"):
         settle(3)
@@ -226,8 +237,8 @@ def traced_fleet_login(setup, fleet):
         if result.returncode != 0:
             raise SystemExit(f"{mode}: traced pamtester failed: {result.stdout}{result.stderr}")
         total = [line for line in open(summary).read().splitlines() if line.strip().endswith("total")]
-        counts[mode] = int(total[0].split()[2]) if total else 0
-    return {"operations": operations - len(sockets), "connections": len(sockets), "syncs": syncs, "meta_writes": meta_writes,
+        counts[mode] = int(total[0].split()[3]) if total else 0  # % time, seconds, usecs/call, calls, [errors,] total
+    return {"operations": operations, "child_connections": child_connections, "parent_connections": parent_connections, "syncs": syncs, "meta_writes": meta_writes,
             "syscalls": counts}
 
 
@@ -411,8 +422,8 @@ def main():
                      f"{modes['google'] * 1000:.2f} ms", f"{(modes['fleet'] - modes['local']) * 1000:+.2f} ms over local ({modes['local'] * 1000:.2f} ms)",
                      f"{fleet_runs} interleaved runs each of local, fleet and GA; engage2fad and slapd already running; slapd's mdb syncs (no dbnosync)"))
         calls = traced["syscalls"]
-        rows.append(("Fleet login, valid code: what engage2fad and slapd do (strace)", f"{traced['connections']} TCP connection, {traced['operations']} LDAP operations after the bind",
-                     "", f"slapd: {traced['syncs']} fdatasync + {traced['meta_writes']} O_DSYNC meta-page write",
+        rows.append(("Fleet login, valid code: what engage2fad and slapd do (strace)", f"serving child: {traced['child_connections']} TCP connections, {traced['operations']} LDAP requests",
+                     "", f"slapd: {traced['syncs']} fdatasync + {traced['meta_writes']} O_DSYNC meta-page write; main process: {traced['parent_connections']} connection + bind (the next login's spare)",
                      f"syscalls of the pamtester run (strace -f -c): fleet {calls['fleet']}, local {calls['local']}, GA {calls['google']}"))
         print("instruction counts (callgrind)…", flush=True)
         baseline = instructions(setup, "permit", False)

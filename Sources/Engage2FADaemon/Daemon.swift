@@ -100,8 +100,10 @@ public func runDaemon() -> Never {
             guard ended > 0 else { break }
             enrollmentChildren[ended] = nil
         }
-        // Wakes up every second to reap even when nobody connects.
-        let ready = e2f_wait_either(loginListener, enrollListener, 1000)
+        // The next child's directory connection, opened and bound ahead of its login (SpareConnection.swift).
+        Directory.keepSpare(settings: startConfig.fleet)
+        // Wakes up every second to reap even when nobody connects (sooner when a spare is due).
+        let ready = e2f_wait_either(loginListener, enrollListener, Directory.millisecondsUntilSpare(atMost: 1000))
         guard ready >= 0 else { continue }
         let listener = ready == 0 ? loginListener : enrollListener
         let client = accept(listener, nil, nil)
@@ -126,6 +128,7 @@ public func runDaemon() -> Never {
             serve(client: client, enrollment: enrollment, configPath: configPath)
             _exit(0)
         }
+        if child > 0 { Directory.handSpareToChild() }
         if child > 0 && enrollment { enrollmentChildren[child] = peer }
         close(client)
     }
@@ -152,9 +155,14 @@ func serve(client: Int32, enrollment: Bool, configPath: String) {
         while let end = buffer.firstIndex(of: 0x0A) {
             let line = Array(buffer[..<end])
             buffer.removeSubrange(...end)
-            // The enrollment protocol's lines (list, remove, ...) go to the enroller; FleetProtocol's through route.
-            let reply = enroller?.answer(line: line)
-                ?? FleetRequest(line: line).map { route($0, enroller: enroller, service: service, peer: uid).line }
+            // The enrollment socket's own requests (list, status, remove, recovery-codes) go to the enroller;
+            // the rest are FleetProtocol's lines, routed as the socket allows.
+            let reply: [UInt8]?
+            if let enroller, let request = EnrollRequest(line: line) {
+                reply = enroller.answer(request)
+            } else {
+                reply = FleetRequest(line: line).map { route($0, enroller: enroller, service: service, peer: uid).line }
+            }
             guard let reply else {
                 send(client, .failed("malformed request"))
                 return

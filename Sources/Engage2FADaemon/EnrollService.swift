@@ -26,24 +26,20 @@ final class EnrollService {
         self.account = Account.lookup(uid: uid)
     }
 
-    /// One request line of the enrollment protocol (list, status, remove, recovery-codes): the answer
-    /// line, or nil for any other line (FleetProtocol's go through the daemon's route).
-    func answer(line: [UInt8]) -> [UInt8]? {
-        if let request = EnrollRequest(line: line) {
-            guard let account else { return FleetAnswer.failed("your user id is not in the user database").line }
-            let result: Result<[UInt8], FleetService.FleetFailure>
-            switch request {
-            case .list: result = list(account: account).map(\.line)
-            case .status: result = fleet.snapshot(user: account.name).map(\.line)
-            case .remove(let name, let proof): result = remove(account: account, name: name, proof: proof).map(\.line)
-            case .recoveryCodes(let proof): result = replaceRecoveryCodes(account: account, proof: proof)
-            }
-            switch result {
-            case .success(let line): return line
-            case .failure(let failure): return failure.answer.line
-            }
+    /// One of the enrollment socket's own requests: the answer line.
+    func answer(_ request: EnrollRequest) -> [UInt8] {
+        guard let account else { return FleetAnswer.failed("your user id is not in the user database").line }
+        let result: Result<[UInt8], FleetService.FleetFailure>
+        switch request {
+        case .list: result = list(account: account).map(\.line)
+        case .status: result = fleet.snapshot(user: account.name).map(\.line)
+        case .remove(let name, let proof): result = remove(account: account, name: name, proof: proof).map(\.line)
+        case .recoveryCodes(let proof): result = replaceRecoveryCodes(account: account, proof: proof)
         }
-        return nil
+        switch result {
+        case .success(let line): return line
+        case .failure(let failure): return failure.answer.line
+        }
     }
 
     func answer(_ request: FleetRequest) -> FleetAnswer {

@@ -41,7 +41,8 @@ public enum LDAPResult {
 public final class Directory {
     let handle: OpaquePointer
     public let uri: String
-    private let timeoutMilliseconds: Int64
+    /// How long one operation may take; a spare's is set again when a login takes it (SpareConnection.swift).
+    var timeoutMilliseconds: Int64
 
     private init(handle: OpaquePointer, uri: String, timeoutMilliseconds: Int64) {
         self.handle = handle
@@ -53,6 +54,7 @@ public final class Directory {
 
     /// Tries the URIs in order within `budgetMilliseconds` all together; the reason names every URI tried.
     public static func connect(settings: FleetSettings, budgetMilliseconds: Int64) -> Result<Directory, ConnectFailure> {
+        if let spare = takeSpare(settings: settings, budgetMilliseconds: budgetMilliseconds) { return .success(spare) }
         let password: [UInt8]?
         if let file = settings.bindPasswordFile {
             do {

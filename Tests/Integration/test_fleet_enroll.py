@@ -60,10 +60,12 @@ def test_status_on_host_b_is_the_directory_and_the_central_policy(directory, use
     after = enroll_command(host_b, user, "status")
     assert after.returncode == 0, after.stderr
     assert "active" in after.stdout and "1 linked device" in after.stdout, after.stdout
-    # A central start date ahead: not active yet, on host B too.
-    directory.set_policy(e2faStartDate="2099-01-01", e2faActivatedAt=None)
-    later = enroll_command(host_b, user, "status")
-    assert "2099-01-01" in later.stdout and "You are ready" in later.stdout, later.stdout
+    # A deadline set centrally for a user without a device: the grace period, on host B too.
+    waiting = users[7]
+    directory.ensure_user(waiting.pw_name)
+    directory.replace(user_dn(waiting.pw_name), e2faDeadline="2099-01-01")
+    grace = enroll_command(host_b, waiting, "status")
+    assert grace.returncode == 0 and "2099-01-01" in grace.stdout, grace.stdout
 
 
 def test_remove_on_host_b_with_a_code_and_host_a_refuses_that_device(directory, users, fleet):
