@@ -199,9 +199,11 @@ final class EnrollService {
         }
         let unused = user.recovery?.hashes.count ?? 0
         usedRecoveryCode = false
-        if !user.devices.isEmpty || !user.problems.isEmpty || unused > 0 {
+        let needsProof = !user.devices.isEmpty || !user.problems.isEmpty || unused > 0
+        let proofNeeded = FleetAnswer.failed("new recovery codes need a current code from one of your devices (or one of your recovery codes); nothing was changed").line
+        if needsProof {
             guard !proof.isEmpty else {
-                return .success(FleetAnswer.failed("new recovery codes need a current code from one of your devices (or one of your recovery codes); nothing was changed").line)
+                return .success(proofNeeded)
             }
             switch refusal(ofProof: proof, account: account, devicesOnly: false, nothing: "nothing was changed") {
             case .success(nil): break
@@ -220,11 +222,18 @@ final class EnrollService {
         }
         if case .failure(let failure) = directory.ensureUser(account.name, layout: fleet.layout) { return .failure(.failed(failure.text)) }
         let stored = generated.stored
-        let code = directory.modify(dn: user.dn, [
+        // Without a proof, "no device and no codes" is only what the copy read says (a replica may be behind):
+        // the provider applies the replace only if its own entry agrees (an assertion, RFC 4528).
+        let replaced = directory.modify(dn: user.dn, [
             .replace("e2faRecoverySalt", [Array(hexString(stored.salt).utf8)]),
             .replace("e2faRecoveryIterations", [Array(String(stored.iterations).utf8)]),
             .replace("e2faRecoveryHash", stored.hashes.map { Array(hexString($0).utf8) }),
-        ])
+        ], assertion: needsProof ? nil : "(&(!(e2faRecoveryHash=*))(hasSubordinates=FALSE))", postRead: [])
+        if replaced.code == LDAPResult.assertionFailed {
+            serviceLog(LOG_WARNING, "user \(displayText(account.name, limit: 64)): new recovery codes without a proof refused: the provider has a device or unused codes for \(displayText(user.dn, limit: 200)) that the copy read did not show")
+            return .success(proofNeeded)
+        }
+        let code = replaced.code
         guard code == LDAPResult.success else { return .failure(.failed("modify \(user.dn): \(directory.describe(code))")) }
         serviceLog(LOG_NOTICE, "user \(displayText(account.name, limit: 64)) made new recovery codes (\(unused) unused ones replaced)")
         // A recovery code given as the proof was one of the unused ones, and is used now.
