@@ -282,18 +282,19 @@ final class FleetService {
     /// Writes a new device entry (and the user's entry when this is the user's first device). A `first`
     /// device (linked without a code: the user had none) is added only if it still is the first at the
     /// provider: of first enrollments confirmed at once, on any hosts, exactly one is linked.
-    func addDevice(_ device: Device, user: String, first: Bool) -> Result<Void, FleetFailure> {
+    /// `withoutProof`: no code or recovery code was given, so the provider must show no recovery codes either.
+    func addDevice(_ device: Device, user: String, first: Bool, withoutProof: Bool) -> Result<Void, FleetFailure> {
         let directory: Directory
         switch connected() {
         case .success(let open): directory = open
         case .failure(let failure): return .failure(failure)
         }
         guard first else { return directory.addDevice(device, lastStep: nil, user: user, layout: layout).mapError { .failed($0.text) } }
-        switch directory.addFirstDevice(device, user: user, layout: layout, now: now()) {
+        switch directory.addFirstDevice(device, user: user, layout: layout, now: now(), assertingNoRecoveryCodes: withoutProof) {
         case .success(.added): return .success(())
         case .success(.lostToAnother):
             serviceLog(LOG_NOTICE, "user \(displayText(user, limit: 64)): first device '\(displayText(device.name, limit: 64))' not linked: another was linked at the same moment")
-            return .failure(.failed("another device was linked for you at this moment: to link '\(device.name)' too, run engage2fa-enroll add again and give a code from that device; nothing was saved"))
+            return .failure(.failed("another device (or recovery codes) was linked for you at this moment: to link '\(device.name)' too, run engage2fa-enroll add again and give a code from that device (or one of the codes); nothing was saved"))
         case .failure(let failure): return .failure(.failed(failure.text))
         }
     }

@@ -79,20 +79,47 @@ def test_a_password_alone_links_no_first_device_through_a_consumer_that_is_behin
     assert [entry["e2faDeviceName"] for entry in devices_of(directory, victim)] == [["phone"]]
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: recovery codes made before the first device (no proof needed) "
-                   "survive its linking without a proof; EnrollService.confirm asks for none when only codes exist")
 def test_recovery_codes_planted_before_the_first_device_do_not_outlive_it(directory, users, fleet):  # noqa: F811
-    """A password-only attacker makes recovery codes for a user who has neither device nor codes (allowed: nothing
-    to prove with). The user then links a first device without any proof, and the attacker's codes, which the
-    user never saw, still let the attacker in as a second factor, on every host."""
+    """A password-only attacker made recovery codes for a user who had neither device nor codes (allowed: nothing
+    to prove with); the user then linked a first device without any proof, and the attacker's codes, which the
+    user never saw, still logged in as a second factor on every host. Now codes are made only with a device."""
     host_a, host_b = fleet
     victim = users[2]
     planted = enroll_command(host_b, victim, "recovery-codes", stdin="\n")
-    attacker_codes = recovery_codes_in(planted.stdout)
+    assert planted.returncode == 1 and not recovery_codes_in(planted.stdout), planted.stdout
+    assert "link one first" in planted.stderr, planted.stderr
+    assert recovery_hashes_at(directory, victim) == []
     enrollment, returncode = enroll(host_a, victim, "phone")
+    assert returncode == 0, (enrollment.output, enrollment.errors)
     settle()
-    if attacker_codes:
-        assert host_a.authenticate(victim, attacker_codes[0]).result != "success", (planted.stdout, enrollment.output)
+    made = enroll_command(host_a, victim, "recovery-codes", stdin=code(enrollment.device, offset_steps=1) + "\n")
+    assert made.returncode == 0 and len(recovery_codes_in(made.stdout)) == 10, (made.stdout, made.stderr)
+
+
+def test_a_user_left_with_recovery_codes_only_proves_one_to_link_a_device(directory, users, fleet):  # noqa: F811
+    """The user removed the last device with a recovery code: the unused codes still are a second factor, so a
+    password alone must not link a "first" device beside them (on any host); one of the codes does."""
+    host_a, host_b = fleet
+    user = users[7]
+    phone = new_device("phone")
+    directory.add_device(user.pw_name, phone)
+    settle()
+    made = enroll_command(host_a, user, "recovery-codes", stdin=code(phone) + "\n")
+    codes = recovery_codes_in(made.stdout)
+    assert made.returncode == 0 and len(codes) == 10, (made.stdout, made.stderr)
+    removed = enroll_command(host_b, user, "remove", "phone", "--yes", stdin=codes[0] + "\n")
+    assert removed.returncode == 0, (removed.stdout, removed.stderr)
+    settle()
+    assert devices_of(directory, user) == []
+    attacker, returncode = enroll(host_b, user, "attacker", lambda device: code(device), "")
+    assert returncode != 0, attacker.output
+    assert "unused recovery code" in attacker.output + attacker.errors, (attacker.output, attacker.errors)
+    assert devices_of(directory, user) == []
+    again, returncode = enroll(host_a, user, "new phone", lambda device: code(device), codes[1])
+    assert returncode == 0, (again.output, again.errors)
+    assert [entry["e2faDeviceName"] for entry in devices_of(directory, user)] == [["new phone"]]
+    # That code was used up: it does not log in anywhere now.
+    assert host_b.authenticate(user, codes[1]).result != "success"
 
 
 def test_a_lockout_ending_past_lockout_seconds_is_brought_back_as_in_local_mode(directory, users, fleet):  # noqa: F811
