@@ -3,7 +3,9 @@ import Engage2FAManagement
 
 /// Any bytes as a device file: never a crash, whatever parses survives a write–read round trip, and
 /// no parsed device name holds a byte that must not reach a terminal or a log line (issue 13 C): the
-/// parser applies the enrollment rule, `DeviceFile.problem(inName:)`.
+/// parser applies the login's rule of names, `DeviceFile.problem(inName:)` (the rules of naming devices well,
+/// `problem(inNewName:)` and `namingProblem`, are enrollment's: a parsed file may break them, and is still
+/// written back as it was read).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
@@ -18,7 +20,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     for device in file.devices {
         precondition(!device.name.unicodeScalars.contains { isUnsafeForDisplay($0.value) }, "unsafe scalar in a device name: \(device.name.debugDescription)")
-        precondition(DeviceFile.problem(inName: device.name) == nil, "a name enrollment refuses was parsed: \(device.name.debugDescription)")
+        precondition(DeviceFile.problem(inName: device.name) == nil, "a name the login's rule refuses was parsed: \(device.name.debugDescription)")
     }
     let again = try? DeviceFile.parse(file.serialized(), path: "fuzz")
     precondition(again == file, "device file did not survive a round trip")

@@ -156,9 +156,26 @@ func serve(client: Int32, enrollment: Bool, configPath: String) {
                 send(client, .failed("malformed request"))
                 return
             }
-            send(client, enroller.map { $0.answer(request) } ?? service.answer(request))
+            send(client, route(request, enroller: enroller, service: service, peer: uid))
         }
         guard buffer.count <= 8192 else { return }
+    }
+}
+
+/// Which service answers: the module's login socket is root's; on the enrollment socket anyone may also
+/// ask the login questions, about their own user only (a screen locker running PAM as the user), so that
+/// such a caller gets the fleet-wide replay and lockout instead of no check at all.
+func route(_ request: FleetRequest, enroller: EnrollService?, service: FleetService, peer: uid_t) -> FleetAnswer {
+    guard let enroller else { return service.answer(request) }
+    switch request {
+    case .snapshot(let user), .check(let user, _, _):
+        guard let account = Account.lookup(user), account.uid == peer else {
+            serviceLog(LOG_WARNING, "uid \(peer) asked about user \(displayText(user, limit: 64)) on the enrollment socket: refused (only about oneself)")
+            return .failed("a process without root may ask only about its own user")
+        }
+        return service.answer(request)
+    case .enrollBegin, .enrollConfirm:
+        return enroller.answer(request)
     }
 }
 

@@ -104,7 +104,7 @@ final class EnrollService {
         do { device = try file.addDevice(name: pending.name, secret: pending.secret, parameters: pending.parameters, now: now, verifiedStep: step) } catch {
             return .success(.failed("\(error); nothing was saved"))
         }
-        return fleet.addDevice(device, user: account.name).map { _ in
+        return fleet.addDevice(device, user: account.name, first: file.devices.count == 1).map { _ in
             .done("Linked '\(device.name)'. You have \(file.devices.count) device\(file.devices.count == 1 ? "" : "s") on every host of the fleet.")
         }
     }

@@ -21,6 +21,8 @@ public enum DirectoryChange: Sendable {
     case add(String, [[UInt8]])
     case delete(String, [[UInt8]])
     case replace(String, [[UInt8]])
+    /// RFC 4525: adds `by` to an integer attribute at the server (noSuchAttribute when it is absent).
+    case increment(String, Int64)
 }
 
 /// LDAP result codes this service acts on.
@@ -37,7 +39,7 @@ public enum LDAPResult {
 }
 
 public final class Directory {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     public let uri: String
     private let timeoutMilliseconds: Int64
 
@@ -140,7 +142,7 @@ public final class Directory {
 
     public func describe(_ code: Int32) -> String { "\(String(cString: ldap_err2string(code))) (\(code))" }
 
-    private var operationTimeout: timeval {
+    var operationTimeout: timeval {
         timeval(tv_sec: Int(timeoutMilliseconds / 1000), tv_usec: Int(timeoutMilliseconds % 1000) * 1000)
     }
 
@@ -232,7 +234,12 @@ public final class Directory {
     /// Deletes one entry (a leaf).
     public func delete(dn: String) -> Int32 { ldap_delete_ext_s(handle, dn, nil, nil) }
 
-    public struct DirectoryFailure: Error { public var code: Int32; public var text: String }
+    public struct DirectoryFailure: Error {
+        public var code: Int32
+        public var text: String
+        /// Not an LDAP result: the entry found belongs to another user (a case twin, see readUser).
+        public static let anotherUsersEntry: Int32 = -2
+    }
 
     /// One modify operation: all changes or none (the compare-and-swap). The LDAP result code.
     public func modify(dn: String, _ changes: [DirectoryChange]) -> Int32 {
@@ -243,7 +250,7 @@ public final class Directory {
         withModifications(attributes.map { .add($0.0, $0.1) }) { ldap_add_ext_s(handle, dn, $0, nil, nil) }
     }
 
-    private func withModifications(_ changes: [DirectoryChange], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<LDAPMod>?>) -> Int32) -> Int32 {
+    func withModifications(_ changes: [DirectoryChange], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<LDAPMod>?>) -> Int32) -> Int32 {
         var allocations: [UnsafeMutableRawPointer] = []
         defer { for pointer in allocations { free(pointer) } }
         var modifications: [UnsafeMutablePointer<LDAPMod>?] = []
@@ -252,6 +259,7 @@ public final class Directory {
             case .add(let name, let values): (LDAP_MOD_ADD, name, values)
             case .delete(let name, let values): (LDAP_MOD_DELETE, name, values)
             case .replace(let name, let values): (LDAP_MOD_REPLACE, name, values)
+            case .increment(let name, let by): (LDAP_MOD_INCREMENT, name, [Array(String(by).utf8)])
             }
             let modification = UnsafeMutablePointer<LDAPMod>.allocate(capacity: 1)
             allocations.append(UnsafeMutableRawPointer(modification))

@@ -41,7 +41,7 @@ extension Enroll {
             try context.checkWritable()
             let interactive = isTerminal(STDIN_FILENO)
             let tries = interactive ? 3 : 1
-            var devices = try context.loadDevices()
+            var devices = try context.loadDevicesToEdit()
             if let state = context.state() { devices.devices = state.liveDevices(of: devices) }
 
             let deviceName = try chooseName(devices: devices, tries: tries)

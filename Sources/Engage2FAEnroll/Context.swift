@@ -49,6 +49,25 @@ struct EnrollContext {
         }
     }
 
+    /// The device file as `loadDevices()` reads it, to be changed: refused if it breaks a rule of naming
+    /// devices (`namingProblem`), which a change would write again.
+    func loadDevicesToEdit() throws -> DeviceFile {
+        let file = try loadDevices()
+        if let refusal = namingRefusal(file) { throw refusal }
+        return file
+    }
+
+    private func namingRefusal(_ file: DeviceFile) -> CommandFailure? {
+        file.namingProblem(path: location.path).map { CommandFailure($0 + ". Nothing was changed") }
+    }
+
+    /// Says on standard error which rule of naming devices the file breaks, if it does: a login accepts
+    /// such a file (edited by hand), enrollment does not change it.
+    func warnAboutNames(in file: DeviceFile?) {
+        guard let problem = file?.namingProblem(path: location.path) else { return }
+        printError("Warning: \(problem). Logins still accept it; engage2fa-enroll changes it only once that is fixed.")
+    }
+
     /// The device file's transaction: under its lock, the file as it is now (another command may have
     /// changed it since it was shown) is changed by `body` and replaced atomically. Devices and codes an
     /// administrator revoked are dropped from it on the way.
@@ -59,6 +78,10 @@ struct EnrollContext {
         var result: Result? = nil
         do {
             try location.update { (file: inout DeviceFile) throws(CoreError) in
+                if let refusal = namingRefusal(file) {
+                    failure = refusal
+                    return
+                }
                 let before = file
                 if let state {
                     file.devices = state.liveDevices(of: file)

@@ -15,6 +15,7 @@ extension Enroll {
         func run() throws {
             let context = try EnrollContext(options)
             let file = try context.loadDevices()
+            context.warnAboutNames(in: file)
             // Root's state says which codes were used at a login and what an administrator revoked.
             let state = context.state()
             let devices = state?.liveDevices(of: file) ?? file.devices

@@ -18,7 +18,7 @@ extension Enroll {
 
         func run() throws {
             let context = try EnrollContext(options)
-            var file = try context.loadDevices()
+            var file = try context.loadDevicesToEdit()
             if let state = context.state() { file.devices = state.liveDevices(of: file) }
             guard let device = file.device(named: name) else {
                 let names = file.devices.map { "'\(displayText($0.name, limit: 256))'" }.joined(separator: ", ")

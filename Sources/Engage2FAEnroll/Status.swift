@@ -14,7 +14,9 @@ extension Enroll {
             let state = context.state() ?? UserState()
             let enrollment: EnrollmentState
             do {
-                enrollment = EnrollmentState(file: try context.location.load(), state: state)
+                let file = try context.location.load()
+                context.warnAboutNames(in: file)
+                enrollment = EnrollmentState(file: file, state: state)
             } catch {
                 enrollment = .unreadable(reason: explain(error, account: context.account))
             }

@@ -33,11 +33,47 @@ extension RecoveryCodes {
 }
 
 extension DeviceFile {
+    /// Why `name` cannot be given to a device, or nil: the login's rule (`problem(inName:)`: what a login
+    /// needs to show it) and the rules of naming devices that a person tells apart, which only writing a
+    /// device file applies: at most `maxNameLength` characters (grapheme clusters).
+    public static func problem(inNewName name: String) -> DeviceNameError? {
+        let problem = problem(inName: name)
+        guard problem == nil || problem == .tooManyBytes(limit: maxNameBytes) else { return problem }
+        // Counting characters means grapheme breaking: only for names whose bytes could be too many.
+        if name.utf8.count > maxNameLength && name.count > maxNameLength { return .tooLong(limit: maxNameLength) }
+        return problem
+    }
+
+    /// The device with this name, compared case-insensitively (names differing only in case are one name).
+    public func device(named name: String) -> Device? {
+        let wanted = name.lowercased()
+        return devices.first { $0.name.lowercased() == wanted }
+    }
+
+    /// The rules of writing a device file that a login does not apply (it accepts a file a person edited
+    /// by hand that breaks them): no two devices named alike (ignoring case), no name longer than
+    /// `maxNameLength` characters. The first one broken, worded for the file at `path`; nil if none is.
+    /// Enrollment refuses to change such a file; `list` and `status` point at it.
+    public func namingProblem(path: String) -> String? {
+        for (index, device) in devices.enumerated() {
+            let shown = displayText(device.name, limit: 64)
+            if let problem = Self.problem(inNewName: device.name) {
+                return "\(displayText(path)): bad device name '\(shown)': \(problem); edit its name= (percent-encoded) in the file"
+            }
+            let wanted = device.name.lowercased()
+            if let twin = devices[..<index].first(where: { $0.name.lowercased() == wanted }) {
+                return "\(displayText(path)): duplicate device '\(shown)' (the same name as '\(displayText(twin.name, limit: 64))', ignoring case):"
+                    + " edit one of their name= (percent-encoded) in the file"
+            }
+        }
+        return nil
+    }
+
     /// The name as it will be stored, or why it cannot be used.
     public func validatedNewName(_ proposed: String) throws(DeviceNameError) -> String {
         let bytes = Array(proposed.utf8).span
         let name = bytes.text(bytes.trimmingBlanks(bytes.all))
-        if let problem = Self.problem(inName: name) { throw problem }
+        if let problem = Self.problem(inNewName: name) { throw problem }
         if let existing = device(named: name) { throw .duplicate(existing.name) }
         guard devices.count < Self.maxDevices else { throw .tooManyDevices(limit: Self.maxDevices) }
         return name

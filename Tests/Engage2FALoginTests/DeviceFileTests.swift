@@ -84,6 +84,30 @@ final class DeviceFileTests: XCTestCase {
         XCTAssertEqual("\(DeviceNameError.duplicate("a\u{1B}b"))", "there is already a device named 'a\\x1bb'")
     }
 
+    /// The rules of naming devices well are enrollment's, not the login's: a file edited by hand with two
+    /// names equal but for case, or a name of more than 64 characters, still logs in (its names are only
+    /// ever shown escaped), and enrollment flags it and refuses to change it.
+    func testCaseTwinsAndLongNamesParseAndEnrollmentFlagsThem() throws {
+        let device = "device added=1 algorithm=SHA1 digits=6 period=30 secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        let twins = "engage2fa-devices 1\n\(device) id=0123456789abcdef name=Phone\n\(device) id=0123456789abcdee name=PHONE\n"
+        let file = try DeviceFile.parse(Array(twins.utf8), path: "/home/a/.engage2fa")
+        XCTAssertEqual(file.devices.map(\.name), ["Phone", "PHONE"])
+        XCTAssertEqual(file.namingProblem(path: "/home/a/.engage2fa"),
+                       "/home/a/.engage2fa: duplicate device 'PHONE' (the same name as 'Phone', ignoring case): edit one of their name= (percent-encoded) in the file")
+        XCTAssertThrowsError(try file.validatedNewName("phone")) { XCTAssertEqual($0 as? DeviceNameError, .duplicate("Phone")) }
+        // Unicode's case mapping, which only the management library carries: É and é.
+        let accents = "engage2fa-devices 1\n\(device) id=0123456789abcdef name=%C3%89cole\n\(device) id=0123456789abcdee name=%C3%A9cole\n"
+        XCTAssertNotNil(try DeviceFile.parse(Array(accents.utf8), path: "f").namingProblem(path: "f"))
+        let long = String(repeating: "%C3%A9", count: 65)
+        let longFile = try DeviceFile.parse(Array("engage2fa-devices 1\n\(device) id=0123456789abcdef name=\(long)\n".utf8), path: "f")
+        XCTAssertEqual(longFile.namingProblem(path: "f"),
+                       "f: bad device name '\(String(repeating: "é", count: 32))…': a device name can be at most 64 characters; edit its name= (percent-encoded) in the file")
+        XCTAssertNil(try DeviceFile.parse(Array("engage2fa-devices 1\n\(device) id=0123456789abcdef name=Phone\n".utf8), path: "f").namingProblem(path: "f"))
+        // What enrollment writes always parses: its longest names stay within the login's bound in bytes.
+        XCTAssertEqual(DeviceFile.problem(inNewName: String(repeating: "\u{10FFFD}", count: 65)), .tooLong(limit: 64))
+        XCTAssertEqual(DeviceFile.problem(inNewName: String(repeating: "e\u{301}\u{302}", count: 60)), .tooManyBytes(limit: 256))
+    }
+
     func testTheParserAppliesTheNameRule() {
         func error(_ encodedName: String) -> String {
             let text = "engage2fa-devices 1\n"
@@ -105,8 +129,10 @@ final class DeviceFileTests: XCTestCase {
         XCTAssertTrue(error("Pho%C2%9Bne").contains("(found U+009B)"))
         XCTAssertEqual(error("%20Phone"), "/home/a/.engage2fa:3: bad device name ' Phone': a device name cannot start or end with a space" + fix)
         XCTAssertEqual(error(""), "/home/a/.engage2fa:3: bad device name '': a device name cannot be empty" + fix)
-        XCTAssertEqual(error(String(repeating: "x", count: 65)),
-                       "/home/a/.engage2fa:3: bad device name '\(String(repeating: "x", count: 64))…': a device name can be at most 64 characters" + fix)
+        // A login bounds a name's bytes; its length in characters is enrollment's rule (below).
+        XCTAssertEqual(error(String(repeating: "x", count: 256)), "no error")
+        XCTAssertEqual(error(String(repeating: "x", count: 257)),
+                       "/home/a/.engage2fa:3: bad device name '\(String(repeating: "x", count: 64))…': a device name can be at most 256 bytes long (UTF-8)" + fix)
         XCTAssertEqual(error("%FF"), "/home/a/.engage2fa:3: bad name (not percent-encoded UTF-8)")
         // A long name is quoted in part only.
         XCTAssertLessThan(error(String(repeating: "%1B", count: 500)).utf8.count, 400)

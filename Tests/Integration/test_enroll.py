@@ -234,6 +234,32 @@ def test_recovery_codes_work_once_through_pam(host, users, enroll_config):
     assert host.authenticate(alice, codes[3]).result == "auth_err"
 
 
+def test_case_twin_names_log_in_and_enroll_refuses_to_edit(host, users, enroll_config):
+    """Names equal but for case are a rule of naming devices (enrollment's), not of logging in: a file edited
+    by hand to hold two still logs in with either device; enroll's list and status flag it, and its
+    changes refuse it and change nothing."""
+    alice = users[0]
+    link(alice, enroll_config, "Pixel 8")
+    ipad = link(alice, enroll_config, "iPad")
+    path = os.path.join(alice.pw_dir, ".engage2fa")
+    with open(path) as handle:
+        text = handle.read()
+    assert " name=iPad\n" in text
+    with open(path, "w") as handle:
+        handle.write(text.replace(" name=iPad\n", " name=PIXEL%208\n"))
+    edited = open(path, "rb").read()
+    assert host.authenticate(alice, code(ipad.device, offset_steps=1)).result == "success"
+    warning = "duplicate device 'PIXEL 8' (the same name as 'Pixel 8', ignoring case)"
+    listing = run_enroll(alice, "list", "--config", enroll_config)
+    assert listing.returncode == 0 and "PIXEL 8" in listing.stdout and warning in listing.stderr, (listing.stdout, listing.stderr)
+    status = run_enroll(alice, "status", "--config", enroll_config)
+    assert status.returncode == 0 and warning in status.stderr, status.stderr
+    for change in (("remove", "pixel 8", "--yes"), ("add", "--name", "Tablet")):
+        refused = run_enroll(alice, *change, "--config", enroll_config)
+        assert refused.returncode != 0 and warning in refused.stderr and "Nothing was changed" in refused.stderr, (change, refused.stderr)
+    assert open(path, "rb").read() == edited
+
+
 # --- errors -------------------------------------------------------------------------------------------
 
 def test_unsafe_device_file_gets_the_fix_in_the_message(host, users, enroll_config):

@@ -100,6 +100,8 @@ public struct RecoveryCodes: Equatable, Sendable {
 public enum DeviceNameError: Error, Equatable, CustomStringConvertible {
     case empty
     case tooLong(limit: Int)
+    /// More bytes of UTF-8 than `DeviceFile.maxNameBytes`.
+    case tooManyBytes(limit: Int)
     /// A scalar `isUnsafeForDisplay` names: a control, a bidi or zero-width mark.
     case unsafeCharacter(UInt32)
     /// A space at the start or the end, which the name would be shown without.
@@ -111,6 +113,7 @@ public enum DeviceNameError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .empty: "a device name cannot be empty"
         case .tooLong(let limit): "a device name can be at most \(limit) characters"
+        case .tooManyBytes(let limit): "a device name can be at most \(limit) bytes long (UTF-8)"
         case .unsafeCharacter(let scalar):
             "a device name cannot contain a control or invisible formatting character (found U+\(scalarCode(scalar)))"
         case .surroundingSpace: "a device name cannot start or end with a space"
@@ -123,7 +126,7 @@ public enum DeviceNameError: Error, Equatable, CustomStringConvertible {
 /// `001B`, `202E`: a scalar's code as U+ notation writes it (at least four upper-case hex digits).
 private func scalarCode(_ scalar: UInt32) -> String {
     let digits = String(scalar, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    return String(repeating: "0", count: max(0, 4 - digits.utf8.count)) + digits
 }
 
 /// Why a device file was not used: the file itself, or a line in it.
@@ -165,23 +168,22 @@ public struct DeviceFile: Equatable, Sendable {
         self.recovery = recovery
     }
 
-    /// Why `name` cannot be a device's name, or nil. The one rule for a name typed at enrollment (after
-    /// trimming) and a name read from a device file: not empty, no control or invisible formatting
-    /// character (`isUnsafeForDisplay`: it would reach root's terminal and the system log), no space at
-    /// either end, at most `maxNameLength` characters.
+    /// The most bytes (UTF-8) of a name a login accepts: what enrollment writes (at most `maxNameLength`
+    /// characters, `DeviceFile.problem(inNewName:)` in the management library) stays within it.
+    public static let maxNameBytes = 256
+
+    /// Why a name read from a device file cannot be used at a login, or nil: what showing it in a log line
+    /// and holding it need. Not empty, no control or invisible formatting character (`isUnsafeForDisplay`:
+    /// it would reach root's terminal and the system log), no space at either end, at most `maxNameBytes`
+    /// bytes. A login only ever shows a name (escaped), so the rules of naming devices well — a length in
+    /// characters, no two names equal ignoring case — are enrollment's (the management library's), not the
+    /// parser's: they need Unicode's tables, which the module does not carry.
     public static func problem(inName name: String) -> DeviceNameError? {
         guard !name.isEmpty else { return .empty }
         for scalar in name.unicodeScalars where isUnsafeForDisplay(scalar.value) { return .unsafeCharacter(scalar.value) }
         if name.utf8.first == UInt8(ascii: " ") || name.utf8.last == UInt8(ascii: " ") { return .surroundingSpace }
-        // Counting characters means grapheme breaking: only for names whose bytes could be too many.
-        if name.utf8.count > maxNameLength && name.count > maxNameLength { return .tooLong(limit: maxNameLength) }
+        if name.utf8.count > maxNameBytes { return .tooManyBytes(limit: maxNameBytes) }
         return nil
-    }
-
-    /// The device with this name, compared case-insensitively (names differing only in case are one name).
-    public func device(named name: String) -> Device? {
-        let wanted = name.lowercased()
-        return devices.first { $0.name.lowercased() == wanted }
     }
 
     public static func parse(_ bytes: [UInt8], path: String) throws(DeviceFileError) -> DeviceFile {
@@ -252,11 +254,9 @@ public struct DeviceFile: Equatable, Sendable {
                     throw fail("bad device name '\(displayText(name, limit: 64))': \(problem);"
                         + " edit name= on this line (percent-encoded) to plain printable text")
                 }
-                if !file.devices.isEmpty {
-                    let idText = bytes.text(id)
-                    guard file.device(named: name) == nil, !file.devices.contains(where: { $0.id == idText }) else {
-                        throw fail("duplicate device '\(displayText(name, limit: 64))'")
-                    }
+                // The same id twice would share one device's replay state (ids are ASCII hex: compared as bytes).
+                guard !file.devices.contains(where: { bytes.spells(id, $0.id.utf8) }) else {
+                    throw fail("duplicate device '\(displayText(name, limit: 64))'")
                 }
                 guard file.devices.count < maxDevices else { throw fail("more than \(maxDevices) devices") }
                 file.devices.append(Device(

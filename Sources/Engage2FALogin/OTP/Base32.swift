@@ -3,8 +3,8 @@ public enum Base32 {
     package static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
 
     public enum DecodingError: Error, Equatable, CustomStringConvertible {
-        /// A character outside A–Z, 2–7 (any case), space, hyphen or trailing `=`.
-        case invalidCharacter(Character, position: Int)
+        /// A character (its first scalar) outside A–Z, 2–7 (any case), space, hyphen or trailing `=`.
+        case invalidCharacter(Unicode.Scalar, position: Int)
         /// `=` padding followed by something other than more padding.
         case dataAfterPadding(position: Int)
         /// A number of symbols (1, 3 or 6 mod 8) that no whole number of bytes encodes to.
@@ -15,8 +15,8 @@ public enum Base32 {
         public var description: String {
             switch self {
             case .invalidCharacter(let character, let position):
-                let shown = character.isASCII && !(character.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? true)
-                    ? "'\(character)'" : "U+\(String(character.unicodeScalars.first!.value, radix: 16, uppercase: true))"
+                let shown = character.isASCII && character.value >= 0x20 && character.value != 0x7F
+                    ? "'\(character)'" : "U+\(String(character.value, radix: 16, uppercase: true))"
                 return "invalid base32 character \(shown) at position \(position + 1) (expected A–Z, 2–7, spaces or hyphens)"
             case .dataAfterPadding(let position):
                 return "base32 data after '=' padding at position \(position + 1)"
@@ -51,7 +51,8 @@ public enum Base32 {
             if byte == UInt8(ascii: "=") { paddingStart = paddingStart ?? position; continue }
             if paddingStart != nil { throw .dataAfterPadding(position: position) }
             guard let value = symbolValue(byte) else {
-                let character = text.text(index..<text.count).first ?? "\u{FFFD}"
+                // The scalar, not the character: grapheme breaking needs tables the module does not carry.
+                let character = text.text(index..<text.count).unicodeScalars.first ?? "\u{FFFD}"
                 throw .invalidCharacter(character, position: position)
             }
             buffer = (buffer << 5) | value

@@ -4,10 +4,11 @@ public enum OTPAlgorithm: String, Sendable, CaseIterable {
     case sha256 = "SHA256"
     case sha512 = "SHA512"
 
-    /// Accepts `SHA1`, `sha256`, `SHA-512` and the like.
+    /// Accepts `SHA1`, `sha256`, `SHA-512` and the like: ASCII letters in either case, hyphens ignored
+    /// (compared as bytes: no Unicode case mapping, whose tables the module does not carry).
     public init?(name: some StringProtocol) {
-        let normalized = String(name.uppercased().filter { $0 != "-" })
-        guard let algorithm = OTPAlgorithm(rawValue: normalized) else { return nil }
+        let typed = name.utf8.lazy.filter { $0 != UInt8(ascii: "-") }.map(asciiLowercase)
+        guard let algorithm = OTPAlgorithm.allCases.first(where: { $0.rawValue.utf8.lazy.map(asciiLowercase).elementsEqual(typed) }) else { return nil }
         self = algorithm
     }
 }

@@ -134,8 +134,15 @@ public struct ParsedConfig: Sendable {
     public var diagnostics: [ConfigDiagnostic]
     /// The line each `[deadlines]` entry is on, so checks about deadlines can point at it.
     public var deadlineLines: [String: Int]
-    /// The line each setting is on (keys in lower case), so checks about a value can point at it.
-    public var keyLines: [String: Int] = [:]
+    /// The line each setting is on (keys in lower case, in file order), so checks about a value can point at it.
+    /// A list, not a dictionary: a login parses the file and never asks (hashing ten keys costs more than it).
+    var keyLineList: [(key: String, line: Int)] = []
+    /// The same as a dictionary, for the checks.
+    public var keyLines: [String: Int] {
+        var lines: [String: Int] = [:]
+        for (key, line) in keyLineList where lines[key] == nil { lines[key] = line }
+        return lines
+    }
 
     public var errors: [ConfigDiagnostic] { diagnostics.filter { $0.severity == .error } }
     public var isValid: Bool { errors.isEmpty }
@@ -245,7 +252,7 @@ extension Config {
             if let line = firstLineOfKey.first(where: { $0.key == caveat.key })?.line { report(line, caveat.message, .warning) }
         }
         var parsed = ParsedConfig(config: config, diagnostics: diagnostics, deadlineLines: deadlineLines)
-        for (key, line) in firstLineOfKey { parsed.keyLines[key] = line }
+        parsed.keyLineList = firstLineOfKey
         return parsed
     }
 

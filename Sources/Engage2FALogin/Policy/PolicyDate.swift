@@ -197,5 +197,5 @@ private func dateText(day: Int64) -> String {
 
 func pad(_ value: Int, _ width: Int) -> String {
     let digits = String(value)
-    return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    return String(repeating: "0", count: max(0, width - digits.utf8.count)) + digits
 }

@@ -138,6 +138,7 @@ extension ParsedConfig {
     /// the host does not have (they exempt nobody, or — in `only_groups` — take in nobody).
     public func scopeWarnings(file: String, groupExists: (String) -> Bool, serviceExists: (String) -> Bool) -> [ConfigDiagnostic] {
         var warnings: [ConfigDiagnostic] = []
+        let keyLines = keyLines
         func warn(_ key: String, _ message: String) {
             warnings.append(ConfigDiagnostic(file: file, line: keyLines[key] ?? 0, severity: .warning, message: message))
         }

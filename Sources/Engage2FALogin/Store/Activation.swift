@@ -57,7 +57,11 @@ public struct ActivationStore: Sendable {
         if configPath == Config.defaultPath {
             recordPath = root + "/activation"
         } else {
-            recordPath = root + "/activation.d/" + hexString(SHA256.hash(configPath.utf8))
+            var path = ByteWriter(capacity: root.utf8.count + 78)
+            path.write(string: root)
+            path.write("/activation.d/")
+            path.write(string: hexString(SHA256.hash(configPath.utf8)))
+            recordPath = path.text
         }
     }
 

@@ -64,6 +64,16 @@ public struct StateStore: Sendable {
         return path.text
     }
 
+    /// `users/NAME.state`, where older versions kept a user's state: one buffer, not a chain of String `+`.
+    private func legacyStatePath(name: String) -> String {
+        var path = ByteWriter(capacity: usersDirectory.utf8.count + name.utf8.count + 8)
+        path.write(string: usersDirectory)
+        path.write("/")
+        path.write(string: name)
+        path.write(".state")
+        return path.text
+    }
+
     public func statePath(uid: uid_t) -> String { userPath(uid: uid, "state") }
 
     /// Creates `state_dir` and its `users` folder (mode 755) if missing, and checks that both are
@@ -115,7 +125,7 @@ public struct StateStore: Sendable {
             guard isSafeUserName(account.name), !account.name.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
                 return UserState()
             }
-            do { return try readState(usersDirectory + "/" + account.name + ".state") } catch .file(.missing) { return UserState() }
+            do { return try readState(legacyStatePath(name: account.name)) } catch .file(.missing) { return UserState() }
         }
     }
 

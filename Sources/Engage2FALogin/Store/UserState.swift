@@ -277,9 +277,9 @@ public struct DeviceUsages: Equatable, Sendable, Sequence, ExpressibleByDictiona
         return kept
     }
 
-    /// In id order, as the state file lists them.
+    /// In id order (of their bytes: ids are ASCII hex), as the state file lists them.
     func sortedByID() -> [Element] {
-        entries.count < 2 ? entries : entries.sorted { $0.key < $1.key }
+        entries.count < 2 ? entries : entries.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
     }
 
     /// The same ids with the same usage, in any order.
