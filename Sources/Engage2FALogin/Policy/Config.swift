@@ -17,10 +17,19 @@ public struct Config: Equatable, Sendable {
     public var maxFailures = 5
     public var lockoutSeconds = 300
     /// The account name authenticator apps show under the issuer: `%u` the user, `%h` this host's name,
-    /// `%%` a percent sign. The host keeps two hosts' entries apart: apps that match entries on issuer
-    /// and name (Google Authenticator on Android) would otherwise overwrite one with the other.
-    public var label = "%u@%h"
+    /// `%f` the fleet's name, `%%` a percent sign. In local mode the host keeps two hosts' entries apart:
+    /// apps that match entries on issuer and name (Google Authenticator on Android) would otherwise
+    /// overwrite one with the other. In fleet mode one device serves every host: the fleet names it.
+    public var label: String {
+        get { labelSetting ?? (fleet.store == .ldap ? "%u@%f" : "%u@%h") }
+        set { labelSetting = newValue }
+    }
+    /// `label` as the policy file sets it; nil: the default of the mode.
+    public var labelSetting: String? = nil
     public static let labelMaxBytes = 128
+    /// `fleet_name`: what `%f` says; nil: the DNS domain of ldap_base's dc= parts (dc=example,dc=org:
+    /// example.org), else this host's name.
+    public var fleetName: String? = nil
     /// Where a user's devices live; `%u`, `%h` and a leading `~` expand (see ``secretFilePath(user:home:)``).
     public var secretPath = "~/.engage2fa"
     /// Root-owned directory for what users must not edit: replay and lockout state, the activation record.
@@ -72,7 +81,29 @@ public struct Config: Equatable, Sendable {
 
     /// The account name authenticator apps show under the issuer, from the `label` template.
     public func accountLabel(user: String, host: String) -> String {
-        Config.expandingEscapes(label, [(UInt8(ascii: "u"), user), (UInt8(ascii: "h"), host)])
+        let fleetShown = fleetName ?? Config.domain(ofBase: fleet.base) ?? host
+        return Config.expandingEscapes(label, [(UInt8(ascii: "u"), user), (UInt8(ascii: "h"), host), (UInt8(ascii: "f"), fleetShown)])
+    }
+
+    /// The DNS domain a base DN's dc= parts spell (RFC 2247), or nil when it has none usable in a label.
+    static func domain(ofBase base: String) -> String? {
+        var labels: [String] = []
+        for part in Array(base.utf8)[...].pieces(separatedBy: UInt8(ascii: ","), keepEmpty: false) {
+            let text = String(decoding: part, as: UTF8.self)
+            let pair = Array(text.utf8)[...].pieces(separatedBy: UInt8(ascii: "="), keepEmpty: true)
+            guard pair.count == 2, bytesEqualIgnoringASCIICase(trimmed(pair[0]), "dc") else { continue }
+            let value = trimmed(pair[1])
+            guard !value.isEmpty, value.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "\\") }) else { return nil }
+            labels.append(String(decoding: value, as: UTF8.self))
+        }
+        return labels.isEmpty ? nil : labels.joined(separator: ".")
+    }
+
+    private static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var slice = bytes
+        while slice.first == UInt8(ascii: " ") { slice = slice.dropFirst() }
+        while slice.last == UInt8(ascii: " ") { slice = slice.dropLast() }
+        return slice
     }
 
     /// `template` with each `%X` whose letter `values` names replaced, and `%%` as one `%`; any other
@@ -273,6 +304,11 @@ extension Config {
         case "label":
             if let problem = Config.labelProblem(value) { return problem }
             label = value
+        case "fleet_name":
+            guard !value.isEmpty, value.utf8.count <= 64, value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != UInt8(ascii: ":") }) else {
+                return "fleet_name must be a name of 1 to 64 bytes without ':' or control characters (apps split the label at ':')"
+            }
+            fleetName = value
         case "window":
             guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(displayText(value, limit: 64))'" }
             window = number
@@ -312,7 +348,7 @@ extension Config {
             return fleet.apply(key: key, value: value)
         default:
             if let scopeResult = applyScope(key: key, value: value) { return scopeResult }
-            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)"
+            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, fleet_name, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_cert, ldap_key, ldap_timeout, fleet_socket_dir)"
         }
         return nil
     }
@@ -332,8 +368,8 @@ extension Config {
         while index < bytes.count {
             if bytes[index] == UInt8(ascii: "%") {
                 let next = index + 1 < bytes.count ? bytes[index + 1] : 0
-                guard next == UInt8(ascii: "u") || next == UInt8(ascii: "h") || next == UInt8(ascii: "%") else {
-                    return "label: '%' must be followed by u (the user), h (the host) or % (a percent sign), in '\(displayText(template, limit: 64))'"
+                guard next == UInt8(ascii: "u") || next == UInt8(ascii: "h") || next == UInt8(ascii: "f") || next == UInt8(ascii: "%") else {
+                    return "label: '%' must be followed by u (the user), h (the host), f (the fleet) or % (a percent sign), in '\(displayText(template, limit: 64))'"
                 }
                 index += 1
             }
