@@ -140,7 +140,10 @@ let package = Package(
 
         // The program both commands are: it runs the one its name (argv[0]) names. BIND_NOW (-z now)
         // with lld's full RELRO; lld packs the relative relocations of the static runtime (DT_RELR,
-        // glibc 2.36) and folds identical code.
+        // glibc 2.36) and folds identical code. --no-export-dynamic undoes the -export-dynamic that
+        // -static-stdlib adds: it put every public symbol of our modules and swift-argument-parser in
+        // .dynsym (240 KB of names nothing looks up: the runtime finds types and conformances through
+        // its metadata sections, and nothing loads a plug-in that would bind to the program).
         .executableTarget(
             name: "Engage2FACommands",
             dependencies: ["Engage2FAEnroll", "Engage2FAAdmin", "Engage2FACommandSupport", "Engage2FADaemon"],
@@ -150,6 +153,7 @@ let package = Package(
                     "-Xlinker", "-z", "-Xlinker", "now",
                     "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                     "-Xlinker", "--icf=all",
+                    "-Xlinker", "--no-export-dynamic",
                 ])
             ]
         ),
