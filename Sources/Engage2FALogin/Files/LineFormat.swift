@@ -196,6 +196,41 @@ func isValidUTF8(_ bytes: Span<UInt8>) -> Bool { bytes.isValidUTF8(bytes.all) }
 /// A decimal integer with an optional sign (a whole string's bytes).
 func parseInteger(_ text: String.UTF8View) -> Int64? { text.span.integer(0..<text.count) }
 
+// Names, keys, ids and policy words compare as bytes. String's `==`, `<` and hashing compare canonical
+// equivalence, which links Unicode's normalisation tables and code into the module (~50 KB), and the
+// user and group databases compare names as bytes too.
+extension String {
+    /// Whether this string holds exactly the bytes of `other`.
+    func hasSameBytes(as other: String) -> Bool {
+        let left = utf8.span, right = other.utf8.span
+        guard left.count == right.count else { return false }
+        for index in left.indices where left[index] != right[index] { return false }
+        return true
+    }
+
+    /// Whether this string is exactly `literal` (an ASCII string literal).
+    func spells(_ literal: StaticString) -> Bool {
+        let bytes = utf8.span
+        return bytes.spells(bytes.all, literal)
+    }
+}
+
+extension Optional where Wrapped == String {
+    /// Both nil, or both the same bytes.
+    func hasSameBytes(as other: String?) -> Bool {
+        switch (self, other) {
+        case (nil, nil): true
+        case (let left?, let right?): left.hasSameBytes(as: right)
+        default: false
+        }
+    }
+}
+
+extension Array where Element == String {
+    /// Whether one of the names holds exactly the bytes of `name`.
+    func containsBytes(of name: String) -> Bool { contains { $0.hasSameBytes(as: name) } }
+}
+
 /// Builds a file's bytes without String interpolation.
 struct ByteWriter {
     var bytes: [UInt8] = []

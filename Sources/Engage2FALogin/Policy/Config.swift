@@ -31,7 +31,7 @@ public struct Config: Equatable, Sendable {
     /// a user's lock nor record a used code, may do once 2FA is active.
     public var unprivileged = UnprivilegedCallers.allowSelf
     /// Personal deadlines of users who have not linked a device, from `[deadlines]`.
-    public var deadlines: [String: PolicyDate] = [:]
+    public var deadlines = NamedValues<PolicyDate>()
     /// `store` and the directory's keys (fleet mode).
     public var fleet = FleetSettings()
     /// Where the module applies (Policy/Scope.swift): members of these groups are never asked for a code;
@@ -133,7 +133,13 @@ public struct ParsedConfig: Sendable {
     public var config: Config
     public var diagnostics: [ConfigDiagnostic]
     /// The line each `[deadlines]` entry is on, so checks about deadlines can point at it.
-    public var deadlineLines: [String: Int]
+    var deadlineLineList = NamedValues<Int>()
+    /// The same as a dictionary, for the checks.
+    public var deadlineLines: [String: Int] {
+        var lines: [String: Int] = [:]
+        for (user, line) in deadlineLineList { lines[user] = line }
+        return lines
+    }
     /// The line each setting is on (keys in lower case, in file order), so checks about a value can point at it.
     /// A list, not a dictionary: a login parses the file and never asks (hashing ten keys costs more than it).
     var keyLineList: [(key: String, line: Int)] = []
@@ -173,7 +179,7 @@ extension Config {
         // Ten keys at most: a list beats a dictionary's hashing.
         var firstLineOfKey: [(key: String, line: Int)] = []
         firstLineOfKey.reserveCapacity(16)
-        var deadlineLines: [String: Int] = [:]
+        var deadlineLines = NamedValues<Int>()
         var inDeadlines = false
 
         func report(_ line: Int, _ message: String, _ severity: ConfigDiagnostic.Severity = .error) {
@@ -236,7 +242,7 @@ extension Config {
 
             let normalizedKey = keyBytes.contains(where: { bytes[$0] >= UInt8(ascii: "A") && bytes[$0] <= UInt8(ascii: "Z") })
                 ? String(decoding: keyBytes.map { asciiLowercase(bytes[$0]) }, as: UTF8.self) : bytes.text(keyBytes)
-            if let first = firstLineOfKey.first(where: { $0.key == normalizedKey }) {
+            if let first = firstLineOfKey.first(where: { $0.key.hasSameBytes(as: normalizedKey) }) {
                 report(lineNumber, "duplicate key '\(bytes.quoted(keyBytes))' (first set on line \(first.line))")
                 continue
             }
@@ -246,12 +252,13 @@ extension Config {
             }
         }
         if let missing = config.fleet.incompleteness {
-            report(firstLineOfKey.first(where: { $0.key == "store" })?.line ?? 0, missing)
+            report(firstLineOfKey.first(where: { $0.key.spells("store") })?.line ?? 0, missing)
         }
         for caveat in config.appCaveats {
-            if let line = firstLineOfKey.first(where: { $0.key == caveat.key })?.line { report(line, caveat.message, .warning) }
+            if let line = firstLineOfKey.first(where: { $0.key.hasSameBytes(as: caveat.key) })?.line { report(line, caveat.message, .warning) }
         }
-        var parsed = ParsedConfig(config: config, diagnostics: diagnostics, deadlineLines: deadlineLines)
+        var parsed = ParsedConfig(config: config, diagnostics: diagnostics)
+        parsed.deadlineLineList = deadlineLines
         parsed.keyLineList = firstLineOfKey
         return parsed
     }
@@ -262,27 +269,26 @@ extension Config {
             guard let number = parseInteger(value.utf8), range.contains(Int(number)) else { return nil }
             return Int(number)
         }
-        switch key {
-        case "start_date":
+        if key.spells("start_date") {
             do { startDate = try PolicyDate(parsing: value) } catch { return displayText("start_date: \(error)", limit: 256, escapingBackslashes: false) }
-        case "issuer":
+        } else if key.spells("issuer") {
             guard !value.isEmpty, !value.utf8.contains(UInt8(ascii: ":")) else {
                 return "issuer must be a non-empty name without ':' (apps split the label at ':')"
             }
             issuer = value
-        case "label":
+        } else if key.spells("label") {
             if let problem = Config.labelProblem(value) { return problem }
             label = value
-        case "window":
+        } else if key.spells("window") {
             guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(displayText(value, limit: 64))'" }
             window = number
-        case "max_failures":
+        } else if key.spells("max_failures") {
             guard let number = integer(Config.maxFailuresRange) else { return "max_failures must be a whole number from 1 to 100, not '\(displayText(value, limit: 64))'" }
             maxFailures = number
-        case "lockout_seconds":
+        } else if key.spells("lockout_seconds") {
             guard let number = integer(Config.lockoutRange) else { return "lockout_seconds must be a whole number from 1 to 86400, not '\(displayText(value, limit: 64))'" }
             lockoutSeconds = number
-        case "secret_path":
+        } else if key.spells("secret_path") {
             guard bytesStart(value.utf8, with: "/") || bytesStart(value.utf8, with: "~/") || bytesStart(value.utf8, with: "%h") else {
                 return "secret_path must be absolute or start with ~/ or %h, not '\(displayText(value, limit: 64))'"
             }
@@ -291,26 +297,26 @@ extension Config {
             }
             guard !hasDotDotComponent(value) else { return "secret_path must not contain '..'" }
             secretPath = value
-        case "state_dir":
+        } else if key.spells("state_dir") {
             guard bytesStart(value.utf8, with: "/"), !hasDotDotComponent(value) else {
                 return "state_dir must be an absolute path without '..', not '\(displayText(value, limit: 64))'"
             }
             stateDir = value
-        case "algorithm":
+        } else if key.spells("algorithm") {
             guard let algorithm = OTPAlgorithm(name: value) else { return "algorithm must be SHA1, SHA256 or SHA512, not '\(displayText(value, limit: 64))'" }
             newDeviceParameters.algorithm = algorithm
-        case "digits":
+        } else if key.spells("digits") {
             guard let number = integer(OTPParameters.digitRange) else { return "digits must be 6, 7 or 8, not '\(displayText(value, limit: 64))'" }
             newDeviceParameters.digits = number
-        case "unprivileged":
-            guard let choice = value == "allow-self" ? UnprivilegedCallers.allowSelf : value == "deny" ? .deny : nil else { return "unprivileged must be allow-self or deny, not '\(displayText(value, limit: 64))'" }
+        } else if key.spells("unprivileged") {
+            guard let choice = value.spells("allow-self") ? UnprivilegedCallers.allowSelf : value.spells("deny") ? .deny : nil else { return "unprivileged must be allow-self or deny, not '\(displayText(value, limit: 64))'" }
             unprivileged = choice
-        case "period":
+        } else if key.spells("period") {
             guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(displayText(value, limit: 64))'" }
             newDeviceParameters.period = number
-        case _ where FleetSettings.keys.contains(key):
+        } else if FleetSettings.keys.containsBytes(of: key) {
             return fleet.apply(key: key, value: value)
-        default:
+        } else {
             if let scopeResult = applyScope(key: key, value: value) { return scopeResult }
             return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)"
         }
