@@ -114,6 +114,14 @@ extension Span where Element == UInt8 {
         return true
     }
 
+    /// Whether `range` spells `name` (ASCII) in any mix of ASCII upper and lower case: lengths first.
+    func spellsIgnoringASCIICase(_ range: Range<Int>, _ name: String) -> Bool {
+        guard range.count == name.utf8.count else { return false }
+        let other = name.utf8.span
+        for offset in other.indices where asciiLowercase(self[range.lowerBound + offset]) != asciiLowercase(other[offset]) { return false }
+        return true
+    }
+
     /// Whether `range` comes before `other` in byte order.
     func precedes(_ range: Range<Int>, _ other: Range<Int>) -> Bool {
         var offset = 0
@@ -202,6 +210,7 @@ func parseInteger(_ text: String.UTF8View) -> Int64? { text.span.integer(0..<tex
 extension String {
     /// Whether this string holds exactly the bytes of `other`.
     func hasSameBytes(as other: String) -> Bool {
+        guard utf8.count == other.utf8.count else { return false }
         let left = utf8.span, right = other.utf8.span
         guard left.count == right.count else { return false }
         for index in left.indices where left[index] != right[index] { return false }
@@ -210,9 +219,15 @@ extension String {
 
     /// Whether this string is exactly `literal` (an ASCII string literal).
     func spells(_ literal: StaticString) -> Bool {
+        guard utf8.count == literal.utf8CodeUnitCount else { return false }
         let bytes = utf8.span
         return bytes.spells(bytes.all, literal)
     }
+}
+
+extension StaticString {
+    /// The literal as a String (inline, with no allocation, up to 15 bytes).
+    var text: String { String(decoding: UnsafeBufferPointer(start: utf8Start, count: utf8CodeUnitCount), as: UTF8.self) }
 }
 
 extension Optional where Wrapped == String {

@@ -215,7 +215,7 @@ extension Config {
                 continue
             }
             let keyBytes = bytes.trimmingBlanks(line.lowerBound..<equals)
-            let value = bytes.text(bytes.trimmingBlanks(equals + 1..<line.upperBound))
+            let valueBytes = bytes.trimmingBlanks(equals + 1..<line.upperBound)
             if keyBytes.isEmpty {
                 report(lineNumber, "missing key before '='")
                 continue
@@ -232,7 +232,7 @@ extension Config {
                     continue
                 }
                 do {
-                    config.deadlines[key] = try PolicyDate(parsing: value)
+                    config.deadlines[key] = try PolicyDate(parsing: bytes.text(valueBytes))
                     deadlineLines[key] = lineNumber
                 } catch {
                     report(lineNumber, displayText("deadline for '\(bytes.quoted(keyBytes))': \(error)", limit: 256, escapingBackslashes: false))
@@ -240,14 +240,23 @@ extension Config {
                 continue
             }
 
-            let normalizedKey = keyBytes.contains(where: { bytes[$0] >= UInt8(ascii: "A") && bytes[$0] <= UInt8(ascii: "Z") })
-                ? String(decoding: keyBytes.map { asciiLowercase(bytes[$0]) }, as: UTF8.self) : bytes.text(keyBytes)
+            // A known key is named by the table's String (no String made per line); an unknown one is an error.
+            let setting: (name: String, key: SettingKey)? = if let known = Config.settings.first(where: { bytes.spellsIgnoringASCIICase(keyBytes, $0.name) }) {
+                (known.name.text, known.key)
+            } else if let fleetKey = FleetSettings.keys.first(where: { bytes.spellsIgnoringASCIICase(keyBytes, $0) }) {
+                (fleetKey, .fleet)
+            } else { nil }
+            let normalizedKey = setting?.name ?? String(decoding: keyBytes.map { asciiLowercase(bytes[$0]) }, as: UTF8.self)
             if let first = firstLineOfKey.first(where: { $0.key.hasSameBytes(as: normalizedKey) }) {
                 report(lineNumber, "duplicate key '\(bytes.quoted(keyBytes))' (first set on line \(first.line))")
                 continue
             }
             firstLineOfKey.append((normalizedKey, lineNumber))
-            if let problem = config.apply(key: normalizedKey, value: value) {
+            guard let setting else {
+                report(lineNumber, "unknown key '\(displayText(normalizedKey, limit: 64))' (known: \((Config.settings.map { $0.name.text } + FleetSettings.keys).joined(separator: ", ")))")
+                continue
+            }
+            if let problem = config.apply(setting.key, name: setting.name, value: valueBytes, in: bytes) {
                 report(lineNumber, problem)
             }
         }
@@ -263,65 +272,91 @@ extension Config {
         return parsed
     }
 
-    /// Sets one key; returns what was wrong, or nil.
-    private mutating func apply(key: String, value: String) -> String? {
-        func integer(_ range: ClosedRange<Int>) -> Int? {
-            guard let number = parseInteger(value.utf8), range.contains(Int(number)) else { return nil }
+    /// Sets one setting from its value's bytes; returns what was wrong, or nil. A String is made only of a
+    /// value kept or shown as text.
+    private mutating func apply(_ setting: SettingKey, name: String, value range: Range<Int>, in bytes: Span<UInt8>) -> String? {
+        func integer(_ allowed: ClosedRange<Int>) -> Int? {
+            guard let number = bytes.integer(range), allowed.contains(Int(number)) else { return nil }
             return Int(number)
         }
-        if key.spells("start_date") {
+        switch setting {
+        case .startDate:
+            let value = bytes.text(range)
             do { startDate = try PolicyDate(parsing: value) } catch { return displayText("start_date: \(error)", limit: 256, escapingBackslashes: false) }
-        } else if key.spells("issuer") {
+        case .issuer:
+            let value = bytes.text(range)
             guard !value.isEmpty, !value.utf8.contains(UInt8(ascii: ":")) else {
                 return "issuer must be a non-empty name without ':' (apps split the label at ':')"
             }
             issuer = value
-        } else if key.spells("label") {
+        case .label:
+            let value = bytes.text(range)
             if let problem = Config.labelProblem(value) { return problem }
             label = value
-        } else if key.spells("window") {
-            guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(displayText(value, limit: 64))'" }
+        case .window:
+            guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(bytes.quoted(range))'" }
             window = number
-        } else if key.spells("max_failures") {
-            guard let number = integer(Config.maxFailuresRange) else { return "max_failures must be a whole number from 1 to 100, not '\(displayText(value, limit: 64))'" }
+        case .maxFailures:
+            guard let number = integer(Config.maxFailuresRange) else { return "max_failures must be a whole number from 1 to 100, not '\(bytes.quoted(range))'" }
             maxFailures = number
-        } else if key.spells("lockout_seconds") {
-            guard let number = integer(Config.lockoutRange) else { return "lockout_seconds must be a whole number from 1 to 86400, not '\(displayText(value, limit: 64))'" }
+        case .lockoutSeconds:
+            guard let number = integer(Config.lockoutRange) else { return "lockout_seconds must be a whole number from 1 to 86400, not '\(bytes.quoted(range))'" }
             lockoutSeconds = number
-        } else if key.spells("secret_path") {
+        case .secretPath:
+            let value = bytes.text(range)
             guard bytesStart(value.utf8, with: "/") || bytesStart(value.utf8, with: "~/") || bytesStart(value.utf8, with: "%h") else {
-                return "secret_path must be absolute or start with ~/ or %h, not '\(displayText(value, limit: 64))'"
+                return "secret_path must be absolute or start with ~/ or %h, not '\(bytes.quoted(range))'"
             }
             guard hasSubstring(value, "%u") || hasSubstring(value, "%h") || bytesStart(value.utf8, with: "~/") else {
                 return "secret_path must differ per user: use %u, %h or ~/ (otherwise every user would share one file)"
             }
             guard !hasDotDotComponent(value) else { return "secret_path must not contain '..'" }
             secretPath = value
-        } else if key.spells("state_dir") {
+        case .stateDir:
+            let value = bytes.text(range)
             guard bytesStart(value.utf8, with: "/"), !hasDotDotComponent(value) else {
-                return "state_dir must be an absolute path without '..', not '\(displayText(value, limit: 64))'"
+                return "state_dir must be an absolute path without '..', not '\(bytes.quoted(range))'"
             }
             stateDir = value
-        } else if key.spells("algorithm") {
-            guard let algorithm = OTPAlgorithm(name: value) else { return "algorithm must be SHA1, SHA256 or SHA512, not '\(displayText(value, limit: 64))'" }
+        case .algorithm:
+            let value = bytes.text(range)
+            guard let algorithm = OTPAlgorithm(name: value) else { return "algorithm must be SHA1, SHA256 or SHA512, not '\(bytes.quoted(range))'" }
             newDeviceParameters.algorithm = algorithm
-        } else if key.spells("digits") {
-            guard let number = integer(OTPParameters.digitRange) else { return "digits must be 6, 7 or 8, not '\(displayText(value, limit: 64))'" }
+        case .digits:
+            guard let number = integer(OTPParameters.digitRange) else { return "digits must be 6, 7 or 8, not '\(bytes.quoted(range))'" }
             newDeviceParameters.digits = number
-        } else if key.spells("unprivileged") {
-            guard let choice = value.spells("allow-self") ? UnprivilegedCallers.allowSelf : value.spells("deny") ? .deny : nil else { return "unprivileged must be allow-self or deny, not '\(displayText(value, limit: 64))'" }
+        case .unprivileged:
+            guard let choice = bytes.spells(range, "allow-self") ? UnprivilegedCallers.allowSelf : bytes.spells(range, "deny") ? .deny : nil else { return "unprivileged must be allow-self or deny, not '\(bytes.quoted(range))'" }
             unprivileged = choice
-        } else if key.spells("period") {
-            guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(displayText(value, limit: 64))'" }
+        case .period:
+            guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(bytes.quoted(range))'" }
             newDeviceParameters.period = number
-        } else if FleetSettings.keys.containsBytes(of: key) {
-            return fleet.apply(key: key, value: value)
-        } else {
-            if let scopeResult = applyScope(key: key, value: value) { return scopeResult }
-            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)"
+        case .fleet:
+            return fleet.apply(key: name, value: bytes.text(range))
+        case .exemptGroups, .onlyGroups, .exemptServices:
+            return applyScope(setting, name: name, value: bytes.text(range))
         }
         return nil
     }
+}
+
+/// The policy's settings, each named by one key of the file.
+enum SettingKey: Sendable {
+    case startDate, issuer, label, window, maxFailures, lockoutSeconds, secretPath, stateDir, algorithm, digits, period, unprivileged
+    case exemptGroups, onlyGroups, exemptServices
+    /// One of `FleetSettings.keys`.
+    case fleet
+}
+
+extension Config {
+    /// Every key but the fleet's (`FleetSettings.keys`), in the order engage2fa.conf(5) and the unknown-key
+    /// error list them. Static strings: a key read from the file is matched here without reference counting.
+    static let settings: [(name: StaticString, key: SettingKey)] = [
+        ("start_date", .startDate), ("issuer", .issuer), ("label", .label), ("window", .window), ("max_failures", .maxFailures),
+        ("lockout_seconds", .lockoutSeconds), ("secret_path", .secretPath), ("state_dir", .stateDir), ("algorithm", .algorithm),
+        ("digits", .digits), ("period", .period), ("unprivileged", .unprivileged),
+        ("exempt_groups", .exemptGroups), ("only_groups", .onlyGroups), ("exempt_services", .exemptServices),
+    ]
 }
 
 extension Config {

@@ -47,11 +47,10 @@ extension Config {
         return nil
     }
 
-    /// Parses a scope key's value: names separated by commas and/or white space; nil when `key` is no
-    /// scope key, else the problem (nil inside when none).
-    mutating func applyScope(key: String, value: String) -> String?? {
-        let isServices = key.spells("exempt_services")
-        guard isServices || key.spells("exempt_groups") || key.spells("only_groups") else { return nil }
+    /// Parses a scope key's value (`setting`, named `key` in the file): names separated by commas and/or
+    /// white space; returns the problem, or nil.
+    mutating func applyScope(_ setting: SettingKey, name key: String, value: String) -> String? {
+        let isServices = setting == .exemptServices
         var names: [String] = []
         var current: [UInt8] = []
         func finish() -> String? {
@@ -65,15 +64,15 @@ extension Config {
         }
         for byte in value.utf8 {
             if byte == UInt8(ascii: ",") || byte == UInt8(ascii: " ") || byte == 0x09 {
-                if let problem = finish() { return .some(problem) }
+                if let problem = finish() { return problem }
             } else {
                 current.append(byte)
             }
         }
-        if let problem = finish() { return .some(problem) }
-        guard !names.isEmpty else { return .some("\(key) needs at least one name (remove the line to name none)") }
-        if isServices { exemptServices = names } else if key.spells("exempt_groups") { exemptGroups = names } else { onlyGroups = names }
-        return .some(nil)
+        if let problem = finish() { return problem }
+        guard !names.isEmpty else { return "\(key) needs at least one name (remove the line to name none)" }
+        if isServices { exemptServices = names } else if setting == .exemptGroups { exemptGroups = names } else { onlyGroups = names }
+        return nil
     }
 }
 
