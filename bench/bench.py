@@ -11,6 +11,7 @@ import pwd
 import re
 import secrets
 import shutil
+import signal
 import statistics
 import struct
 import subprocess
@@ -153,9 +154,15 @@ class Fleet:
             time.sleep(0.05)
 
     def fresh(self):
-        """A new device in the directory (untimed): no replay state from the previous run."""
+        """A new device in the directory (untimed), replacing the previous run's: one device, no replay
+        state, as local mode's fresh device file."""
+        from slapd import user_dn  # noqa: E402
         secret = os.urandom(20)
-        self.server.add_device(USER, {"id": secrets.token_hex(8), "name": "Phone", "secret": secret, "algorithm": "SHA1", "digits": 6, "period": 30})
+        device_id = secrets.token_hex(8)
+        self.server.add_device(USER, {"id": device_id, "name": "Phone", "secret": secret, "algorithm": "SHA1", "digits": 6, "period": 30})
+        if getattr(self, "device_id", None):
+            self.server.run("ldapdelete", arguments=[f"e2faDeviceID={self.device_id},{user_dn(USER)}"])
+        self.device_id = device_id
         return secret
 
     def close(self):
@@ -167,19 +174,72 @@ class Fleet:
 
 
 def fleet_against_local(setup, fleet, runs):
-    """One login with a valid code, local mode and fleet mode interleaved: median wall times."""
-    times = {"local": [], "fleet": []}
+    """One login with a valid code, local mode, fleet mode and pam_google_authenticator interleaved: median wall times."""
+    times = {"local": [], "fleet": [], "google": []}
     for _ in range(runs):
-        for mode in ("local", "fleet"):
+        for mode in times:
             settle(3)
-            secret = setup.fresh("engage2fa") if mode == "local" else fleet.fresh()
-            service = setup.services["engage2fa"] if mode == "local" else fleet.service
+            if mode == "fleet":
+                secret, service = fleet.fresh(), fleet.service
+            else:
+                module = "engage2fa" if mode == "local" else "google"
+                secret, service = setup.fresh(module), setup.services[module]
             start = time.perf_counter()
             result = subprocess.run(["pamtester", service, USER, "authenticate"], input=totp(secret) + "\n", capture_output=True, text=True)
             times[mode].append(time.perf_counter() - start)
             if result.returncode != 0:
                 raise SystemExit(f"{mode}: pamtester exited {result.returncode}: {result.stdout}{result.stderr}")
     return {mode: statistics.median(values) for mode, values in times.items()}
+
+
+def traced_fleet_login(setup, fleet):
+    """The CPU-independent cost of one fleet login (strace on engage2fad and slapd while pamtester logs in
+    with a valid code): LDAP operations and TCP connections engage2fad makes, the directory's durable
+    writes (fdatasync, and pwrite to the O_DSYNC meta page), and the syscalls of the whole pamtester run
+    beside local mode's and pam_google_authenticator's."""
+    traces = os.path.join(setup.work, "traces")
+    os.makedirs(traces, exist_ok=True)
+    settle(6)
+    secret = fleet.fresh()  # before the tracing: the device's own add is not the login's
+    tracers = [subprocess.Popen(["strace", "-f", "-yy", "-o", os.path.join(traces, name), "-p", str(pid)], stderr=subprocess.DEVNULL)
+               for name, pid in (("daemon", fleet.daemon.pid), ("slapd", fleet.server.pid))]
+    time.sleep(1)  # strace attached to every thread
+    result = subprocess.run(["pamtester", fleet.service, USER, "authenticate"], input=totp(secret) + "\n", capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"traced fleet login failed: {result.stdout}{result.stderr}")
+    time.sleep(0.5)
+    for tracer in tracers:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait()
+    daemon = open(os.path.join(traces, "daemon")).read().splitlines()
+    main_pid = str(fleet.daemon.pid)
+    child = [line for line in daemon if not line.startswith(main_pid + " ")]
+    parent = [line for line in daemon if line.startswith(main_pid + " ")]
+    # -yy names a socket's TCP endpoints: the directory's connections, whoever opened them.
+    child_connections = sum(1 for line in child if re.search(r"\bconnect\(\d+<TCP", line))
+    parent_connections = sum(1 for line in parent if re.search(r"\bconnect\(\d+<TCP", line))
+    # The serving child's last message is its unbind as it ends.
+    operations = sum(1 for line in child if re.search(r"\bwrite\(\d+<TCP", line)) - 1
+    slapd = open(os.path.join(traces, "slapd")).read()
+    syncs = len(re.findall(r"\bf(?:data)?sync\(", slapd))
+    # LMDB's commit ends with a write into one of its two meta pages (pages 0 and 1) through its O_DSYNC descriptor.
+    meta_writes = sum(1 for offset in re.findall(r"\bpwrite64\(\d+\S*, .*, \d+, (\d+)\) = ", slapd) if int(offset) < 2 * 4096)
+    counts = {}
+    for mode in ("local", "fleet", "google"):
+        settle(3)
+        if mode == "fleet":
+            secret, service = fleet.fresh(), fleet.service
+        else:
+            secret, service = setup.fresh("engage2fa" if mode == "local" else "google"), setup.services["engage2fa" if mode == "local" else "google"]
+        summary = os.path.join(traces, f"count-{mode}")
+        result = subprocess.run(["strace", "-f", "-c", "-o", summary, "pamtester", service, USER, "authenticate"],
+                                input=totp(secret) + "\n", capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"{mode}: traced pamtester failed: {result.stdout}{result.stderr}")
+        total = [line for line in open(summary).read().splitlines() if line.strip().endswith("total")]
+        counts[mode] = int(total[0].split()[3]) if total else 0  # % time, seconds, usecs/call, calls, [errors,] total
+    return {"operations": operations, "child_connections": child_connections, "parent_connections": parent_connections, "syncs": syncs, "meta_writes": meta_writes,
+            "syscalls": counts}
 
 
 def instructions(setup, module, wrong):
@@ -355,11 +415,16 @@ def main():
         try:
             fleet_runs = 3 if quick else 30
             modes = fleet_against_local(setup, fleet, fleet_runs)
+            traced = traced_fleet_login(setup, fleet)
         finally:
             fleet.close()
         rows.append(("Fresh process, valid code, store = ldap (slapd on loopback): median wall time", f"{modes['fleet'] * 1000:.2f} ms",
-                     "", f"{(modes['fleet'] - modes['local']) * 1000:+.2f} ms over local ({modes['local'] * 1000:.2f} ms)",
-                     f"{fleet_runs} interleaved runs each; engage2fad and slapd already running"))
+                     f"{modes['google'] * 1000:.2f} ms", f"{(modes['fleet'] - modes['local']) * 1000:+.2f} ms over local ({modes['local'] * 1000:.2f} ms)",
+                     f"{fleet_runs} interleaved runs each of local, fleet and GA; engage2fad and slapd already running; slapd's mdb syncs (no dbnosync)"))
+        calls = traced["syscalls"]
+        rows.append(("Fleet login, valid code: what engage2fad and slapd do (strace)", f"serving child: {traced['child_connections']} TCP connections, {traced['operations']} LDAP requests",
+                     "", f"slapd: {traced['syncs']} fdatasync + {traced['meta_writes']} O_DSYNC meta-page write; main process: {traced['parent_connections']} connection + bind (the next login's spare)",
+                     f"syscalls of the pamtester run (strace -f -c): fleet {calls['fleet']}, local {calls['local']}, GA {calls['google']}"))
         print("instruction counts (callgrind)…", flush=True)
         baseline = instructions(setup, "permit", False)
         for wrong_code in (False, True):

@@ -9,7 +9,7 @@ struct Admin: ParsableCommand {
         abstract: "Manage the two-factor rollout: check the policy, see who is ready, extend deadlines, reset lost phones.",
         discussion: "Exit status: 0 on success, 1 on an error (the reason on standard error), 64 for a usage error.",
         version: engage2faVersion,
-        subcommands: [Check.self, Status.self, Extend.self, Reset.self, Unlock.self, Import.self, Migrate.self]
+        subcommands: [Check.self, Status.self, Extend.self, Reset.self, Unlock.self, Import.self, Migrate.self, StartDate.self]
     )
 
     @OptionGroup var version: VersionOptions

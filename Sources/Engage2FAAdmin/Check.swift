@@ -76,6 +76,7 @@ extension Admin {
             // Apps show the issuer above the account: what the label makes of it on this host.
             let example = config.accountLabel(user: "USER", host: hostName())
             print(displayLine("Authenticator apps show new devices as '\(displayText(config.issuer, limit: 64))' / '\(displayText(example, limit: 160))' (label = \(displayText(config.label, limit: 160)))."))
+            for warning in labelWarnings(config) { print("\(displayText(path)): warning: \(warning)") }
             var directoryFailed = false
             if parsed.isValid && config.fleet.store == .ldap {
                 directoryFailed = !checkDirectory(config, now: now)
@@ -140,4 +141,20 @@ func groupExists(_ name: String) -> Bool {
 /// Whether libpam has a service file for `name` (/etc/pam.d, or the vendor directory /usr/lib/pam.d).
 func pamServiceExists(_ name: String) -> Bool {
     ["/etc/pam.d/", "/usr/lib/pam.d/"].contains { access($0 + name, F_OK) == 0 }
+}
+
+/// What the label makes of a mode it does not fit: in fleet mode one device serves every host, so a label
+/// naming the host gives each host's enrollment its own entry (and %f in local mode names only this host).
+func labelWarnings(_ config: Config) -> [String] {
+    let mentionsHost = config.label.contains("%h"), mentionsFleet = config.label.contains("%f")
+    if config.fleet.store == .ldap && mentionsHost {
+        return ["label names the host (%h) in fleet mode: a device linked on one host is named after it in the app, and linking on another host gives a second entry; use %f (the fleet: fleet_name, or ldap_base's domain)"]
+    }
+    if config.fleet.store == .ldap && !mentionsFleet && config.fleetName != nil {
+        return ["fleet_name is set but label does not use %f"]
+    }
+    if config.fleet.store == .local && (mentionsFleet || config.fleetName != nil) {
+        return ["fleet_name and %f are for fleet mode (store = ldap); in local mode %f is this host's name unless fleet_name says otherwise"]
+    }
+    return []
 }

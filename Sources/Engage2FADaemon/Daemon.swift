@@ -100,8 +100,10 @@ public func runDaemon() -> Never {
             guard ended > 0 else { break }
             enrollmentChildren[ended] = nil
         }
-        // Wakes up every second to reap even when nobody connects.
-        let ready = e2f_wait_either(loginListener, enrollListener, 1000)
+        // The next child's directory connection, opened and bound ahead of its login (SpareConnection.swift).
+        Directory.keepSpare(settings: startConfig.fleet)
+        // Wakes up every second to reap even when nobody connects (sooner when a spare is due).
+        let ready = e2f_wait_either(loginListener, enrollListener, Directory.millisecondsUntilSpare(atMost: 1000))
         guard ready >= 0 else { continue }
         let listener = ready == 0 ? loginListener : enrollListener
         let client = accept(listener, nil, nil)
@@ -126,6 +128,7 @@ public func runDaemon() -> Never {
             serve(client: client, enrollment: enrollment, configPath: configPath)
             _exit(0)
         }
+        if child > 0 { Directory.handSpareToChild() }
         if child > 0 && enrollment { enrollmentChildren[child] = peer }
         close(client)
     }
@@ -152,18 +155,44 @@ func serve(client: Int32, enrollment: Bool, configPath: String) {
         while let end = buffer.firstIndex(of: 0x0A) {
             let line = Array(buffer[..<end])
             buffer.removeSubrange(...end)
-            guard let request = FleetRequest(line: line) else {
+            // The enrollment socket's own requests (list, status, remove, recovery-codes) go to the enroller;
+            // the rest are FleetProtocol's lines, routed as the socket allows.
+            let reply: [UInt8]?
+            if let enroller, let request = EnrollRequest(line: line) {
+                reply = enroller.answer(request)
+            } else {
+                reply = FleetRequest(line: line).map { route($0, enroller: enroller, service: service, peer: uid).line }
+            }
+            guard let reply else {
                 send(client, .failed("malformed request"))
                 return
             }
-            send(client, enroller.map { $0.answer(request) } ?? service.answer(request))
+            send(client, line: reply)
         }
         guard buffer.count <= 8192 else { return }
     }
 }
 
-func send(_ client: Int32, _ answer: FleetAnswer) {
-    let line = answer.line
+/// Which service answers: the module's login socket is root's; on the enrollment socket anyone may also
+/// ask the login questions, about their own user only (a screen locker running PAM as the user), so that
+/// such a caller gets the fleet-wide replay and lockout instead of no check at all.
+func route(_ request: FleetRequest, enroller: EnrollService?, service: FleetService, peer: uid_t) -> FleetAnswer {
+    guard let enroller else { return service.answer(request) }
+    switch request {
+    case .snapshot(let user), .check(let user, _, _):
+        guard let account = Account.lookup(user), account.uid == peer else {
+            serviceLog(LOG_WARNING, "uid \(peer) asked about user \(displayText(user, limit: 64)) on the enrollment socket: refused (only about oneself)")
+            return .failed("a process without root may ask only about its own user")
+        }
+        return service.answer(request)
+    case .enrollBegin, .enrollConfirm:
+        return enroller.answer(request)
+    }
+}
+
+func send(_ client: Int32, _ answer: FleetAnswer) { send(client, line: answer.line) }
+
+func send(_ client: Int32, line: [UInt8]) {
     var sent = 0
     while sent < line.count {
         let wrote = line.withUnsafeBytes { write(client, $0.baseAddress! + sent, $0.count - sent) }

@@ -38,10 +38,12 @@ final class FleetService {
     enum FleetFailure: Error {
         case unreachable(String)
         case failed(String)
+        /// The user's entry is another user's (a case twin): this user is served nothing of it.
+        case anotherUsersEntry(String)
         var answer: FleetAnswer {
             switch self {
             case .unreachable(let reason): .unreachable(reason)
-            case .failed(let reason): .failed(reason)
+            case .failed(let reason), .anotherUsersEntry(let reason): .failed(reason)
             }
         }
     }
@@ -50,7 +52,7 @@ final class FleetService {
         let result: Result<FleetAnswer, FleetFailure>
         switch request {
         case .snapshot(let user): result = snapshot(user: user)
-        case .check(let user, let typed): result = check(user: user, typed: typed)
+        case .check(let user, let typed, let hashes): result = check(user: user, typed: typed, recoveryHashes: hashes)
         default: return .failed("not a login request")
         }
         switch result {
@@ -63,7 +65,13 @@ final class FleetService {
     }
 
     func readUser(_ user: String, on directory: Directory) -> Result<DirectoryUser, FleetFailure> {
-        directory.readUser(user, layout: layout).mapError { .failed("search \(userDN(user)): \($0.text)") }
+        directory.readUser(user, layout: layout).mapError { failure in
+            if failure.code == Directory.DirectoryFailure.anotherUsersEntry {
+                serviceLog(LOG_WARNING, "refused \(displayText(user, limit: 64)): \(failure.text)")
+                return .anotherUsersEntry(failure.text)
+            }
+            return .failed("search \(userDN(user)): \(failure.text)")
+        }
     }
 
     func snapshot(user: String) -> Result<FleetAnswer, FleetFailure> {
@@ -92,12 +100,18 @@ final class FleetService {
             if code == LDAPResult.success || LDAPResult.lostRace(code) { snapshot.activatedAt = now }
         }
         switch readUser(user, on: directory) {
+        case .failure(.anotherUsersEntry):
+            // Counted as enrolled, as an unusable device is: asked for a code once 2FA applies, and every
+            // check of it refused (the reason in the system log), never let in on the password.
+            snapshot.devices = 1
         case .failure(let failure): return .failure(failure)
         case .success(let found):
             for problem in found.problems { serviceLog(LOG_WARNING, "user \(displayText(user, limit: 64)): \(problem)") }
             // An unusable device entry still counts: its user is enrolled (and cannot log in until it is repaired).
             snapshot.devices = found.devices.count + found.problems.count
             snapshot.recoveryCodes = found.recovery?.hashes.count ?? 0
+            snapshot.recoverySalt = found.recovery?.salt
+            snapshot.recoveryIterations = found.recovery?.iterations ?? 0
             snapshot.lockedUntil = found.lockedUntil
             if let text = found.entry?.text("e2faDeadline") { snapshot.deadline = try? PolicyDate(parsing: text) }
         }
@@ -132,8 +146,12 @@ final class FleetService {
     }
 
     /// Checks a typed code for `user`; with `devicesOnly` (proof of an existing device at enrollment) a
-    /// recovery code does not count.
-    func check(user: String, typed: [UInt8], devicesOnly: Bool = false) -> Result<FleetAnswer, FleetFailure> {
+    /// recovery code does not count. The user's entry may come from a replica that is behind: what it says
+    /// of devices and last steps is only the old value of a compare-and-swap at the provider, and whether
+    /// the user is locked out is decided at the provider, never on the copy read: an accepted code also
+    /// clears the failure count under an assertion (RFC 4528) that the provider's entry shows no lockout,
+    /// and a wrong one is counted by an increment under the same assertion (see `countFailure`).
+    func check(user: String, typed: [UInt8], recoveryHashes: [[UInt8]] = [], devicesOnly: Bool = false) -> Result<FleetAnswer, FleetFailure> {
         let directory: Directory
         switch connected() {
         case .success(let open): directory = open
@@ -145,8 +163,11 @@ final class FleetService {
         case .failure(let failure): return .failure(failure)
         }
         let now = now()
+        // A lockout any copy shows holds (the provider's may be newer still: see countAttempt).
         let remaining = UserState.lockoutRemaining(lockedUntil: found.lockedUntil, now: now, lockoutSeconds: config.lockoutSeconds)
         if remaining > 0 { return .success(.locked(remaining: remaining)) }
+        // No entry yet (an unknown or never-enrolled user): no device to accept, nothing to count against.
+        guard found.entry != nil else { return .success(.wrong) }
         var replayed = false
         for stored in found.devices {
             let lastAccepted = stored.device.verifiedStep.map { max($0, stored.lastStep ?? $0) } ?? stored.lastStep
@@ -161,25 +182,80 @@ final class FleetService {
                 let code = directory.modify(dn: stored.dn, changes)
                 if LDAPResult.lostRace(code) { replayed = true; continue }
                 guard code == LDAPResult.success else { return .failure(.failed("modify \(stored.dn): \(directory.describe(code))")) }
-                resetFailures(found, on: directory)
-                return .success(.accepted(deviceName: stored.device.name))
+                // The step is used up either way; the login passes only if the provider shows no lockout.
+                return clearFailures(found, alsoDeleting: nil, on: directory, now: now).map { $0 ?? .accepted(deviceName: stored.device.name) }
             case .replayed: replayed = true
             case .wrong, .malformed: continue
             }
         }
-        if !replayed, !devicesOnly, let recovery = found.recovery, let normalized = RecoveryCodes.normalize(typed) {
-            let candidate = recovery.hash(of: normalized)
-            if let index = recovery.match(hash: candidate, among: Array(recovery.hashes.indices)) {
-                // Consumed by deleting exactly this value: of two hosts, one succeeds, the other gets noSuchAttribute.
-                let code = directory.modify(dn: found.dn, [.delete("e2faRecoveryHash", [Array(hexString(recovery.hashes[index]).utf8)])])
-                if code == LDAPResult.success {
-                    resetFailures(found, on: directory)
-                    return .success(.recovery(codesLeft: recovery.hashes.count - 1))
+        if !replayed, !devicesOnly, let recovery = found.recovery {
+            // The typed answer itself, or the hashes of a combined answer's candidates (made by the module
+            // with this salt; a salt changed since matches nothing).
+            let candidates = recoveryHashes.isEmpty ? RecoveryCodes.normalize(typed).map { [recovery.hash(of: $0)] } ?? [] : recoveryHashes
+            for (position, candidate) in candidates.enumerated() {
+                guard let index = recovery.match(hash: candidate, among: Array(recovery.hashes.indices)) else { continue }
+                // Consumed by deleting exactly this value: of two hosts, one succeeds, the other gets noSuchAttribute;
+                // in the same modify as the count's reset, so a lockout at the provider keeps the code unused.
+                let hash = Array(hexString(recovery.hashes[index]).utf8)
+                switch clearFailures(found, alsoDeleting: hash, on: directory, now: now) {
+                case .success(nil): return .success(.recovery(codesLeft: recovery.hashes.count - 1, candidate: position))
+                case .success(let locked?): return .success(locked)
+                case .failure(.failed(let reason)) where reason.hasPrefix(Self.lostRacePrefix): continue
+                case .failure(let failure): return .failure(failure)
                 }
-                guard LDAPResult.lostRace(code) else { return .failure(.failed("modify \(found.dn): \(directory.describe(code))")) }
             }
         }
-        return recordFailure(user: user, first: found, on: directory).map { $0 ? .lockedNow : (replayed ? .replayed : .wrong) }
+        // Not accepted: counted; the failure that reaches max_failures starts the lockout.
+        let attempt: Int64
+        switch countFailure(found, on: directory, now: now) {
+        case .failure(let failure): return .failure(failure)
+        case .success(.locked(let remaining)): return .success(.locked(remaining: remaining))
+        case .success(.counted(let number)): attempt = number
+        }
+        guard attempt >= Int64(config.maxFailures) else { return .success(replayed ? .replayed : .wrong) }
+        let lockedUntil = now + Int64(config.lockoutSeconds)
+        let code = directory.modify(dn: found.dn, [.replace("e2faLockedUntil", [Array(String(lockedUntil).utf8)]), .replace("e2faFailures", [Array("0".utf8)])])
+        guard code == LDAPResult.success else { return .failure(.failed("modify \(found.dn): \(directory.describe(code))")) }
+        return .success(.lockedNow)
+    }
+
+    enum Attempt: Equatable {
+        /// The fleet-wide number of this failure since the last success or lockout, this one included.
+        case counted(Int64)
+        case locked(remaining: Int64)
+    }
+
+    /// The filter of an entry that shows no lockout at `now`, for the assertion control.
+    private func notLocked(_ now: Int64) -> String { "(!(e2faLockedUntil>=\(now + 1)))" }
+
+    /// Counts one wrong code at the provider: an increment (RFC 4525) of the failure count that the
+    /// provider applies only while its copy of the entry shows no lockout (an assertion, RFC 4528),
+    /// returning the count it reached (post-read, RFC 4527). A replica that is behind decides nothing:
+    /// the lockout and the count are the provider's (a compare-and-swap of a count read from it failed
+    /// for ever, and the guess went uncounted).
+    private func countFailure(_ found: DirectoryUser, on directory: Directory, now: Int64) -> Result<Attempt, FleetFailure> {
+        for _ in 0..<3 {
+            let counted = directory.modify(dn: found.dn, [.increment("e2faFailures", 1)], assertion: notLocked(now), postRead: ["e2faFailures"])
+            switch counted.code {
+            case LDAPResult.success:
+                guard let number = counted.after?.integer("e2faFailures"), number >= 1 else {
+                    return .failure(.failed("modify \(found.dn): the provider did not say what e2faFailures became; not checked"))
+                }
+                return .success(.counted(number))
+            case LDAPResult.assertionFailed:
+                if let remaining = providerLockout(found, on: directory, now: now) { return .success(.locked(remaining: remaining)) }
+                // The lockout ended in between: count again.
+            case LDAPResult.noSuchAttribute:
+                // No count yet (an entry an admin made): start one at 0; another host doing the same is no harm.
+                let code = directory.modify(dn: found.dn, [.add("e2faFailures", [Array("0".utf8)])])
+                guard code == LDAPResult.success || LDAPResult.lostRace(code) else {
+                    return .failure(.failed("modify \(found.dn): \(directory.describe(code))"))
+                }
+            default:
+                return .failure(.failed("modify \(found.dn): \(directory.describe(counted.code))"))
+            }
+        }
+        return .failure(.failed("failure count of \(displayText(found.dn, limit: 200)) could not be counted; not checked"))
     }
 
     /// The name authenticator apps show: the fleet's (e2faIssuer on the policy entry), else this host's issuer.
@@ -190,47 +266,52 @@ final class FleetService {
         return issuer
     }
 
-    /// Writes a new device entry (and the user's entry when this is the user's first device).
-    func addDevice(_ device: Device, user: String) -> Result<Void, FleetFailure> {
+    /// Writes a new device entry (and the user's entry when this is the user's first device). A `first`
+    /// device (linked without a code: the user had none) is added only if it still is the first at the
+    /// provider: of first enrollments confirmed at once, on any hosts, exactly one is linked.
+    func addDevice(_ device: Device, user: String, first: Bool) -> Result<Void, FleetFailure> {
         let directory: Directory
         switch connected() {
         case .success(let open): directory = open
         case .failure(let failure): return .failure(failure)
         }
-        return directory.addDevice(device, lastStep: nil, user: user, layout: layout).mapError { .failed($0.text) }
+        guard first else { return directory.addDevice(device, lastStep: nil, user: user, layout: layout).mapError { .failed($0.text) } }
+        switch directory.addFirstDevice(device, user: user, layout: layout, now: now()) {
+        case .success(.added): return .success(())
+        case .success(.lostToAnother):
+            serviceLog(LOG_NOTICE, "user \(displayText(user, limit: 64)): first device '\(displayText(device.name, limit: 64))' not linked: another was linked at the same moment")
+            return .failure(.failed("another device was linked for you at this moment: to link '\(device.name)' too, run engage2fa-enroll add again and give a code from that device; nothing was saved"))
+        case .failure(let failure): return .failure(.failed(failure.text))
+        }
     }
 
-    private func resetFailures(_ found: DirectoryUser, on directory: Directory) {
-        guard (found.failures ?? 0) > 0 || found.lockedUntil > 0 else { return }
-        _ = directory.modify(dn: found.dn, [.replace("e2faFailures", [Array("0".utf8)]), .replace("e2faLockedUntil", [Array("0".utf8)])])
+    /// How long the provider's lockout still runs (nil: none now), read by a modify that changes nothing
+    /// (+ 0) so that it is the provider's copy, with post-read.
+    private func providerLockout(_ found: DirectoryUser, on directory: Directory, now: Int64) -> Int64? {
+        let read = directory.modify(dn: found.dn, [.increment("e2faFailures", 0)], assertion: nil, postRead: ["e2faLockedUntil"])
+        guard read.code == LDAPResult.success, let until = read.after?.integer("e2faLockedUntil") else { return Int64(config.lockoutSeconds) }
+        let remaining = UserState.lockoutRemaining(lockedUntil: until, now: now, lockoutSeconds: config.lockoutSeconds)
+        return remaining > 0 ? remaining : nil
     }
 
-    /// One more wrong code for the fleet, by compare-and-swap of the count (retried on a lost race with a
-    /// fresh read); true when it starts a lockout.
-    private func recordFailure(user: String, first: DirectoryUser, on directory: Directory) -> Result<Bool, FleetFailure> {
-        var current = first
-        if current.entry == nil {
-            // No entry yet (an unknown or never-enrolled user): nothing to count against.
-            return .success(false)
+    static let lostRacePrefix = "lost the race: "
+
+    /// A code accepted: the consecutive failures start again from none, in a modify the provider applies
+    /// only while its entry shows no lockout (and that also deletes the used recovery hash, if one is
+    /// given). nil when the login may pass; the lockout's answer when the provider has one.
+    private func clearFailures(_ found: DirectoryUser, alsoDeleting recoveryHash: [UInt8]?, on directory: Directory, now: Int64) -> Result<FleetAnswer?, FleetFailure> {
+        var changes: [DirectoryChange] = recoveryHash.map { [.delete("e2faRecoveryHash", [$0])] } ?? []
+        changes.append(.replace("e2faFailures", [Array("0".utf8)]))
+        let cleared = directory.modify(dn: found.dn, changes, assertion: notLocked(now), postRead: [])
+        switch cleared.code {
+        case LDAPResult.success: return .success(nil)
+        case LDAPResult.assertionFailed:
+            return .success(.locked(remaining: providerLockout(found, on: directory, now: now) ?? Int64(config.lockoutSeconds)))
+        case let code where LDAPResult.lostRace(code) && recoveryHash != nil:
+            return .failure(.failed(Self.lostRacePrefix + directory.describe(code)))
+        default:
+            return .failure(.failed("modify \(found.dn): \(directory.describe(cleared.code))"))
         }
-        for _ in 0..<8 {
-            let failures = current.failures ?? 0
-            let next = min(failures, 1000) + 1
-            let locks = next >= Int64(config.maxFailures)
-            var changes: [DirectoryChange] = []
-            if let old = current.failures { changes.append(.delete("e2faFailures", [Array(String(old).utf8)])) }
-            changes.append(.add("e2faFailures", [Array(String(locks ? 0 : next).utf8)]))
-            if locks { changes.append(.replace("e2faLockedUntil", [Array(String(now() + Int64(config.lockoutSeconds)).utf8)])) }
-            let code = directory.modify(dn: current.dn, changes)
-            if code == LDAPResult.success { return .success(locks) }
-            guard LDAPResult.lostRace(code) else { return .failure(.failed("modify \(current.dn): \(directory.describe(code))")) }
-            switch readUser(user, on: directory) {
-            case .success(let fresh): current = fresh
-            case .failure(let failure): return .failure(failure)
-            }
-            if current.lockedUntil > now() { return .success(false) }
-        }
-        return .failure(.failed("failure count of \(displayText(user, limit: 64)) kept changing; not counted"))
     }
 }
 

@@ -21,6 +21,8 @@ public enum DirectoryChange: Sendable {
     case add(String, [[UInt8]])
     case delete(String, [[UInt8]])
     case replace(String, [[UInt8]])
+    /// RFC 4525: adds `by` to an integer attribute at the server (noSuchAttribute when it is absent).
+    case increment(String, Int64)
 }
 
 /// LDAP result codes this service acts on.
@@ -37,9 +39,10 @@ public enum LDAPResult {
 }
 
 public final class Directory {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     public let uri: String
-    private let timeoutMilliseconds: Int64
+    /// How long one operation may take; a spare's is set again when a login takes it (SpareConnection.swift).
+    var timeoutMilliseconds: Int64
 
     private init(handle: OpaquePointer, uri: String, timeoutMilliseconds: Int64) {
         self.handle = handle
@@ -51,6 +54,7 @@ public final class Directory {
 
     /// Tries the URIs in order within `budgetMilliseconds` all together; the reason names every URI tried.
     public static func connect(settings: FleetSettings, budgetMilliseconds: Int64) -> Result<Directory, ConnectFailure> {
+        if let spare = takeSpare(settings: settings, budgetMilliseconds: budgetMilliseconds) { return .success(spare) }
         let password: [UInt8]?
         if let file = settings.bindPasswordFile {
             do {
@@ -62,6 +66,12 @@ public final class Directory {
             }
         } else {
             password = nil
+        }
+        if let keyFile = settings.keyFile {
+            // Root-only too: whoever holds it is this host to the directory (libldap reads it by its path).
+            do { _ = try readTrustedFile(keyFile, owners: [0], maxSize: 65536) } catch {
+                return .failure(ConnectFailure(reason: "ldap_key: \(error)"))
+            }
         }
         let started = monotonicNow()
         var problems: [String] = []
@@ -76,8 +86,10 @@ public final class Directory {
         return .failure(ConnectFailure(reason: problems.joined(separator: "; ")))
     }
 
-    /// The CA file the library-wide TLS context was made with (.some(nil): the system's), nil before.
-    nonisolated(unsafe) private static var preparedCAFile: String?? = nil
+    /// The CA and client certificate files the library-wide TLS context was made with, nil before.
+    nonisolated(unsafe) private static var preparedTLSFiles: [String?]? = nil
+
+    private static func tlsFiles(_ settings: FleetSettings) -> [String?] { [settings.caFile, settings.certFile, settings.keyFile] }
 
     /// Loads and initialises libldap once (its SASL plugins, the TLS context with certificate checking
     /// demanded), so that a process forked for each connection inherits it instead of redoing it: that
@@ -85,19 +97,23 @@ public final class Directory {
     public static func prepareLibrary(settings: FleetSettings) {
         var version: Int32 = LDAP_VERSION3
         ldap_set_option(nil, LDAP_OPT_PROTOCOL_VERSION, &version)
-        demandCheckedTLS(nil, caFile: settings.caFile)
+        demandCheckedTLS(nil, settings: settings)
         var handle: OpaquePointer? = nil
         if ldap_initialize(&handle, "ldapi:///") == LDAP_SUCCESS, let handle { ldap_unbind_ext_s(handle, nil, nil) }
-        preparedCAFile = .some(settings.caFile)
+        preparedTLSFiles = tlsFiles(settings)
     }
 
-    /// A TLS context that demands a valid certificate, from `caFile` or the system's CAs: for one handle,
-    /// or (nil) for the library's default.
-    private static func demandCheckedTLS(_ handle: OpaquePointer?, caFile: String?) {
+    /// A TLS context that demands a valid certificate, from `ldap_ca` or the system's CAs, and presents
+    /// the host's client certificate if it has one: for one handle, or (nil) for the library's default.
+    private static func demandCheckedTLS(_ handle: OpaquePointer?, settings: FleetSettings) {
         var demand: Int32 = LDAP_OPT_X_TLS_DEMAND
         ldap_set_option(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)
-        if let caFile {
+        if let caFile = settings.caFile {
             _ = caFile.withCString { ldap_set_option(handle, LDAP_OPT_X_TLS_CACERTFILE, $0) }
+        }
+        if let certFile = settings.certFile, let keyFile = settings.keyFile {
+            _ = certFile.withCString { ldap_set_option(handle, LDAP_OPT_X_TLS_CERTFILE, $0) }
+            _ = keyFile.withCString { ldap_set_option(handle, LDAP_OPT_X_TLS_KEYFILE, $0) }
         }
         var newContext: Int32 = 0
         ldap_set_option(handle, LDAP_OPT_X_TLS_NEWCTX, &newContext)
@@ -114,14 +130,16 @@ public final class Directory {
         ldap_set_option(handle, LDAP_OPT_NETWORK_TIMEOUT, &timeout)
         ldap_set_option(handle, LDAP_OPT_TIMEOUT, &timeout)
         ldap_set_option(handle, LDAP_OPT_REFERRALS, nil)  // LDAP_OPT_OFF: writes go where the server chains them
-        if preparedCAFile.map({ $0 != settings.caFile }) ?? true {
+        if preparedTLSFiles.map({ $0 != tlsFiles(settings) }) ?? true {
             // Not the library-wide TLS context prepared before (see prepareLibrary): one for this handle.
-            demandCheckedTLS(handle, caFile: settings.caFile)
+            demandCheckedTLS(handle, settings: settings)
         }
         let directory = Directory(handle: handle, uri: uri, timeoutMilliseconds: timeoutMilliseconds)
         if FleetSettings.needsStartTLS(uri) {
             let code = ldap_start_tls_s(handle, nil, nil)
-            guard code == LDAP_SUCCESS else { return .failure(ConnectFailure(reason: "StartTLS: \(directory.describe(code))")) }
+            guard code == LDAP_SUCCESS else {
+                return .failure(ConnectFailure(reason: "StartTLS: \(directory.describeWithDiagnostic(code))" + certificateVerdict(uri: uri, settings: settings, timeoutMilliseconds: timeoutMilliseconds)))
+            }
         }
         let code: Int32
         if let dn = settings.bindDN, var password {
@@ -131,16 +149,57 @@ public final class Directory {
             }
             for index in password.indices { password[index] = 0 }
         } else {
-            var empty = berval(bv_len: 0, bv_val: nil)
-            code = ldap_sasl_bind_s(handle, nil, "EXTERNAL", &empty, nil, nil, nil)
+            // An empty initial response (no authorization identity), not none: with bv_val nil libldap
+            // sends no credentials, and the server answers saslBindInProgress, waiting for them.
+            var nothing: CChar = 0
+            code = withUnsafeMutablePointer(to: &nothing) { pointer in
+                var empty = berval(bv_len: 0, bv_val: pointer)
+                return ldap_sasl_bind_s(handle, nil, "EXTERNAL", &empty, nil, nil, nil)
+            }
         }
-        guard code == LDAP_SUCCESS else { return .failure(ConnectFailure(reason: "bind: \(directory.describe(code))")) }
+        guard code == LDAP_SUCCESS else {
+            let verdict = code == LDAP_SERVER_DOWN && uri.hasPrefix("ldaps://")
+                ? certificateVerdict(uri: uri, settings: settings, timeoutMilliseconds: timeoutMilliseconds) : ""
+            return .failure(ConnectFailure(reason: "bind: \(directory.describeWithDiagnostic(code))" + verdict))
+        }
         return .success(directory)
+    }
+
+    /// Why a TLS connection failed, which libldap (over GnuTLS) does not say: a second handshake that
+    /// accepts any certificate and sends nothing else (no bind, no credential) tells a rejected
+    /// certificate from a server that offers no TLS or is not there.
+    private static func certificateVerdict(uri: String, settings: FleetSettings, timeoutMilliseconds: Int64) -> String {
+        var handle: OpaquePointer? = nil
+        guard ldap_initialize(&handle, uri) == LDAP_SUCCESS, let handle else { return "" }
+        defer { ldap_unbind_ext_s(handle, nil, nil) }
+        var version: Int32 = LDAP_VERSION3
+        ldap_set_option(handle, LDAP_OPT_PROTOCOL_VERSION, &version)
+        var timeout = timeval(tv_sec: Int(timeoutMilliseconds / 1000), tv_usec: Int(timeoutMilliseconds % 1000) * 1000)
+        ldap_set_option(handle, LDAP_OPT_NETWORK_TIMEOUT, &timeout)
+        ldap_set_option(handle, LDAP_OPT_TIMEOUT, &timeout)
+        var allow: Int32 = LDAP_OPT_X_TLS_ALLOW
+        ldap_set_option(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, &allow)
+        var newContext: Int32 = 0
+        ldap_set_option(handle, LDAP_OPT_X_TLS_NEWCTX, &newContext)
+        let handshake = FleetSettings.needsStartTLS(uri) ? ldap_start_tls_s(handle, nil, nil) : ldap_connect(handle)
+        guard handshake == LDAP_SUCCESS else { return " (no TLS handshake at all: is TLS configured on the directory, and is this its address?)" }
+        let checkedAgainst = settings.caFile.map { "ldap_ca \($0)" } ?? "the system's CAs"
+        return " (the directory's certificate was rejected: not signed by a CA in \(checkedAgainst), expired, or issued for another name than the URI's)"
     }
 
     public func describe(_ code: Int32) -> String { "\(String(cString: ldap_err2string(code))) (\(code))" }
 
-    private var operationTimeout: timeval {
+    /// The result code and what the library or the server added (a TLS failure says why there: "The
+    /// certificate is NOT trusted", a name mismatch): text from the network, escaped where it is shown.
+    func describeWithDiagnostic(_ code: Int32) -> String {
+        var message: UnsafeMutablePointer<CChar>? = nil
+        guard ldap_get_option(handle, LDAP_OPT_DIAGNOSTIC_MESSAGE, &message) == LDAP_OPT_SUCCESS, let message else { return describe(code) }
+        defer { ldap_memfree(message) }
+        let text = displayText(String(cString: message), limit: 200)
+        return text.isEmpty ? describe(code) : "\(describe(code)): \(text)"
+    }
+
+    var operationTimeout: timeval {
         timeval(tv_sec: Int(timeoutMilliseconds / 1000), tv_usec: Int(timeoutMilliseconds % 1000) * 1000)
     }
 
@@ -232,7 +291,12 @@ public final class Directory {
     /// Deletes one entry (a leaf).
     public func delete(dn: String) -> Int32 { ldap_delete_ext_s(handle, dn, nil, nil) }
 
-    public struct DirectoryFailure: Error { public var code: Int32; public var text: String }
+    public struct DirectoryFailure: Error {
+        public var code: Int32
+        public var text: String
+        /// Not an LDAP result: the entry found belongs to another user (a case twin, see readUser).
+        public static let anotherUsersEntry: Int32 = -2
+    }
 
     /// One modify operation: all changes or none (the compare-and-swap). The LDAP result code.
     public func modify(dn: String, _ changes: [DirectoryChange]) -> Int32 {
@@ -243,7 +307,7 @@ public final class Directory {
         withModifications(attributes.map { .add($0.0, $0.1) }) { ldap_add_ext_s(handle, dn, $0, nil, nil) }
     }
 
-    private func withModifications(_ changes: [DirectoryChange], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<LDAPMod>?>) -> Int32) -> Int32 {
+    func withModifications(_ changes: [DirectoryChange], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<LDAPMod>?>) -> Int32) -> Int32 {
         var allocations: [UnsafeMutableRawPointer] = []
         defer { for pointer in allocations { free(pointer) } }
         var modifications: [UnsafeMutablePointer<LDAPMod>?] = []
@@ -252,6 +316,7 @@ public final class Directory {
             case .add(let name, let values): (LDAP_MOD_ADD, name, values)
             case .delete(let name, let values): (LDAP_MOD_DELETE, name, values)
             case .replace(let name, let values): (LDAP_MOD_REPLACE, name, values)
+            case .increment(let name, let by): (LDAP_MOD_INCREMENT, name, [Array(String(by).utf8)])
             }
             let modification = UnsafeMutablePointer<LDAPMod>.allocate(capacity: 1)
             allocations.append(UnsafeMutableRawPointer(modification))

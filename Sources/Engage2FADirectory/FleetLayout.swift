@@ -51,7 +51,7 @@ public struct DirectoryUser: Sendable {
     public static let attributes = [
         "e2faDeadline", "e2faFailures", "e2faLockedUntil", "e2faRecoveryHash", "e2faRecoverySalt", "e2faRecoveryIterations",
         "e2faDeviceID", "e2faDeviceName", "e2faAdded", "e2faVerifiedStep", "oathSecret", "oathOTPLength", "oathHMACAlgorithm",
-        "oathTOTPTimeStepPeriod", "oathTOTPLastTimeStep",
+        "oathTOTPTimeStepPeriod", "oathTOTPLastTimeStep", "e2faFirstDeviceClaim",
     ]
 
     public var dn: String
@@ -96,11 +96,24 @@ extension Directory {
     /// A user's entry and devices in one subtree search; a user the directory does not know has neither.
     public func readUser(_ user: String, layout: FleetLayout) -> Result<DirectoryUser, DirectoryFailure> {
         let dn = layout.userDN(user)
-        return search(base: dn, subtree: true, attributes: DirectoryUser.attributes).map { entries in
-            var found = DirectoryUser(dn: dn)
-            for entry in entries { found.take(entry) }
-            return found
+        let entries: [DirectoryEntry]
+        switch search(base: dn, subtree: true, attributes: DirectoryUser.attributes + ["uid"]) {
+        case .success(let found): entries = found
+        case .failure(let failure): return .failure(failure)
         }
+        var found = DirectoryUser(dn: dn)
+        for entry in entries { found.take(entry) }
+        // uid matches ignoring case, spacing and Unicode form: the local users "x" and "X" (two accounts) name
+        // one entry. It serves the one user whose name it holds, byte for byte, and nobody else.
+        if let entry = found.entry {
+            let names = entry.values("uid")
+            guard names.count == 1, names[0] == Array(user.utf8) else {
+                let holder = names.map { displayText(String(decoding: $0, as: UTF8.self), limit: 64) }.joined(separator: ", ")
+                return .failure(DirectoryFailure(code: DirectoryFailure.anotherUsersEntry,
+                    text: "\(displayText(dn, limit: 200)) is the entry of '\(holder)', not of '\(displayText(user, limit: 64))' (user names that differ only in case, spacing or Unicode form share one entry in the directory): '\(displayText(user, limit: 64))' cannot use fleet mode until one of the two is renamed"))
+            }
+        }
+        return .success(found)
     }
 }
 
@@ -131,6 +144,55 @@ extension Directory {
         let code = add(dn: dn, attributes)
         guard code == LDAPResult.success else { return .failure(DirectoryFailure(code: code, text: "add \(dn): \(describe(code))")) }
         return .success(())
+    }
+}
+
+/// How a user's first device claim came out (`Directory.addFirstDevice`).
+public enum FirstDeviceOutcome: Equatable, Sendable {
+    case added
+    /// Another first device was linked (or is being linked) at this moment, on this host or another.
+    case lostToAnother
+}
+
+extension Directory {
+    /// How long a claim of a first device stands: the claim and the add are two operations moments apart;
+    /// one left by a service that died in between stops counting after this.
+    public static let firstDeviceClaimSeconds: Int64 = 600
+
+    /// Adds a user's first device, which needs no code: only if, at the provider, the user has no device
+    /// and no other first device is being linked. Two enrollments confirmed at once both read "no device";
+    /// each first claims the user's entry by a compare-and-swap of e2faFirstDeviceClaim (add when the read
+    /// shows none, else delete the stale value read and add), with an assertion (RFC 4528) that the entry
+    /// has no device below it at the provider. One claim wins; the device is then added and the claim
+    /// released. A replica behind only makes the claim fail.
+    public func addFirstDevice(_ device: Device, user: String, layout: FleetLayout, now: Int64) -> Result<FirstDeviceOutcome, DirectoryFailure> {
+        if case .failure(let failure) = ensureUser(user, layout: layout) { return .failure(failure) }
+        let read: DirectoryUser
+        switch readUser(user, layout: layout) {
+        case .success(let found): read = found
+        case .failure(let failure): return .failure(failure)
+        }
+        guard read.devices.isEmpty, read.problems.isEmpty else { return .success(.lostToAnother) }
+        let dn = layout.userDN(user)
+        var changes: [DirectoryChange] = []
+        if let held = read.entry?.first("e2faFirstDeviceClaim") {
+            // A claim's time is the claiming host's word (range-checked); one still standing is another enrollment.
+            let pieces = held.split(separator: UInt8(ascii: " "), maxSplits: 1)
+            if let first = pieces.first, let claimed = Int64(String(decoding: first, as: UTF8.self)),
+               claimed > now - Self.firstDeviceClaimSeconds, claimed < now + Self.firstDeviceClaimSeconds {
+                return .success(.lostToAnother)
+            }
+            changes.append(.delete("e2faFirstDeviceClaim", [held]))
+        }
+        let claim = Array("\(now) \(device.id)".utf8)
+        changes.append(.add("e2faFirstDeviceClaim", [claim]))
+        let claimed = modify(dn: dn, changes, assertion: "(hasSubordinates=FALSE)", postRead: [])
+        if LDAPResult.lostRace(claimed.code) || claimed.code == LDAPResult.assertionFailed { return .success(.lostToAnother) }
+        guard claimed.code == LDAPResult.success else { return .failure(DirectoryFailure(code: claimed.code, text: "modify \(dn): \(describe(claimed.code))")) }
+        let added = addDevice(device, lastStep: nil, user: user, layout: layout)
+        // Released whatever the add came to: a later first enrollment (after a failed add) need not wait.
+        _ = modify(dn: dn, [.delete("e2faFirstDeviceClaim", [claim])])
+        return added.map { .added }
     }
 }
 

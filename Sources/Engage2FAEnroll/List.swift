@@ -14,12 +14,19 @@ extension Enroll {
 
         func run() throws {
             let context = try EnrollContext(options)
+            if context.config.fleet.store == .ldap { return try runInFleet(context) }
             let file = try context.loadDevices()
             context.warnAboutNames(in: file)
             // Root's state says which codes were used at a login and what an administrator revoked.
             let state = context.state()
             let devices = state?.liveDevices(of: file) ?? file.devices
             let left = state?.liveRecoveryCodes(of: file).count ?? file.recovery?.hashes.count ?? 0
+            try show(context, devices.map { ListedDevice(name: $0.name, addedAt: $0.addedAt, parameters: $0.parameters) }, recoveryCodesLeft: left,
+                     note: state == nil ? " (could not read the host's record of used codes)" : "")
+        }
+
+        /// The devices as a table (names escaped) or as JSON, then the recovery codes left.
+        func show(_ context: EnrollContext, _ devices: [ListedDevice], recoveryCodesLeft left: Int, note: String, extra: [String] = []) throws {
             if json {
                 let listing = Listing(user: context.account.name, devices: devices.map(Listing.Device.init), recoveryCodesLeft: left)
                 print(try jsonText(listing))
@@ -36,7 +43,8 @@ extension Enroll {
                     print(name.padded(width) + "  " + localDateText(device.addedAt) + "  \(p.digits) digits, \(p.period) s, \(p.algorithm.rawValue)")
                 }
             }
-            print("Recovery codes left: \(left)" + (state == nil ? " (could not read the host's record of used codes)" : ""))
+            for line in extra { print(line) }
+            print("Recovery codes left: \(left)" + note)
         }
 
         /// What `list --json` prints (keys sorted by the encoder).
@@ -64,7 +72,7 @@ extension Enroll {
                     case addedUnix = "added_unix"
                 }
 
-                init(_ device: Engage2FALogin.Device) {
+                init(_ device: ListedDevice) {
                     name = device.name
                     added = localDateText(device.addedAt)
                     addedUnix = device.addedAt

@@ -15,6 +15,7 @@ extension Enroll {
 
         func run() throws {
             let context = try EnrollContext(options)
+            if context.config.fleet.store == .ldap { return try runInFleet(context) }
             let (codes, stored) = try Engage2FALogin.RecoveryCodes.generate(now: currentUnixTime())
             let state = context.state()
             let replaced = try context.update { (file: inout DeviceFile) throws -> Int in
@@ -22,9 +23,13 @@ extension Enroll {
                 file.recovery = stored
                 return left
             }
+            showCodes(codes, replaced: replaced)
+        }
+
+        func showCodes(_ codes: [String], replaced: Int) {
             print("Your recovery codes (each works once; keep them somewhere safe, away from your phone):")
             for pair in stride(from: 0, to: codes.count, by: 2) {
-                print("  " + codes[pair] + "    " + (pair + 1 < codes.count ? codes[pair + 1] : ""))
+                print("  " + displayText(codes[pair], limit: 64) + "    " + (pair + 1 < codes.count ? displayText(codes[pair + 1], limit: 64) : ""))
             }
             if replaced > 0 { print("The \(replaced) unused codes you had before no longer work.") }
         }

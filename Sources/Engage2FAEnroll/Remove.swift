@@ -18,6 +18,7 @@ extension Enroll {
 
         func run() throws {
             let context = try EnrollContext(options)
+            if context.config.fleet.store == .ldap { return try runInFleet(context) }
             var file = try context.loadDevicesToEdit()
             if let state = context.state() { file.devices = state.liveDevices(of: file) }
             guard let device = file.device(named: name) else {

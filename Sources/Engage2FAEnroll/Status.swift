@@ -11,6 +11,7 @@ extension Enroll {
 
         func run() throws {
             let context = try EnrollContext(options)
+            if context.config.fleet.store == .ldap { return try runInFleet(context) }
             let state = context.state() ?? UserState()
             let enrollment: EnrollmentState
             do {
@@ -25,10 +26,15 @@ extension Enroll {
                 // The record is readable by every user; one that is not is taken as active, as the module takes it.
                 printError("Warning: cannot tell when two-factor authentication was activated (\(reason)); assuming it is active. Ask an administrator.")
             }
+            decideAndPrint(context, config: context.config, activation: activation, enrollment: enrollment, deadline: state.deadline)
+        }
+
+        /// decidePolicy on the same data a login has, in the user's words.
+        func decideAndPrint(_ context: EnrollContext, config: Config, activation: ActivationState, enrollment: EnrollmentState, deadline: PolicyDate?) {
             let now = currentUnixTime()
-            let outcome = decidePolicy(now: now, user: context.account.name, config: .valid(context.config),
-                                       activation: activation, enrollment: enrollment, stateDeadline: state.deadline,
-                                       membership: context.account.membership(of: context.config.scopeGroups))
+            let outcome = decidePolicy(now: now, user: context.account.name, config: .valid(config),
+                                       activation: activation, enrollment: enrollment, stateDeadline: deadline,
+                                       membership: context.account.membership(of: config.scopeGroups))
             print(displayLine(statusText(outcome.decision, enrollment: enrollment, user: context.account.name, now: now)))
         }
     }

@@ -67,7 +67,7 @@ final class JSONTests: XCTestCase {
 
     func testEnrollListing() throws {
         let device = Device(id: "00", name: "Pho\u{202e}ne", secret: [1, 2, 3], parameters: OTPParameters(algorithm: .sha256, digits: 8, period: 60), addedAt: 1_800_000_000)
-        let listing = Enroll.List.Listing(user: "alice", devices: [.init(device)], recoveryCodesLeft: 9)
+        let listing = Enroll.List.Listing(user: "alice", devices: [.init(ListedDevice(name: device.name, addedAt: device.addedAt, parameters: device.parameters))], recoveryCodesLeft: 9)
         let json = try jsonText(listing)
         assertSafe(json)
         XCTAssertTrue(json.contains("\"name\":\"Pho\\u202ene\""), json)

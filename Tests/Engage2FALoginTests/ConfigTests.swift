@@ -58,11 +58,30 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(bad.errors.map(\.description), ["f:1: error: label must not contain ':' (apps split issuer and account at ':'), not '%u:%h'"])
         XCTAssertEqual(bad.config.label, "%u@%h")
         XCTAssertEqual(Config.parse("label = %u@%H\n", file: "f").errors.map(\.message),
-                       ["label: '%' must be followed by u (the user), h (the host) or % (a percent sign), in '%u@%H'"])
+                       ["label: '%' must be followed by u (the user), h (the host), f (the fleet) or % (a percent sign), in '%u@%H'"])
         XCTAssertEqual(Config.parse("label = %u%\n", file: "f").errors.count, 1)
         XCTAssertEqual(Config.parse("label = \(String(repeating: "x", count: 129))\n", file: "f").errors.map(\.message),
                        ["label must be a name template of 1 to 128 bytes, such as %u@%h"])
         XCTAssertEqual(Config.parse("label =\n", file: "f").errors.count, 1)
+    }
+
+    /// Issue 15: in fleet mode one device serves every host, so the label names the fleet: ldap_base's
+    /// domain unless fleet_name says otherwise; an explicit label still wins.
+    func testFleetLabelNamesTheFleetNotTheHost() {
+        let fleet = "store = ldap\nldap_uri = ldapi:///\nldap_base = ou=engage2fa, DC=example,dc=org\n"
+        let parsed = Config.parse(fleet, file: "f")
+        XCTAssertEqual(parsed.diagnostics, [])
+        XCTAssertEqual(parsed.config.label, "%u@%f")
+        XCTAssertEqual(parsed.config.accountLabel(user: "alice", host: "web1"), "alice@example.org")
+        XCTAssertEqual(parsed.config.accountLabel(user: "alice", host: "web2"), "alice@example.org")
+        XCTAssertEqual(Config.parse(fleet + "fleet_name = Example Corp\n", file: "f").config.accountLabel(user: "a", host: "web1"), "a@Example Corp")
+        XCTAssertEqual(Config.parse(fleet + "label = %u (%f, %h)\n", file: "f").config.accountLabel(user: "a", host: "web1"), "a (example.org, web1)")
+        // No dc= parts: the host's name, as in local mode; local mode's %f likewise.
+        XCTAssertEqual(Config.parse("store = ldap\nldap_uri = ldapi:///\nldap_base = o=Example\n", file: "f").config.accountLabel(user: "a", host: "h"), "a@h")
+        XCTAssertEqual(Config.parse("label = %u@%f\n", file: "f").config.accountLabel(user: "a", host: "h"), "a@h")
+        for bad in ["fleet_name = a:b", "fleet_name = \(String(repeating: "x", count: 65))", "fleet_name ="] {
+            XCTAssertEqual(Config.parse(bad + "\n", file: "f").errors.count, 1, bad)
+        }
     }
 
     /// Issue 16: settings that common apps mishandle are warnings naming the apps, at their line.
@@ -122,7 +141,7 @@ final class ConfigTests: XCTestCase {
         let lines = parsed.errors.map(\.line)
         XCTAssertEqual(lines, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19])
         XCTAssertEqual("\(parsed.errors[0])", "/etc/engage2fa.conf:1: error: start_date: '2026-02-30' names a day or time that does not exist")
-        XCTAssertEqual(parsed.errors[1].message, "unknown key 'colour' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)")
+        XCTAssertEqual(parsed.errors[1].message, "unknown key 'colour' (known: start_date, issuer, label, fleet_name, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_cert, ldap_key, ldap_timeout, fleet_socket_dir)")
         XCTAssertEqual(parsed.errors[3].message, "duplicate key 'window' (first set on line 3)")
         XCTAssertTrue(parsed.errors[6].message.contains("every user would share one file"))
         XCTAssertEqual(parsed.errors[14].message, "'a/b' is not a valid user name")
@@ -148,7 +167,7 @@ final class ConfigTests: XCTestCase {
         let text = "colour\u{9B}2J = red\nwindow = 1\u{200B}\n[dead\u{202E}lines]\nstate_dir = rel\u{85}\nstart_date = 2026\u{2028}\n"
             + "just\u{FEFF} words\n" + "issuer = " + String(repeating: "x", count: 10) + "\n" + "digits = " + String(repeating: "\u{AD}", count: 300) + "\n"
         let messages = Config.parse(text, file: "f").errors.map(\.message)
-        XCTAssertEqual(messages[0], "unknown key 'colour\\x9b2j' (known: start_date, issuer, label, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_timeout, fleet_socket_dir)")
+        XCTAssertEqual(messages[0], "unknown key 'colour\\x9b2j' (known: start_date, issuer, label, fleet_name, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_cert, ldap_key, ldap_timeout, fleet_socket_dir)")
         XCTAssertEqual(messages[1], "window must be a whole number of steps from 0 to 10, not '1\\u{200b}'")
         XCTAssertEqual(messages[2], "unknown section [dead\\u{202e}lines] (the only section is [deadlines])")
         XCTAssertEqual(messages[3], "state_dir must be an absolute path without '..', not 'rel\\x85'")

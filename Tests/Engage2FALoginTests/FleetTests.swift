@@ -55,9 +55,29 @@ final class FleetTests: XCTestCase {
         XCTAssertFalse(FleetSettings.needsStartTLS("ldap://127.0.0.53:389/"))
     }
 
+    /// A combined answer's recovery codes go as hashes (whole PBKDF2-SHA256 values, at most two); a cache line
+    /// from before the recovery parameters still reads.
+    func testRecoveryHashesAndOldSnapshotLines() {
+        let hash = String(repeating: "ab", count: 32)
+        XCTAssertEqual(FleetRequest(line: Array("check 61 31 \(hash)\(hash)".utf8)),
+                       .check(user: "a", typed: [0x31], recoveryHashes: [Array(repeating: 0xAB, count: 32), Array(repeating: 0xAB, count: 32)]))
+        for bad in ["check 61 31 \(hash)ab", "check 61 31 \(hash)\(hash)\(hash)", "check 61 31 ", "check 61 31 zz"] {
+            XCTAssertNil(FleetRequest(line: Array(bad.utf8)), bad)
+        }
+        XCTAssertEqual(FleetAnswer(line: Array("recovery 3".utf8)), .recovery(codesLeft: 3, candidate: 0))
+        XCTAssertNil(FleetAnswer(line: Array("recovery 3 2".utf8)))
+        var old = FleetSnapshot()
+        old.devices = 1
+        XCTAssertEqual(FleetAnswer(line: Array("snapshot start=- activated=- deadline=- devices=1 recovery=0 locked=0".utf8)), .snapshot(old))
+        for bad in ["rsalt=- riter=100001", "rsalt= riter=1", "rsalt=\(String(repeating: "00", count: 65)) riter=1"] {
+            XCTAssertNil(FleetAnswer(line: Array("snapshot start=- activated=- deadline=- devices=1 recovery=0 locked=0 \(bad)".utf8)), bad)
+        }
+    }
+
     func testRequestsAndAnswersRoundTripWhateverTheNames() throws {
         let hostile = "a b\nc\u{1b}[2J%ff"
-        for request in [FleetRequest.snapshot(user: hostile), .check(user: hostile, typed: Array("12 34\n".utf8)),
+        for request in [FleetRequest.snapshot(user: hostile), .check(user: hostile, typed: Array("12 34\n".utf8), recoveryHashes: []),
+                        .check(user: hostile, typed: [0x31], recoveryHashes: [Array(repeating: 1, count: 32), Array(repeating: 2, count: 32)]),
                         .enrollBegin(name: hostile), .enrollConfirm(code: [0x31, 0x0a], existingCode: [])] {
             let line = request.line
             XCTAssertEqual(line.filter { $0 == 0x0A }.count, 1)
@@ -68,7 +88,9 @@ final class FleetTests: XCTestCase {
         snapshot.activatedAt = 1_700_000_000
         snapshot.devices = 2
         snapshot.lockedUntil = 5
-        for answer in [FleetAnswer.snapshot(snapshot), .snapshot(FleetSnapshot()), .accepted(deviceName: hostile), .recovery(codesLeft: 3),
+        snapshot.recoverySalt = Array(repeating: 0xAB, count: 16)
+        snapshot.recoveryIterations = 1000
+        for answer in [FleetAnswer.snapshot(snapshot), .snapshot(FleetSnapshot()), .accepted(deviceName: hostile), .recovery(codesLeft: 3, candidate: 1),
                        .replayed, .wrong, .lockedNow, .locked(remaining: 60), .unreachable(hostile), .failed(hostile), .done(hostile),
                        .enrollment(secret: Array(repeating: 7, count: 20), parameters: OTPParameters(algorithm: .sha256, digits: 8, period: 60),
                                    issuer: "Fleet", existingDevices: 1)] {

@@ -37,6 +37,46 @@ def acl_lines():
     return "\n".join(lines[start:])
 
 
+class Certificates:
+    """A throwaway CA made with openssl in a temporary directory, a server certificate for `server_names`
+    (IP addresses or DNS names, as subjectAltName), and a client certificate for each host, whose subject
+    cn=HOST,o=engage2fa-test slapd maps to the host's entry (olcAuthzRegexp) for SASL EXTERNAL."""
+
+    CLIENT_SUFFIX = "o=engage2fa-test"
+
+    def __init__(self, server_names, hosts=(), name="engage2fa test CA"):
+        self.directory = tempfile.mkdtemp(prefix="engage2fa-ca-")
+        self.ca = os.path.join(self.directory, "ca.pem")
+        self.ca_key = os.path.join(self.directory, "ca.key")
+        self.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                     "-keyout", self.ca_key, "-out", self.ca, "-days", "2", "-subj", f"/CN={name}",
+                     "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        alternative = ",".join(("IP:" if all(part.isdigit() for part in entry.split(".")) else "DNS:") + entry for entry in server_names)
+        self.server, self.server_key = self.issue("server", "/CN=engage2fa test directory",
+                                                  [f"subjectAltName={alternative}", "extendedKeyUsage=serverAuth"])
+        self.clients = {host: self.issue(host, f"/O=engage2fa-test/CN={host}", ["extendedKeyUsage=clientAuth"]) for host in hosts}
+
+    def openssl(self, *arguments):
+        result = subprocess.run(["openssl", *arguments], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"openssl {arguments[0]} failed: {result.stderr}")
+
+    def issue(self, name, subject, extensions):
+        key, request, certificate = (os.path.join(self.directory, f"{name}.{suffix}") for suffix in ("key", "csr", "pem"))
+        extension_file = os.path.join(self.directory, f"{name}.ext")
+        with open(extension_file, "w") as handle:
+            handle.write("\n".join(extensions) + "\n")
+        self.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                     "-out", request, "-subj", subject)
+        self.openssl("x509", "-req", "-in", request, "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial",
+                     "-out", certificate, "-days", "2", "-extfile", extension_file)
+        os.chmod(key, 0o600)
+        return certificate, key
+
+    def close(self):
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 class LDAPError(Exception):
     def __init__(self, code, output):
         super().__init__(f"LDAP result {code}: {output}")
@@ -47,11 +87,18 @@ class LDAPError(Exception):
 class Slapd:
     """One slapd: the provider, or (with `provider`) a syncrepl consumer that chains writes to it."""
 
-    def __init__(self, provider=None, sync=True):
+    def __init__(self, provider=None, sync=True, certificates=None, addresses=()):
         self.directory = tempfile.mkdtemp(prefix="engage2fa-slapd-")
         self.port = free_port()
         self.ldapi_path = os.path.join(self.directory, "ldapi")
         self.uri = f"ldap://127.0.0.1:{self.port}/"
+        # With certificates: TLS (StartTLS on every ldap:// listener, and ldaps:// on 127.0.0.1), client
+        # certificates asked for but not required (hosts that bind with a password send none).
+        self.certificates = certificates
+        self.ldaps_port = free_port() if certificates else None
+        self.ldaps_uri = f"ldaps://127.0.0.1:{self.ldaps_port}/" if certificates else None
+        # More plain listeners (StartTLS if certificates), e.g. the machine's non-loopback address.
+        self.address_uris = {address: f"ldap://{address}:{self.port}/" for address in addresses}
         self.ldapi = "ldapi://" + urllib.parse.quote(self.ldapi_path, safe="")
         self.provider = provider
         self.pid = None
@@ -78,12 +125,17 @@ class Slapd:
                 f"olcSyncrepl: rid=001 provider={self.provider.uri} bindmethod=simple binddn=\"{ADMIN_DN}\" "
                 f"credentials={ADMIN_PASSWORD} searchbase=\"{SUFFIX}\" type=refreshAndPersist retry=\"1 +\" timeout=3\n"
                 f"olcUpdateRef: {self.provider.uri}\n")
+        tls = ""
+        if self.certificates:
+            tls = (f"olcAuthzRegexp: {{1}}cn=([^,]+),{Certificates.CLIENT_SUFFIX} cn=$1,ou=hosts,{SUFFIX}\n"
+                   f"olcTLSCACertificateFile: {self.certificates.ca}\nolcTLSCertificateFile: {self.certificates.server}\n"
+                   f"olcTLSCertificateKeyFile: {self.certificates.server_key}\nolcTLSVerifyClient: try\n")
         text = f"""dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: {self.directory}/slapd.pid
-olcAuthzRegexp: uid=([^,]+),cn=[^,]+,cn=auth uid=$1,ou=people,{SUFFIX}
-
+olcAuthzRegexp: {{0}}uid=([^,]+),cn=[^,]+,cn=auth uid=$1,ou=people,{SUFFIX}
+{tls}
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
 cn: module{{0}}
@@ -152,8 +204,8 @@ olcDbIDAssertAuthzFrom: *
 
     def start(self):
         config_dir = os.path.join(self.directory, "slapd.d")
-        subprocess.run(["slapd", "-F", config_dir, "-h", f"{self.uri} {self.ldapi}"], check=True,
-                       capture_output=True, text=True)
+        listeners = " ".join([self.uri, self.ldapi, *self.address_uris.values()] + ([self.ldaps_uri] if self.ldaps_uri else []))
+        subprocess.run(["slapd", "-F", config_dir, "-h", listeners], check=True, capture_output=True, text=True)
         deadline = time.monotonic() + 10
         pid_file = os.path.join(self.directory, "slapd.pid")
         while time.monotonic() < deadline:

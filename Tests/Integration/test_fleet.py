@@ -14,7 +14,7 @@ import pytest
 
 import hashlib
 
-from conftest import ADMIN, BUILT_MODULE, DeviceSet, Enrollment, Host, code, settle
+from conftest import ADMIN, BUILT_MODULE, MODULE, DeviceSet, Enrollment, Host, code, settle
 from slapd import ADMIN_DN, ADMIN_PASSWORD, ENGAGE, LDAPError, POLICY_DN, Slapd, host_dn, person_dn, user_dn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -75,7 +75,7 @@ def test_user_cannot_change_policy_deadlines_or_failures(directory):
         assert refused.value.code == 50, (attribute, refused.value.output)
 
 
-def test_host_writes_only_last_steps_failures_and_recovery_consumption(directory):
+def test_host_writes_only_last_steps_failures_recovery_codes_and_device_removal(directory):
     device = new_device()
     directory.add_device("bob", device)
     directory.replace(user_dn("bob"), e2faRecoveryHash="aa" * 32, e2faRecoverySalt="bb" * 16, e2faRecoveryIterations="1000")
@@ -88,7 +88,10 @@ def test_host_writes_only_last_steps_failures_and_recovery_consumption(directory
     directory.modify(f"dn: {user_dn('bob')}\nchangetype: modify\nreplace: e2faFailures\ne2faFailures: 1\n-\n"
                      "replace: e2faLockedUntil\ne2faLockedUntil: 0\n", bind=host)
     directory.modify(f"dn: {user_dn('bob')}\nchangetype: modify\ndelete: e2faRecoveryHash\ne2faRecoveryHash: {'aa' * 32}\n", bind=host)
-    # Refused: secrets, names, policy, deadlines, adding recovery hashes, deleting devices or activation.
+    # New recovery codes in one modify (engage2fad makes them only after a code from a device).
+    directory.modify(f"dn: {user_dn('bob')}\nchangetype: modify\nreplace: e2faRecoverySalt\ne2faRecoverySalt: {'dd' * 16}\n-\n"
+                     f"replace: e2faRecoveryHash\ne2faRecoveryHash: {'cc' * 32}\n", bind=host)
+    # Refused: secrets, names, policy, deadlines, deleting a user's entry or the activation.
     refused_changes = [
         (device_dn, "replace: oathSecret\noathSecret: AAAA\n"),
         (device_dn, "replace: e2faDeviceName\ne2faDeviceName: renamed\n"),
@@ -96,16 +99,17 @@ def test_host_writes_only_last_steps_failures_and_recovery_consumption(directory
         (POLICY_DN, "replace: e2faStartDate\ne2faStartDate: 2099-01-01\n"),
         (POLICY_DN, "replace: e2faIssuer\ne2faIssuer: Evil\n"),
         (user_dn("bob"), "replace: e2faDeadline\ne2faDeadline: 2099-01-01\n"),
-        (user_dn("bob"), "add: e2faRecoveryHash\ne2faRecoveryHash: " + "cc" * 32 + "\n"),
-        (user_dn("bob"), "replace: e2faRecoverySalt\ne2faRecoverySalt: " + "dd" * 16 + "\n"),
     ]
     for dn, change in refused_changes:
         with pytest.raises(LDAPError) as refused:
             directory.modify(f"dn: {dn}\nchangetype: modify\n{change}", bind=host)
         assert refused.value.code == 50, (change, refused.value.output)
+    directory.ensure_user("carol")
     with pytest.raises(LDAPError) as refused:
-        directory.run("ldapdelete", bind=host, arguments=[device_dn])
+        directory.run("ldapdelete", bind=host, arguments=[user_dn("carol")])
     assert refused.value.code == 50
+    # A device entry may go (engage2fad removes one only after a code from one of the user's devices).
+    directory.run("ldapdelete", bind=host, arguments=[device_dn])
     directory.modify(f"dn: {POLICY_DN}\nchangetype: modify\nadd: e2faActivatedAt\ne2faActivatedAt: 1700000000\n", bind=host)
     with pytest.raises(LDAPError) as refused:
         directory.modify(f"dn: {POLICY_DN}\nchangetype: modify\ndelete: e2faActivatedAt\n", bind=host)
@@ -308,12 +312,7 @@ def test_a_recovery_code_used_on_host_a_is_refused_on_host_b(directory, users, f
     host_a, host_b = fleet
     user = users[16]
     directory.add_device(user.pw_name, new_device())
-    salt = os.urandom(16)
-    codes = ["abcdefghij", "klmnopqrst"]
-    hashes = [hashlib.pbkdf2_hmac("sha256", c.encode(), salt, 1000, 32).hex() for c in codes]
-    directory.modify(f"dn: {user_dn(user.pw_name)}\nchangetype: modify\nreplace: e2faRecoverySalt\ne2faRecoverySalt: {salt.hex()}\n-\n"
-                     f"replace: e2faRecoveryIterations\ne2faRecoveryIterations: 1000\n-\n"
-                     f"replace: e2faRecoveryHash\n" + "".join(f"e2faRecoveryHash: {h}\n" for h in hashes))
+    hashes = give_recovery_codes(directory, user, ["abcdefghij", "klmnopqrst"])
     used = host_a.authenticate(user, "abcde-fghij")
     assert used.result == "success" and "1 recovery code left" in used.output, used
     again = host_b.authenticate(user, "abcde-fghij")
@@ -560,3 +559,182 @@ def test_plain_ldap_to_a_name_that_is_not_loopback_needs_starttls(users, directo
     finally:
         host.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- issue 15's open findings (fleetlogin): first enrollments at once, case twins, combined answers ----------
+
+def test_first_enrollments_confirmed_at_the_same_moment_link_exactly_one_device(directory, users, fleet):
+    """Six first enrollments of one user with no device, confirmed at once over both hosts (three each: the
+    service's limit per user is four): each read "no device" and added one, so that the password alone then
+    added a second device. Exactly one is linked, the others are told to add with a code; five rounds."""
+    from concurrent.futures import ThreadPoolExecutor
+    wins = []
+    for round_number in range(5):
+        user = users[18 if round_number % 2 else 19]
+        reset = run_fleet_admin(fleet[0], "reset", user.pw_name, "--yes")  # devices of an earlier round or test
+        assert reset.returncode == 0, reset.stderr
+        assert devices_of(directory, user) == []
+        settle(margin=10)
+        enrollments = [Enrollment(user, "--name", f"phone{index}", "--config", fleet[index % 2].config_path) for index in range(6)]
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            codes = [code(enrollment.device) for enrollment in enrollments]
+            returncodes = list(pool.map(lambda pair: pair[0].answer(pair[1]), zip(enrollments, codes)))
+        linked = devices_of(directory, user)
+        wins.append(returncodes.count(0))
+        assert returncodes.count(0) == 1 and len(linked) == 1, (round_number, returncodes, [e.errors for e in enrollments], linked)
+        losers = [enrollment for enrollment, returned in zip(enrollments, returncodes) if returned != 0]
+        assert all("code" in loser.errors and "nothing was saved" in loser.errors for loser in losers), [loser.errors for loser in losers]
+    print("first enrollments at once: successes per round", wins)
+
+
+@pytest.fixture
+def case_twins():
+    """Two real local accounts whose names differ only in case (useradd allows it): distinct users."""
+    from conftest import USER_PREFIX, ensure_user
+    lower = ensure_user(f"{USER_PREFIX}twin")
+    subprocess.run(["useradd", "--badname", "--create-home", "--shell", "/bin/bash", lower.pw_name.upper()], capture_output=True)
+    import pwd
+    upper = pwd.getpwnam(lower.pw_name.upper())
+    assert upper.pw_uid != lower.pw_uid
+    yield lower, upper
+    for entry in (lower, upper):
+        subprocess.run(["userdel", "--remove", entry.pw_name], capture_output=True)
+
+
+def test_case_twins_never_share_devices_lockout_or_enrollment(directory, users, fleet, case_twins, syslog_capture):
+    """uid matches case-insensitively: the local users x and X (two accounts) were one directory entry, so X
+    logged in with x's device, counted toward x's lockout and was told x's devices were X's own."""
+    host_a, host_b = fleet
+    lower, upper = case_twins
+    device = new_device("lower's phone")
+    directory.add_device(lower.pw_name, device)
+    directory.replace(user_dn(lower.pw_name), e2faFailures="0")
+    settle()
+    assert host_a.authenticate(lower, code(device)).result == "success"
+    mark = syslog_capture.mark()
+    twin = host_b.authenticate(upper, code(device, offset_steps=1))
+    assert twin.result == "auth_err", twin
+    if syslog_capture.socket is not None:  # else another syslog reader holds /dev/log: the rest still runs
+        logged = "\n".join(syslog_capture.since(mark))
+        assert upper.pw_name in logged and lower.pw_name in logged, logged
+    # Nothing of x's counts for X's attempts, and the next code still logs x in.
+    entry = directory.search(user_dn(lower.pw_name), "e2faFailures", "uid", scope="base")[user_dn(lower.pw_name)]
+    assert entry["e2faFailures"] == ["0"] and entry["uid"] == [lower.pw_name], entry
+    assert host_b.authenticate(lower, code(device, offset_steps=1)).result == "success"
+    # X cannot link a device into x's entry, and is told why.
+    try:
+        attempt, returncode = enroll(host_b, upper, "twin phone")
+    except AssertionError as refused:
+        assert "no URI line" in str(refused) and lower.pw_name in str(refused), refused
+    else:
+        assert returncode != 0, attempt.output
+    assert [entry["e2faDeviceName"] for entry in devices_of(directory, lower)] == [["lower's phone"]]
+
+
+def give_recovery_codes(directory, user, codes):
+    """The user's recovery codes in the directory, as an admin writes them; their hashes, in order."""
+    salt = os.urandom(16)
+    hashes = [hashlib.pbkdf2_hmac("sha256", c.encode(), salt, 1000, 32).hex() for c in codes]
+    directory.modify(f"dn: {user_dn(user.pw_name)}\nchangetype: modify\nreplace: e2faRecoverySalt\ne2faRecoverySalt: {salt.hex()}\n-\n"
+                     f"replace: e2faRecoveryIterations\ne2faRecoveryIterations: 1000\n-\n"
+                     f"replace: e2faRecoveryHash\n" + "".join(f"e2faRecoveryHash: {h}\n" for h in hashes))
+    return hashes
+
+
+def test_forward_pass_recovery_code_after_the_password_in_fleet_mode(directory, users, fleet):
+    """One field for the password and the code (forward_pass): local mode recognises a recovery code at its end,
+    fleet mode split the answer at the code's six digits and never found it. The password never goes to
+    engage2fad: the module sends the code's end (or the candidates' salted hashes) only."""
+    host_a, host_b = fleet
+    user = users[17]
+    password = "pw-" + user.pw_name + "-Box1"
+    subprocess.run(["chpasswd"], input=f"{user.pw_name}:{password}\n", text=True, check=True)
+    try:
+        reset = run_fleet_admin(host_a, "reset", user.pw_name, "--yes")
+        assert reset.returncode == 0, reset.stderr
+        device = new_device()
+        directory.add_device(user.pw_name, device)
+        directory.replace(user_dn(user.pw_name), e2faFailures="0")
+        hashes = give_recovery_codes(directory, user, ["abcdefghij", "klmnopqrst"])
+        for host in fleet:
+            with open(host.service_path, "w") as handle:
+                handle.write(f"auth requisite {MODULE} config={host.config_path} forward_pass\n"
+                             "auth [success=ok default=die] pam_unix.so try_first_pass nodelay\n"
+                             "auth optional pam_echo.so engage2fa-result=success\nauth required pam_permit.so\n"
+                             "account required pam_permit.so\n")
+        used = host_a.authenticate(user, password + "abcde-fghij")
+        assert used.result == "success" and "1 recovery code left" in used.output, used
+        again = host_b.authenticate(user, password + "abcdefghij")
+        assert again.result == "auth_err", again
+        settle()
+        assert host_b.authenticate(user, password + code(device)).result == "success"
+        assert directory.search(user_dn(user.pw_name), "e2faRecoveryHash", scope="base")[user_dn(user.pw_name)]["e2faRecoveryHash"] == [hashes[1]]
+        # As in local mode the code is checked before the password: right code, wrong password, refused.
+        wrong_password = host_b.authenticate(user, "not-the-password" + "klmnopqrst")
+        assert wrong_password.result == "auth_err", wrong_password
+    finally:
+        subprocess.run(["passwd", "-d", user.pw_name], capture_output=True)
+
+
+def test_admin_start_date_sets_the_fleet_start_and_never_turns_an_active_fleet_off(directory, users, fleet):
+    host_a, host_b = fleet
+    directory.set_policy(e2faStartDate="2099-01-01", e2faActivatedAt=None)
+    user = users[16]
+    reset = run_fleet_admin(host_a, "reset", user.pw_name, "--yes")
+    assert reset.returncode == 0, reset.stderr
+    directory.add_device(user.pw_name, new_device())
+    policy = lambda: directory.search(POLICY_DN, "e2faStartDate", "e2faActivatedAt", scope="base")[POLICY_DN]  # noqa: E731
+    # A usage error is found before anything is asked of the directory.
+    assert run_fleet_admin(host_a, "start-date", "2026-02-30").returncode == 64
+    assert run_fleet_admin(host_a, "start-date").returncode == 64
+    ahead = run_fleet_admin(host_a, "start-date", "2098-06-01")
+    assert ahead.returncode == 0 and "2098-06-01" in ahead.stdout, (ahead.stdout, ahead.stderr)
+    assert policy() == {"e2faStartDate": ["2098-06-01"]}
+    assert host_b.authenticate(user, "").result == "ignored"
+    started = run_fleet_admin(host_b, "start-date", "2020-01-01")
+    assert started.returncode == 0 and "mandatory" in started.stdout and "activation recorded" in started.stdout, started.stdout
+    assert "e2faActivatedAt" in policy()
+    for host in fleet:
+        required = host.authenticate(user, "")
+        assert required.result == "auth_err" and required.prompted, required
+    # Moving the date later again: the output says it changes nothing, the activation stays, codes are still asked.
+    later = run_fleet_admin(host_a, "start-date", "2099-06-01")
+    assert later.returncode == 0 and "already active" in later.stdout and "does not turn it off" in later.stdout, later.stdout
+    assert policy()["e2faStartDate"] == ["2099-06-01"] and "e2faActivatedAt" in policy()
+    for host in fleet:
+        assert host.authenticate(user, "").prompted
+    # In local mode there is no directory to write: the policy file's start_date is the start date.
+    Host.configure(host_a, "")
+    local = run_fleet_admin(host_a, "start-date", "2030-01-01")
+    assert local.returncode == 1 and "start_date" in local.stderr, (local.stdout, local.stderr)
+
+
+def test_an_unprivileged_caller_checks_its_own_users_code_through_engage2fad(directory, users, fleet):
+    """A screen locker runs PAM as the user: fleet mode took the local path there, which cannot check codes
+    (unprivileged = allow-self let the password alone unlock once active). It now asks engage2fad over the
+    enrollment socket about the caller's own user only (SO_PEERCRED), with the fleet-wide replay and lockout."""
+    host_a, host_b = fleet
+    user, other = users[15], users[14]
+    reset = run_fleet_admin(host_a, "reset", user.pw_name, "--yes")
+    assert reset.returncode == 0, reset.stderr
+    device = new_device()
+    directory.add_device(user.pw_name, device)
+    directory.replace(user_dn(user.pw_name), e2faFailures="0", e2faLockedUntil="0")
+
+    def as_caller(caller, host, answer):
+        result = subprocess.run(["runuser", "-u", caller.pw_name, "--", "pamtester", "-v", host.service, user.pw_name, "authenticate"],
+                                input=answer + "\n", capture_output=True, text=True, timeout=30)
+        from conftest import Outcome
+        return Outcome(result)
+    settle()
+    typed = code(device)
+    unlocked = as_caller(user, host_a, typed)
+    assert unlocked.result == "success", unlocked
+    # The same code is refused on the other host, to root's login and to the user's own screen locker alike.
+    assert host_b.authenticate(user, typed).result == "auth_err"
+    assert as_caller(user, host_b, typed).result == "auth_err"
+    password_only = as_caller(user, host_b, "")
+    assert password_only.result == "auth_err" and password_only.prompted, password_only
+    # Another user's process cannot ask about this user: refused, never let in.
+    assert as_caller(other, host_a, code(device, offset_steps=1)).result != "success"
+    assert host_a.authenticate(user, code(device, offset_steps=1)).result == "success"

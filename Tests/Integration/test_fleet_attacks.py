@@ -89,39 +89,82 @@ def stall_replication(consumer):
                    capture_output=True)
 
 
-@pytest.mark.xfail(strict=True, reason="open finding: the lockout is read from whichever copy answers; a consumer that "
-                                        "is behind lets a locked-out user's right guess log in (the replay check itself "
-                                        "stays atomic at the provider)")
-def test_a_lockout_at_the_provider_holds_through_a_consumer_that_is_behind(directory, users):  # noqa: F811
-    consumer = Slapd(provider=directory).start()
-    folder = tempfile.mkdtemp(prefix="engage2fa-host-b-")
-    os.chmod(folder, 0o755)
-    host = None
-    try:
-        user = users[6]
-        device = new_device()
+class BehindConsumer:
+    """A syncrepl consumer that has the user's device, then stops hearing from the provider (writes it gets
+    still chain there), and a host reading from it; 2FA active."""
+
+    def __init__(self, directory, users, user, device):
+        self.consumer = Slapd(provider=directory).start()
+        self.folder = tempfile.mkdtemp(prefix="engage2fa-host-b-")
+        os.chmod(self.folder, 0o755)
+        self.host = None
         directory.add_device(user.pw_name, device)
+        directory.replace(user_dn(user.pw_name), e2faFailures="0", e2faLockedUntil="0")
         device_dn = f"e2faDeviceID={device['id']},{user_dn(user.pw_name)}"
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not consumer.search(device_dn, "oathSecret", scope="base"):
+        while time.monotonic() < deadline and not (self.consumer.search(device_dn, "oathSecret", scope="base")
+                                                   and "e2faFailures" in self.read(user, "e2faFailures")):
             time.sleep(0.1)
-        assert consumer.search(device_dn, "oathSecret", scope="base"), "the consumer never got the device"
-        stall_replication(consumer)
+        assert self.consumer.search(device_dn, "oathSecret", scope="base"), "the consumer never got the device"
+        stall_replication(self.consumer)
         directory.set_policy(e2faStartDate="2020-01-01")
-        # Locked out fleet-wide at the provider (as the hosts' split failures do); the consumer never hears of it.
-        directory.replace(user_dn(user.pw_name), e2faFailures="0", e2faLockedUntil=str(int(time.time()) + 600))
-        time.sleep(1)  # give a (wrongly) still running replication the chance to deliver it
-        assert "e2faLockedUntil" not in consumer.search(user_dn(user.pw_name), "e2faLockedUntil", scope="base").get(user_dn(user.pw_name), {})
-        host = FleetHost(folder, users, consumer, "host-b").start_daemon()
-        host.activate()
-        settle()
-        outcome = host.authenticate(user, code(device))
-        assert outcome.result in ("maxtries", "auth_err"), outcome
-    finally:
-        if host:
-            host.close()
-        shutil.rmtree(folder, ignore_errors=True)
-        consumer.close()
+
+    def read(self, user, attribute):
+        return self.consumer.search(user_dn(user.pw_name), attribute, scope="base").get(user_dn(user.pw_name), {})
+
+    def close(self):
+        if self.host:
+            self.host.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.consumer.close()
+
+
+@pytest.fixture
+def behind(directory, users):  # noqa: F811
+    made = []
+
+    def make(user, device, extra=""):
+        setup = BehindConsumer(directory, users, user, device)
+        made.append(setup)
+        setup.host = FleetHost(setup.folder, users, setup.consumer, "host-b").start_daemon()
+        setup.host.activate(extra)
+        return setup
+    yield make
+    for setup in made:
+        setup.close()
+
+
+def test_a_lockout_at_the_provider_holds_through_a_consumer_that_is_behind(directory, users, behind):  # noqa: F811
+    """The lockout was read from whichever copy answered: a consumer that is behind let a locked-out user's
+    right guess log in (the replay check itself stayed atomic at the provider)."""
+    user = users[6]
+    device = new_device()
+    setup = behind(user, device)
+    # Locked out fleet-wide at the provider (as the hosts' split failures do); the consumer never hears of it.
+    directory.replace(user_dn(user.pw_name), e2faFailures="0", e2faLockedUntil=str(int(time.time()) + 600))
+    time.sleep(1)  # give a (wrongly) still running replication the chance to deliver it
+    assert setup.read(user, "e2faLockedUntil").get("e2faLockedUntil") == ["0"]
+    settle()
+    outcome = setup.host.authenticate(user, code(device))
+    assert outcome.result in ("maxtries", "auth_err"), outcome
+    assert "Too many wrong verification codes" in outcome.output, outcome
+
+
+def test_wrong_codes_through_a_consumer_that_is_behind_reach_the_lockout(directory, users, behind):  # noqa: F811
+    """Each wrong code was counted by a compare-and-swap of the count read: read from a consumer that is behind,
+    the old count no longer matched at the provider, the swap failed every time and the guess went uncounted:
+    unlimited guesses through that replica."""
+    user = users[4]
+    device = new_device()
+    setup = behind(user, device, extra="max_failures = 3\nlockout_seconds = 600\n")
+    for _ in range(3):
+        wrong = setup.host.authenticate(user, "000000" if code(device) != "000000" else "111111")
+        assert wrong.result == "auth_err", wrong
+    provider = directory.search(user_dn(user.pw_name), "e2faLockedUntil", scope="base")[user_dn(user.pw_name)]
+    assert int(provider.get("e2faLockedUntil", ["0"])[0]) > time.time(), provider
+    settle()
+    locked = setup.host.authenticate(user, code(device))
+    assert locked.result in ("maxtries", "auth_err") and "Too many wrong verification codes" in locked.output, locked
 
 
 def test_a_password_alone_adds_no_device_beside_an_unusable_device_entry(directory, users, fleet):  # noqa: F811

@@ -8,13 +8,21 @@ import CEngageSys
 final class FleetSession {
     let settings: FleetSettings
     let stateDirectory: String
+    /// engage2fad's login socket (root), or its enrollment socket for a caller asking about itself.
+    let socketPath: String
     private var connection: FleetConnection? = nil
     /// Why the directory could not be asked, once that happened: every required user is then denied.
     private(set) var unreachable: String? = nil
+    /// The directory answered, but engage2fad could not use the answer for this user (e.g. the entry
+    /// is another user's): denied the same way, with the reason for the admin rather than an outage.
+    private(set) var serviceFailed = false
+    /// The user's recovery-code salt and iterations from the snapshot, to hash a combined answer's candidates.
+    private(set) var recoveryParameters: RecoveryCodes? = nil
 
-    init(settings: FleetSettings, stateDirectory: String) {
+    init(settings: FleetSettings, stateDirectory: String, socketPath: String) {
         self.settings = settings
         self.stateDirectory = stateDirectory
+        self.socketPath = socketPath
     }
 
     private var budgetMilliseconds: Int64 { Int64(settings.timeoutSeconds) * 1000 }
@@ -23,9 +31,12 @@ final class FleetSession {
     /// (root-only, in state_dir), else the fleet policy it cached, else nothing but "has a device".
     func snapshot(account: Account, now: Int64, log: some LoginLog) -> FleetSnapshot {
         switch ask(.snapshot(user: account.name)) {
-        case .snapshot(let snapshot): return snapshot
-        case .unreachable(let reason), .failed(let reason): unreachable = reason
-        default: unreachable = "unexpected answer from engage2fad"
+        case .snapshot(let snapshot):
+            recoveryParameters = snapshot.recoverySalt.map { RecoveryCodes(salt: $0, iterations: snapshot.recoveryIterations, createdAt: 0, hashes: []) }
+            return snapshot
+        case .unreachable(let reason): unreachable = reason
+        case .failed(let reason): unreachable = reason; serviceFailed = true
+        default: unreachable = "unexpected answer from engage2fad"; serviceFailed = true
         }
         connection = nil
         for path in [FleetCache.userPath(stateDirectory: stateDirectory, uid: account.uid), FleetCache.policyPath(stateDirectory: stateDirectory)] {
@@ -40,17 +51,17 @@ final class FleetSession {
         return unknown
     }
 
-    func check(user: String, typed: [UInt8]) -> FleetAnswer {
+    func check(user: String, typed: [UInt8], recoveryHashes: [[UInt8]] = []) -> FleetAnswer {
         guard unreachable == nil else { return .unreachable(unreachable!) }
         // An answer longer than any code is checked as the empty answer: a wrong code, counted, as in local
         // mode (sent whole, engage2fad would refuse the line and the login would log a false outage).
-        return ask(.check(user: user, typed: typed.count <= FleetRequest.maxTypedBytes ? typed : []))
+        return ask(.check(user: user, typed: typed.count <= FleetRequest.maxTypedBytes ? typed : [], recoveryHashes: recoveryHashes))
     }
 
     private func ask(_ request: FleetRequest) -> FleetAnswer {
         do throws(FleetConnectionError) {
             if connection == nil {
-                connection = try FleetConnection(path: settings.loginSocketPath, budgetMilliseconds: budgetMilliseconds)
+                connection = try FleetConnection(path: socketPath, budgetMilliseconds: budgetMilliseconds)
             }
             return try connection!.ask(request)
         } catch {
@@ -105,22 +116,27 @@ extension Login {
                     : "user \(shownUser): no code entered (conversation ended)")
             return .denied
         }
-        // The directory holds the devices, so a combined answer is split at the policy's digits (a
-        // recovery code typed after the password is not recognised in fleet mode); the password never
-        // goes to engage2fad.
+        // The directory holds the devices, so a combined answer is split at the policy's digits, and the
+        // recovery codes it may end with go as hashes with the user's salt (hashed here, as local mode
+        // does): no part of the password goes to engage2fad.
         let codeLength = config.newDeviceParameters.digits
         let typed = answer.combined ? Array(answer.code(digits: codeLength)) : answer.bytes
         let passwordLength = answer.combined ? answer.bytes.count - typed.count : 0
+        let candidates = answer.combined && fleet.recoveryParameters != nil ? Array(answer.recoveryCandidates.prefix(FleetRequest.maxRecoveryHashes)) : []
+        let hashes = candidates.map { fleet.recoveryParameters!.hash(of: $0.code) }
         let verdict: LoginVerdict
-        switch fleet.check(user: account.name, typed: typed) {
+        switch fleet.check(user: account.name, typed: typed, recoveryHashes: hashes) {
         case .accepted(let name): verdict = .accepted(deviceName: name, passwordLength: passwordLength)
-        case .recovery(let left): verdict = .recovery(codesLeft: left, passwordLength: passwordLength)
+        case .recovery(let left, let candidate):
+            verdict = .recovery(codesLeft: left, passwordLength: candidate < candidates.count ? candidates[candidate].passwordLength : passwordLength)
         case .replayed: verdict = .replayed
         case .wrong: verdict = .wrong
         case .lockedNow: verdict = .lockedNow
         case .locked(let remaining): verdict = .lockedBefore(remaining: remaining)
-        case .unreachable(let reason), .failed(let reason):
+        case .unreachable(let reason):
             return denyUnreachable(fleet, reason: reason)
+        case .failed(let reason):
+            return denyServiceFailure(reason: reason)
         default:
             log.log(.error, "user \(shownUser): denied: unexpected answer from engage2fad")
             conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
@@ -131,8 +147,16 @@ extension Login {
 
     /// A required user while no directory answers: never fail open.
     func denyUnreachable(_ fleet: FleetSession, reason: String) -> LoginResult {
+        if fleet.serviceFailed { return denyServiceFailure(reason: reason) }
         log.log(.error, "user \(displayText(user, limit: 64)): denied: the directory cannot be reached (\(reason)); URIs: \(fleet.settings.uris.joined(separator: " "))")
         conversation.showError("Two-factor authentication cannot be checked: the directory cannot be reached. Try again later or ask an administrator.")
+        return .denied
+    }
+
+    /// A required user whom engage2fad could not check (it said why): never fail open.
+    func denyServiceFailure(reason: String) -> LoginResult {
+        log.log(.error, "user \(displayText(user, limit: 64)): denied: engage2fad: \(displayText(reason, limit: 500))")
+        conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
         return .denied
     }
 }

@@ -13,6 +13,10 @@ public struct FleetSnapshot: Equatable, Sendable {
     public var devices = 0
     public var recoveryCodes = 0
     public var lockedUntil: Int64 = 0
+    /// The user's recovery-code salt and iterations (not secret): the module hashes the recovery codes a
+    /// combined answer may end with, so that no part of the password goes to engage2fad.
+    public var recoverySalt: [UInt8]? = nil
+    public var recoveryIterations = 0
 
     public init() {}
 
@@ -25,7 +29,8 @@ public struct FleetSnapshot: Equatable, Sendable {
 public enum FleetAnswer: Equatable, Sendable {
     case snapshot(FleetSnapshot)
     case accepted(deviceName: String)
-    case recovery(codesLeft: Int)
+    /// `candidate`: which of the hashes sent with the check matched (0 when none were sent).
+    case recovery(codesLeft: Int, candidate: Int)
     case replayed, wrong, lockedNow
     case locked(remaining: Int64)
     /// No directory answered in time: the URIs tried and why.
@@ -41,9 +46,14 @@ public enum FleetAnswer: Equatable, Sendable {
 public enum FleetRequest: Equatable, Sendable {
     /// The longest typed answer sent to engage2fad: more than any code or recovery code.
     public static let maxTypedBytes = 256
+    /// Recovery-code hashes (PBKDF2-SHA256, 32 bytes) a check may carry: a combined answer has at most two candidates.
+    public static let recoveryHashBytes = 32
+    public static let maxRecoveryHashes = 2
 
     case snapshot(user: String)
-    case check(user: String, typed: [UInt8])
+    /// `recoveryHashes`: a combined answer's recovery-code candidates, hashed by the module with the
+    /// user's salt (the codes themselves may hold the end of the password).
+    case check(user: String, typed: [UInt8], recoveryHashes: [[UInt8]])
     /// engage2fa-enroll: a new device named so, confirmed by `code`; `existingCode` from a device already linked.
     case enrollBegin(name: String)
     case enrollConfirm(code: [UInt8], existingCode: [UInt8])
@@ -54,8 +64,9 @@ extension FleetRequest {
         var out = ByteWriter(capacity: 96)
         switch self {
         case .snapshot(let user): out.write("snapshot "); out.write(string: hexString(Array(user.utf8)))
-        case .check(let user, let typed):
+        case .check(let user, let typed, let hashes):
             out.write("check "); out.write(string: hexString(Array(user.utf8))); out.write(" "); out.write(string: hexString(typed))
+            if !hashes.isEmpty { out.write(" "); out.write(string: hexString(hashes.flatMap { $0 })) }
         case .enrollBegin(let name): out.write("enroll-begin "); out.write(string: hexString(Array(name.utf8)))
         case .enrollConfirm(let code, let existing):
             out.write("enroll-confirm "); out.write(string: hexString(code)); out.write(" "); out.write(string: hexString(existing))
@@ -76,9 +87,16 @@ extension FleetRequest {
         case "snapshot" where fields.count == 2:
             guard let user = text(1) else { return nil }
             self = .snapshot(user: user)
-        case "check" where fields.count == 3:
+        case "check" where fields.count == 3 || fields.count == 4:
             guard let user = text(1), let typed = bytes(2), typed.count <= FleetRequest.maxTypedBytes else { return nil }
-            self = .check(user: user, typed: typed)
+            var hashes: [[UInt8]] = []
+            if fields.count == 4 {
+                let size = FleetRequest.recoveryHashBytes
+                guard let joined = bytes(3), !joined.isEmpty, joined.count % size == 0,
+                      joined.count / size <= FleetRequest.maxRecoveryHashes else { return nil }
+                hashes = stride(from: 0, to: joined.count, by: size).map { Array(joined[$0..<($0 + size)]) }
+            }
+            self = .check(user: user, typed: typed, recoveryHashes: hashes)
         case "enroll-begin" where fields.count == 2:
             guard let name = text(1) else { return nil }
             self = .enrollBegin(name: name)
@@ -106,8 +124,10 @@ extension FleetAnswer {
             out.write(" devices="); out.write(snapshot.devices)
             out.write(" recovery="); out.write(snapshot.recoveryCodes)
             out.write(" locked="); out.write(snapshot.lockedUntil)
+            out.write(" rsalt="); out.write(string: snapshot.recoverySalt.map { hexString($0) } ?? "-")
+            out.write(" riter="); out.write(snapshot.recoveryIterations)
         case .accepted(let name): out.write("accepted"); hexField(name)
-        case .recovery(let left): out.write("recovery "); out.write(left)
+        case .recovery(let left, let candidate): out.write("recovery "); out.write(left); out.write(" "); out.write(candidate)
         case .replayed: out.write("replayed")
         case .wrong: out.write("wrong")
         case .lockedNow: out.write("locked-now")
@@ -136,7 +156,8 @@ extension FleetAnswer {
             return value
         }
         switch String(decoding: verb, as: UTF8.self) {
-        case "snapshot" where fields.count == 7:
+        // Seven fields: a cache written before the recovery parameters were added.
+        case "snapshot" where fields.count == 7 || fields.count == 9:
             var snapshot = FleetSnapshot()
             for field in fields.dropFirst() {
                 guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else { return nil }
@@ -158,6 +179,13 @@ extension FleetAnswer {
                 case "locked":
                     guard let time = parseInteger(value), time >= 0 else { return nil }
                     snapshot.lockedUntil = time
+                case "rsalt":
+                    guard !absent else { continue }
+                    guard let salt = parseHex(value), (1...64).contains(salt.count) else { return nil }
+                    snapshot.recoverySalt = salt
+                case "riter":
+                    guard let count = parseInteger(value), (0...Int64(RecoveryCodes.maxIterations)).contains(count) else { return nil }
+                    snapshot.recoveryIterations = Int(count)
                 default:
                     return nil
                 }
@@ -166,9 +194,11 @@ extension FleetAnswer {
         case "accepted" where fields.count == 2:
             guard let name = text(fields[1]) else { return nil }
             self = .accepted(deviceName: name)
-        case "recovery" where fields.count == 2:
+        case "recovery" where fields.count == 2 || fields.count == 3:
             guard let left = number(1, 0...10_000) else { return nil }
-            self = .recovery(codesLeft: Int(left))
+            let candidate = fields.count == 3 ? number(2, 0...Int64(FleetRequest.maxRecoveryHashes - 1)) : 0
+            guard let candidate else { return nil }
+            self = .recovery(codesLeft: Int(left), candidate: Int(candidate))
         case "replayed" where fields.count == 1: self = .replayed
         case "wrong" where fields.count == 1: self = .wrong
         case "locked-now" where fields.count == 1: self = .lockedNow

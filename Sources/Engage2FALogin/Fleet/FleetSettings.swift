@@ -23,6 +23,10 @@ public struct FleetSettings: Equatable, Sendable {
     public var bindPasswordFile: String? = nil
     /// The CA certificates that sign the directory's certificate.
     public var caFile: String? = nil
+    /// The host's TLS client certificate and its root-only (0600) key: with no ldap_bind_dn, the host
+    /// binds with SASL EXTERNAL as the identity the directory maps the certificate to.
+    public var certFile: String? = nil
+    public var keyFile: String? = nil
     /// Seconds a login waits for the directory at most, all URIs together.
     public var timeoutSeconds = 3
     /// Where engage2fad's sockets are: login.socket (root only) and enroll.socket (every user).
@@ -33,7 +37,7 @@ public struct FleetSettings: Equatable, Sendable {
     public var loginSocketPath: String { socketDirectory + "/login.socket" }
     public var enrollSocketPath: String { socketDirectory + "/enroll.socket" }
 
-    static let keys = ["store", "ldap_uri", "ldap_base", "ldap_bind_dn", "ldap_bind_password_file", "ldap_ca", "ldap_timeout", "fleet_socket_dir"]
+    static let keys = ["store", "ldap_uri", "ldap_base", "ldap_bind_dn", "ldap_bind_password_file", "ldap_ca", "ldap_cert", "ldap_key", "ldap_timeout", "fleet_socket_dir"]
 
     /// Sets one key of `keys`; returns what was wrong, or nil.
     mutating func apply(key: String, value: String) -> String? {
@@ -65,6 +69,12 @@ public struct FleetSettings: Equatable, Sendable {
         case "ldap_ca":
             guard let path = absolutePath() else { return "ldap_ca must be an absolute path without '..'" }
             caFile = path
+        case "ldap_cert":
+            guard let path = absolutePath() else { return "ldap_cert must be an absolute path without '..'" }
+            certFile = path
+        case "ldap_key":
+            guard let path = absolutePath() else { return "ldap_key must be an absolute path without '..'" }
+            keyFile = path
         case "ldap_timeout":
             guard let number = parseInteger(value.utf8), FleetSettings.timeoutRange.contains(Int(number)) else {
                 return "ldap_timeout must be a whole number of seconds from 1 to 60, not '\(displayText(value, limit: 64))'"
@@ -85,6 +95,7 @@ public struct FleetSettings: Equatable, Sendable {
         if uris.isEmpty { return "store = ldap needs ldap_uri" }
         if base.isEmpty { return "store = ldap needs ldap_base" }
         if bindDN != nil && bindPasswordFile == nil { return "ldap_bind_dn needs ldap_bind_password_file (or leave both out for SASL EXTERNAL)" }
+        if (certFile == nil) != (keyFile == nil) { return "ldap_cert and ldap_key go together" }
         return nil
     }
 

@@ -155,11 +155,16 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             storeConfig.stateDir = recorded
         }
         let store = StateStore(directory: storeConfig.stateDir)
-        // Fleet mode: devices, replay and lockout state, the start date and deadlines are the directory's,
-        // asked of this host's engage2fad (the module never loads libldap).
-        let fleet = storeConfig.fleet.store == .ldap && privileged ? FleetSession(settings: storeConfig.fleet, stateDirectory: storeConfig.stateDir) : nil
-
         let account = isSafeUserName(user) ? Account.lookup(user) : nil
+        // Fleet mode: devices, replay and lockout state, the start date and deadlines are the directory's,
+        // asked of this host's engage2fad (the module never loads libldap). A caller without root (a screen
+        // locker) asks about its own user only, over the socket anyone may open: engage2fad knows the caller
+        // by SO_PEERCRED and checks with the same fleet-wide replay and lockout.
+        let asksForItself = !privileged && account.map { $0.uid == effectiveUserID() } == true
+        let fleet = storeConfig.fleet.store == .ldap && (privileged || asksForItself)
+            ? FleetSession(settings: storeConfig.fleet, stateDirectory: storeConfig.stateDir,
+                           socketPath: privileged ? storeConfig.fleet.loginSocketPath : storeConfig.fleet.enrollSocketPath)
+            : nil
         var enrollment: EnrollmentState
         var state = UserState()
         var devicesRead: DeviceFileSnapshot? = nil
@@ -173,8 +178,10 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             if let centralStart = snapshot.activatedAt, case .never = activation {
                 // Another host saw the start date pass: 2FA is active here too, and stays so.
                 var record = ActivationRecord(activatedAt: centralStart, recordedAt: startedAt, configPath: configPath, stateDirectory: storeConfig.stateDir)
-                do { try activationStore.record(record) } catch {
-                    log.log(.error, "could not record activation in \(activationStore.recordPath) (enforcing anyway): \(error)")
+                if privileged {
+                    do { try activationStore.record(record) } catch {
+                        log.log(.error, "could not record activation in \(activationStore.recordPath) (enforcing anyway): \(error)")
+                    }
                 }
                 record.recordedAt = startedAt
                 activation = .active(record)
@@ -221,7 +228,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             }
         }
 
-        if !privileged, let account, outcome.decision.deniesWithoutACode || outcome.decision.requiresACode {
+        if !privileged, fleet == nil, let account, outcome.decision.deniesWithoutACode || outcome.decision.requiresACode {
             // Without root the module can neither take the user's lock nor record a used code.
             if outcome.config.unprivileged == .allowSelf && realUserID() == account.uid {
                 log.log(.notice, "user \(shownUser): unprivileged caller (uid \(realUserID())) re-authenticating its own user: password only (unprivileged = allow-self)")

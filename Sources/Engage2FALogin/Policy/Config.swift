@@ -17,10 +17,19 @@ public struct Config: Equatable, Sendable {
     public var maxFailures = 5
     public var lockoutSeconds = 300
     /// The account name authenticator apps show under the issuer: `%u` the user, `%h` this host's name,
-    /// `%%` a percent sign. The host keeps two hosts' entries apart: apps that match entries on issuer
-    /// and name (Google Authenticator on Android) would otherwise overwrite one with the other.
-    public var label = "%u@%h"
+    /// `%f` the fleet's name, `%%` a percent sign. In local mode the host keeps two hosts' entries apart:
+    /// apps that match entries on issuer and name (Google Authenticator on Android) would otherwise
+    /// overwrite one with the other. In fleet mode one device serves every host: the fleet names it.
+    public var label: String {
+        get { labelSetting ?? (fleet.store == .ldap ? "%u@%f" : "%u@%h") }
+        set { labelSetting = newValue }
+    }
+    /// `label` as the policy file sets it; nil: the default of the mode.
+    public var labelSetting: String? = nil
     public static let labelMaxBytes = 128
+    /// `fleet_name`: what `%f` says; nil: the DNS domain of ldap_base's dc= parts (dc=example,dc=org:
+    /// example.org), else this host's name.
+    public var fleetName: String? = nil
     /// Where a user's devices live; `%u`, `%h` and a leading `~` expand (see ``secretFilePath(user:home:)``).
     public var secretPath = "~/.engage2fa"
     /// Root-owned directory for what users must not edit: replay and lockout state, the activation record.
@@ -72,7 +81,29 @@ public struct Config: Equatable, Sendable {
 
     /// The account name authenticator apps show under the issuer, from the `label` template.
     public func accountLabel(user: String, host: String) -> String {
-        Config.expandingEscapes(label, [(UInt8(ascii: "u"), user), (UInt8(ascii: "h"), host)])
+        let fleetShown = fleetName ?? Config.domain(ofBase: fleet.base) ?? host
+        return Config.expandingEscapes(label, [(UInt8(ascii: "u"), user), (UInt8(ascii: "h"), host), (UInt8(ascii: "f"), fleetShown)])
+    }
+
+    /// The DNS domain a base DN's dc= parts spell (RFC 2247), or nil when it has none usable in a label.
+    static func domain(ofBase base: String) -> String? {
+        var labels: [String] = []
+        for part in Array(base.utf8)[...].pieces(separatedBy: UInt8(ascii: ","), keepEmpty: false) {
+            let text = String(decoding: part, as: UTF8.self)
+            let pair = Array(text.utf8)[...].pieces(separatedBy: UInt8(ascii: "="), keepEmpty: true)
+            guard pair.count == 2, bytesEqualIgnoringASCIICase(trimmed(pair[0]), "dc") else { continue }
+            let value = trimmed(pair[1])
+            guard !value.isEmpty, value.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "\\") }) else { return nil }
+            labels.append(String(decoding: value, as: UTF8.self))
+        }
+        return labels.isEmpty ? nil : labels.joined(separator: ".")
+    }
+
+    private static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var slice = bytes
+        while slice.first == UInt8(ascii: " ") { slice = slice.dropFirst() }
+        while slice.last == UInt8(ascii: " ") { slice = slice.dropLast() }
+        return slice
     }
 
     /// `template` with each `%X` whose letter `values` names replaced, and `%%` as one `%`; any other
@@ -293,6 +324,12 @@ extension Config {
             let value = bytes.text(range)
             if let problem = Config.labelProblem(value) { return problem }
             label = value
+        case .fleetName:
+            let value = bytes.text(range)
+            guard !value.isEmpty, value.utf8.count <= 64, value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != UInt8(ascii: ":") }) else {
+                return "fleet_name must be a name of 1 to 64 bytes without ':' or control characters (apps split the label at ':')"
+            }
+            fleetName = value
         case .window:
             guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(bytes.quoted(range))'" }
             window = number
@@ -342,7 +379,7 @@ extension Config {
 
 /// The policy's settings, each named by one key of the file.
 enum SettingKey: Sendable {
-    case startDate, issuer, label, window, maxFailures, lockoutSeconds, secretPath, stateDir, algorithm, digits, period, unprivileged
+    case startDate, issuer, label, fleetName, window, maxFailures, lockoutSeconds, secretPath, stateDir, algorithm, digits, period, unprivileged
     case exemptGroups, onlyGroups, exemptServices
     /// One of `FleetSettings.keys`.
     case fleet
@@ -352,7 +389,7 @@ extension Config {
     /// Every key but the fleet's (`FleetSettings.keys`), in the order engage2fa.conf(5) and the unknown-key
     /// error list them. Static strings: a key read from the file is matched here without reference counting.
     static let settings: [(name: StaticString, key: SettingKey)] = [
-        ("start_date", .startDate), ("issuer", .issuer), ("label", .label), ("window", .window), ("max_failures", .maxFailures),
+        ("start_date", .startDate), ("issuer", .issuer), ("label", .label), ("fleet_name", .fleetName), ("window", .window), ("max_failures", .maxFailures),
         ("lockout_seconds", .lockoutSeconds), ("secret_path", .secretPath), ("state_dir", .stateDir), ("algorithm", .algorithm),
         ("digits", .digits), ("period", .period), ("unprivileged", .unprivileged),
         ("exempt_groups", .exemptGroups), ("only_groups", .onlyGroups), ("exempt_services", .exemptServices),
@@ -373,8 +410,8 @@ extension Config {
         while index < bytes.count {
             if bytes[index] == UInt8(ascii: "%") {
                 let next = index + 1 < bytes.count ? bytes[index + 1] : 0
-                guard next == UInt8(ascii: "u") || next == UInt8(ascii: "h") || next == UInt8(ascii: "%") else {
-                    return "label: '%' must be followed by u (the user), h (the host) or % (a percent sign), in '\(displayText(template, limit: 64))'"
+                guard next == UInt8(ascii: "u") || next == UInt8(ascii: "h") || next == UInt8(ascii: "f") || next == UInt8(ascii: "%") else {
+                    return "label: '%' must be followed by u (the user), h (the host), f (the fleet) or % (a percent sign), in '\(displayText(template, limit: 64))'"
                 }
                 index += 1
             }
