@@ -2,24 +2,6 @@
 import Foundation
 import PackageDescription
 
-#if arch(arm64)
-let embeddedTriple = "aarch64-unknown-linux-gnu"
-#else
-let embeddedTriple = "x86_64-unknown-linux-gnu"
-#endif
-
-/// The Embedded Swift libraries of the toolchain that builds this package (found from swiftc on PATH).
-let embeddedLibraries: String = {
-    let path = Context.environment["PATH"] ?? "/usr/bin"
-    for directory in path.split(separator: ":") {
-        let swiftc = URL(fileURLWithPath: String(directory)).appendingPathComponent("swiftc").resolvingSymlinksInPath()
-        guard FileManager.default.isExecutableFile(atPath: swiftc.path) else { continue }
-        let prefix = swiftc.deletingLastPathComponent().deletingLastPathComponent()
-        return prefix.appendingPathComponent("lib/swift/embedded/\(embeddedTriple)").path
-    }
-    return "/usr/lib/swift/embedded/\(embeddedTriple)"
-}()
-
 /// How both Embedded targets (the login library's twin and the module) are compiled: whole-module, and each
 /// function in its own section, so that the module's link (--gc-sections) keeps only what pam_sm_* reach.
 let embeddedSwiftSettings: [SwiftSetting] = [
@@ -105,8 +87,9 @@ let package = Package(
                     "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                     "-Xlinker", "--icf=all",
                     "-Xlinker", "--gc-sections",
-                    // String's Unicode tables (grapheme breaking, case mapping); ceil(3) is in CEngagePAM, not libm.
-                    "-L\(embeddedLibraries)", "-lswiftUnicodeDataTables",
+                    // No -lswiftUnicodeDataTables: the login library compares names, keys and ids as bytes, so
+                    // nothing in the module needs String's Unicode tables (normalisation, grapheme breaking, case
+                    // mapping), and the link fails if something brings them back. ceil(3) is in CEngagePAM, not libm.
                 ])
             ]
         ),

@@ -225,6 +225,22 @@ extension String {
     }
 }
 
+/// A word of a line (a protocol verb, a field's key), matched against string-literal patterns as bytes:
+/// `switch ByteWord(verb) { case "check": … }`. A `switch` over a String would compare canonical equivalence.
+struct ByteWord {
+    let bytes: ArraySlice<UInt8>
+
+    init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
+    init(_ text: String) { bytes = Array(text.utf8)[...] }
+
+    /// Whether the word is exactly `literal` (ASCII).
+    func spells(_ literal: StaticString) -> Bool {
+        bytes.count == literal.utf8CodeUnitCount && bytes.span.spells(0..<bytes.count, literal)
+    }
+
+    static func ~= (pattern: StaticString, word: ByteWord) -> Bool { word.spells(pattern) }
+}
+
 extension StaticString {
     /// The literal as a String (inline, with no allocation, up to 15 bytes).
     var text: String { String(decoding: UnsafeBufferPointer(start: utf8Start, count: utf8CodeUnitCount), as: UTF8.self) }

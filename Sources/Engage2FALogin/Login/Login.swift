@@ -239,7 +239,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             return .denied
         }
 
-        if let fleet, let unreachable = fleet.unreachable, outcome.decision.deniesWithoutACode || outcome.decision == .codeRequired {
+        if let fleet, let unreachable = fleet.unreachable, outcome.decision.deniesWithoutACode || outcome.decision.requiresACode {
             return denyUnreachable(fleet, reason: unreachable)
         }
 
