@@ -2,6 +2,24 @@
 import Foundation
 import PackageDescription
 
+#if arch(arm64)
+let embeddedTriple = "aarch64-unknown-linux-gnu"
+#else
+let embeddedTriple = "x86_64-unknown-linux-gnu"
+#endif
+
+/// The Embedded Swift libraries of the toolchain that builds this package (found from swiftc on PATH).
+let embeddedLibraries: String = {
+    let path = Context.environment["PATH"] ?? "/usr/bin"
+    for directory in path.split(separator: ":") {
+        let swiftc = URL(fileURLWithPath: String(directory)).appendingPathComponent("swiftc").resolvingSymlinksInPath()
+        guard FileManager.default.isExecutableFile(atPath: swiftc.path) else { continue }
+        let prefix = swiftc.deletingLastPathComponent().deletingLastPathComponent()
+        return prefix.appendingPathComponent("lib/swift/embedded/\(embeddedTriple)").path
+    }
+    return "/usr/lib/swift/embedded/\(embeddedTriple)"
+}()
+
 /// How both Embedded targets (the login library's twin and the module) are compiled: whole-module, and each
 /// function in its own section, so that the module's link (--gc-sections) keeps only what pam_sm_* reach.
 let embeddedSwiftSettings: [SwiftSetting] = [
@@ -87,10 +105,13 @@ let package = Package(
                     "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                     "-Xlinker", "--icf=all",
                     "-Xlinker", "--gc-sections",
-                    // No -lswiftUnicodeDataTables: the login library compares names, keys and ids as bytes, so
-                    // nothing in the module needs String's Unicode tables (normalisation, grapheme breaking, case
-                    // mapping), and the link fails if something brings them back. ceil(3) is in CEngagePAM, not libm.
-                ])
+                    // ceil(3) is in CEngagePAM, not libm.
+                ]),
+                // String's Unicode tables (normalisation, grapheme breaking, case mapping) only for the debug build,
+                // whose unoptimised standard library still names them. The release module (the one installed)
+                // compares names, keys and ids as bytes and links without them: that link fails if anything
+                // brings them back.
+                .unsafeFlags(["-L\(embeddedLibraries)", "-lswiftUnicodeDataTables"], .when(configuration: .debug)),
             ]
         ),
 
