@@ -134,8 +134,20 @@ public func runDaemon() -> Never {
     }
 }
 
-/// One connection: request lines until the client hangs up (or stays silent for ten minutes: a user at the prompt).
+/// How long one connection may stay open in all: a user at the enrollment prompt needs minutes, and a
+/// connection that trickles a byte now and then must not hold one of the host's few slots for ever.
+let connectionLifetimeMilliseconds: Int64 = 15 * 60 * 1000
+
+func monotonicMilliseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}
+
+/// One connection: request lines until the client hangs up, stays silent for ten minutes (a user at the
+/// prompt), or has been open for connectionLifetimeMilliseconds.
 func serve(client: Int32, enrollment: Bool, configPath: String) {
+    let closesAt = monotonicMilliseconds() + connectionLifetimeMilliseconds
     var uid: uid_t = 0, gid: gid_t = 0
     guard e2f_peer_credentials(client, &uid, &gid) == 0 else { return }
     guard let config = loadConfig(configPath) else {
@@ -148,7 +160,8 @@ func serve(client: Int32, enrollment: Bool, configPath: String) {
     var buffer: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
     while true {
-        guard e2f_wait_readable(client, 600_000) == 1 else { return }
+        let left = closesAt - monotonicMilliseconds()
+        guard left > 0, e2f_wait_readable(client, Int32(min(600_000, left))) == 1 else { return }
         let got = chunk.withUnsafeMutableBytes { read(client, $0.baseAddress!, $0.count) }
         guard got > 0 else { return }
         buffer.append(contentsOf: chunk[..<got])

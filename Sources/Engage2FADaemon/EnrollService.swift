@@ -100,17 +100,25 @@ final class EnrollService {
         }
         // Read again: a device linked meanwhile (on any host) needs the proof as much as one linked before.
         var file: DeviceFile
+        let unusedRecoveryCodes: Int
         switch devices(of: account) {
         case .success(let (user, read)):
             if let refusal = unusableDevices(user) { return .success(refusal) }
             file = read
+            unusedRecoveryCodes = user.recovery?.hashes.count ?? 0
         case .failure(let failure): return .failure(failure)
         }
-        if !file.devices.isEmpty {
+        // Unused recovery codes are a second factor as much as a device: a user who has only codes (their
+        // last device removed, or codes a password-only attacker made before the first device) proves one.
+        let proofNeeded = !file.devices.isEmpty || unusedRecoveryCodes > 0
+        if proofNeeded {
             guard !existingCode.isEmpty else {
+                if file.devices.isEmpty {
+                    return .success(.failed("you have \(unusedRecoveryCodes) unused recovery code\(unusedRecoveryCodes == 1 ? "" : "s") and no device: one of them is needed to link a device (if you never made any, someone who knows your password may have: ask an administrator to reset you); nothing was saved"))
+                }
                 return .success(.failed("you already have a device: a code from one of them is needed to link another; nothing was saved"))
             }
-            switch refusal(ofProof: existingCode, account: account, devicesOnly: true, nothing: "nothing was saved") {
+            switch refusal(ofProof: existingCode, account: account, devicesOnly: !file.devices.isEmpty, nothing: "nothing was saved") {
             case .success(nil): break
             case .success(let refused?): return .success(refused)
             case .failure(let failure): return .failure(failure)
@@ -120,7 +128,8 @@ final class EnrollService {
         do { device = try file.addDevice(name: pending.name, secret: pending.secret, parameters: pending.parameters, now: now, verifiedStep: step) } catch {
             return .success(.failed("\(error); nothing was saved"))
         }
-        return fleet.addDevice(device, user: account.name, first: file.devices.count == 1).map { _ in
+        // Without a proof the provider must also show no recovery codes (this copy may be behind).
+        return fleet.addDevice(device, user: account.name, first: file.devices.count == 1, withoutProof: !proofNeeded).map { _ in
             .done("Linked '\(device.name)'. You have \(file.devices.count) device\(file.devices.count == 1 ? "" : "s") on every host of the fleet.")
         }
     }
@@ -199,15 +208,18 @@ final class EnrollService {
         }
         let unused = user.recovery?.hashes.count ?? 0
         usedRecoveryCode = false
-        if !user.devices.isEmpty || !user.problems.isEmpty || unused > 0 {
-            guard !proof.isEmpty else {
-                return .success(FleetAnswer.failed("new recovery codes need a current code from one of your devices (or one of your recovery codes); nothing was changed").line)
-            }
-            switch refusal(ofProof: proof, account: account, devicesOnly: false, nothing: "nothing was changed") {
-            case .success(nil): break
-            case .success(let refused?): return .success(refused.line)
-            case .failure(let failure): return .failure(failure)
-            }
+        // Codes stand in for a device, so they are made with one: a user with neither has nothing to prove
+        // with, and codes a password-only attacker could make then would outlive the user's first device.
+        guard !user.devices.isEmpty || !user.problems.isEmpty || unused > 0 else {
+            return .success(FleetAnswer.failed("recovery codes stand in for a linked device: link one first (engage2fa-enroll add), then make them with a code from it; nothing was changed").line)
+        }
+        guard !proof.isEmpty else {
+            return .success(FleetAnswer.failed("new recovery codes need a current code from one of your devices (or one of your recovery codes); nothing was changed").line)
+        }
+        switch refusal(ofProof: proof, account: account, devicesOnly: false, nothing: "nothing was changed") {
+        case .success(nil): break
+        case .success(let refused?): return .success(refused.line)
+        case .failure(let failure): return .failure(failure)
         }
         let generated: (codes: [String], stored: RecoveryCodes)
         do { generated = try RecoveryCodes.generate(now: fleet.now()) } catch {

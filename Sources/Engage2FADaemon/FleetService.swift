@@ -112,7 +112,7 @@ final class FleetService {
             snapshot.recoveryCodes = found.recovery?.hashes.count ?? 0
             snapshot.recoverySalt = found.recovery?.salt
             snapshot.recoveryIterations = found.recovery?.iterations ?? 0
-            snapshot.lockedUntil = found.lockedUntil
+            snapshot.lockedUntil = found.lockedUntil > now ? now + clampLockout(found.dn, lockedUntil: found.lockedUntil, on: directory, now: now) : found.lockedUntil
             if let text = found.entry?.text("e2faDeadline") { snapshot.deadline = try? PolicyDate(parsing: text) }
         }
         writeCache(user: user, snapshot: snapshot)
@@ -164,8 +164,7 @@ final class FleetService {
         }
         let now = now()
         // A lockout any copy shows holds (the provider's may be newer still: see countAttempt).
-        let remaining = UserState.lockoutRemaining(lockedUntil: found.lockedUntil, now: now, lockoutSeconds: config.lockoutSeconds)
-        if remaining > 0 { return .success(.locked(remaining: remaining)) }
+        if found.lockedUntil > now { return .success(.locked(remaining: clampLockout(found.dn, lockedUntil: found.lockedUntil, on: directory, now: now))) }
         // No entry yet (an unknown or never-enrolled user): no device to accept, nothing to count against.
         guard found.entry != nil else { return .success(.wrong) }
         var replayed = false
@@ -258,6 +257,20 @@ final class FleetService {
         return .failure(.failed("failure count of \(displayText(found.dn, limit: 200)) could not be counted; not checked"))
     }
 
+    /// The seconds left of a lockout that ends at `lockedUntil` (after now). One ending further ahead than
+    /// lockout_seconds (a host whose clock ran ahead, a hand edit) is brought back to that at the provider,
+    /// as local mode's clampLockout does: a compare-and-swap of the value seen, so a newer lockout stands.
+    private func clampLockout(_ dn: String, lockedUntil: Int64, on directory: Directory, now: Int64) -> Int64 {
+        let seconds = Int64(config.lockoutSeconds)
+        guard lockedUntil > now + seconds else { return lockedUntil - now }
+        let code = directory.modify(dn: dn, [.delete("e2faLockedUntil", [Array(String(lockedUntil).utf8)]),
+                                             .add("e2faLockedUntil", [Array(String(now + seconds).utf8)])])
+        if code == LDAPResult.success {
+            serviceLog(LOG_NOTICE, "\(displayText(dn, limit: 200)): a lockout ending at \(lockedUntil), past lockout_seconds, brought back to \(now + seconds)")
+        }
+        return seconds
+    }
+
     /// The name authenticator apps show: the fleet's (e2faIssuer on the policy entry), else this host's issuer.
     func issuer() -> String {
         guard case .success(let directory) = connected(),
@@ -269,18 +282,19 @@ final class FleetService {
     /// Writes a new device entry (and the user's entry when this is the user's first device). A `first`
     /// device (linked without a code: the user had none) is added only if it still is the first at the
     /// provider: of first enrollments confirmed at once, on any hosts, exactly one is linked.
-    func addDevice(_ device: Device, user: String, first: Bool) -> Result<Void, FleetFailure> {
+    /// `withoutProof`: no code or recovery code was given, so the provider must show no recovery codes either.
+    func addDevice(_ device: Device, user: String, first: Bool, withoutProof: Bool) -> Result<Void, FleetFailure> {
         let directory: Directory
         switch connected() {
         case .success(let open): directory = open
         case .failure(let failure): return .failure(failure)
         }
         guard first else { return directory.addDevice(device, lastStep: nil, user: user, layout: layout).mapError { .failed($0.text) } }
-        switch directory.addFirstDevice(device, user: user, layout: layout, now: now()) {
+        switch directory.addFirstDevice(device, user: user, layout: layout, now: now(), assertingNoRecoveryCodes: withoutProof) {
         case .success(.added): return .success(())
         case .success(.lostToAnother):
             serviceLog(LOG_NOTICE, "user \(displayText(user, limit: 64)): first device '\(displayText(device.name, limit: 64))' not linked: another was linked at the same moment")
-            return .failure(.failed("another device was linked for you at this moment: to link '\(device.name)' too, run engage2fa-enroll add again and give a code from that device; nothing was saved"))
+            return .failure(.failed("another device (or recovery codes) was linked for you at this moment: to link '\(device.name)' too, run engage2fa-enroll add again and give a code from that device (or one of the codes); nothing was saved"))
         case .failure(let failure): return .failure(.failed(failure.text))
         }
     }
@@ -290,8 +304,7 @@ final class FleetService {
     private func providerLockout(_ found: DirectoryUser, on directory: Directory, now: Int64) -> Int64? {
         let read = directory.modify(dn: found.dn, [.increment("e2faFailures", 0)], assertion: nil, postRead: ["e2faLockedUntil"])
         guard read.code == LDAPResult.success, let until = read.after?.integer("e2faLockedUntil") else { return Int64(config.lockoutSeconds) }
-        let remaining = UserState.lockoutRemaining(lockedUntil: until, now: now, lockoutSeconds: config.lockoutSeconds)
-        return remaining > 0 ? remaining : nil
+        return until > now ? clampLockout(found.dn, lockedUntil: until, on: directory, now: now) : nil
     }
 
     static let lostRacePrefix = "lost the race: "

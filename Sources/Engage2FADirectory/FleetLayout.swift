@@ -165,14 +165,15 @@ extension Directory {
     /// shows none, else delete the stale value read and add), with an assertion (RFC 4528) that the entry
     /// has no device below it at the provider. One claim wins; the device is then added and the claim
     /// released. A replica behind only makes the claim fail.
-    public func addFirstDevice(_ device: Device, user: String, layout: FleetLayout, now: Int64) -> Result<FirstDeviceOutcome, DirectoryFailure> {
+    /// With `assertingNoRecoveryCodes` (nothing was proved) the provider's entry must hold no recovery code either.
+    public func addFirstDevice(_ device: Device, user: String, layout: FleetLayout, now: Int64, assertingNoRecoveryCodes: Bool) -> Result<FirstDeviceOutcome, DirectoryFailure> {
         if case .failure(let failure) = ensureUser(user, layout: layout) { return .failure(failure) }
         let read: DirectoryUser
         switch readUser(user, layout: layout) {
         case .success(let found): read = found
         case .failure(let failure): return .failure(failure)
         }
-        guard read.devices.isEmpty, read.problems.isEmpty else { return .success(.lostToAnother) }
+        guard read.devices.isEmpty, read.problems.isEmpty, !(assertingNoRecoveryCodes && !(read.recovery?.hashes.isEmpty ?? true)) else { return .success(.lostToAnother) }
         let dn = layout.userDN(user)
         var changes: [DirectoryChange] = []
         if let held = read.entry?.first("e2faFirstDeviceClaim") {
@@ -186,7 +187,8 @@ extension Directory {
         }
         let claim = Array("\(now) \(device.id)".utf8)
         changes.append(.add("e2faFirstDeviceClaim", [claim]))
-        let claimed = modify(dn: dn, changes, assertion: "(hasSubordinates=FALSE)", postRead: [])
+        let assertion = assertingNoRecoveryCodes ? "(&(hasSubordinates=FALSE)(!(e2faRecoveryHash=*)))" : "(hasSubordinates=FALSE)"
+        let claimed = modify(dn: dn, changes, assertion: assertion, postRead: [])
         if LDAPResult.lostRace(claimed.code) || claimed.code == LDAPResult.assertionFailed { return .success(.lostToAnother) }
         guard claimed.code == LDAPResult.success else { return .failure(DirectoryFailure(code: claimed.code, text: "modify \(dn): \(describe(claimed.code))")) }
         let added = addDevice(device, lastStep: nil, user: user, layout: layout)

@@ -20,10 +20,15 @@ extension Enroll.Add {
         guard let code = readAnswer(prompt: "Verification code: ") else {
             throw CommandFailure("no code was entered, so '\(deviceName)' was not linked; nothing was saved")
         }
+        // A proof comes from a linked device, or, for a user who has only unused recovery codes, from one of them.
+        var proofPrompt: String? = existing > 0 ? "Code from a device you already linked: " : nil
+        if existing == 0, case .enroll(.devices(_, _, let codesLeft, _)) = try fleet.ask(.list), codesLeft > 0 {
+            proofPrompt = "You have no device but \(codesLeft) unused recovery code\(codesLeft == 1 ? "" : "s"): type one of them: "
+        }
         var proof = ""
-        if existing > 0 {
-            guard let answer = readAnswer(prompt: "Code from a device you already linked: ") else {
-                throw CommandFailure("a code from a device you already linked is needed; nothing was saved")
+        if let proofPrompt {
+            guard let answer = readAnswer(prompt: proofPrompt) else {
+                throw CommandFailure("a code from a device you already linked (or, without a device, a recovery code) is needed; nothing was saved")
             }
             proof = answer
         }

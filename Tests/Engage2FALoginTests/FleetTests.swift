@@ -69,7 +69,8 @@ final class FleetTests: XCTestCase {
         var old = FleetSnapshot()
         old.devices = 1
         XCTAssertEqual(FleetAnswer(line: Array("snapshot start=- activated=- deadline=- devices=1 recovery=0 locked=0".utf8)), .snapshot(old))
-        for bad in ["rsalt=- riter=100001", "rsalt= riter=1", "rsalt=\(String(repeating: "00", count: 65)) riter=1"] {
+        // A salt without iterations: the module's PBKDF2 would trap (precondition) in the host process.
+        for bad in ["rsalt=- riter=100001", "rsalt= riter=1", "rsalt=\(String(repeating: "00", count: 65)) riter=1", "rsalt=aa riter=0", "riter=0 rsalt=aa"] {
             XCTAssertNil(FleetAnswer(line: Array("snapshot start=- activated=- deadline=- devices=1 recovery=0 locked=0 \(bad)".utf8)), bad)
         }
     }

@@ -120,8 +120,12 @@ extension Login {
         // recovery codes it may end with go as hashes with the user's salt (hashed here, as local mode
         // does): no part of the password goes to engage2fad.
         let codeLength = config.newDeviceParameters.digits
-        let typed = answer.combined ? Array(answer.code(digits: codeLength)) : answer.bytes
-        let passwordLength = answer.combined ? answer.bytes.count - typed.count : 0
+        let end = answer.combined ? Array(answer.code(digits: codeLength)) : answer.bytes
+        // A code is that many digits: an end that is not (the password typed without its code) is the end
+        // of the password, and is not sent; the check goes on with nothing typed, a wrong code, counted.
+        let endIsACode = end.count == codeLength && end.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        let typed = answer.combined && !endIsACode ? [] : end
+        let passwordLength = answer.combined ? answer.bytes.count - end.count : 0
         let candidates = answer.combined && fleet.recoveryParameters != nil ? Array(answer.recoveryCandidates.prefix(FleetRequest.maxRecoveryHashes)) : []
         let hashes = candidates.map { fleet.recoveryParameters!.hash(of: $0.code) }
         let verdict: LoginVerdict

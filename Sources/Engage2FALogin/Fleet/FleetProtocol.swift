@@ -190,6 +190,8 @@ extension FleetAnswer {
                     return nil
                 }
             }
+            // A salt comes with its iterations: hashing with none would trap in the host process.
+            if snapshot.recoverySalt != nil && snapshot.recoveryIterations < 1 { return nil }
             self = .snapshot(snapshot)
         case "accepted" where fields.count == 2:
             guard let name = text(fields[1]) else { return nil }
