@@ -105,9 +105,13 @@ let package = Package(
                     "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                     "-Xlinker", "--icf=all",
                     "-Xlinker", "--gc-sections",
-                    // String's Unicode tables (grapheme breaking, case mapping); ceil(3) is in CEngagePAM, not libm.
-                    "-L\(embeddedLibraries)", "-lswiftUnicodeDataTables",
-                ])
+                    // ceil(3) is in CEngagePAM, not libm.
+                ]),
+                // String's Unicode tables (normalisation, grapheme breaking, case mapping) only for the debug build,
+                // whose unoptimised standard library still names them. The release module (the one installed)
+                // compares names, keys and ids as bytes and links without them: that link fails if anything
+                // brings them back.
+                .unsafeFlags(["-L\(embeddedLibraries)", "-lswiftUnicodeDataTables"], .when(configuration: .debug)),
             ]
         ),
 

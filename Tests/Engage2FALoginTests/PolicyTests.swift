@@ -58,6 +58,18 @@ final class PolicyTests: XCTestCase {
         }
     }
 
+    /// A `[deadlines]` name is the user database's bytes: "José" spelled with a combining accent (NFD) is
+    /// another user than "José" with a precomposed é (NFC), as getpwnam(3) sees them, though Swift's String
+    /// `==` calls them equal.
+    func testDeadlinesMatchUserNamesByteForByte() throws {
+        try withTimeZone("UTC") {
+            let config = try config(deadlines: ["Jose\u{301}": "2030-01-01"])
+            XCTAssertEqual(decide(start + 3600, .valid(config), .never, .notEnrolled, user: "Jos\u{e9}").decision, .refuse(.noDevice(activeSince: start)))
+            let date = try XCTUnwrap(config.deadlines["Jose\u{301}"])
+            XCTAssertEqual(decide(start + 3600, .valid(config), .never, .notEnrolled, user: "Jose\u{301}").decision, .noCodeRequired(.personalDeadline(date)))
+        }
+    }
+
     func testPersonalDeadlineInTheFutureAndPassed() throws {
         try withTimeZone("UTC") {
             let config = try config(deadlines: ["alice": "2026-12-20"])

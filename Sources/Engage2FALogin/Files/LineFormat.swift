@@ -114,6 +114,14 @@ extension Span where Element == UInt8 {
         return true
     }
 
+    /// Whether `range` spells `name` (ASCII) in any mix of ASCII upper and lower case: lengths first.
+    func spellsIgnoringASCIICase(_ range: Range<Int>, _ name: String) -> Bool {
+        guard range.count == name.utf8.count else { return false }
+        let other = name.utf8.span
+        for offset in other.indices where asciiLowercase(self[range.lowerBound + offset]) != asciiLowercase(other[offset]) { return false }
+        return true
+    }
+
     /// Whether `range` comes before `other` in byte order.
     func precedes(_ range: Range<Int>, _ other: Range<Int>) -> Bool {
         var offset = 0
@@ -195,6 +203,64 @@ func isValidUTF8(_ bytes: Span<UInt8>) -> Bool { bytes.isValidUTF8(bytes.all) }
 
 /// A decimal integer with an optional sign (a whole string's bytes).
 func parseInteger(_ text: String.UTF8View) -> Int64? { text.span.integer(0..<text.count) }
+
+// Names, keys, ids and policy words compare as bytes. String's `==`, `<` and hashing compare canonical
+// equivalence, which links Unicode's normalisation tables and code into the module (~50 KB), and the
+// user and group databases compare names as bytes too.
+extension String {
+    /// Whether this string holds exactly the bytes of `other`.
+    func hasSameBytes(as other: String) -> Bool {
+        guard utf8.count == other.utf8.count else { return false }
+        let left = utf8.span, right = other.utf8.span
+        guard left.count == right.count else { return false }
+        for index in left.indices where left[index] != right[index] { return false }
+        return true
+    }
+
+    /// Whether this string is exactly `literal` (an ASCII string literal).
+    func spells(_ literal: StaticString) -> Bool {
+        guard utf8.count == literal.utf8CodeUnitCount else { return false }
+        let bytes = utf8.span
+        return bytes.spells(bytes.all, literal)
+    }
+}
+
+/// A word of a line (a protocol verb, a field's key), matched against string-literal patterns as bytes:
+/// `switch ByteWord(verb) { case "check": … }`. A `switch` over a String would compare canonical equivalence.
+struct ByteWord {
+    let bytes: ArraySlice<UInt8>
+
+    init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
+    init(_ text: String) { bytes = Array(text.utf8)[...] }
+
+    /// Whether the word is exactly `literal` (ASCII).
+    func spells(_ literal: StaticString) -> Bool {
+        bytes.count == literal.utf8CodeUnitCount && bytes.span.spells(0..<bytes.count, literal)
+    }
+
+    static func ~= (pattern: StaticString, word: ByteWord) -> Bool { word.spells(pattern) }
+}
+
+extension StaticString {
+    /// The literal as a String (inline, with no allocation, up to 15 bytes).
+    var text: String { String(decoding: UnsafeBufferPointer(start: utf8Start, count: utf8CodeUnitCount), as: UTF8.self) }
+}
+
+extension Optional where Wrapped == String {
+    /// Both nil, or both the same bytes.
+    func hasSameBytes(as other: String?) -> Bool {
+        switch (self, other) {
+        case (nil, nil): true
+        case (let left?, let right?): left.hasSameBytes(as: right)
+        default: false
+        }
+    }
+}
+
+extension Array where Element == String {
+    /// Whether one of the names holds exactly the bytes of `name`.
+    func containsBytes(of name: String) -> Bool { contains { $0.hasSameBytes(as: name) } }
+}
 
 /// Builds a file's bytes without String interpolation.
 struct ByteWriter {

@@ -42,7 +42,7 @@ final class FleetSession {
         for path in [FleetCache.userPath(stateDirectory: stateDirectory, uid: account.uid), FleetCache.policyPath(stateDirectory: stateDirectory)] {
             if var cached = FleetCache.read(path: path) {
                 // The policy alone does not say whether this user has a device: assume so (fail closed).
-                if path == FleetCache.policyPath(stateDirectory: stateDirectory) { cached.devices = 1 }
+                if path.hasSameBytes(as: FleetCache.policyPath(stateDirectory: stateDirectory)) { cached.devices = 1 }
                 return cached
             }
         }

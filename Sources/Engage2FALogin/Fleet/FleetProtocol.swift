@@ -83,7 +83,7 @@ extension FleetRequest {
             return String(decoding: bytes, as: UTF8.self)
         }
         func bytes(_ index: Int) -> [UInt8]? { index < fields.count ? parseHex(fields[index]) : nil }
-        switch String(decoding: verb, as: UTF8.self) {
+        switch ByteWord(verb) {
         case "snapshot" where fields.count == 2:
             guard let user = text(1) else { return nil }
             self = .snapshot(user: user)
@@ -155,27 +155,27 @@ extension FleetAnswer {
             guard index < fields.count, let value = parseInteger(fields[index]), range.contains(value) else { return nil }
             return value
         }
-        switch String(decoding: verb, as: UTF8.self) {
+        switch ByteWord(verb) {
         // Seven fields: a cache written before the recovery parameters were added.
         case "snapshot" where fields.count == 7 || fields.count == 9:
             var snapshot = FleetSnapshot()
             for field in fields.dropFirst() {
                 guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else { return nil }
-                let key = String(decoding: field[..<equals], as: UTF8.self)
+                let key = ByteWord(field[..<equals])
                 let value = field[(equals + 1)...]
                 let absent = value.elementsEqual("-".utf8)
                 switch key {
                 case "start", "deadline":
                     guard !absent else { continue }
                     guard let text = text(value), let date = try? PolicyDate(parsing: text) else { return nil }
-                    if key == "start" { snapshot.startDate = date } else { snapshot.deadline = date }
+                    if key.spells("start") { snapshot.startDate = date } else { snapshot.deadline = date }
                 case "activated":
                     guard !absent else { continue }
                     guard let time = parseInteger(value), time >= 0 else { return nil }
                     snapshot.activatedAt = time
                 case "devices", "recovery":
                     guard let count = parseInteger(value), (0...10_000).contains(count) else { return nil }
-                    if key == "devices" { snapshot.devices = Int(count) } else { snapshot.recoveryCodes = Int(count) }
+                    if key.spells("devices") { snapshot.devices = Int(count) } else { snapshot.recoveryCodes = Int(count) }
                 case "locked":
                     guard let time = parseInteger(value), time >= 0 else { return nil }
                     snapshot.lockedUntil = time
@@ -215,7 +215,7 @@ extension FleetAnswer {
             self = .failed(reason)
         case "enrollment" where fields.count == 7:
             guard let secret = parseHex(fields[1]), (10...64).contains(secret.count),
-                  let algorithm = OTPAlgorithm(rawValue: String(decoding: fields[2], as: UTF8.self)),
+                  let algorithm = OTPAlgorithm.allCases.first(where: { fields[2].elementsEqual($0.rawValue.utf8) }),
                   let digits = number(3, Int64(OTPParameters.digitRange.lowerBound)...Int64(OTPParameters.digitRange.upperBound)),
                   let period = number(4, Int64(OTPParameters.periodRange.lowerBound)...Int64(OTPParameters.periodRange.upperBound)),
                   let issuer = text(fields[5]), let existing = number(6, 0...10_000) else { return nil }

@@ -44,9 +44,9 @@ public struct FleetSettings: Equatable, Sendable {
         func absolutePath() -> String? {
             bytesStart(value.utf8, with: "/") && !hasDotDotComponent(value) ? value : nil
         }
-        switch key {
+        switch ByteWord(key) {
         case "store":
-            guard let kind = StoreKind(rawValue: value) else { return "store must be local or ldap, not '\(displayText(value, limit: 64))'" }
+            guard let kind = value.spells("local") ? StoreKind.local : value.spells("ldap") ? .ldap : nil else { return "store must be local or ldap, not '\(displayText(value, limit: 64))'" }
             store = kind
         case "ldap_uri":
             var parsed: [String] = []

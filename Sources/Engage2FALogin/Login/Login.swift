@@ -228,7 +228,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             }
         }
 
-        if !privileged, fleet == nil, let account, outcome.decision.deniesWithoutACode || outcome.decision == .codeRequired {
+        if !privileged, fleet == nil, let account, outcome.decision.deniesWithoutACode || outcome.decision.requiresACode {
             // Without root the module can neither take the user's lock nor record a used code.
             if outcome.config.unprivileged == .allowSelf && realUserID() == account.uid {
                 log.log(.notice, "user \(shownUser): unprivileged caller (uid \(realUserID())) re-authenticating its own user: password only (unprivileged = allow-self)")
@@ -239,7 +239,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             return .denied
         }
 
-        if let fleet, let unreachable = fleet.unreachable, outcome.decision.deniesWithoutACode || outcome.decision == .codeRequired {
+        if let fleet, let unreachable = fleet.unreachable, outcome.decision.deniesWithoutACode || outcome.decision.requiresACode {
             return denyUnreachable(fleet, reason: unreachable)
         }
 

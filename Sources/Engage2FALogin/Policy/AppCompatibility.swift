@@ -42,7 +42,7 @@ extension Config {
     /// For a user whose code was refused: the settings of this host's codes that apps may have ignored;
     /// empty when there are none.
     public var appCaveatsSentence: String {
-        let settings = appCaveats.filter { $0.key != "issuer" }.map { $0.setting }
+        let settings = appCaveats.filter { !$0.key.spells("issuer") }.map { $0.setting }
         guard !settings.isEmpty else { return "" }
         return " This host's codes use " + settings.joined(separator: ", ")
             + ", which some apps ignore (Google Authenticator, Microsoft Authenticator): if yours shows codes of another kind, type the secret in by hand with these settings, or use an app that supports them."

@@ -40,7 +40,7 @@ public struct Config: Equatable, Sendable {
     /// a user's lock nor record a used code, may do once 2FA is active.
     public var unprivileged = UnprivilegedCallers.allowSelf
     /// Personal deadlines of users who have not linked a device, from `[deadlines]`.
-    public var deadlines: [String: PolicyDate] = [:]
+    public var deadlines = NamedValues<PolicyDate>()
     /// `store` and the directory's keys (fleet mode).
     public var fleet = FleetSettings()
     /// Where the module applies (Policy/Scope.swift): members of these groups are never asked for a code;
@@ -164,7 +164,13 @@ public struct ParsedConfig: Sendable {
     public var config: Config
     public var diagnostics: [ConfigDiagnostic]
     /// The line each `[deadlines]` entry is on, so checks about deadlines can point at it.
-    public var deadlineLines: [String: Int]
+    var deadlineLineList = NamedValues<Int>()
+    /// The same as a dictionary, for the checks.
+    public var deadlineLines: [String: Int] {
+        var lines: [String: Int] = [:]
+        for (user, line) in deadlineLineList { lines[user] = line }
+        return lines
+    }
     /// The line each setting is on (keys in lower case, in file order), so checks about a value can point at it.
     /// A list, not a dictionary: a login parses the file and never asks (hashing ten keys costs more than it).
     var keyLineList: [(key: String, line: Int)] = []
@@ -204,7 +210,7 @@ extension Config {
         // Ten keys at most: a list beats a dictionary's hashing.
         var firstLineOfKey: [(key: String, line: Int)] = []
         firstLineOfKey.reserveCapacity(16)
-        var deadlineLines: [String: Int] = [:]
+        var deadlineLines = NamedValues<Int>()
         var inDeadlines = false
 
         func report(_ line: Int, _ message: String, _ severity: ConfigDiagnostic.Severity = .error) {
@@ -240,7 +246,7 @@ extension Config {
                 continue
             }
             let keyBytes = bytes.trimmingBlanks(line.lowerBound..<equals)
-            let value = bytes.text(bytes.trimmingBlanks(equals + 1..<line.upperBound))
+            let valueBytes = bytes.trimmingBlanks(equals + 1..<line.upperBound)
             if keyBytes.isEmpty {
                 report(lineNumber, "missing key before '='")
                 continue
@@ -257,7 +263,7 @@ extension Config {
                     continue
                 }
                 do {
-                    config.deadlines[key] = try PolicyDate(parsing: value)
+                    config.deadlines[key] = try PolicyDate(parsing: bytes.text(valueBytes))
                     deadlineLines[key] = lineNumber
                 } catch {
                     report(lineNumber, displayText("deadline for '\(bytes.quoted(keyBytes))': \(error)", limit: 256, escapingBackslashes: false))
@@ -265,93 +271,129 @@ extension Config {
                 continue
             }
 
-            let normalizedKey = keyBytes.contains(where: { bytes[$0] >= UInt8(ascii: "A") && bytes[$0] <= UInt8(ascii: "Z") })
-                ? String(decoding: keyBytes.map { asciiLowercase(bytes[$0]) }, as: UTF8.self) : bytes.text(keyBytes)
-            if let first = firstLineOfKey.first(where: { $0.key == normalizedKey }) {
+            // A known key is named by the table's String (no String made per line); an unknown one is an error.
+            let setting: (name: String, key: SettingKey)? = if let known = Config.settings.first(where: { bytes.spellsIgnoringASCIICase(keyBytes, $0.name) }) {
+                (known.name.text, known.key)
+            } else if let fleetKey = FleetSettings.keys.first(where: { bytes.spellsIgnoringASCIICase(keyBytes, $0) }) {
+                (fleetKey, .fleet)
+            } else { nil }
+            let normalizedKey = setting?.name ?? String(decoding: keyBytes.map { asciiLowercase(bytes[$0]) }, as: UTF8.self)
+            if let first = firstLineOfKey.first(where: { $0.key.hasSameBytes(as: normalizedKey) }) {
                 report(lineNumber, "duplicate key '\(bytes.quoted(keyBytes))' (first set on line \(first.line))")
                 continue
             }
             firstLineOfKey.append((normalizedKey, lineNumber))
-            if let problem = config.apply(key: normalizedKey, value: value) {
+            guard let setting else {
+                report(lineNumber, "unknown key '\(displayText(normalizedKey, limit: 64))' (known: \((Config.settings.map { $0.name.text } + FleetSettings.keys).joined(separator: ", ")))")
+                continue
+            }
+            if let problem = config.apply(setting.key, name: setting.name, value: valueBytes, in: bytes) {
                 report(lineNumber, problem)
             }
         }
         if let missing = config.fleet.incompleteness {
-            report(firstLineOfKey.first(where: { $0.key == "store" })?.line ?? 0, missing)
+            report(firstLineOfKey.first(where: { $0.key.spells("store") })?.line ?? 0, missing)
         }
         for caveat in config.appCaveats {
-            if let line = firstLineOfKey.first(where: { $0.key == caveat.key })?.line { report(line, caveat.message, .warning) }
+            if let line = firstLineOfKey.first(where: { $0.key.hasSameBytes(as: caveat.key) })?.line { report(line, caveat.message, .warning) }
         }
-        var parsed = ParsedConfig(config: config, diagnostics: diagnostics, deadlineLines: deadlineLines)
+        var parsed = ParsedConfig(config: config, diagnostics: diagnostics)
+        parsed.deadlineLineList = deadlineLines
         parsed.keyLineList = firstLineOfKey
         return parsed
     }
 
-    /// Sets one key; returns what was wrong, or nil.
-    private mutating func apply(key: String, value: String) -> String? {
-        func integer(_ range: ClosedRange<Int>) -> Int? {
-            guard let number = parseInteger(value.utf8), range.contains(Int(number)) else { return nil }
+    /// Sets one setting from its value's bytes; returns what was wrong, or nil. A String is made only of a
+    /// value kept or shown as text.
+    private mutating func apply(_ setting: SettingKey, name: String, value range: Range<Int>, in bytes: Span<UInt8>) -> String? {
+        func integer(_ allowed: ClosedRange<Int>) -> Int? {
+            guard let number = bytes.integer(range), allowed.contains(Int(number)) else { return nil }
             return Int(number)
         }
-        switch key {
-        case "start_date":
+        switch setting {
+        case .startDate:
+            let value = bytes.text(range)
             do { startDate = try PolicyDate(parsing: value) } catch { return displayText("start_date: \(error)", limit: 256, escapingBackslashes: false) }
-        case "issuer":
+        case .issuer:
+            let value = bytes.text(range)
             guard !value.isEmpty, !value.utf8.contains(UInt8(ascii: ":")) else {
                 return "issuer must be a non-empty name without ':' (apps split the label at ':')"
             }
             issuer = value
-        case "label":
+        case .label:
+            let value = bytes.text(range)
             if let problem = Config.labelProblem(value) { return problem }
             label = value
-        case "fleet_name":
+        case .fleetName:
+            let value = bytes.text(range)
             guard !value.isEmpty, value.utf8.count <= 64, value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != UInt8(ascii: ":") }) else {
                 return "fleet_name must be a name of 1 to 64 bytes without ':' or control characters (apps split the label at ':')"
             }
             fleetName = value
-        case "window":
-            guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(displayText(value, limit: 64))'" }
+        case .window:
+            guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(bytes.quoted(range))'" }
             window = number
-        case "max_failures":
-            guard let number = integer(Config.maxFailuresRange) else { return "max_failures must be a whole number from 1 to 100, not '\(displayText(value, limit: 64))'" }
+        case .maxFailures:
+            guard let number = integer(Config.maxFailuresRange) else { return "max_failures must be a whole number from 1 to 100, not '\(bytes.quoted(range))'" }
             maxFailures = number
-        case "lockout_seconds":
-            guard let number = integer(Config.lockoutRange) else { return "lockout_seconds must be a whole number from 1 to 86400, not '\(displayText(value, limit: 64))'" }
+        case .lockoutSeconds:
+            guard let number = integer(Config.lockoutRange) else { return "lockout_seconds must be a whole number from 1 to 86400, not '\(bytes.quoted(range))'" }
             lockoutSeconds = number
-        case "secret_path":
+        case .secretPath:
+            let value = bytes.text(range)
             guard bytesStart(value.utf8, with: "/") || bytesStart(value.utf8, with: "~/") || bytesStart(value.utf8, with: "%h") else {
-                return "secret_path must be absolute or start with ~/ or %h, not '\(displayText(value, limit: 64))'"
+                return "secret_path must be absolute or start with ~/ or %h, not '\(bytes.quoted(range))'"
             }
             guard hasSubstring(value, "%u") || hasSubstring(value, "%h") || bytesStart(value.utf8, with: "~/") else {
                 return "secret_path must differ per user: use %u, %h or ~/ (otherwise every user would share one file)"
             }
             guard !hasDotDotComponent(value) else { return "secret_path must not contain '..'" }
             secretPath = value
-        case "state_dir":
+        case .stateDir:
+            let value = bytes.text(range)
             guard bytesStart(value.utf8, with: "/"), !hasDotDotComponent(value) else {
-                return "state_dir must be an absolute path without '..', not '\(displayText(value, limit: 64))'"
+                return "state_dir must be an absolute path without '..', not '\(bytes.quoted(range))'"
             }
             stateDir = value
-        case "algorithm":
-            guard let algorithm = OTPAlgorithm(name: value) else { return "algorithm must be SHA1, SHA256 or SHA512, not '\(displayText(value, limit: 64))'" }
+        case .algorithm:
+            let value = bytes.text(range)
+            guard let algorithm = OTPAlgorithm(name: value) else { return "algorithm must be SHA1, SHA256 or SHA512, not '\(bytes.quoted(range))'" }
             newDeviceParameters.algorithm = algorithm
-        case "digits":
-            guard let number = integer(OTPParameters.digitRange) else { return "digits must be 6, 7 or 8, not '\(displayText(value, limit: 64))'" }
+        case .digits:
+            guard let number = integer(OTPParameters.digitRange) else { return "digits must be 6, 7 or 8, not '\(bytes.quoted(range))'" }
             newDeviceParameters.digits = number
-        case "unprivileged":
-            guard let choice = value == "allow-self" ? UnprivilegedCallers.allowSelf : value == "deny" ? .deny : nil else { return "unprivileged must be allow-self or deny, not '\(displayText(value, limit: 64))'" }
+        case .unprivileged:
+            guard let choice = bytes.spells(range, "allow-self") ? UnprivilegedCallers.allowSelf : bytes.spells(range, "deny") ? .deny : nil else { return "unprivileged must be allow-self or deny, not '\(bytes.quoted(range))'" }
             unprivileged = choice
-        case "period":
-            guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(displayText(value, limit: 64))'" }
+        case .period:
+            guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(bytes.quoted(range))'" }
             newDeviceParameters.period = number
-        case _ where FleetSettings.keys.contains(key):
-            return fleet.apply(key: key, value: value)
-        default:
-            if let scopeResult = applyScope(key: key, value: value) { return scopeResult }
-            return "unknown key '\(displayText(key, limit: 64))' (known: start_date, issuer, label, fleet_name, window, max_failures, lockout_seconds, secret_path, state_dir, algorithm, digits, period, unprivileged, exempt_groups, only_groups, exempt_services, store, ldap_uri, ldap_base, ldap_bind_dn, ldap_bind_password_file, ldap_ca, ldap_cert, ldap_key, ldap_timeout, fleet_socket_dir)"
+        case .fleet:
+            return fleet.apply(key: name, value: bytes.text(range))
+        case .exemptGroups, .onlyGroups, .exemptServices:
+            return applyScope(setting, name: name, value: bytes.text(range))
         }
         return nil
     }
+}
+
+/// The policy's settings, each named by one key of the file.
+enum SettingKey: Sendable {
+    case startDate, issuer, label, fleetName, window, maxFailures, lockoutSeconds, secretPath, stateDir, algorithm, digits, period, unprivileged
+    case exemptGroups, onlyGroups, exemptServices
+    /// One of `FleetSettings.keys`.
+    case fleet
+}
+
+extension Config {
+    /// Every key but the fleet's (`FleetSettings.keys`), in the order engage2fa.conf(5) and the unknown-key
+    /// error list them. Static strings: a key read from the file is matched here without reference counting.
+    static let settings: [(name: StaticString, key: SettingKey)] = [
+        ("start_date", .startDate), ("issuer", .issuer), ("label", .label), ("fleet_name", .fleetName), ("window", .window), ("max_failures", .maxFailures),
+        ("lockout_seconds", .lockoutSeconds), ("secret_path", .secretPath), ("state_dir", .stateDir), ("algorithm", .algorithm),
+        ("digits", .digits), ("period", .period), ("unprivileged", .unprivileged),
+        ("exempt_groups", .exemptGroups), ("only_groups", .onlyGroups), ("exempt_services", .exemptServices),
+    ]
 }
 
 extension Config {

@@ -70,6 +70,13 @@ extension PolicyDecision {
         if case .refuse = self { return true }
         return false
     }
+
+    /// A code must be asked for (matched by case: the derived `==` compares the exemption's names as
+    /// Strings, which would bring Unicode normalisation into the module).
+    public var requiresACode: Bool {
+        if case .codeRequired = self { return true }
+        return false
+    }
 }
 
 /// A decision, with what the module must record and log along with it.

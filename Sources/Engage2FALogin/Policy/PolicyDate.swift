@@ -59,7 +59,7 @@ public struct PolicyDate: Equatable, Sendable, CustomStringConvertible {
 
     /// The same text and moment (a date-only value and an instant are compared as instants).
     public static func == (lhs: PolicyDate, rhs: PolicyDate) -> Bool {
-        lhs.text == rhs.text && lhs.isDateOnly == rhs.isDateOnly && (lhs.moment == rhs.moment || lhs.unixTime == rhs.unixTime)
+        lhs.text.hasSameBytes(as: rhs.text) && lhs.isDateOnly == rhs.isDateOnly && (lhs.moment == rhs.moment || lhs.unixTime == rhs.unixTime)
     }
 
     public init(parsing text: some StringProtocol) throws(ParseError) {

@@ -34,24 +34,23 @@ extension Config {
     /// The groups the scope keys name, each once.
     public var scopeGroups: [String] {
         var groups = exemptGroups
-        for group in onlyGroups where !groups.contains(group) { groups.append(group) }
+        for group in onlyGroups where !groups.containsBytes(of: group) { groups.append(group) }
         return groups
     }
 
     /// Why this login needs no code, or nil when the scope keys leave it to the rest of the policy.
     public func exemption(service: String?, membership: GroupMembership) -> Exemption? {
-        if let service, exemptServices.contains(service) { return .service(service) }
+        if let service, exemptServices.containsBytes(of: service) { return .service(service) }
         guard case .known(let memberOf) = membership else { return nil }
-        if let group = exemptGroups.first(where: { memberOf.contains($0) }) { return .group(group) }
-        if !onlyGroups.isEmpty, !onlyGroups.contains(where: { memberOf.contains($0) }) { return .outsideOnlyGroups }
+        if let group = exemptGroups.first(where: { memberOf.containsBytes(of: $0) }) { return .group(group) }
+        if !onlyGroups.isEmpty, !onlyGroups.contains(where: { memberOf.containsBytes(of: $0) }) { return .outsideOnlyGroups }
         return nil
     }
 
-    /// Parses a scope key's value: names separated by commas and/or white space; nil when `key` is no
-    /// scope key, else the problem (nil inside when none).
-    mutating func applyScope(key: String, value: String) -> String?? {
-        let isServices = key == "exempt_services"
-        guard isServices || key == "exempt_groups" || key == "only_groups" else { return nil }
+    /// Parses a scope key's value (`setting`, named `key` in the file): names separated by commas and/or
+    /// white space; returns the problem, or nil.
+    mutating func applyScope(_ setting: SettingKey, name key: String, value: String) -> String? {
+        let isServices = setting == .exemptServices
         var names: [String] = []
         var current: [UInt8] = []
         func finish() -> String? {
@@ -60,24 +59,20 @@ extension Config {
             let name = String(decoding: isServices ? current.map(asciiLowercase) : current, as: UTF8.self)
             // A service is a file name in /etc/pam.d, a group a name in the group database: neither holds a '/'.
             guard isSafeUserName(name) else { return "\(key): '\(displayText(name, limit: 64))' is not a valid \(isServices ? "service" : "group") name" }
-            if !names.contains(name) { names.append(name) }
+            if !names.containsBytes(of: name) { names.append(name) }
             return nil
         }
         for byte in value.utf8 {
             if byte == UInt8(ascii: ",") || byte == UInt8(ascii: " ") || byte == 0x09 {
-                if let problem = finish() { return .some(problem) }
+                if let problem = finish() { return problem }
             } else {
                 current.append(byte)
             }
         }
-        if let problem = finish() { return .some(problem) }
-        guard !names.isEmpty else { return .some("\(key) needs at least one name (remove the line to name none)") }
-        switch key {
-        case "exempt_groups": exemptGroups = names
-        case "only_groups": onlyGroups = names
-        default: exemptServices = names
-        }
-        return .some(nil)
+        if let problem = finish() { return problem }
+        guard !names.isEmpty else { return "\(key) needs at least one name (remove the line to name none)" }
+        if isServices { exemptServices = names } else if setting == .exemptGroups { exemptGroups = names } else { onlyGroups = names }
+        return nil
     }
 }
 

@@ -54,7 +54,7 @@ public struct ActivationStore: Sendable {
         self.root = root
         self.configPath = configPath
         self.owner = owner
-        if configPath == Config.defaultPath {
+        if configPath.hasSameBytes(as: Config.defaultPath) {
             recordPath = root + "/activation"
         } else {
             var path = ByteWriter(capacity: root.utf8.count + 78)
@@ -67,7 +67,7 @@ public struct ActivationStore: Sendable {
 
     /// The directories from `root` down to the record's.
     private var directories: [String] {
-        configPath == Config.defaultPath ? [root] : [root, root + "/activation.d"]
+        configPath.hasSameBytes(as: Config.defaultPath) ? [root] : [root, root + "/activation.d"]
     }
 
     static let header: StaticString = "engage2fa-activation 1"
@@ -190,7 +190,7 @@ public struct ActivationStore: Sendable {
         // The default state_dir holds the compiled-in record of /etc/engage2fa.conf: it is the legacy record
         // of another policy file only if an older version wrote it (no config= in it), never if it names
         // another file.
-        if case .active(let record) = state, let owner = record.configPath, owner != configPath { return .never }
+        if case .active(let record) = state, let owner = record.configPath, !owner.hasSameBytes(as: configPath) { return .never }
         if case .unreadable(let reason) = state, reason.utf8.count > 0, effectiveUserID() != 0 {
             // An unprivileged caller cannot look into root's state_dir: that proves nothing either way.
             return .never

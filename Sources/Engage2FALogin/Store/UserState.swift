@@ -28,6 +28,14 @@ public struct RecoveryCodeUse: Equatable, Sendable {
 
 /// What the module and engage2fa-admin keep about one user, in `state_dir`, where users cannot write.
 public struct UserState: Equatable, Sendable {
+    /// The same failures, lockout, replay state, deadline and revocations (ids compared as bytes).
+    public static func == (lhs: UserState, rhs: UserState) -> Bool {
+        lhs.failures == rhs.failures && lhs.lockedUntil == rhs.lockedUntil && lhs.devices == rhs.devices && lhs.deadline == rhs.deadline
+            && lhs.revokedDevices.count == rhs.revokedDevices.count
+            && zip(lhs.revokedDevices, rhs.revokedDevices).allSatisfy { $0.hasSameBytes(as: $1) }
+            && lhs.revokedRecoverySalts == rhs.revokedRecoverySalts && lhs.usedRecoveryCodes == rhs.usedRecoveryCodes
+    }
+
     /// Consecutive wrong codes since the last success or lockout.
     public var failures = 0
     /// Unix time until which no code is asked for; 0 when not locked.
@@ -82,7 +90,7 @@ public struct UserState: Equatable, Sendable {
     /// The devices of `file` that still count: those `reset` did not take away.
     public func liveDevices(of file: DeviceFile?) -> [Device] {
         guard let file else { return [] }
-        return revokedDevices.isEmpty ? file.devices : file.devices.filter { !revokedDevices.contains($0.id) }
+        return revokedDevices.isEmpty ? file.devices : file.devices.filter { !revokedDevices.containsBytes(of: $0.id) }
     }
 
     /// The indices of the recovery codes of `file` that can still be used.
@@ -101,8 +109,8 @@ public struct UserState: Equatable, Sendable {
         let ids = file?.devices.map { $0.id } ?? []
         if devices.count > Self.keptDeviceUsages {
             // Replay state of devices still in the file first, then the most recently used.
-            let sorted = devices.sortedByID().sorted { lhs, rhs in
-                let (lhsKept, rhsKept) = (ids.contains(lhs.key), ids.contains(rhs.key))
+            let sorted = devices.sortedByName().sorted { lhs, rhs in
+                let (lhsKept, rhsKept) = (ids.containsBytes(of: lhs.key), ids.containsBytes(of: rhs.key))
                 return lhsKept != rhsKept ? lhsKept : lhs.value.lastUsed > rhs.value.lastUsed
             }
             var kept = DeviceUsages()
@@ -137,7 +145,7 @@ public struct UserState: Equatable, Sendable {
         out.write(" locked-until=")
         out.write(lockedUntil)
         out.write("\n")
-        for (id, usage) in devices.sortedByID() {
+        for (id, usage) in devices.sortedByName() {
             out.write("device id=")
             out.write(string: id)
             out.write(" last-step=")
@@ -244,46 +252,5 @@ public struct UserState: Equatable, Sendable {
     }
 }
 
-/// Replay state by device id. A user has a handful of devices, so this is a list: a Dictionary would
-/// hash with a per-process random seed, two getrandom(2) calls in every sshd connection, to find one entry.
-public struct DeviceUsages: Equatable, Sendable, Sequence, ExpressibleByDictionaryLiteral {
-    public typealias Element = (key: String, value: DeviceUsage)
-    private var entries: [Element] = []
-
-    public init(dictionaryLiteral elements: (String, DeviceUsage)...) {
-        for (id, usage) in elements { self[id] = usage }
-    }
-
-    public subscript(id: String) -> DeviceUsage? {
-        get { entries.first { $0.key == id }?.value }
-        set {
-            let index = entries.firstIndex { $0.key == id }
-            switch (index, newValue) {
-            case (let index?, let usage?): entries[index].value = usage
-            case (let index?, nil): entries.remove(at: index)
-            case (nil, let usage?): entries.append((id, usage))
-            case (nil, nil): break
-            }
-        }
-    }
-
-    public var count: Int { entries.count }
-    public var isEmpty: Bool { entries.isEmpty }
-    public func makeIterator() -> IndexingIterator<[Element]> { entries.makeIterator() }
-
-    public func filter(_ isIncluded: (String, DeviceUsage) -> Bool) -> DeviceUsages {
-        var kept = DeviceUsages()
-        kept.entries = entries.filter { isIncluded($0.key, $0.value) }
-        return kept
-    }
-
-    /// In id order (of their bytes: ids are ASCII hex), as the state file lists them.
-    func sortedByID() -> [Element] {
-        entries.count < 2 ? entries : entries.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-    }
-
-    /// The same ids with the same usage, in any order.
-    public static func == (lhs: DeviceUsages, rhs: DeviceUsages) -> Bool {
-        lhs.count == rhs.count && lhs.entries.allSatisfy { rhs[$0.key] == $0.value }
-    }
-}
+/// Replay state by device id (ids are ASCII hex: `sortedByName()` is the state file's id order).
+public typealias DeviceUsages = NamedValues<DeviceUsage>

