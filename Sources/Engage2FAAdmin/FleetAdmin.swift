@@ -111,7 +111,7 @@ struct FleetAdmin {
             let user = users[name]!
             let deadline = (user.entry?.text("e2faDeadline")).flatMap { try? PolicyDate(parsing: $0) }
             return UserStatus.decided(user: name, deviceNames: user.devices.map(\.device.name),
-                                      recoveryCodesLeft: user.recovery?.hashes.count ?? 0, deadline: deadline, lockedUntil: user.lockedUntil,
+                                      recoveryCodesLeft: user.recoveryCodesLeft, deadline: deadline, lockedUntil: user.lockedUntil,
                                       membership: Account.lookup(name)?.membership(of: effective.scopeGroups) ?? .unknown,
                                       config: effective, activation: activation, now: now)
         }

@@ -105,7 +105,7 @@ final class EnrollService {
         case .success(let (user, read)):
             if let refusal = unusableDevices(user) { return .success(refusal) }
             file = read
-            unusedRecoveryCodes = user.recovery?.hashes.count ?? 0
+            unusedRecoveryCodes = user.recoveryCodesLeft
         case .failure(let failure): return .failure(failure)
         }
         // Unused recovery codes are a second factor as much as a device: a user who has only codes (their
@@ -158,7 +158,7 @@ final class EnrollService {
         devices(of: account).map { user, _ in
             for problem in user.problems { serviceLog(LOG_WARNING, "listing of \(displayText(user.dn, limit: 200)): \(problem)") }
             let listed = user.devices.map { ListedDevice(name: $0.device.name, addedAt: max(0, $0.device.addedAt), parameters: $0.device.parameters) }
-            return .devices(listed, total: listed.count, recoveryCodesLeft: user.recovery?.hashes.count ?? 0, unusable: user.problems.count)
+            return .devices(listed, total: listed.count, recoveryCodesLeft: user.recoveryCodesLeft, unusable: user.problems.count)
         }
     }
 
@@ -206,7 +206,7 @@ final class EnrollService {
         case .success(let (read, _)): user = read
         case .failure(let failure): return .failure(failure)
         }
-        let unused = user.recovery?.hashes.count ?? 0
+        let unused = user.recoveryCodesLeft
         usedRecoveryCode = false
         // Codes stand in for a device, so they are made with one: a user with neither has nothing to prove
         // with, and codes a password-only attacker could make then would outlive the user's first device.

@@ -109,7 +109,7 @@ final class FleetService {
             for problem in found.problems { serviceLog(LOG_WARNING, "user \(displayText(user, limit: 64)): \(problem)") }
             // An unusable device entry still counts: its user is enrolled (and cannot log in until it is repaired).
             snapshot.devices = found.devices.count + found.problems.count
-            snapshot.recoveryCodes = found.recovery?.hashes.count ?? 0
+            snapshot.recoveryCodes = found.recoveryCodesLeft
             snapshot.recoverySalt = found.recovery?.salt
             snapshot.recoveryIterations = found.recovery?.iterations ?? 0
             snapshot.lockedUntil = found.lockedUntil > now ? now + clampLockout(found.dn, lockedUntil: found.lockedUntil, on: directory, now: now) : found.lockedUntil

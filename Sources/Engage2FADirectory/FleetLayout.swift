@@ -64,6 +64,9 @@ public struct DirectoryUser: Sendable {
     public var failures: Int64? { entry?.integer("e2faFailures") }
     public var lockedUntil: Int64 { entry?.integer("e2faLockedUntil") ?? 0 }
 
+    /// How many unused recovery codes the entry holds (0 without a usable set).
+    public var recoveryCodesLeft: Int { recovery?.hashes.count ?? 0 }
+
     public var recovery: RecoveryCodes? {
         guard let entry, let salt = entry.text("e2faRecoverySalt").flatMap({ parseHex($0.utf8) }),
               let iterations = entry.integer("e2faRecoveryIterations"), (1...RecoveryCodes.maxIterations).contains(Int(iterations)) else { return nil }
@@ -173,7 +176,7 @@ extension Directory {
         case .success(let found): read = found
         case .failure(let failure): return .failure(failure)
         }
-        guard read.devices.isEmpty, read.problems.isEmpty, !(assertingNoRecoveryCodes && !(read.recovery?.hashes.isEmpty ?? true)) else { return .success(.lostToAnother) }
+        guard read.devices.isEmpty, read.problems.isEmpty, !(assertingNoRecoveryCodes && read.recoveryCodesLeft > 0) else { return .success(.lostToAnother) }
         let dn = layout.userDN(user)
         var changes: [DirectoryChange] = []
         if let held = read.entry?.first("e2faFirstDeviceClaim") {

@@ -27,6 +27,18 @@ def recovery_codes_in(output):
     return re.findall(r"\b[a-z0-9]{5}-[a-z0-9]{5}\b", output)
 
 
+def device_with_recovery_codes(directory, host, user):
+    """A device put in the directory, then recovery codes made on `host` with its code: (device, the ten codes)."""
+    phone = new_device("phone")
+    directory.add_device(user.pw_name, phone)
+    settle()
+    made = enroll_command(host, user, "recovery-codes", stdin=code(phone) + "\n")
+    assert made.returncode == 0, (made.stdout, made.stderr)
+    codes = recovery_codes_in(made.stdout)
+    assert len(codes) == 10, made.stdout
+    return phone, codes
+
+
 def test_list_on_host_b_shows_the_device_enrolled_on_host_a_names_escaped(directory, users, fleet):
     host_a, host_b = fleet
     user = users[0]
@@ -125,13 +137,7 @@ def test_password_only_attacker_cannot_remove_the_devices_then_link_a_first_one(
 def test_recovery_codes_made_on_host_b_work_on_host_a_once(directory, users, fleet):
     host_a, host_b = fleet
     user = users[5]
-    phone = new_device("phone")
-    directory.add_device(user.pw_name, phone)
-    settle()
-    made = enroll_command(host_b, user, "recovery-codes", stdin=code(phone) + "\n")
-    assert made.returncode == 0, (made.stdout, made.stderr)
-    codes = recovery_codes_in(made.stdout)
-    assert len(codes) == 10, made.stdout
+    _, codes = device_with_recovery_codes(directory, host_b, user)
     used = host_a.authenticate(user, codes[0])
     assert used.result == "success" and "9 recovery codes left" in used.output, used
     assert host_b.authenticate(user, codes[0]).result == "auth_err"

@@ -16,7 +16,7 @@ from conftest import code, settle
 from slapd import ENGAGE, Slapd, user_dn
 from test_fleet import FleetHost, devices_of, directory, enroll, fleet, new_device  # noqa: F401 (fixtures)
 from test_fleet_attacks import stall_replication
-from test_fleet_enroll import enroll_command, recovery_codes_in
+from test_fleet_enroll import device_with_recovery_codes, enroll_command, recovery_codes_in
 
 
 def recovery_hashes_at(server, user):
@@ -48,11 +48,7 @@ def test_a_password_alone_replaces_no_recovery_codes_through_a_consumer_that_is_
     host_a, _ = fleet
     consumer, host_c = stale_host
     victim = users[0]
-    phone = new_device("phone")
-    directory.add_device(victim.pw_name, phone)
-    settle()
-    made = enroll_command(host_a, victim, "recovery-codes", stdin=code(phone) + "\n")
-    assert made.returncode == 0, (made.stdout, made.stderr)
+    device_with_recovery_codes(directory, host_a, victim)
     hashes = recovery_hashes_at(directory, victim)
     assert len(hashes) == 10
     assert not consumer.search(user_dn(victim.pw_name), "e2faRecoveryHash")  # the consumer is behind
@@ -101,12 +97,7 @@ def test_a_user_left_with_recovery_codes_only_proves_one_to_link_a_device(direct
     password alone must not link a "first" device beside them (on any host); one of the codes does."""
     host_a, host_b = fleet
     user = users[7]
-    phone = new_device("phone")
-    directory.add_device(user.pw_name, phone)
-    settle()
-    made = enroll_command(host_a, user, "recovery-codes", stdin=code(phone) + "\n")
-    codes = recovery_codes_in(made.stdout)
-    assert made.returncode == 0 and len(codes) == 10, (made.stdout, made.stderr)
+    _, codes = device_with_recovery_codes(directory, host_a, user)
     removed = enroll_command(host_b, user, "remove", "phone", "--yes", stdin=codes[0] + "\n")
     assert removed.returncode == 0, (removed.stdout, removed.stderr)
     settle()
