@@ -168,18 +168,20 @@ struct PAMConversation: LoginConversation {
 /// backslashes are left alone rather than doubled. The service and the remote host are the
 /// application's and the client's bytes: escaped as fields (`logField`: spaces too), once per login.
 struct SyslogLog: LoginLog {
-    let service: String
-    let origin: String
+    /// The service as the log shows it, NUL-terminated for C.
+    let service: [UInt8]
+    /// " rhost=HOST tty=TTY" (each field when it is set), escaped as fields.
+    let origin: [UInt8]
 
     init(handle: OpaquePointer) {
-        service = pamItem(handle, PAM_SERVICE).map { displayText(bytes: $0, limit: 64) } ?? "?"
+        service = Array((pamItem(handle, PAM_SERVICE).map { displayText(bytes: $0, limit: 64) } ?? "?").utf8) + [0]
         var origin = ""
         if let rhost = pamItem(handle, PAM_RHOST), !rhost.isEmpty { origin += " " + logField("rhost", bytes: rhost) }
         if let tty = pamItem(handle, PAM_TTY), !tty.isEmpty { origin += " " + logField("tty", bytes: tty, limit: 64) }
-        self.origin = origin
+        self.origin = Array(origin.utf8)
     }
 
-    func log(_ priority: LogPriority, _ message: String) {
+    func log(_ priority: LogPriority, _ message: MessageText) {
         let level: Int32 = switch priority {
         case .error: LOG_ERR
         case .warning: LOG_WARNING
@@ -187,8 +189,17 @@ struct SyslogLog: LoginLog {
         case .info: LOG_INFO
         case .debug: LOG_DEBUG
         }
-        service.withCString { service in
-            (displayText(message, limit: 1000, escapingBackslashes: false) + origin).withCString { e2f_pam_log(level, service, $0) }
+        // The line is escaped into the one buffer handed to C, the origin and the NUL after it.
+        var line: [UInt8] = []
+        line.reserveCapacity(message.bytes.count + origin.count + 8)
+        appendDisplayText(message.bytes, limit: 1000, escapingBackslashes: false, to: &line)
+        line.append(contentsOf: origin)
+        line.append(0)
+        service.withUnsafeBufferPointer { service in
+            line.withUnsafeBufferPointer { line in
+                e2f_pam_log(level, UnsafeRawPointer(service.baseAddress!).assumingMemoryBound(to: CChar.self),
+                            UnsafeRawPointer(line.baseAddress!).assumingMemoryBound(to: CChar.self))
+            }
         }
     }
 }

@@ -73,8 +73,9 @@ struct TypedAnswer {
 }
 
 /// Where the login reports to the admin: syslog in the module. Messages never hold a secret or a code.
+/// A line is built by interpolation into one byte buffer (`MessageText`), which the module escapes and hands to C.
 public protocol LoginLog {
-    func log(_ priority: LogPriority, _ message: String)
+    func log(_ priority: LogPriority, _ message: MessageText)
 }
 
 public enum LogPriority: Sendable {
@@ -197,7 +198,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                 }
                 enrollment = EnrollmentState(file: file, state: state)
             } catch {
-                enrollment = .unreadable(reason: "\(error)")
+                enrollment = .unreadable(reason: error.description)
             }
         } else {
             // An unknown name is treated like a user with a device: same prompt, then the same answer as a
@@ -388,7 +389,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             return .success
         case .recovery(let left, _):
             log.log(.notice, "user \(shownUser): recovery code used; \(left) left")
-            conversation.showInfo("Recovery code accepted. \(left) recovery code\(left == 1 ? "" : "s") left: link a new device with engage2fa-enroll.")
+            conversation.showInfo(MessageText("Recovery code accepted. \(left) recovery code\(left == 1 ? "" : "s") left: link a new device with engage2fa-enroll.").text)
             return .success
         case .replayed:
             log.log(.notice, "user \(shownUser): denied: code already used")
@@ -426,7 +427,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
     func lockoutMessage(_ seconds: Int64) -> String {
         let minutes = (seconds + 59) / 60
-        return "Too many wrong verification codes. Try again in \(minutes) minute\(minutes == 1 ? "" : "s")."
+        return MessageText("Too many wrong verification codes. Try again in \(minutes) minute\(minutes == 1 ? "" : "s").").text
     }
 }
 
