@@ -76,7 +76,7 @@ struct ModuleOptions {
     /// forward_pass, use_first_pass, try_first_pass (one at most).
     var passwordEntry = PasswordEntry.separate
 
-    struct Problem: Error { var message: String }
+    struct Problem: Error { var message: MessageText }
 
     static func parse(argc: Int32, argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Result<ModuleOptions, Problem> {
         var options = ModuleOptions()
@@ -84,20 +84,21 @@ struct ModuleOptions {
             guard let pointer = argv?[index] else { continue }
             // Compared as C bytes: String's Unicode-aware hasPrefix and count cost thousands of instructions.
             let argument = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: strlen(pointer))
-            let configPrefix = Array("config=".utf8)
-            let entry: PasswordEntry? = argument.elementsEqual("forward_pass".utf8) ? .forwardPass
-                : argument.elementsEqual("use_first_pass".utf8) ? .useFirstPass
-                : argument.elementsEqual("try_first_pass".utf8) ? .tryFirstPass : nil
-            if argument.elementsEqual("debug".utf8) {
+            let configPrefix: StaticString = "config="
+            let entry: PasswordEntry? = argument.spells("forward_pass") ? .forwardPass
+                : argument.spells("use_first_pass") ? .useFirstPass
+                : argument.spells("try_first_pass") ? .tryFirstPass : nil
+            if argument.spells("debug") {
                 options.debug = true
             } else if let entry {
                 guard options.passwordEntry == .separate || options.passwordEntry == entry else {
                     return .failure(Problem(message: "forward_pass, use_first_pass and try_first_pass exclude each other: name one"))
                 }
                 options.passwordEntry = entry
-            } else if argument.starts(with: configPrefix), argument.count > configPrefix.count {
-                let path = String(decoding: argument[configPrefix.count...], as: UTF8.self)
-                guard argument[configPrefix.count] == UInt8(ascii: "/") else {
+            } else if argument.count > configPrefix.utf8CodeUnitCount,
+                      UnsafeBufferPointer(rebasing: argument[..<configPrefix.utf8CodeUnitCount]).spells(configPrefix) {
+                let path = String(decoding: argument[configPrefix.utf8CodeUnitCount...], as: UTF8.self)
+                guard argument[configPrefix.utf8CodeUnitCount] == UInt8(ascii: "/") else {
                     return .failure(Problem(message: "config= needs an absolute path, not '\(path)'"))
                 }
                 options.configPath = path
@@ -107,6 +108,13 @@ struct ModuleOptions {
             }
         }
         return .success(options)
+    }
+}
+
+extension UnsafeBufferPointer<UInt8> {
+    /// Whether these bytes are exactly `word`'s.
+    func spells(_ word: StaticString) -> Bool {
+        count == word.utf8CodeUnitCount && (count == 0 || memcmp(baseAddress!, word.utf8Start, count) == 0)
     }
 }
 

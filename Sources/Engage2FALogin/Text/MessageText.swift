@@ -17,6 +17,8 @@ public struct MessageText: ExpressibleByStringInterpolation, Sendable {
 
     public init(stringInterpolation: Interpolation) { bytes = stringInterpolation.bytes }
 
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+
     /// The text as a String (for a caller that keeps or compares it).
     public var text: String { String(decoding: bytes, as: UTF8.self) }
 
@@ -31,6 +33,7 @@ public struct MessageText: ExpressibleByStringInterpolation, Sendable {
         public mutating func appendLiteral(_ literal: StaticString) { bytes.appendLiteral(literal) }
         public mutating func appendInterpolation(_ text: String) { bytes.appendText(text) }
         public mutating func appendInterpolation(_ text: MessageText) { bytes.appendBytes(text.bytes) }
+        public mutating func appendInterpolation(_ literal: StaticString) { bytes.appendLiteral(literal) }
         public mutating func appendInterpolation(_ value: Int64) { bytes.appendDecimal(value) }
         public mutating func appendInterpolation(_ value: Int) { bytes.appendDecimal(Int64(value)) }
         public mutating func appendInterpolation(_ value: Int32) { bytes.appendDecimal(Int64(value)) }
