@@ -126,7 +126,8 @@ struct PAMConversation: LoginConversation {
 
     func askHidden(_ prompt: String) -> [UInt8]? {
         var response: UnsafeMutablePointer<CChar>? = nil
-        guard e2f_pam_prompt(handle, PAM_PROMPT_ECHO_OFF, &response, prompt) == PAM_SUCCESS, let response else { return nil }
+        // withCString hands over a native String's own bytes; the implicit conversion would copy them.
+        guard prompt.withCString({ e2f_pam_prompt(handle, PAM_PROMPT_ECHO_OFF, &response, $0) }) == PAM_SUCCESS, let response else { return nil }
         let length = strlen(response)
         let typed = [UInt8](UnsafeRawBufferPointer(start: response, count: length))
         // The response may be a code or a recovery code: wipe it before handing the memory back.
@@ -150,14 +151,14 @@ struct PAMConversation: LoginConversation {
     func showInfo(_ text: String) {
         guard !silent else { return }
         var ignored: UnsafeMutablePointer<CChar>? = nil
-        _ = e2f_pam_prompt(handle, PAM_TEXT_INFO, &ignored, shown(text))
+        _ = shown(text).withCString { e2f_pam_prompt(handle, PAM_TEXT_INFO, &ignored, $0) }
         free(ignored)
     }
 
     func showError(_ text: String) {
         guard !silent else { return }
         var ignored: UnsafeMutablePointer<CChar>? = nil
-        _ = e2f_pam_prompt(handle, PAM_ERROR_MSG, &ignored, shown(text))
+        _ = shown(text).withCString { e2f_pam_prompt(handle, PAM_ERROR_MSG, &ignored, $0) }
         free(ignored)
     }
 
@@ -182,13 +183,23 @@ struct SyslogLog: LoginLog {
     let origin: [UInt8]
 
     init(handle: OpaquePointer) {
-        service = Array((pamItem(handle, PAM_SERVICE).map { displayText(bytes: $0, limit: 64) } ?? "?").utf8) + [0]
-        var origin = ""
-        if let rhost = pamItem(handle, PAM_RHOST), !rhost.isEmpty { origin += " " + logField("rhost", bytes: rhost) }
-        if let tty = pamItem(handle, PAM_TTY), !tty.isEmpty { origin += " " + logField("tty", bytes: tty, limit: 64) }
-        self.origin = Array(origin.utf8)
+        var service: [UInt8] = []
+        if let name = pamItem(handle, PAM_SERVICE) { appendDisplayText(name, limit: 64, to: &service) } else { service.append(UInt8(ascii: "?")) }
+        service.append(0)
+        self.service = service
+        var origin: [UInt8] = []
+        if let rhost = pamItem(handle, PAM_RHOST), !rhost.isEmpty {
+            origin.append(UInt8(ascii: " "))
+            appendLogField("rhost", bytes: rhost, to: &origin)
+        }
+        if let tty = pamItem(handle, PAM_TTY), !tty.isEmpty {
+            origin.append(UInt8(ascii: " "))
+            appendLogField("tty", bytes: tty, limit: 64, to: &origin)
+        }
+        self.origin = origin
     }
 
+    @inline(never)  // one copy for the module's dozens of log sites
     func log(_ priority: LogPriority, _ message: MessageText) {
         let level: Int32 = switch priority {
         case .error: LOG_ERR
@@ -200,7 +211,7 @@ struct SyslogLog: LoginLog {
         // The line is escaped into the one buffer handed to C, the origin and the NUL after it.
         var line: [UInt8] = []
         line.reserveCapacity(message.bytes.count + origin.count + 8)
-        appendDisplayText(message.bytes, limit: 1000, escapingBackslashes: false, to: &line)
+        message.bytes.withUnsafeBufferPointer { appendDisplayText($0, limit: 1000, escapingBackslashes: false, to: &line) }
         line.append(contentsOf: origin)
         line.append(0)
         service.withUnsafeBufferPointer { service in

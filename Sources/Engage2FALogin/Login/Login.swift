@@ -124,7 +124,12 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     public func run() -> LoginResult {
         let startedAt = now()
         let facts = gatherFacts(startedAt: startedAt)
-        let outcome = decide(facts, startedAt: startedAt)
+        // Group lookups (NSS) only when the policy names groups; an unknown user is in none it can prove.
+        var membership = GroupMembership.unknown
+        if case .valid(let config) = facts.configState, let account = facts.account { membership = account.membership(of: config.scopeGroups) }
+        let outcome = decidePolicy(now: startedAt, user: facts.account?.name ?? user, config: facts.configState, activation: facts.activation,
+                                   enrollment: facts.enrollment, stateDeadline: facts.state.deadline, service: service, membership: membership)
+        report(outcome, facts)
         return respond(to: outcome, facts, startedAt: startedAt)
     }
 
@@ -227,21 +232,14 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         facts.location = location
     }
 
-    /// The policy's decision for this login, its notes logged and a new activation recorded.
-    @inline(never)
-    private func decide(_ facts: LoginFacts, startedAt: Int64) -> PolicyOutcome {
-        // Group lookups (NSS) only when the policy names groups; an unknown user is in none it can prove.
-        var membership = GroupMembership.unknown
-        if case .valid(let config) = facts.configState, let account = facts.account { membership = account.membership(of: config.scopeGroups) }
-        let outcome = decidePolicy(now: startedAt, user: facts.account?.name ?? user, config: facts.configState, activation: facts.activation,
-                                   enrollment: facts.enrollment, stateDeadline: facts.state.deadline, service: service, membership: membership)
+    /// The decision's notes logged, and a new activation recorded.
+    private func report(_ outcome: PolicyOutcome, _ facts: LoginFacts) {
         if !outcome.logNotes.isEmpty {
             let notePriority: LogPriority = configStateIsBroken(facts.configState) || activationIsUnreadable(facts.activation) ? .error : .notice
             let shownUser = shownUser
             for note in outcome.logNotes { log.log(notePriority, "user \(shownUser): \(note)") }
         }
         if let record = outcome.activationToRecord { recordActivation(record, facts) }
-        return outcome
     }
 
     @_optimize(size)  // once per host, at the first login on or after start_date
@@ -359,8 +357,10 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
         // A recovery code's key derivation (PBKDF2) is done before the lock is taken, so that the lock is
         // held for a moment only, whatever iteration count the user's file names.
+        // (Only when the file read before the prompt has recovery codes: one that gained them meanwhile is
+        // handled under the lock.)
         let snapshotRecovery = devicesRead?.file?.recovery
-        let recoveryCandidates = answer.recoveryCandidates
+        let recoveryCandidates = snapshotRecovery == nil ? [] : answer.recoveryCandidates
         let recoveryHashes = snapshotRecovery.map { recovery in recoveryCandidates.map { recovery.hash(of: $0.code) } } ?? []
         // The password forwarded when no code matched: the one before a code of the first device's length.
         let codeLength = devicesRead?.file?.devices.first?.parameters.digits ?? OTPParameters().digits
@@ -391,10 +391,11 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                     case .wrong, .malformed: continue
                     }
                 }
-                if !replayed, let recovery = file?.recovery, !recoveryCandidates.isEmpty {
+                if !replayed, let recovery = file?.recovery,
+                   case let candidates = snapshotRecovery == nil ? answer.recoveryCandidates : recoveryCandidates, !candidates.isEmpty {
                     let live = state.liveRecoveryCodes(of: file)
                     let sameSet = recovery.salt == snapshotRecovery?.salt && recovery.iterations == snapshotRecovery?.iterations
-                    for (index, candidate) in recoveryCandidates.enumerated() {
+                    for (index, candidate) in candidates.enumerated() {
                         let hash = sameSet ? recoveryHashes[index] : recovery.hash(of: candidate.code)
                         if let match = recovery.match(hash: hash, among: live) {
                             state.usedRecoveryCodes.append(RecoveryCodeUse(salt: recovery.salt, hashPrefix: Array(recovery.hashes[match].prefix(RecoveryCodeUse.prefixLength))))

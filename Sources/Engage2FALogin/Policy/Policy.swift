@@ -88,6 +88,10 @@ public struct PolicyOutcome: Equatable, Sendable {
     public var config: Config
     /// For the system log: why, in the admin's terms (never a secret or a code).
     public var logNotes: [String]
+
+    /// Out of line: the policy notes at a dozen places.
+    @inline(never)
+    mutating func note(_ text: MessageText) { logNotes.append(text.text) }
 }
 
 /// The policy: one pure function from what the module knows to what it does.
@@ -126,7 +130,6 @@ private func decide(
     now: Int64, user: String, config configState: ConfigState, activation: ActivationState, enrollment: EnrollmentState,
     stateDeadline: PolicyDate?, service: String?, membership: GroupMembership, into outcome: inout PolicyOutcome
 ) -> PolicyDecision {
-    func note(_ text: MessageText) { outcome.logNotes.append(text.text) }
     var configUsable = true
     switch configState {
     case .valid(let parsed):
@@ -140,10 +143,10 @@ private func decide(
         outcome.config.onlyGroups = []
         outcome.config.exemptServices = []
         configUsable = false
-        note("policy file has \(errors.count) error(s), first: \(errors.first?.description ?? "?")")
+        outcome.note("policy file has \(errors.count) error(s), first: \(errors.first?.description ?? "?")")
     case .unreadable(let reason):
         configUsable = false
-        note("policy file unreadable: \(reason)")
+        outcome.note("policy file unreadable: \(reason)")
     }
     let startDate = outcome.config.startDate
 
@@ -152,26 +155,26 @@ private func decide(
     case .active(let record):
         activeSince = record.activatedAt
         if configUsable && startDate == nil {
-            note("no start_date in the policy file; enforcing because 2FA was activated on \(localDateText(record.activatedAt))")
+            outcome.note("no start_date in the policy file; enforcing because 2FA was activated on \(localDateText(record.activatedAt))")
         }
     case .unreadable(let reason):
         activeSince = startDate.map { min($0.unixTime, now) } ?? now
-        note("activation record unreadable (\(reason)); enforcing as active")
+        outcome.note("activation record unreadable (\(reason)); enforcing as active")
     case .never:
         if case .unreadable = configState {
-            note("2FA not enforced: policy unreadable and never activated")
+            outcome.note("2FA not enforced: policy unreadable and never activated")
             return .notApplicable(.policyUnreadableNeverActivated)
         }
         if let start = startDate, now >= start.unixTime {
             activeSince = start.unixTime
             outcome.activationToRecord = ActivationRecord(activatedAt: start.unixTime, recordedAt: now)
-            note("2FA activated: start_date \(start) reached")
+            outcome.note("2FA activated: start_date \(start) reached")
         }
     }
-    if !configUsable, activeSince != nil { note("enforcing with default settings where the policy file is broken") }
+    if !configUsable, activeSince != nil { outcome.note("enforcing with default settings where the policy file is broken") }
 
     if configUsable, activeSince != nil || startDate != nil, let exemption = outcome.config.exemption(service: service, membership: membership) {
-        if activeSince != nil { note("no code asked: \(exemption.text)") }
+        if activeSince != nil { outcome.note("no code asked: \(exemption.text)") }
         return .noCodeRequired(.exempt(exemption))
     }
 
@@ -183,7 +186,7 @@ private func decide(
         case .notEnrolled:
             return .noCodeRequired(.beforeStart(start: start, enrolled: false))
         case .unreadable(let reason):
-            note("device file unreadable before activation: \(reason)")
+            outcome.note("device file unreadable before activation: \(reason)")
             return .noCodeRequired(.beforeStart(start: start, enrolled: true))
         }
     }
@@ -192,7 +195,7 @@ private func decide(
     case .enrolled:
         return .codeRequired
     case .unreadable(let reason):
-        note("refused: device file unreadable: \(reason)")
+        outcome.note("refused: device file unreadable: \(reason)")
         return .refuse(.devicesUnreadable)
     case .notEnrolled:
         let personalDeadline: PolicyDate? = switch (outcome.config.deadlines[user], stateDeadline) {
@@ -201,14 +204,14 @@ private func decide(
         case (nil, let state): state
         }
         if let deadline = personalDeadline, now < deadline.unixTime {
-            note("no device; personal deadline \(deadline) not reached")
+            outcome.note("no device; personal deadline \(deadline) not reached")
             return .noCodeRequired(.personalDeadline(deadline))
         }
         if let deadline = personalDeadline {
-            note("refused: no device, personal deadline \(deadline) passed")
+            outcome.note("refused: no device, personal deadline \(deadline) passed")
             return .refuse(.deadlinePassed(deadline))
         }
-        note("refused: no device and no personal deadline")
+        outcome.note("refused: no device and no personal deadline")
         return .refuse(.noDevice(activeSince: activeSince))
     }
 }

@@ -61,13 +61,11 @@ func isShownAsIs(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int, escapingBacksl
 
 /// What `displayText(bytes:limit:escapingBackslashes:)` makes of `bytes`, appended to `out`: a log line
 /// escaped straight into the buffer handed to C.
-public func appendDisplayText(_ bytes: [UInt8], limit: Int, escapingBackslashes: Bool, to out: inout [UInt8]) {
-    bytes.withUnsafeBufferPointer { bytes in
-        if isShownAsIs(bytes, limit: limit, escapingBackslashes: escapingBackslashes) {
-            out.append(contentsOf: bytes)
-        } else {
-            appendEscaped(bytes, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: false, to: &out)
-        }
+public func appendDisplayText(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int, escapingBackslashes: Bool = true, to out: inout [UInt8]) {
+    if isShownAsIs(bytes, limit: limit, escapingBackslashes: escapingBackslashes) {
+        out.append(contentsOf: bytes)
+    } else {
+        appendEscaped(bytes, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: false, to: &out)
     }
 }
 
@@ -139,12 +137,18 @@ func decodeUTF8Scalar(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> (UI
 /// One `key=value` field of a log line, the value escaped as `displayText` does and its spaces written
 /// `\x20` too: a value the client chose (PAM_RHOST) can then neither end its field nor forge another.
 public func logField<Bytes: Collection>(_ key: StaticString, bytes: Bytes, limit: Int = 256) -> String where Bytes.Element == UInt8 {
-    var escaped = displayText(bytes: bytes, limit: limit)
     var out: [UInt8] = []
+    Array(bytes).withUnsafeBufferPointer { appendLogField(key, bytes: $0, limit: limit, to: &out) }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// The same, appended to a log line's buffer.
+public func appendLogField(_ key: StaticString, bytes: UnsafeBufferPointer<UInt8>, limit: Int = 256, to out: inout [UInt8]) {
+    var escaped: [UInt8] = []
+    appendDisplayText(bytes, limit: limit, to: &escaped)
     out.appendLiteral(key)
     out.appendLiteral("=")
-    escaped.withUTF8 { escaped in for byte in escaped {
+    for byte in escaped {
         if byte == UInt8(ascii: " ") { out.appendLiteral("\\x20") } else { out.append(byte) }
-    } }
-    return String(decoding: out, as: UTF8.self)
+    }
 }

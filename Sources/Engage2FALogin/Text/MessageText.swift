@@ -20,14 +20,15 @@ public struct MessageText: ExpressibleByStringInterpolation, Sendable {
     public init(bytes: [UInt8]) { self.bytes = bytes }
 
     /// The text as a String (for a caller that keeps or compares it).
-    public var text: String { String(decoding: bytes, as: UTF8.self) }
+    public var text: String {
+        @inline(never) get { String(decoding: bytes, as: UTF8.self) }
+    }
 
     public struct Interpolation: StringInterpolationProtocol, Sendable {
         var bytes: [UInt8]
 
         public init(literalCapacity: Int, interpolationCount: Int) {
-            bytes = []
-            bytes.reserveCapacity(literalCapacity + 24 * interpolationCount)
+            bytes = .withCapacity(literalCapacity + 24 * interpolationCount)
         }
 
         public mutating func appendLiteral(_ literal: StaticString) { bytes.appendLiteral(literal) }
@@ -47,6 +48,14 @@ extension MessageText: CustomStringConvertible {
 }
 
 extension [UInt8] {
+    /// An empty buffer with room for `capacity` bytes (out of line: every message site starts with one).
+    @inline(never)
+    static func withCapacity(_ capacity: Int) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(capacity)
+        return bytes
+    }
+
     @inline(never)
     mutating func appendLiteral(_ literal: StaticString) {
         append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
