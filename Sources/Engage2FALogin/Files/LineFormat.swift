@@ -182,6 +182,18 @@ extension Span where Element == UInt8 {
         return value
     }
 
+    /// Whether `range` starts with `literal` (ASCII).
+    func starts(_ range: Range<Int>, with literal: StaticString) -> Bool {
+        range.count >= literal.utf8CodeUnitCount && spells(range.lowerBound..<range.lowerBound + literal.utf8CodeUnitCount, literal)
+    }
+
+    /// The bytes of `range` in ASCII lower case, as a String.
+    func lowercasedText(_ range: Range<Int>) -> String {
+        var out = ByteWriter(capacity: range.count)
+        for index in range { out.bytes.append(asciiLowercase(self[index])) }
+        return out.text
+    }
+
     /// All of the span's positions.
     package var all: Range<Int> { 0..<count }
 }
@@ -325,4 +337,42 @@ func isValidUTF8(_ bytes: some Collection<UInt8>) -> Bool {
 func parseInteger(_ bytes: some Collection<UInt8>) -> Int64? {
     let array = Array(bytes)
     return array.span.integer(0..<array.count)
+}
+
+/// A parser's message put together from literal words and pieces of text (`message("bad id '", quoted, "'")`):
+/// one function that is not inlined instead of the appends and growth each String interpolation inlines at
+/// its site. Cold (an error is reported once), so optimised for size.
+@_optimize(size) @inline(never)
+func message(_ first: StaticString, _ text: String = "", _ second: StaticString = "", _ more: String = "", _ third: StaticString = "",
+             _ last: String = "", _ end: StaticString = "") -> String {
+    var out = ByteWriter(capacity: 128)
+    out.write(first)
+    out.write(string: text)
+    out.write(second)
+    out.write(string: more)
+    out.write(third)
+    out.write(string: last)
+    out.write(end)
+    return out.text
+}
+
+/// A number's decimal digits, for a message.
+@_optimize(size) @inline(never)
+func decimal(_ value: Int64) -> String {
+    var out = ByteWriter(capacity: 20)
+    out.write(value)
+    return out.text
+}
+
+/// A literal as a String for a message (`message` takes text, not a literal, between its literal words).
+@_optimize(size) @inline(never)
+func literalText(_ literal: StaticString) -> String { literal.text }
+
+extension Array where Element == String {
+    /// The same names in the same order, compared as bytes.
+    func hasSameBytes(as other: [String]) -> Bool {
+        guard count == other.count else { return false }
+        for index in indices where !self[index].hasSameBytes(as: other[index]) { return false }
+        return true
+    }
 }

@@ -31,8 +31,7 @@ public struct UserState: Equatable, Sendable {
     /// The same failures, lockout, replay state, deadline and revocations (ids compared as bytes).
     public static func == (lhs: UserState, rhs: UserState) -> Bool {
         lhs.failures == rhs.failures && lhs.lockedUntil == rhs.lockedUntil && lhs.devices == rhs.devices && lhs.deadline == rhs.deadline
-            && lhs.revokedDevices.count == rhs.revokedDevices.count
-            && zip(lhs.revokedDevices, rhs.revokedDevices).allSatisfy { $0.hasSameBytes(as: $1) }
+            && lhs.revokedDevices.hasSameBytes(as: rhs.revokedDevices)
             && lhs.revokedRecoverySalts == rhs.revokedRecoverySalts && lhs.usedRecoveryCodes == rhs.usedRecoveryCodes
     }
 
@@ -109,13 +108,11 @@ public struct UserState: Equatable, Sendable {
         let ids = file?.devices.map { $0.id } ?? []
         if devices.count > Self.keptDeviceUsages {
             // Replay state of devices still in the file first, then the most recently used.
-            let sorted = devices.sortedByName().sorted { lhs, rhs in
-                let (lhsKept, rhsKept) = (ids.containsBytes(of: lhs.key), ids.containsBytes(of: rhs.key))
-                return lhsKept != rhsKept ? lhsKept : lhs.value.lastUsed > rhs.value.lastUsed
-            }
-            var kept = DeviceUsages()
-            for entry in sorted.prefix(Self.keptDeviceUsages) { kept[entry.key] = entry.value }
-            devices = kept
+            let names = devices.names, usages = devices.values
+            devices = devices.sorted { lhs, rhs in
+                let (lhsKept, rhsKept) = (ids.containsBytes(of: names[lhs]), ids.containsBytes(of: names[rhs]))
+                return lhsKept != rhsKept ? lhsKept : usages[lhs].lastUsed > usages[rhs].lastUsed
+            }.prefix(Self.keptDeviceUsages)
         }
         if revokedDevices.count > Self.keptRevocations { revokedDevices.removeFirst(revokedDevices.count - Self.keptRevocations) }
         if revokedRecoverySalts.count > Self.keptRevokedSets { revokedRecoverySalts.removeFirst(revokedRecoverySalts.count - Self.keptRevokedSets) }
