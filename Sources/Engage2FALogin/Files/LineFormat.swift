@@ -24,6 +24,25 @@ struct LineRanges {
     }
 }
 
+/// The words of a line, split at runs of spaces (none empty), without an array of them.
+struct WordRanges {
+    private var cursor: Int
+    private let end: Int
+
+    init(_ line: Range<Int>) {
+        cursor = line.lowerBound
+        end = line.upperBound
+    }
+
+    mutating func next(in bytes: Span<UInt8>) -> Range<Int>? {
+        while cursor < end && bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
+        guard cursor < end else { return nil }
+        let start = cursor
+        while cursor < end && bytes[cursor] != UInt8(ascii: " ") { cursor += 1 }
+        return start..<cursor
+    }
+}
+
 extension Span where Element == UInt8 {
     /// `range` without leading and trailing spaces, tabs and carriage returns.
     @inline(__always)

@@ -187,6 +187,12 @@ public struct ParsedConfig: Sendable {
         return lines
     }
 
+    /// Not inlined: a parse reports from a dozen places.
+    @inline(never)
+    mutating func report(file: String, line: Int, message: String, severity: ConfigDiagnostic.Severity) {
+        diagnostics.append(ConfigDiagnostic(file: file, line: line, severity: severity, message: message))
+    }
+
     public var errors: [ConfigDiagnostic] { diagnostics.filter { $0.severity == .error } }
     public var isValid: Bool { errors.isEmpty }
 
@@ -217,7 +223,7 @@ extension Config {
         var inDeadlines = false
 
         func report(_ line: Int, _ message: String, _ severity: ConfigDiagnostic.Severity = .error) {
-            parsed.diagnostics.append(ConfigDiagnostic(file: file, line: line, severity: severity, message: message))
+            parsed.report(file: file, line: line, message: message, severity: severity)
         }
 
         var lineNumber = 0

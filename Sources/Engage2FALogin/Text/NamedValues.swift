@@ -61,7 +61,7 @@ public struct NamedValues<Value: Equatable & Sendable>: Equatable, Sendable, Seq
     }
 
     /// The entries in the order `areInOrder` (of two positions) gives, ties in the order of the names' bytes.
-    func sorted(by areInOrder: (Int, Int) -> Bool) -> NamedValues {
+    func sorted(by areInOrder: ((Int, Int) -> Bool)?) -> NamedValues {
         var sorted = NamedValues()
         for index in orderOfNames(names, by: areInOrder) {
             sorted.names.append(names[index])
@@ -71,7 +71,7 @@ public struct NamedValues<Value: Equatable & Sendable>: Equatable, Sendable, Seq
     }
 
     /// In the order of the names' bytes.
-    func sortedByName() -> NamedValues { names.count < 2 ? self : sorted { _, _ in false } }
+    func sortedByName() -> NamedValues { names.count < 2 ? self : sorted(by: nil) }
 
     /// The first `count` entries.
     func prefix(_ count: Int) -> NamedValues {
@@ -97,13 +97,16 @@ func indexOfName(_ name: String, in names: [String]) -> Int? {
     return nil
 }
 
-/// The positions of `names` ordered by `areInOrder`, then (for ties) by the names' bytes: an insertion
+/// The positions of `names` ordered by `areInOrder` (if given), then (for ties) by the names' bytes: an insertion
 /// sort, which is deterministic and small, for the few dozen entries a state file holds at most
 /// (`UserState.keptDeviceUsages`, bounded by the file's size and record count).
-func orderOfNames(_ names: [String], by areInOrder: (Int, Int) -> Bool) -> [Int] {
+/// The comparator is optional so that the optimiser keeps one copy of this function, not one per closure.
+func orderOfNames(_ names: [String], by areInOrder: ((Int, Int) -> Bool)?) -> [Int] {
     func precedes(_ left: Int, _ right: Int) -> Bool {
-        if areInOrder(left, right) { return true }
-        if areInOrder(right, left) { return false }
+        if let areInOrder {
+            if areInOrder(left, right) { return true }
+            if areInOrder(right, left) { return false }
+        }
         return names[left].utf8.lexicographicallyPrecedes(names[right].utf8)
     }
     var order: [Int] = []
