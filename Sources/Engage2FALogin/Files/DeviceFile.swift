@@ -200,6 +200,7 @@ public struct DeviceFile: Equatable, Sendable {
         var lines = LineRanges()
         while let line = lines.next(in: bytes) {
             lineNumber += 1
+            @inline(never)
             func fail(_ message: String) -> DeviceFileError { formatError(path: path, line: lineNumber, message: message) }
             guard isASCII || bytes.isValidUTF8(line) else { throw fail(literalText("not valid UTF-8")) }
             if line.isEmpty || bytes[line.lowerBound] == UInt8(ascii: "#") { continue }
@@ -221,17 +222,20 @@ public struct DeviceFile: Equatable, Sendable {
                 let key = word.lowerBound..<equals
                 guard fields.add(key: key, value: equals + 1..<word.upperBound, in: bytes) else { throw fail(message("duplicate field '", bytes.quoted(key), "'")) }
             }
+            @inline(never)
             func field(_ key: StaticString) throws(DeviceFileError) -> Range<Int> {
                 guard let value = fields.remove(key, in: bytes) else { throw fail(message("missing field '", literalText(key), "'")) }
                 return value
             }
+            @inline(never)
             func integer(_ key: StaticString, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
                 let text = try field(key)
                 guard let value = bytes.integer(text), range.contains(value) else { throw fail(message("bad ", literalText(key), " '", bytes.quoted(text), "'")) }
                 return value
             }
+            @inline(never)
             func hex(_ key: StaticString, count: Int) throws(DeviceFileError) -> [UInt8] {
-                guard let value = bytes.hexBytes(try field(key)), value.count == count else { throw fail(message("bad ", literalText(key))) }
+                guard let value = bytes.hexBytes(try field(key)), value.count == count else { throw fail(message("bad ", literalText(key), "")) }
                 return value
             }
             if bytes.spells(record, "device") {
@@ -247,7 +251,7 @@ public struct DeviceFile: Equatable, Sendable {
                 let verifiedStep = fields.contains("verified-step", in: bytes) ? try integer("verified-step", 0...Int64.max) : nil
                 let secretText = try field("secret")
                 let secret: [UInt8]
-                do { secret = try Base32.decode(bytes: bytes.extracting(secretText)) } catch { throw fail(message("bad secret: ", error.description)) }
+                do { secret = try Base32.decode(bytes: bytes.extracting(secretText)) } catch { throw fail(message("bad secret: ", error.description, "")) }
                 guard secret.count >= 10 else { throw fail(literalText("secret shorter than 80 bits")) }
                 guard let name = bytes.percentDecoded(try field("name")) else { throw fail(literalText("bad name (not percent-encoded UTF-8)")) }
                 if let problem = problem(inName: name) {

@@ -360,20 +360,22 @@ func parseInteger(_ bytes: some Collection<UInt8>) -> Int64? {
 
 /// A parser's message put together from literal words and pieces of text (`message("bad id '", quoted, "'")`):
 /// one function that is not inlined instead of the appends and growth each String interpolation inlines at
-/// its site. Cold (an error is reported once), so optimised for size.
+/// its site. Cold (an error is reported once), so optimised for size. No default arguments: each would be a
+/// call at every site.
 @_optimize(size) @inline(never)
-func message(_ first: StaticString, _ text: String = "", _ second: StaticString = "", _ more: String = "", _ third: StaticString = "",
-             _ last: String = "", _ end: StaticString = "") -> String {
+func message(_ first: StaticString, _ text: String, _ second: StaticString, _ more: String, _ end: StaticString) -> String {
     var out = ByteWriter(capacity: 128)
     out.write(first)
     out.write(string: text)
     out.write(second)
     out.write(string: more)
-    out.write(third)
-    out.write(string: last)
     out.write(end)
     return out.text
 }
+
+/// The same with one piece of text.
+@_optimize(size) @inline(never)
+func message(_ first: StaticString, _ text: String, _ end: StaticString) -> String { message(first, text, end, "", "") }
 
 /// A number's decimal digits, for a message.
 @_optimize(size) @inline(never)

@@ -275,7 +275,7 @@ extension Config {
                     parsed.config.deadlines[key] = try PolicyDate(parsing: bytes.text(valueBytes))
                     parsed.deadlineLineList[key] = lineNumber
                 } catch {
-                    report(lineNumber, displayText(message("deadline for '", bytes.quoted(keyBytes), "': ", error.description), limit: 256, escapingBackslashes: false))
+                    report(lineNumber, displayText(message("deadline for '", bytes.quoted(keyBytes), "': ", error.description, ""), limit: 256, escapingBackslashes: false))
                 }
                 continue
             }
@@ -344,7 +344,7 @@ extension Config {
         switch setting {
         case .startDate:
             let value = bytes.text(range)
-            do { startDate = try PolicyDate(parsing: value) } catch { return displayText(message("start_date: ", error.description), limit: 256, escapingBackslashes: false) }
+            do { startDate = try PolicyDate(parsing: value) } catch { return displayText(message("start_date: ", error.description, ""), limit: 256, escapingBackslashes: false) }
         case .issuer:
             guard !range.isEmpty, bytes.firstIndex(of: UInt8(ascii: ":"), in: range) == nil else {
                 return literalText("issuer must be a non-empty name without ':' (apps split the label at ':')")

@@ -189,6 +189,7 @@ public struct UserState: Equatable, Sendable {
         var lines = LineRanges()
         while let line = lines.next(in: bytes) {
             lineNumber += 1
+            @inline(never)
             func fail(_ message: String) -> StateError { corruptState(path: path, line: lineNumber, message: message) }
             if lineNumber == 1 {
                 guard bytes.spells(line, header) || bytes.spells(line, headerVersion1) else { throw fail(message("expected '", literalText(header), "'")) }
