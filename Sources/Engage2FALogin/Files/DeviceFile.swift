@@ -109,16 +109,17 @@ public enum DeviceNameError: Error, Equatable, CustomStringConvertible {
     case duplicate(String)
     case tooManyDevices(limit: Int)
 
+    @_optimize(size)
     public var description: String {
         switch self {
-        case .empty: "a device name cannot be empty"
-        case .tooLong(let limit): "a device name can be at most \(limit) characters"
-        case .tooManyBytes(let limit): "a device name can be at most \(limit) bytes long (UTF-8)"
+        case .empty: literalText("a device name cannot be empty")
+        case .tooLong(let limit): message("a device name can be at most ", decimal(Int64(limit)), " characters")
+        case .tooManyBytes(let limit): message("a device name can be at most ", decimal(Int64(limit)), " bytes long (UTF-8)")
         case .unsafeCharacter(let scalar):
-            "a device name cannot contain a control or invisible formatting character (found U+\(scalarCode(scalar)))"
-        case .surroundingSpace: "a device name cannot start or end with a space"
-        case .duplicate(let name): "there is already a device named '\(displayText(name, limit: 256))'"
-        case .tooManyDevices(let limit): "at most \(limit) devices can be linked"
+            message("a device name cannot contain a control or invisible formatting character (found U+", scalarCode(scalar), ")")
+        case .surroundingSpace: literalText("a device name cannot start or end with a space")
+        case .duplicate(let name): message("there is already a device named '", displayText(name, limit: 256), "'")
+        case .tooManyDevices(let limit): message("at most ", decimal(Int64(limit)), " devices can be linked")
         }
     }
 }
@@ -136,8 +137,8 @@ public enum DeviceFileError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .file(let error): "\(error)"
-        case .format(let path, let line, let message): "\(path):\(line): \(message)"
+        case .file(let error): error.description
+        case .format(let path, let line, let message): locatedMessage(path, line: line, message)
         }
     }
 }

@@ -377,6 +377,18 @@ func message(_ first: StaticString, _ text: String, _ second: StaticString, _ mo
 @_optimize(size) @inline(never)
 func message(_ first: StaticString, _ text: String, _ end: StaticString) -> String { message(first, text, end, "", "") }
 
+/// `path:line: text`, a located message as the parsers' errors show one.
+@_optimize(size) @inline(never)
+func locatedMessage(_ path: String, line: Int, _ text: String) -> String {
+    var out = ByteWriter()
+    out.write(string: path)
+    out.write(":")
+    out.write(line)
+    out.write(": ")
+    out.write(string: text)
+    return out.text
+}
+
 /// A number's decimal digits, for a message.
 @_optimize(size) @inline(never)
 func decimal(_ value: Int64) -> String {

@@ -14,27 +14,43 @@ public struct AppCaveat: Equatable, Sendable {
 }
 
 extension Config {
-    /// The caveats of this policy's settings for new devices; empty for the defaults.
+    /// The caveats of this policy's settings for new devices; empty for the defaults. Its messages are built
+    /// by `message` (one function, not an interpolation per site) and it is optimised for size: `check` and a
+    /// failed enrollment ask, a login does not.
+    @_optimize(size)
     public var appCaveats: [AppCaveat] {
         var caveats: [AppCaveat] = []
         let parameters = newDeviceParameters
         if parameters.digits != 6 && parameters.digits != 8 {
-            caveats.append(AppCaveat(key: "digits", setting: "digits = \(parameters.digits)", problem: "outside the Key Uri Format (6 or 8 digits); Google Authenticator and Microsoft Authenticator show 6-digit codes instead, which are refused"))
+            caveats.append(AppCaveat(key: "digits", setting: message("digits = ", decimal(Int64(parameters.digits)), ""), problem: "outside the Key Uri Format (6 or 8 digits); Google Authenticator and Microsoft Authenticator show 6-digit codes instead, which are refused"))
         }
         if parameters.period != 30 {
-            let twoFAS = [10, 30, 60, 90].contains(parameters.period) ? "" : "; 2FAS accepts only 10, 30, 60 or 90"
-            caveats.append(AppCaveat(key: "period", setting: "period = \(parameters.period)", problem: "Google Authenticator ignores period and shows a new code every 30 seconds, which is refused\(twoFAS)"))
+            let twoFAS: StaticString = switch parameters.period { case 10, 30, 60, 90: ""; default: "; 2FAS accepts only 10, 30, 60 or 90" }
+            caveats.append(AppCaveat(key: "period", setting: message("period = ", decimal(Int64(parameters.period)), ""), problem: message("Google Authenticator ignores period and shows a new code every 30 seconds, which is refused", "", twoFAS)))
         }
         if parameters.algorithm != .sha1 {
-            caveats.append(AppCaveat(key: "algorithm", setting: "algorithm = \(parameters.algorithm.rawValue)", problem: "Google Authenticator on Android and Microsoft Authenticator ignore algorithm and compute SHA1 codes, which are refused"))
+            caveats.append(AppCaveat(key: "algorithm", setting: message("algorithm = ", parameters.algorithm.rawValue, ""), problem: "Google Authenticator on Android and Microsoft Authenticator ignore algorithm and compute SHA1 codes, which are refused"))
         }
-        var delimiters: [UInt8] = []
-        for byte in issuer.utf8 where [UInt8(ascii: "&"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "%")].contains(byte) && !delimiters.contains(byte) {
-            delimiters.append(byte)
+        var named = ByteWriter(capacity: 32)
+        var seen: UInt8 = 0  // a bit for each delimiter named already
+        for byte in issuer.utf8 {
+            let bit: UInt8
+            switch byte {
+            case UInt8(ascii: "&"): bit = 1
+            case UInt8(ascii: "?"): bit = 2
+            case UInt8(ascii: "#"): bit = 4
+            case UInt8(ascii: "%"): bit = 8
+            default: continue
+            }
+            guard seen & bit == 0 else { continue }
+            seen |= bit
+            if !named.bytes.isEmpty { named.write(", ") }
+            named.write("'")
+            named.bytes.append(byte)
+            named.write("'")
         }
-        if !delimiters.isEmpty {
-            let named = delimiters.map { "'" + String(decoding: [$0], as: UTF8.self) + "'" }.joined(separator: ", ")
-            caveats.append(AppCaveat(key: "issuer", setting: "issuer = \(displayText(issuer, limit: 64))", problem: "\(named) in the issuer break 2FAS's import of the QR code ('&', '?', '#' and '%' do)"))
+        if !named.bytes.isEmpty {
+            caveats.append(AppCaveat(key: "issuer", setting: message("issuer = ", displayText(issuer, limit: 64), ""), problem: message("", named.text, " in the issuer break 2FAS's import of the QR code ('&', '?', '#' and '%' do)")))
         }
         return caveats
     }

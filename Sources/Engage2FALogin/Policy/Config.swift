@@ -162,7 +162,18 @@ public struct ConfigDiagnostic: Equatable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { "\(file):\(line): \(severity.rawValue): \(message)" }
+    @_optimize(size)
+    public var description: String {
+        var out = ByteWriter()
+        out.write(string: file)
+        out.write(":")
+        out.write(line)
+        out.write(": ")
+        out.write(string: severity.rawValue)
+        out.write(": ")
+        out.write(string: message)
+        return out.text
+    }
 }
 
 /// A parsed policy file: the values that parsed (defaults elsewhere), and every problem found.
