@@ -465,21 +465,20 @@ extension Config {
 /// it holds a control character (other than a tab) before the comment, all in one pass. A '#' starts a
 /// comment at the start of a line or after white space, so `issuer = Team#1` keeps its '#'.
 func scanLine(_ bytes: Span<UInt8>, _ line: Range<Int>) -> (content: Range<Int>, firstEquals: Int?, sawControl: Bool) {
-    var previousIsSpace = true
-    var end = line.upperBound
-    var firstEquals: Int? = nil
-    var sawControl = false
-    var index = line.lowerBound
-    while index < line.upperBound {
-        let byte = bytes[index]
-        if byte == UInt8(ascii: "#") && previousIsSpace {
-            end = index
-            break
+    // The line's bytes through one range-checked buffer (`withBuffer`), read at offsets below its count:
+    // the busiest loop of a login's policy parse, without a bounds check a byte.
+    let (end, firstEquals, sawControl) = bytes.withBuffer(line) { part -> (Int, Int?, Bool) in
+        var previousIsSpace = true
+        var firstEquals: Int? = nil
+        var sawControl = false
+        for offset in 0..<part.count {
+            let byte = part[offset]
+            if byte == UInt8(ascii: "#") && previousIsSpace { return (line.lowerBound + offset, firstEquals, sawControl) }
+            if byte == UInt8(ascii: "=") && firstEquals == nil { firstEquals = line.lowerBound + offset }
+            if byte < 0x20 && byte != 0x09 || byte == 0x7F { sawControl = true }
+            previousIsSpace = byte == 0x20 || byte == 0x09
         }
-        if byte == UInt8(ascii: "=") && firstEquals == nil { firstEquals = index }
-        if byte < 0x20 && byte != 0x09 || byte == 0x7F { sawControl = true }
-        previousIsSpace = byte == 0x20 || byte == 0x09
-        index += 1
+        return (line.upperBound, firstEquals, sawControl)
     }
     return (bytes.trimmingBlanks(line.lowerBound..<end), firstEquals, sawControl)
 }
