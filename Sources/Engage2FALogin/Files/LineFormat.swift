@@ -299,30 +299,12 @@ struct ByteWriter {
 
     init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 
-    mutating func write(_ literal: StaticString) {
-        bytes.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
-    }
+    mutating func write(_ literal: StaticString) { bytes.appendLiteral(literal) }
 
     /// Named apart from `write(_: StaticString)`, which string literals would otherwise not pick.
-    mutating func write(string text: String) {
-        // withUTF8 hands over the bytes of a small (inline) string too; iterating its utf8 view would not.
-        var text = text
-        text.withUTF8 { bytes.append(contentsOf: $0) }
-    }
+    mutating func write(string text: String) { bytes.appendText(text) }
 
-    mutating func write(_ value: Int64) {
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var start = 20
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
-        }
-    }
+    mutating func write(_ value: Int64) { bytes.appendDecimal(value) }
 
     mutating func write(_ value: Int) { write(Int64(value)) }
 
@@ -358,10 +340,10 @@ func parseInteger(_ bytes: some Collection<UInt8>) -> Int64? {
     return array.span.integer(0..<array.count)
 }
 
-/// A parser's message put together from literal words and pieces of text (`message("bad id '", quoted, "'")`):
-/// one function that is not inlined instead of the appends and growth each String interpolation inlines at
-/// its site. Cold (an error is reported once), so optimised for size. No default arguments: each would be a
-/// call at every site.
+/// A parser's message put together from literal words and pieces of text (`message("bad id '", quoted, "'")`),
+/// written by MessageText's appenders (through ByteWriter): one call a site where a MessageText interpolation
+/// makes one a piece, for the parsers' many error sites. Cold (an error is reported once), so optimised for
+/// size. No default arguments: each would be a call at every site.
 @_optimize(size) @inline(never)
 func message(_ first: StaticString, _ text: String, _ second: StaticString, _ more: String, _ end: StaticString) -> String {
     var out = ByteWriter(capacity: 128)
