@@ -92,9 +92,15 @@ extension Span where Element == UInt8 {
 
     /// Whether `range` spells exactly `literal` (an ASCII string literal): lengths first, then a plain
     /// loop (the generic `elementsEqual` walks two iterators, ten times the instructions for a short word).
+    /// The length check is inlined (most words differ in length); the loop is not, the parsers ask at dozens of sites.
     @inline(__always)
     func spells(_ range: Range<Int>, _ literal: StaticString) -> Bool {
-        guard range.count == literal.utf8CodeUnitCount else { return false }
+        range.count == literal.utf8CodeUnitCount && hasBytes(range, of: literal)
+    }
+
+    /// Whether `range`, as long as `literal`, holds its bytes.
+    @inline(never)
+    private func hasBytes(_ range: Range<Int>, of literal: StaticString) -> Bool {
         let part = extracting(range)
         for offset in part.indices where part[offset] != literal.utf8Start[offset] { return false }
         return true
@@ -161,7 +167,8 @@ extension Span where Element == UInt8 {
     }
 
     /// The bytes of `range` as a String (invalid UTF-8 repaired: the parsers check it where it matters).
-    @inline(__always)
+    /// Not inlined: String(decoding:) inlines its validation and repair at each site.
+    @inline(never)
     package func text(_ range: Range<Int>) -> String { withBuffer(range) { String(decoding: $0, as: UTF8.self) } }
 
     /// Bytes of a file quoted in a parser's error message: escaped (the message reaches root's terminal

@@ -40,7 +40,7 @@ public struct UserState: Equatable, Sendable {
     /// Unix time until which no code is asked for; 0 when not locked.
     public var lockedUntil: Int64 = 0
     /// By device id.
-    public var devices: DeviceUsages = [:]
+    public var devices = DeviceUsages()
     /// A personal deadline set by `engage2fa-admin extend` or `reset --deadline` (kept here, not in
     /// the policy file, which dpkg owns).
     public var deadline: PolicyDate? = nil
