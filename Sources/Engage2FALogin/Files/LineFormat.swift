@@ -92,15 +92,9 @@ extension Span where Element == UInt8 {
 
     /// Whether `range` spells exactly `literal` (an ASCII string literal): lengths first, then a plain
     /// loop (the generic `elementsEqual` walks two iterators, ten times the instructions for a short word).
-    /// The length check is inlined (most words differ in length); the loop is not, the parsers ask at dozens of sites.
     @inline(__always)
     func spells(_ range: Range<Int>, _ literal: StaticString) -> Bool {
-        range.count == literal.utf8CodeUnitCount && hasBytes(range, of: literal)
-    }
-
-    /// Whether `range`, as long as `literal`, holds its bytes.
-    @inline(never)
-    private func hasBytes(_ range: Range<Int>, of literal: StaticString) -> Bool {
+        guard range.count == literal.utf8CodeUnitCount else { return false }
         let part = extracting(range)
         for offset in part.indices where part[offset] != literal.utf8Start[offset] { return false }
         return true
