@@ -205,7 +205,11 @@ public struct ParsedConfig: Sendable {
     }
 
     public var errors: [ConfigDiagnostic] { diagnostics.filter { $0.severity == .error } }
-    public var isValid: Bool { errors.isEmpty }
+    /// No error (asked without building the list of errors).
+    public var isValid: Bool {
+        for diagnostic in diagnostics where diagnostic.severity == .error { return false }
+        return true
+    }
 
 }
 
