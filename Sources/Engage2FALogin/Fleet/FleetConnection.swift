@@ -10,9 +10,9 @@ public enum FleetConnectionError: Error, Equatable {
 
     public var description: String {
         switch self {
-        case .noService(let reason): "engage2fad not reachable: \(reason)"
+        case .noService(let reason): "engage2fad not reachable: " + reason
         case .timedOut: "engage2fad did not answer in time"
-        case .broken(let reason): "engage2fad: \(reason)"
+        case .broken(let reason): "engage2fad: " + reason
         }
     }
 }

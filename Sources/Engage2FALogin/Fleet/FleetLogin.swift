@@ -39,12 +39,11 @@ final class FleetSession {
         default: unreachable = "unexpected answer from engage2fad"; serviceFailed = true
         }
         connection = nil
-        for path in [FleetCache.userPath(stateDirectory: stateDirectory, uid: account.uid), FleetCache.policyPath(stateDirectory: stateDirectory)] {
-            if var cached = FleetCache.read(path: path) {
-                // The policy alone does not say whether this user has a device: assume so (fail closed).
-                if path.hasSameBytes(as: FleetCache.policyPath(stateDirectory: stateDirectory)) { cached.devices = 1 }
-                return cached
-            }
+        if let cached = FleetCache.read(path: FleetCache.userPath(stateDirectory: stateDirectory, uid: account.uid)) { return cached }
+        if var cached = FleetCache.read(path: FleetCache.policyPath(stateDirectory: stateDirectory)) {
+            // The policy alone does not say whether this user has a device: assume so (fail closed).
+            cached.devices = 1
+            return cached
         }
         var unknown = FleetSnapshot()
         unknown.devices = 1
@@ -75,7 +74,7 @@ final class FleetSession {
 /// is required: root-only files in state_dir/fleet, one snapshot line each.
 public enum FleetCache {
     public static func directory(stateDirectory: String) -> String { stateDirectory + "/fleet" }
-    public static func userPath(stateDirectory: String, uid: uid_t) -> String { directory(stateDirectory: stateDirectory) + "/\(uid).snapshot" }
+    public static func userPath(stateDirectory: String, uid: uid_t) -> String { directory(stateDirectory: stateDirectory) + "/" + String(uid) + ".snapshot" }
     public static func policyPath(stateDirectory: String) -> String { directory(stateDirectory: stateDirectory) + "/policy.snapshot" }
 
     public static func read(path: String) -> FleetSnapshot? {
@@ -155,15 +154,11 @@ extension Login {
     /// A required user while no directory answers: never fail open.
     func denyUnreachable(_ fleet: FleetSession, reason: String) -> LoginResult {
         if fleet.serviceFailed { return denyServiceFailure(reason: reason) }
-        // The URIs separated by spaces, appended one by one (joined(separator:) is a generic copy of its own).
-        var message = "denied: the directory cannot be reached ("
-        message += reason
-        message += "); URIs:"
-        for uri in fleet.settings.uris {
-            message += " "
-            message += uri
-        }
-        logAboutUser(.error, message)
+        // The URIs separated by spaces, by String's + (called, where += and joined(separator:) are inlined
+        // or specialised at each use). No URI is empty (ldap_uri's pieces never are).
+        var uris = ""
+        for uri in fleet.settings.uris { uris = uris.isEmpty ? uri : uris + " " + uri }
+        logAboutUser(.error, "denied: the directory cannot be reached (" + reason + "); URIs: " + uris)
         conversation.showError("Two-factor authentication cannot be checked: the directory cannot be reached. Try again later or ask an administrator.")
         return .denied
     }
