@@ -105,7 +105,7 @@ extension Login {
         let remaining = UserState.lockoutRemaining(lockedUntil: lockedUntil, now: now, lockoutSeconds: config.lockoutSeconds)
         if remaining > 0 {
             conversation.showError(lockoutMessage(remaining))
-            logAboutUser(.notice, "locked out for \(remaining) more seconds; no code asked")
+            logAboutUser(.notice, "locked out for " + String(remaining) + " more seconds; no code asked")
             return .lockedOut
         }
         guard let answer = readAnswer() else {

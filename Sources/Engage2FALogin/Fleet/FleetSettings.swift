@@ -137,9 +137,6 @@ func isIPv4Loopback(_ name: some Collection<UInt8>) -> Bool {
 /// `before`, `value` as shown (displayText, at most 64 bytes), then `after`: the messages that quote a
 /// value are built by this one function, not by a string interpolation inlined at each.
 @inline(never)
-func quotingValue(_ before: StaticString, _ value: String, _ after: StaticString) -> String {
-    var message = before.text
-    message += displayText(value, limit: 64)
-    message += after.text
-    return message
+func quotingValue(_ before: String, _ value: String, _ after: String) -> String {
+    before + displayText(value, limit: 64) + after
 }

@@ -255,7 +255,7 @@ public enum TimeZoneDataError: Error, Equatable, CustomStringConvertible {
 
     public var reason: String { reasonText.text }
 
-    public var description: String { "not a usable TZif file: " + reasonText.text }
+    public var description: String { "not a usable TZif file: " + reason }
 
     private var reasonText: StaticString {
         switch self {
@@ -322,62 +322,84 @@ extension TimeZoneRules {
     private init(reading reader: inout BigEndianReader, header: TZifHeader, timeSize: Int) throws(TimeZoneDataError) {
         // The whole block is there before any of it is read.
         guard reader.remaining >= header.dataSize(timeSize: timeSize) else { throw TimeZoneDataError.truncatedData }
-        // The transitions of a real zone run to a few hundred: read straight from the bytes (checked
-        // to be there above), not value by value through the reader.
+        // Every value is read straight from the bytes (checked to be there above), not value by value
+        // through the reader, into arrays made at their size (no append, no growing). The first problem
+        // in the file's order is thrown once all is read.
+        var problem: TimeZoneDataError? = nil
         let count = header.timeCount
-        let start = reader.position
-        var ascending = true
-        var typesExist = true
+        var position = reader.position
         let file = reader.bytes  // the span below borrows this copy, not the reader, which moves on after
         let bytes = file.span
+        let transitionsStart = position
         let transitions = [Int64](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var previous = Int64.min
             for index in 0..<count {
-                let time = bigEndian(bytes, at: start + index * timeSize, size: timeSize)
-                if index > 0 && time <= previous { ascending = false }
-                previous = time
+                let time = bigEndian(bytes, at: transitionsStart + index * timeSize, size: timeSize)
+                if index > 0 && time <= buffer[index - 1] && problem == nil { problem = .transitionsNotAscending }
                 buffer[index] = time
             }
             initialized = count
         }
-        let typesStart = start + count * timeSize
+        position += count * timeSize
+        let typesStart = position
         let transitionTypes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             for index in 0..<count {
                 let type = bytes[typesStart + index]
-                if Int(type) >= header.typeCount { typesExist = false }
+                if Int(type) >= header.typeCount && problem == nil { problem = .missingTimeType }
                 buffer[index] = type
             }
             initialized = count
         }
-        guard ascending else { throw TimeZoneDataError.transitionsNotAscending }
-        guard typesExist else { throw TimeZoneDataError.missingTimeType }
-        try reader.skip(count * (timeSize + 1))
-        var typeOffsets: [Int32] = []
-        typeOffsets.reserveCapacity(header.typeCount)
-        for _ in 0..<header.typeCount {
-            let offset = try reader.integer(size: 4)
-            let isDaylight = try reader.byte()
-            let designation = try reader.byte()
-            // RFC 8536 §3.2: −25:59:59 is not allowed, −24:59:59…+25:59:59 is.
-            guard (-89_999...93_599).contains(offset) else { throw TimeZoneDataError.offsetOutOfRange }
-            guard isDaylight <= 1 else { throw TimeZoneDataError.daylightIndicator }
-            guard Int(designation) < header.characterCount else { throw TimeZoneDataError.designationIndex }
-            typeOffsets.append(Int32(offset))
+        position += count
+        let recordsStart = position
+        let typeOffsets = [Int32](unsafeUninitializedCapacity: header.typeCount) { buffer, initialized in
+            for index in 0..<header.typeCount {
+                let record = recordsStart + index * 6
+                let offset = bigEndian(bytes, at: record, size: 4)
+                if problem == nil {
+                    // RFC 8536 §3.2: −25:59:59 is not allowed, −24:59:59…+25:59:59 is.
+                    if !(-89_999...93_599).contains(offset) {
+                        problem = .offsetOutOfRange
+                    } else if bytes[record + 4] > 1 {
+                        problem = .daylightIndicator
+                    } else if Int(bytes[record + 5]) >= header.characterCount {
+                        problem = .designationIndex
+                    }
+                }
+                buffer[index] = Int32(truncatingIfNeeded: offset)  // read as 4 bytes: it fits
+            }
+            initialized = header.typeCount
         }
-        try reader.skip(header.characterCount)
-        var leapTimes: [Int64] = []
-        var leapCorrections: [Int32] = []
-        for _ in 0..<header.leapCount {
-            let time = try reader.integer(size: timeSize)
-            let correction = try reader.integer(size: 4)
-            guard leapTimes.isEmpty || leapTimes[leapTimes.count - 1] < time else { throw TimeZoneDataError.leapSecondsNotAscending }
-            guard (-3600...3600).contains(correction) else { throw TimeZoneDataError.leapCorrectionOutOfRange }
-            leapTimes.append(time)
-            leapCorrections.append(Int32(correction))
+        position += header.typeCount * 6 + header.characterCount
+        let leapStart = position
+        let leapSize = timeSize + 4
+        // Both checks of each record in this pass, so that the first problem is the file's first.
+        let leapTimes = [Int64](unsafeUninitializedCapacity: header.leapCount) { buffer, initialized in
+            for index in 0..<header.leapCount {
+                let time = bigEndian(bytes, at: leapStart + index * leapSize, size: timeSize)
+                let correction = bigEndian(bytes, at: leapStart + index * leapSize + timeSize, size: 4)
+                if problem == nil {
+                    if index > 0 && time <= buffer[index - 1] {
+                        problem = .leapSecondsNotAscending
+                    } else if !(-3600...3600).contains(correction) {
+                        problem = .leapCorrectionOutOfRange
+                    }
+                }
+                buffer[index] = time
+            }
+            initialized = header.leapCount
         }
-        for _ in 0..<(header.standardCount + header.universalCount) {
-            guard try reader.byte() <= 1 else { throw TimeZoneDataError.standardOrUniversalIndicator }
+        let leapCorrections = [Int32](unsafeUninitializedCapacity: header.leapCount) { buffer, initialized in
+            for index in 0..<header.leapCount {
+                buffer[index] = Int32(truncatingIfNeeded: bigEndian(bytes, at: leapStart + index * leapSize + timeSize, size: 4))
+            }
+            initialized = header.leapCount
         }
+        position += header.leapCount * leapSize
+        for index in 0..<(header.standardCount + header.universalCount) where bytes[position + index] > 1 && problem == nil {
+            problem = .standardOrUniversalIndicator
+        }
+        if let problem { throw problem }
+        try reader.skip(header.dataSize(timeSize: timeSize))
         var footer = TimeZoneFooter.absent
         if timeSize == 8 {
             // "\n" TZ string "\n", and the end of the file.
@@ -695,7 +717,7 @@ private struct ZoneFileWalk {
     mutating func run() throws(TimeZoneFileError) -> [UInt8] {
         guard pending.first == Self.slash, !pending.contains(0) else { throw .missing(path: path) }
         let root: FileDescriptor
-        do { root = try FileDescriptor.openRootDirectory() } catch { throw failure(calling: "open", error) }
+        do { root = try FileDescriptor.openRootDirectory() } catch { throw failure(calling: "open", error, withName: false) }
         directories.append(root)
         try checkDirectory(root)
         var linksLeft = 16
@@ -710,7 +732,7 @@ private struct ZoneFileWalk {
                 }
                 continue
             }
-            guard length < name.count else { throw untrusted("a name longer than 255 bytes") }
+            guard length < name.count else { throw untrusted("a name longer than 255 bytes", withName: false) }
             pending.withUnsafeBufferPointer { source in
                 name.withUnsafeMutableBufferPointer { target in
                     for index in 0..<length { target[index] = CChar(bitPattern: source[start + index]) }
@@ -768,7 +790,7 @@ private struct ZoneFileWalk {
             cursor = 0
         }
         // The path ended in a directory ("/", "..", or a link to one).
-        throw untrusted("not a regular file")
+        throw untrusted("not a regular file", withName: false)
     }
 
     /// The next name between slashes, as a range of `pending`.
@@ -799,21 +821,21 @@ private struct ZoneFileWalk {
 
     /// The errors of the walk, made here rather than at each of its checks.
     @inline(never)
-    func untrusted(_ reason: String, withName: Bool = false) -> TimeZoneFileError {
+    func untrusted(_ reason: String, withName: Bool) -> TimeZoneFileError {
         .untrusted(path: shown(withName: withName), reason: reason)
     }
 
     @inline(never)
-    func failure(calling call: StaticString, _ error: Errno, withName: Bool = false) -> TimeZoneFileError {
-        .system(path: shown(withName: withName), SystemError(call.text, error))
+    func failure(calling call: String, _ error: Errno, withName: Bool) -> TimeZoneFileError {
+        .system(path: shown(withName: withName), SystemError(call, error))
     }
 
     @inline(never)  // called for the root and for each directory: one copy
     func checkDirectory(_ directory: FileDescriptor) throws(TimeZoneFileError) {
         let status: FileStatus
-        do { status = try directory.status() } catch { throw failure(calling: "fstat", error) }
-        guard status.type == .directory else { throw untrusted("not a directory") }
-        if let reason = untrustedOwnerOrMode(status) { throw untrusted(reason) }
+        do { status = try directory.status() } catch { throw failure(calling: "fstat", error, withName: false) }
+        guard status.type == .directory else { throw untrusted("not a directory", withName: false) }
+        if let reason = untrustedOwnerOrMode(status) { throw untrusted(reason, withName: false) }
     }
 
     func readFile(_ file: FileDescriptor) throws(TimeZoneFileError) -> [UInt8] {
@@ -840,6 +862,7 @@ private func untrustedOwnerOrMode(_ status: FileStatus) -> String? {
 }
 
 /// `before`, the uid, then ", not root".
-private func ownerText(_ before: StaticString, _ owner: uid_t) -> String {
-    before.text + String(owner) + ", not root"
+@inline(never)  // for a link and for a file or directory: one copy
+private func ownerText(_ before: String, _ owner: uid_t) -> String {
+    before + String(owner) + ", not root"
 }
