@@ -81,7 +81,7 @@ extension FleetRequest {
         let fields = line[...].pieces(separatedBy: UInt8(ascii: " "), keepEmpty: true)
         guard let verb = fields.first else { return nil }
         func text(_ index: Int) -> String? { index < fields.count ? hexText(fields[index]) : nil }
-        func bytes(_ index: Int) -> [UInt8]? { index < fields.count ? parseHex(fields[index]) : nil }
+        func bytes(_ index: Int) -> [UInt8]? { index < fields.count ? hexBytes(fields[index]) : nil }
         switch ByteWord(verb) {
         case "snapshot" where fields.count == 2:
             guard let user = text(1) else { return nil }
@@ -158,7 +158,7 @@ extension FleetAnswer {
                 guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else { return nil }
                 let key = ByteWord(field[..<equals])
                 let value = field[(equals + 1)...]
-                let absent = value.elementsEqual("-".utf8)
+                let absent = value.count == 1 && value[value.startIndex] == UInt8(ascii: "-")
                 switch key {
                 case "start", "deadline":
                     guard !absent else { continue }
@@ -183,7 +183,7 @@ extension FleetAnswer {
                     }
                 case "rsalt":
                     guard !absent else { continue }
-                    guard let salt = parseHex(value), (1...64).contains(salt.count) else { return nil }
+                    guard let salt = hexBytes(value), (1...64).contains(salt.count) else { return nil }
                     snapshot.recoverySalt = salt
                 default:
                     return nil
@@ -213,8 +213,14 @@ extension FleetAnswer {
             default: self = .done(text)
             }
         case "enrollment" where fields.count == 7:
-            guard let secret = parseHex(fields[1]), (10...64).contains(secret.count),
-                  let algorithm = OTPAlgorithm.allCases.first(where: { fields[2].elementsEqual($0.rawValue.utf8) }),
+            // The algorithm's raw value, matched as bytes.
+            let algorithm: OTPAlgorithm? = switch ByteWord(fields[2]) {
+            case "SHA1": .sha1
+            case "SHA256": .sha256
+            case "SHA512": .sha512
+            default: nil
+            }
+            guard let secret = hexBytes(fields[1]), (10...64).contains(secret.count), let algorithm,
                   let digits = number(3, Int64(OTPParameters.digitRange.lowerBound)...Int64(OTPParameters.digitRange.upperBound)),
                   let period = number(4, Int64(OTPParameters.periodRange.lowerBound)...Int64(OTPParameters.periodRange.upperBound)),
                   let issuer = hexText(fields[5]), let existing = number(6, 0...10_000) else { return nil }
@@ -229,8 +235,15 @@ extension FleetAnswer {
 /// The text a hex field spells, if it is valid UTF-8: one copy for every text field of the protocol.
 @inline(never)
 func hexText(_ field: ArraySlice<UInt8>) -> String? {
-    guard let bytes = parseHex(field), isValidUTF8(bytes) else { return nil }
+    guard let bytes = hexBytes(field), isValidUTF8(bytes) else { return nil }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// The bytes a hex field spells: through an UnsafeBufferPointer, the one copy of parseHex the lines of
+/// files use too.
+@inline(never)  // called by each field's parser: one copy
+func hexBytes(_ field: ArraySlice<UInt8>) -> [UInt8]? {
+    field.withUnsafeBufferPointer { parseHex($0) }
 }
 
 extension ByteWriter {

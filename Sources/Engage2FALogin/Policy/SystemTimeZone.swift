@@ -743,7 +743,8 @@ private struct ZoneFileWalk {
             let isLast = atEnd
             let directory = directories[directories.count - 1]
             let options: FileDescriptor.OpenOptions = isLast ? [.nonBlocking, .noControllingTerminal] : .directory
-            let opened = name.withUnsafeBufferPointer { cName in Result { () throws(Errno) in try directory.open(at: cName.baseAddress!, .readOnly, options: options) } }
+            // `name` goes to each call as a pointer to its NUL-terminated bytes.
+            let opened = Result { () throws(Errno) in try directory.open(at: name, .readOnly, options: options) }
             switch opened {
             case .success(let file):
                 if isLast { return try file.closeAfter { () throws(TimeZoneFileError) in try readFile(file) } }
@@ -760,7 +761,7 @@ private struct ZoneFileWalk {
             }
             // A symbolic link, or not a directory: which, and if a link, to where.
             let status: FileStatus
-            do throws(Errno) { status = try name.withUnsafeBufferPointer { cName throws(Errno) in try directory.status(at: cName.baseAddress!) } } catch {
+            do throws(Errno) { status = try directory.status(at: name) } catch {
                 throw failure(calling: "fstatat", error, withName: true)
             }
             guard status.type == .symbolicLink else {
@@ -773,7 +774,7 @@ private struct ZoneFileWalk {
             guard linksLeft >= 0 else { throw .tooManyLinks(path: path) }
             let target: [UInt8]
             do throws(Errno) {
-                target = try name.withUnsafeBufferPointer { cName throws(Errno) in try directory.symbolicLinkTarget(at: cName.baseAddress!) }
+                target = try directory.symbolicLinkTarget(at: name)
             } catch {
                 throw failure(calling: "readlink", error, withName: true)
             }
