@@ -105,7 +105,7 @@ extension Login {
         let remaining = UserState.lockoutRemaining(lockedUntil: lockedUntil, now: now, lockoutSeconds: config.lockoutSeconds)
         if remaining > 0 {
             conversation.showError(lockoutMessage(remaining))
-            logAboutUser(.notice, "locked out for " + String(remaining) + " more seconds; no code asked")
+            logAboutUser(.notice, "locked out for \(remaining) more seconds; no code asked")
             return .lockedOut
         }
         guard let answer = readAnswer() else {
@@ -154,30 +154,32 @@ extension Login {
     /// A required user while no directory answers: never fail open.
     func denyUnreachable(_ fleet: FleetSession, reason: String) -> LoginResult {
         if fleet.serviceFailed { return denyServiceFailure(reason: reason) }
-        // The URIs separated by spaces, by String's + (called, where += and joined(separator:) are inlined
-        // or specialised at each use). No URI is empty (ldap_uri's pieces never are).
-        var uris = ""
-        for uri in fleet.settings.uris { uris = uris.isEmpty ? uri : uris + " " + uri }
-        logAboutUser(.error, "denied: the directory cannot be reached (" + reason + "); URIs: " + uris)
+        // The URIs separated by spaces, appended to the line (joined(separator:) is a generic copy of its own).
+        var line: MessageText = "denied: the directory cannot be reached (\(reason)); URIs: "
+        var first = true
+        for uri in fleet.settings.uris {
+            line = first ? "\(line)\(uri)" : "\(line) \(uri)"
+            first = false
+        }
+        logAboutUser(.error, line)
         conversation.showError("Two-factor authentication cannot be checked: the directory cannot be reached. Try again later or ask an administrator.")
         return .denied
     }
 
     /// A required user whom engage2fad could not check (it said why): never fail open.
     func denyServiceFailure(reason: String) -> LoginResult {
-        denyForSystemProblem("engage2fad: " + displayText(reason, limit: 500))
+        denyForSystemProblem("engage2fad: \(displayText(reason, limit: 500))")
     }
 
-    private func denyForSystemProblem(_ why: String) -> LoginResult {
-        logAboutUser(.error, "denied: " + why)
+    private func denyForSystemProblem(_ why: MessageText) -> LoginResult {
+        logAboutUser(.error, "denied: \(why)")
         conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
         return .denied
     }
 
-    /// "user NAME: " and `message`, logged: the fleet path's lines share this one call (each log call is
-    /// inlined where it is made).
+    /// "user NAME: " and `message`, logged: the fleet path's lines share this one call.
     @inline(never)
-    private func logAboutUser(_ priority: LogPriority, _ message: String) {
-        log.log(priority, "user " + displayText(user, limit: 64) + ": " + message)
+    private func logAboutUser(_ priority: LogPriority, _ message: MessageText) {
+        log.log(priority, "user \(displayText(user, limit: 64)): \(message)")
     }
 }
