@@ -47,7 +47,7 @@ public enum PBKDF2<Compression: BlockCompression> {
         while derived.count < length {
             var mac = keyed
             mac.update(salt)
-            mac.update(bigEndianBytes(CollectionOfOne(blockIndex)))
+            withUnsafeBytes(of: blockIndex.bigEndian) { mac.update($0) }
             var u = mac.finalize()
             var t = u
             for _ in 1..<iterations {
