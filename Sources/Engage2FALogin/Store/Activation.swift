@@ -50,43 +50,60 @@ public struct ActivationStore: Sendable {
     /// Who must own the record and its directories: root (tests name another owner with another root).
     let owner: uid_t
 
+    /// `root/activation.d`, where the record of a policy file named by config= is (nil for the default file's).
+    private let recordDirectory: String?
+
     public init(configPath: String, root: String = ActivationStore.defaultRoot, owner: uid_t = 0) {
         self.root = root
         self.configPath = configPath
         self.owner = owner
         if configPath.hasSameBytes(as: Config.defaultPath) {
+            recordDirectory = nil
             recordPath = root + "/activation"
         } else {
+            // One buffer for the directory and the record in it, the digest and its hex made in place.
             var path = ByteWriter(capacity: root.utf8.count + 78)
             path.write(string: root)
-            path.write("/activation.d/")
-            path.write(string: hexString(SHA256.hash(configPath.utf8)))
+            path.write("/activation.d")
+            recordDirectory = path.text
+            path.write("/")
+            var hasher = SHA256()
+            var config = configPath
+            config.withUTF8 { hasher.update(UnsafeRawBufferPointer($0)) }
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SHA256Compression.digestSize) { digest in
+                hasher.finalize(into: digest.baseAddress!)
+                let digits: StaticString = "0123456789abcdef"
+                for byte in digest {
+                    path.bytes.append(digits.utf8Start[Int(byte >> 4)])
+                    path.bytes.append(digits.utf8Start[Int(byte & 15)])
+                }
+            }
             recordPath = path.text
         }
-    }
-
-    /// The directories from `root` down to the record's.
-    private var directories: [String] {
-        configPath.hasSameBytes(as: Config.defaultPath) ? [root] : [root, root + "/activation.d"]
     }
 
     static let header: StaticString = "engage2fa-activation 1"
 
     /// Whether 2FA was ever activated for this policy file.
     public func read() -> ActivationState {
-        for directory in directories {
-            let status: FileStatus
-            do throws(Errno) {
-                status = try FileStatus(path: directory, followSymbolicLinks: false)
-            } catch .noSuchFileOrDirectory {
-                // A directory that is not there holds no record: its parent is root's (/var/lib).
-                return .never
-            } catch {
-                return .unreadable(reason: "\(displayText(directory)): \(SystemError("lstat", error))")
-            }
-            if let problem = untrustedDirectoryProblem(status) { return .unreadable(reason: "\(displayText(directory)): \(problem)") }
-        }
+        if let state = directoryState(root) { return state }
+        if let recordDirectory, let state = directoryState(recordDirectory) { return state }
         return Self.readRecord(recordPath, owners: [owner])
+    }
+
+    /// Why the record cannot be in `directory` (nil if it can be): not there, unreadable or untrusted.
+    private func directoryState(_ directory: String) -> ActivationState? {
+        let status: FileStatus
+        do throws(Errno) {
+            status = try FileStatus(path: directory, followSymbolicLinks: false)
+        } catch .noSuchFileOrDirectory {
+            // A directory that is not there holds no record: its parent is root's (/var/lib).
+            return .never
+        } catch {
+            return .unreadable(reason: "\(displayText(directory)): \(SystemError("lstat", error))")
+        }
+        if let problem = untrustedDirectoryProblem(status) { return .unreadable(reason: "\(displayText(directory)): \(problem)") }
+        return nil
     }
 
     /// Reads a record at `path`: missing is `.never`; anything else that is not a record, from the
@@ -111,14 +128,20 @@ public struct ActivationStore: Sendable {
 
     /// The fields of a record's second line; nil if the first is not the header.
     private static func parseRecord(_ bytes: Span<UInt8>) -> (activatedAt: Int64?, recordedAt: Int64?, config: String?, stateDirectory: String?)? {
-        var lines = LineRanges()
-        guard let first = lines.next(in: bytes), bytes.spells(first, Self.header), let second = lines.next(in: bytes) else { return nil }
+        let firstEnd = bytes.position(of: 0x0A, in: 0..<bytes.count)
+        guard bytes.spells(0..<firstEnd, Self.header), firstEnd < bytes.count else { return nil }
+        let second = firstEnd + 1..<bytes.position(of: 0x0A, in: firstEnd + 1..<bytes.count)
         var activatedAt: Int64? = nil
         var recordedAt: Int64? = nil
         var config: String? = nil
         var stateDirectory: String? = nil
-        for word in bytes.pieces(of: second, separatedBy: UInt8(ascii: " "), keepEmpty: false) {
-            guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word) else { continue }
+        // The words between single spaces, found in place (no array of their ranges).
+        var start = second.lowerBound
+        while start < second.upperBound {
+            let word = start..<bytes.position(of: UInt8(ascii: " "), in: start..<second.upperBound)
+            start = word.upperBound + 1
+            let equals = bytes.position(of: UInt8(ascii: "="), in: word)
+            guard equals < word.upperBound else { continue }
             let key = word.lowerBound..<equals, valueText = equals + 1..<word.upperBound
             if bytes.spells(key, "config") { config = bytes.percentDecoded(valueText); continue }
             if bytes.spells(key, "state-dir") { stateDirectory = bytes.percentDecoded(valueText); continue }
@@ -138,7 +161,7 @@ public struct ActivationStore: Sendable {
 
     /// Writes the record once (root only); an existing record is never replaced.
     public func record(_ record: ActivationRecord) throws(StateError) {
-        for directory in directories {
+        for directory in [root] + (recordDirectory.map { [$0] } ?? []) {
             var status: FileStatus
             do throws(Errno) {
                 status = try FileStatus(path: directory, followSymbolicLinks: false)
@@ -213,5 +236,17 @@ public struct ActivationStore: Sendable {
         legacy.configPath = configPath
         legacy.stateDirectory = legacy.stateDirectory ?? stateDirectory
         return (.active(legacy), legacy)
+    }
+}
+
+extension Span where Element == UInt8 {
+    /// Where the first `byte` in `range` is, or `range.upperBound`: memchr(3), not a checked loop a byte at a time.
+    fileprivate func position(of byte: UInt8, in range: Range<Int>) -> Int {
+        guard !range.isEmpty else { return range.upperBound }
+        return withUnsafeBufferPointer { buffer in
+            let start = UnsafeRawPointer(buffer.baseAddress!)
+            guard let found = memchr(start + range.lowerBound, Int32(byte), range.count) else { return range.upperBound }
+            return UnsafeRawPointer(found) - start
+        }
     }
 }
