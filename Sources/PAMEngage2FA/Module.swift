@@ -76,7 +76,7 @@ struct ModuleOptions {
     /// forward_pass, use_first_pass, try_first_pass (one at most).
     var passwordEntry = PasswordEntry.separate
 
-    struct Problem: Error { var message: String }
+    struct Problem: Error { var message: MessageText }
 
     static func parse(argc: Int32, argv: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Result<ModuleOptions, Problem> {
         var options = ModuleOptions()
@@ -84,20 +84,21 @@ struct ModuleOptions {
             guard let pointer = argv?[index] else { continue }
             // Compared as C bytes: String's Unicode-aware hasPrefix and count cost thousands of instructions.
             let argument = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: strlen(pointer))
-            let configPrefix = Array("config=".utf8)
-            let entry: PasswordEntry? = argument.elementsEqual("forward_pass".utf8) ? .forwardPass
-                : argument.elementsEqual("use_first_pass".utf8) ? .useFirstPass
-                : argument.elementsEqual("try_first_pass".utf8) ? .tryFirstPass : nil
-            if argument.elementsEqual("debug".utf8) {
+            let configPrefix: StaticString = "config="
+            let entry: PasswordEntry? = argument.spells("forward_pass") ? .forwardPass
+                : argument.spells("use_first_pass") ? .useFirstPass
+                : argument.spells("try_first_pass") ? .tryFirstPass : nil
+            if argument.spells("debug") {
                 options.debug = true
             } else if let entry {
                 guard options.passwordEntry == .separate || options.passwordEntry == entry else {
                     return .failure(Problem(message: "forward_pass, use_first_pass and try_first_pass exclude each other: name one"))
                 }
                 options.passwordEntry = entry
-            } else if argument.starts(with: configPrefix), argument.count > configPrefix.count {
-                let path = String(decoding: argument[configPrefix.count...], as: UTF8.self)
-                guard argument[configPrefix.count] == UInt8(ascii: "/") else {
+            } else if argument.count > configPrefix.utf8CodeUnitCount,
+                      UnsafeBufferPointer(rebasing: argument[..<configPrefix.utf8CodeUnitCount]).spells(configPrefix) {
+                let path = String(decoding: argument[configPrefix.utf8CodeUnitCount...], as: UTF8.self)
+                guard argument[configPrefix.utf8CodeUnitCount] == UInt8(ascii: "/") else {
                     return .failure(Problem(message: "config= needs an absolute path, not '\(path)'"))
                 }
                 options.configPath = path
@@ -110,6 +111,13 @@ struct ModuleOptions {
     }
 }
 
+extension UnsafeBufferPointer<UInt8> {
+    /// Whether these bytes are exactly `word`'s.
+    func spells(_ word: StaticString) -> Bool {
+        count == word.utf8CodeUnitCount && (count == 0 || memcmp(baseAddress!, word.utf8Start, count) == 0)
+    }
+}
+
 /// The PAM conversation: prompts with echo off, and info and error messages the user sees
 /// (an ssh user too, through keyboard-interactive).
 struct PAMConversation: LoginConversation {
@@ -118,7 +126,8 @@ struct PAMConversation: LoginConversation {
 
     func askHidden(_ prompt: String) -> [UInt8]? {
         var response: UnsafeMutablePointer<CChar>? = nil
-        guard e2f_pam_prompt(handle, PAM_PROMPT_ECHO_OFF, &response, prompt) == PAM_SUCCESS, let response else { return nil }
+        // withCString hands over a native String's own bytes; the implicit conversion would copy them.
+        guard prompt.withCString({ e2f_pam_prompt(handle, PAM_PROMPT_ECHO_OFF, &response, $0) }) == PAM_SUCCESS, let response else { return nil }
         let length = strlen(response)
         let typed = [UInt8](UnsafeRawBufferPointer(start: response, count: length))
         // The response may be a code or a recovery code: wipe it before handing the memory back.
@@ -142,14 +151,14 @@ struct PAMConversation: LoginConversation {
     func showInfo(_ text: String) {
         guard !silent else { return }
         var ignored: UnsafeMutablePointer<CChar>? = nil
-        _ = e2f_pam_prompt(handle, PAM_TEXT_INFO, &ignored, shown(text))
+        _ = shown(text).withCString { e2f_pam_prompt(handle, PAM_TEXT_INFO, &ignored, $0) }
         free(ignored)
     }
 
     func showError(_ text: String) {
         guard !silent else { return }
         var ignored: UnsafeMutablePointer<CChar>? = nil
-        _ = e2f_pam_prompt(handle, PAM_ERROR_MSG, &ignored, shown(text))
+        _ = shown(text).withCString { e2f_pam_prompt(handle, PAM_ERROR_MSG, &ignored, $0) }
         free(ignored)
     }
 
@@ -168,18 +177,30 @@ struct PAMConversation: LoginConversation {
 /// backslashes are left alone rather than doubled. The service and the remote host are the
 /// application's and the client's bytes: escaped as fields (`logField`: spaces too), once per login.
 struct SyslogLog: LoginLog {
-    let service: String
-    let origin: String
+    /// The service as the log shows it, NUL-terminated for C.
+    let service: [UInt8]
+    /// " rhost=HOST tty=TTY" (each field when it is set), escaped as fields.
+    let origin: [UInt8]
 
     init(handle: OpaquePointer) {
-        service = pamItem(handle, PAM_SERVICE).map { displayText(bytes: $0, limit: 64) } ?? "?"
-        var origin = ""
-        if let rhost = pamItem(handle, PAM_RHOST), !rhost.isEmpty { origin += " " + logField("rhost", bytes: rhost) }
-        if let tty = pamItem(handle, PAM_TTY), !tty.isEmpty { origin += " " + logField("tty", bytes: tty, limit: 64) }
+        var service: [UInt8] = []
+        if let name = pamItem(handle, PAM_SERVICE) { appendDisplayText(name, limit: 64, to: &service) } else { service.append(UInt8(ascii: "?")) }
+        service.append(0)
+        self.service = service
+        var origin: [UInt8] = []
+        if let rhost = pamItem(handle, PAM_RHOST), !rhost.isEmpty {
+            origin.append(UInt8(ascii: " "))
+            appendLogField("rhost", bytes: rhost, to: &origin)
+        }
+        if let tty = pamItem(handle, PAM_TTY), !tty.isEmpty {
+            origin.append(UInt8(ascii: " "))
+            appendLogField("tty", bytes: tty, limit: 64, to: &origin)
+        }
         self.origin = origin
     }
 
-    func log(_ priority: LogPriority, _ message: String) {
+    @inline(never)  // one copy for the module's dozens of log sites
+    func log(_ priority: LogPriority, _ message: MessageText) {
         let level: Int32 = switch priority {
         case .error: LOG_ERR
         case .warning: LOG_WARNING
@@ -187,8 +208,17 @@ struct SyslogLog: LoginLog {
         case .info: LOG_INFO
         case .debug: LOG_DEBUG
         }
-        service.withCString { service in
-            (displayText(message, limit: 1000, escapingBackslashes: false) + origin).withCString { e2f_pam_log(level, service, $0) }
+        // The line is escaped into the one buffer handed to C, the origin and the NUL after it.
+        var line: [UInt8] = []
+        line.reserveCapacity(message.bytes.count + origin.count + 8)
+        message.bytes.withUnsafeBufferPointer { appendDisplayText($0, limit: 1000, escapingBackslashes: false, to: &line) }
+        line.append(contentsOf: origin)
+        line.append(0)
+        service.withUnsafeBufferPointer { service in
+            line.withUnsafeBufferPointer { line in
+                e2f_pam_log(level, UnsafeRawPointer(service.baseAddress!).assumingMemoryBound(to: CChar.self),
+                            UnsafeRawPointer(line.baseAddress!).assumingMemoryBound(to: CChar.self))
+            }
         }
     }
 }

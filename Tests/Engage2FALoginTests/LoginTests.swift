@@ -42,7 +42,7 @@ final class RecordingConversation: LoginConversation {
 /// What the module would send to syslog.
 final class RecordingLog: LoginLog {
     private(set) var lines: [(priority: LogPriority, message: String)] = []
-    func log(_ priority: LogPriority, _ message: String) { lines.append((priority, message)) }
+    func log(_ priority: LogPriority, _ message: MessageText) { lines.append((priority, message.text)) }
     var messages: [String] { lines.map { $0.message } }
 }
 

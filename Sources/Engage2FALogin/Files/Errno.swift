@@ -40,7 +40,7 @@ public struct SystemError: Error, Equatable, CustomStringConvertible {
         self.errno = errno
     }
 
-    public var description: String { "\(call): \(errno)" }
+    public var description: String { MessageText("\(call): \(errno)").text }
 }
 
 /// Calls `body` again while it fails with EINTR; -1 becomes the error it set (swift-system's

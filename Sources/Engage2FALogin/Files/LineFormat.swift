@@ -268,30 +268,12 @@ struct ByteWriter {
 
     init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 
-    mutating func write(_ literal: StaticString) {
-        bytes.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
-    }
+    mutating func write(_ literal: StaticString) { bytes.appendLiteral(literal) }
 
     /// Named apart from `write(_: StaticString)`, which string literals would otherwise not pick.
-    mutating func write(string text: String) {
-        // withUTF8 hands over the bytes of a small (inline) string too; iterating its utf8 view would not.
-        var text = text
-        text.withUTF8 { bytes.append(contentsOf: $0) }
-    }
+    mutating func write(string text: String) { bytes.appendText(text) }
 
-    mutating func write(_ value: Int64) {
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var start = 20
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
-        }
-    }
+    mutating func write(_ value: Int64) { bytes.appendDecimal(value) }
 
     mutating func write(_ value: Int) { write(Int64(value)) }
 

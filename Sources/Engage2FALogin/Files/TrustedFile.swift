@@ -21,19 +21,31 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Optimized for size: built only when a login is denied or a command fails.
+    @_optimize(size)
     public var description: String {
-        switch self {
+        let text: MessageText = switch self {
         case .missing(let path): "\(path): does not exist"
         case .symbolicLink(let path): "\(path): is a symbolic link (refused: it could point anywhere)"
         case .notRegularFile(let path): "\(path): is not a regular file"
-        case .wrongOwner(let path, let owner, let expected):
-            "\(path): owned by uid \(owner), expected \(expected.map(String.init).joined(separator: " or "))"
+        case .wrongOwner(let path, let owner, let expected): "\(path): owned by uid \(owner), expected \(ownerList(expected))"
         case .tooPermissive(let path, let permissions, let forbidden):
             "\(path): mode \(permissions) lets group or others \(forbidden == .groupOrOthersWrite ? "write to" : "access") it (only its owner may: chmod go-\(forbidden.groupAndOtherLetters))"
         case .tooLarge(let path, let size, let limit): "\(path): \(size) bytes, more than the \(limit) allowed"
-        case .system(let path, let error): "\(path): \(error)"
+        case .system(let path, let error): "\(path): \(error.call): \(error.errno)"
         }
+        return text.text
     }
+}
+
+/// "0 or 1000".
+private func ownerList(_ owners: [uid_t]) -> MessageText {
+    var list = MessageText.Interpolation(literalCapacity: 16, interpolationCount: owners.count)
+    for (index, owner) in owners.enumerated() {
+        if index > 0 { list.appendLiteral(" or ") }
+        list.appendInterpolation(owner)
+    }
+    return MessageText(stringInterpolation: list)
 }
 
 /// Reads a file that decides who may log in: never through a symbolic link (O_NOFOLLOW), and only

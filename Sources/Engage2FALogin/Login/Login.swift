@@ -73,8 +73,9 @@ struct TypedAnswer {
 }
 
 /// Where the login reports to the admin: syslog in the module. Messages never hold a secret or a code.
+/// A line is built by interpolation into one byte buffer (`MessageText`), which the module escapes and hands to C.
 public protocol LoginLog {
-    func log(_ priority: LogPriority, _ message: String)
+    func log(_ priority: LogPriority, _ message: MessageText)
 }
 
 public enum LogPriority: Sendable {
@@ -122,8 +123,25 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
     public func run() -> LoginResult {
         let startedAt = now()
-        let shownUser = displayText(user, limit: 64)
-        var configState = Config.load(path: configPath)
+        let facts = gatherFacts(startedAt: startedAt)
+        // Group lookups (NSS) only when the policy names groups; an unknown user is in none it can prove.
+        var membership = GroupMembership.unknown
+        if case .valid(let config) = facts.configState, let account = facts.account { membership = account.membership(of: config.scopeGroups) }
+        let outcome = decidePolicy(now: startedAt, user: facts.account?.name ?? user, config: facts.configState, activation: facts.activation,
+                                   enrollment: facts.enrollment, stateDeadline: facts.state.deadline, service: service, membership: membership)
+        report(outcome, facts)
+        return respond(to: outcome, facts, startedAt: startedAt)
+    }
+
+    /// The user as log lines name them: escaped, bounded.
+    var shownUser: String { displayText(user, limit: 64) }
+
+    /// The policy, the activation, the user's account, devices and state, read once (a step of `run`: each
+    /// step takes what the one before made, so that no Optional of a big struct is copied or destroyed at
+    /// every exit).
+    @inline(never)
+    private func gatherFacts(startedAt: Int64) -> LoginFacts {
+        let configState = Config.load(path: configPath)
         var storeConfig = Config()
         switch configState {
         case .valid(let config), .invalid(let config, _): storeConfig = config
@@ -131,16 +149,9 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         }
         let activationStore = ActivationStore(configPath: configPath, root: activationRoot, owner: activationOwner)
         var (activation, legacy) = activationStore.readIncludingLegacy(stateDirectory: storeConfig.stateDir)
-        if let legacy {
+        if let legacy, privileged {
             // An older version kept the record in state_dir: it still counts, and moves to the compiled-in place.
-            if privileged {
-                do {
-                    try activationStore.record(legacy)
-                    log.log(.notice, "activation record of \(displayText(ActivationStore.legacyPath(stateDirectory: storeConfig.stateDir))) copied to \(activationStore.recordPath)")
-                } catch {
-                    log.log(.error, "could not copy the activation record to \(activationStore.recordPath) (enforcing anyway): \(error)")
-                }
-            }
+            moveLegacyRecord(legacy, to: activationStore, stateDirectory: storeConfig.stateDir)
         }
         // An unprivileged caller may be unable to read the record (a directory an older package made 0700).
         // Then only a usable policy whose start date is still ahead proves 2FA is not active yet; anything
@@ -154,7 +165,6 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         if case .active(let record) = activation, let recorded = record.stateDirectory, configStateIsBroken(configState) {
             storeConfig.stateDir = recorded
         }
-        let store = StateStore(directory: storeConfig.stateDir)
         let account = isSafeUserName(user) ? Account.lookup(user) : nil
         // Fleet mode: devices, replay and lockout state, the start date and deadlines are the directory's,
         // asked of this host's engage2fad (the module never loads libldap). A caller without root (a screen
@@ -165,85 +175,103 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             ? FleetSession(settings: storeConfig.fleet, stateDirectory: storeConfig.stateDir,
                            socketPath: privileged ? storeConfig.fleet.loginSocketPath : storeConfig.fleet.enrollSocketPath)
             : nil
-        var enrollment: EnrollmentState
-        var state = UserState()
-        var devicesRead: DeviceFileSnapshot? = nil
-        let location = account.map { DeviceFileLocation(account: $0, config: storeConfig) }
+        var facts = LoginFacts(configState: configState, activation: activation, store: StateStore(directory: storeConfig.stateDir),
+                               stateDirectory: storeConfig.stateDir, activationStore: activationStore, account: account, fleet: fleet)
         if let account, let fleet {
-            let snapshot = fleet.snapshot(account: account, now: startedAt, log: log)
-            enrollment = snapshot.enrollment
-            state.deadline = snapshot.deadline
-            state.lockedUntil = snapshot.lockedUntil
-            configState = configState.takingPolicy(of: snapshot)
-            if let centralStart = snapshot.activatedAt, case .never = activation {
-                // Another host saw the start date pass: 2FA is active here too, and stays so.
-                var record = ActivationRecord(activatedAt: centralStart, recordedAt: startedAt, configPath: configPath, stateDirectory: storeConfig.stateDir)
-                if privileged {
-                    do { try activationStore.record(record) } catch {
-                        log.log(.error, "could not record activation in \(activationStore.recordPath) (enforcing anyway): \(error)")
-                    }
+            readCentrally(account: account, fleet: fleet, startedAt: startedAt, into: &facts)
+        } else if let account {
+            readLocally(account: account, location: DeviceFileLocation(account: account, config: storeConfig), into: &facts)
+        }
+        return facts
+    }
+
+    /// Copies an older version's activation record (kept in state_dir) to the compiled-in place.
+    @_optimize(size)  // once per host, at the first login after an upgrade
+    private func moveLegacyRecord(_ legacy: ActivationRecord, to activationStore: ActivationStore, stateDirectory: String) {
+        do {
+            try activationStore.record(legacy)
+            log.log(.notice, "activation record of \(displayText(ActivationStore.legacyPath(stateDirectory: stateDirectory))) copied to \(activationStore.recordPath)")
+        } catch {
+            log.log(.error, "could not copy the activation record to \(activationStore.recordPath) (enforcing anyway): \(error)")
+        }
+    }
+
+    /// Fleet mode: the user's snapshot from engage2fad.
+    private func readCentrally(account: Account, fleet: FleetSession, startedAt: Int64, into facts: inout LoginFacts) {
+        let snapshot = fleet.snapshot(account: account, now: startedAt, log: log)
+        facts.enrollment = snapshot.enrollment
+        facts.state.deadline = snapshot.deadline
+        facts.state.lockedUntil = snapshot.lockedUntil
+        facts.configState = facts.configState.takingPolicy(of: snapshot)
+        if let centralStart = snapshot.activatedAt, case .never = facts.activation {
+            // Another host saw the start date pass: 2FA is active here too, and stays so.
+            var record = ActivationRecord(activatedAt: centralStart, recordedAt: startedAt, configPath: configPath, stateDirectory: facts.stateDirectory)
+            if privileged {
+                do { try facts.activationStore.record(record) } catch {
+                    log.log(.error, "could not record activation in \(facts.activationStore.recordPath) (enforcing anyway): \(error)")
                 }
-                record.recordedAt = startedAt
-                activation = .active(record)
             }
-        } else if let account, let location {
-            do throws(CoreError) {
-                let read = try location.loadSnapshot()
-                devicesRead = read
-                let file = read.file
-                do { state = try store.read(account: account) } catch {
-                    // Unprivileged callers may not see root's state; they cannot pass a code check anyway.
-                    if privileged { throw CoreError.state(error) }
-                }
-                enrollment = EnrollmentState(file: file, state: state)
+            record.recordedAt = startedAt
+            facts.activation = .active(record)
+        }
+    }
+
+    /// Local mode: the user's device file and root's state for them.
+    private func readLocally(account: Account, location: DeviceFileLocation, into facts: inout LoginFacts) {
+        do throws(CoreError) {
+            let read = try location.loadSnapshot()
+            facts.devicesRead = read
+            do { facts.state = try facts.store.read(account: account) } catch {
+                // Unprivileged callers may not see root's state; they cannot pass a code check anyway.
+                if privileged { throw CoreError.state(error) }
+            }
+            facts.enrollment = EnrollmentState(file: read.file, state: facts.state)
+        } catch {
+            facts.enrollment = .unreadable(reason: error.description)
+        }
+        facts.location = location
+    }
+
+    /// The decision's notes logged, and a new activation recorded.
+    private func report(_ outcome: PolicyOutcome, _ facts: LoginFacts) {
+        if !outcome.logNotes.isEmpty {
+            let notePriority: LogPriority = configStateIsBroken(facts.configState) || activationIsUnreadable(facts.activation) ? .error : .notice
+            let shownUser = shownUser
+            for note in outcome.logNotes { log.log(notePriority, "user \(shownUser): \(note)") }
+        }
+        if let record = outcome.activationToRecord { recordActivation(record, facts) }
+    }
+
+    @_optimize(size)  // once per host, at the first login on or after start_date
+    private func recordActivation(_ decided: ActivationRecord, _ facts: LoginFacts) {
+        var record = decided
+        record.configPath = configPath
+        record.stateDirectory = facts.stateDirectory
+        if privileged {
+            do {
+                try facts.activationStore.record(record)
+                log.log(.notice, "2FA is now mandatory: activation recorded in \(facts.activationStore.recordPath)")
             } catch {
-                enrollment = .unreadable(reason: "\(error)")
+                log.log(.error, "could not record activation in \(facts.activationStore.recordPath) (enforcing anyway): \(error)")
             }
         } else {
-            // An unknown name is treated like a user with a device: same prompt, then the same answer as a
-            // wrong code, so that answers never tell which names exist.
-            enrollment = .enrolled(devices: 1, recoveryCodes: 0)
+            log.log(.notice, "start_date reached; activation is recorded at the next login through a privileged caller")
         }
+    }
 
-        let policyUser = account?.name ?? user
-        // Group lookups (NSS) only when the policy names groups; an unknown user is in none it can prove.
-        var membership = GroupMembership.unknown
-        if case .valid(let config) = configState, let account { membership = account.membership(of: config.scopeGroups) }
-        let outcome = decidePolicy(now: startedAt, user: policyUser, config: configState, activation: activation, enrollment: enrollment,
-                                   stateDeadline: state.deadline, service: service, membership: membership)
-        let notePriority: LogPriority = configStateIsBroken(configState) || activationIsUnreadable(activation) ? .error : .notice
-        for note in outcome.logNotes { log.log(notePriority, "user \(shownUser): \(note)") }
-        if var record = outcome.activationToRecord {
-            record.configPath = configPath
-            record.stateDirectory = storeConfig.stateDir
-            if privileged {
-                do {
-                    try activationStore.record(record)
-                    log.log(.notice, "2FA is now mandatory: activation recorded in \(activationStore.recordPath)")
-                } catch {
-                    log.log(.error, "could not record activation in \(activationStore.recordPath) (enforcing anyway): \(error)")
-                }
-            } else {
-                log.log(.notice, "start_date reached; activation is recorded at the next login through a privileged caller")
-            }
+    /// What the login does with the decision: nothing, a notice, a refusal, or the code check.
+    @inline(never)
+    private func respond(to outcome: PolicyOutcome, _ facts: LoginFacts, startedAt: Int64) -> LoginResult {
+        let decision = outcome.decision
+        let asksOrDenies = decision.deniesWithoutACode || decision.requiresACode
+        if !privileged, facts.fleet == nil, let account = facts.account, asksOrDenies {
+            return denyUnprivileged(account: account, config: outcome.config)
         }
-
-        if !privileged, fleet == nil, let account, outcome.decision.deniesWithoutACode || outcome.decision.requiresACode {
-            // Without root the module can neither take the user's lock nor record a used code.
-            if outcome.config.unprivileged == .allowSelf && realUserID() == account.uid {
-                log.log(.notice, "user \(shownUser): unprivileged caller (uid \(realUserID())) re-authenticating its own user: password only (unprivileged = allow-self)")
-                return .notApplicable
-            }
-            log.log(.warning, "user \(shownUser): denied: unprivileged caller (uid \(realUserID())) cannot check codes (unprivileged = \(outcome.config.unprivileged == .deny ? "deny" : "allow-self"))")
-            conversation.showError("Two-factor authentication cannot be checked by this program. Log in with a program that asks for your verification code.")
-            return .denied
-        }
-
-        if let fleet, let unreachable = fleet.unreachable, outcome.decision.deniesWithoutACode || outcome.decision.requiresACode {
+        if let fleet = facts.fleet, let unreachable = fleet.unreachable, asksOrDenies {
             return denyUnreachable(fleet, reason: unreachable)
         }
 
-        switch outcome.decision {
+        switch decision {
         case .notApplicable:
             if debug { log.log(.debug, "user \(shownUser): 2FA not configured; ignored") }
             return .notApplicable
@@ -252,22 +280,39 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             if debug { log.log(.debug, "user \(shownUser): no code required now") }
             return .notApplicable
         case .refuse(let reason):
-            conversation.showError(reason.promptText(user: policyUser))
+            conversation.showError(reason.promptText(user: facts.account?.name ?? user))
             return .denied
         case .codeRequired:
             break
         }
 
-        guard let account, let location else {
-            if let answer = readAnswer() { conversation.forwardPassword(answer.password(beforeCodeOf: OTPParameters().digits)) }
-            log.log(.notice, "user \(shownUser): denied: no such user")
-            conversation.showError(wrongCodeMessage)
-            return .denied
+        guard let account = facts.account else { return denyUnknownUser() }
+        if let fleet = facts.fleet {
+            return checkCodeCentrally(account: account, lockedUntil: facts.state.lockedUntil, config: outcome.config, fleet: fleet)
         }
-        if let fleet {
-            return checkCodeCentrally(account: account, lockedUntil: state.lockedUntil, config: outcome.config, fleet: fleet)
+        guard let location = facts.location else { return denyUnknownUser() }
+        return checkCode(account: account, location: location, state: facts.state, devices: facts.devicesRead, config: outcome.config, store: facts.store)
+    }
+
+    /// Without root the module can neither take the user's lock nor record a used code.
+    @_optimize(size)  // a screen locker or su run by a user: not the login path
+    private func denyUnprivileged(account: Account, config: Config) -> LoginResult {
+        if config.unprivileged == .allowSelf && realUserID() == account.uid {
+            log.log(.notice, "user \(shownUser): unprivileged caller (uid \(realUserID())) re-authenticating its own user: password only (unprivileged = allow-self)")
+            return .notApplicable
         }
-        return checkCode(account: account, location: location, state: state, devices: devicesRead, config: outcome.config, store: store)
+        log.log(.warning, "user \(shownUser): denied: unprivileged caller (uid \(realUserID())) cannot check codes (unprivileged = \(config.unprivileged == .deny ? "deny" : "allow-self"))")
+        conversation.showError("Two-factor authentication cannot be checked by this program. Log in with a program that asks for your verification code.")
+        return .denied
+    }
+
+    /// An unknown name gets the prompt and the answer of a wrong code, so that answers never tell which names exist.
+    @_optimize(size)  // a name with no account
+    private func denyUnknownUser() -> LoginResult {
+        if let answer = readAnswer() { conversation.forwardPassword(answer.password(beforeCodeOf: OTPParameters().digits)) }
+        log.log(.notice, "user \(shownUser): denied: no such user")
+        conversation.showError(wrongCodeMessage)
+        return .denied
     }
 
     var wrongCodeMessage: String { "Wrong verification code." }
@@ -312,8 +357,10 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
         // A recovery code's key derivation (PBKDF2) is done before the lock is taken, so that the lock is
         // held for a moment only, whatever iteration count the user's file names.
+        // (Only when the file read before the prompt has recovery codes: one that gained them meanwhile is
+        // handled under the lock.)
         let snapshotRecovery = devicesRead?.file?.recovery
-        let recoveryCandidates = answer.recoveryCandidates
+        let recoveryCandidates = snapshotRecovery == nil ? [] : answer.recoveryCandidates
         let recoveryHashes = snapshotRecovery.map { recovery in recoveryCandidates.map { recovery.hash(of: $0.code) } } ?? []
         // The password forwarded when no code matched: the one before a code of the first device's length.
         let codeLength = devicesRead?.file?.devices.first?.parameters.digits ?? OTPParameters().digits
@@ -344,10 +391,11 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
                     case .wrong, .malformed: continue
                     }
                 }
-                if !replayed, let recovery = file?.recovery, !recoveryCandidates.isEmpty {
+                if !replayed, let recovery = file?.recovery,
+                   case let candidates = snapshotRecovery == nil ? answer.recoveryCandidates : recoveryCandidates, !candidates.isEmpty {
                     let live = state.liveRecoveryCodes(of: file)
                     let sameSet = recovery.salt == snapshotRecovery?.salt && recovery.iterations == snapshotRecovery?.iterations
-                    for (index, candidate) in recoveryCandidates.enumerated() {
+                    for (index, candidate) in candidates.enumerated() {
                         let hash = sameSet ? recoveryHashes[index] : recovery.hash(of: candidate.code)
                         if let match = recovery.match(hash: hash, among: live) {
                             state.usedRecoveryCodes.append(RecoveryCodeUse(salt: recovery.salt, hashPrefix: Array(recovery.hashes[match].prefix(RecoveryCodeUse.prefixLength))))
@@ -388,7 +436,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             return .success
         case .recovery(let left, _):
             log.log(.notice, "user \(shownUser): recovery code used; \(left) left")
-            conversation.showInfo("Recovery code accepted. \(left) recovery code\(left == 1 ? "" : "s") left: link a new device with engage2fa-enroll.")
+            conversation.showInfo(MessageText("Recovery code accepted. \(left) recovery code\(left == 1 ? "" : "s") left: link a new device with engage2fa-enroll.").text)
             return .success
         case .replayed:
             log.log(.notice, "user \(shownUser): denied: code already used")
@@ -426,7 +474,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 
     func lockoutMessage(_ seconds: Int64) -> String {
         let minutes = (seconds + 59) / 60
-        return "Too many wrong verification codes. Try again in \(minutes) minute\(minutes == 1 ? "" : "s")."
+        return MessageText("Too many wrong verification codes. Try again in \(minutes) minute\(minutes == 1 ? "" : "s").").text
     }
 }
 
@@ -438,6 +486,25 @@ private func configStateIsBroken(_ state: ConfigState) -> Bool {
 private func activationIsUnreadable(_ state: ActivationState) -> Bool {
     if case .unreadable = state { return true }
     return false
+}
+
+/// What a login read before it decides (`Login.gatherFacts`).
+struct LoginFacts {
+    var configState: ConfigState
+    var activation: ActivationState
+    /// The user's state, where the store is (the state_dir in effect), and the activation record's place.
+    var store: StateStore
+    var stateDirectory: String
+    var activationStore: ActivationStore
+    var account: Account?
+    var fleet: FleetSession?
+    /// An unknown name is treated like a user with a device: same prompt, then the same answer as a
+    /// wrong code, so that answers never tell which names exist.
+    var enrollment = EnrollmentState.enrolled(devices: 1, recoveryCodes: 0)
+    var state = UserState()
+    /// The device file as read before the prompt (local mode), and where it is.
+    var devicesRead: DeviceFileSnapshot? = nil
+    var location: DeviceFileLocation? = nil
 }
 
 /// What checking one typed code came to, under the user's lock.

@@ -16,25 +16,41 @@ public struct AppCaveat: Equatable, Sendable {
 extension Config {
     /// The caveats of this policy's settings for new devices; empty for the defaults.
     public var appCaveats: [AppCaveat] {
-        var caveats: [AppCaveat] = []
         let parameters = newDeviceParameters
+        let issuerHasDelimiter = issuer.utf8.contains { isIssuerDelimiter($0) }
+        guard parameters.digits != 6 && parameters.digits != 8 || parameters.period != 30 || parameters.algorithm != .sha1 || issuerHasDelimiter else {
+            return []
+        }
+        return unusualSettingCaveats(parameters)
+    }
+
+    /// The caveats, for a policy that has some. Optimized for size: the defaults (the usual policy) have none.
+    @_optimize(size)
+    private func unusualSettingCaveats(_ parameters: OTPParameters) -> [AppCaveat] {
+        var caveats: [AppCaveat] = []
         if parameters.digits != 6 && parameters.digits != 8 {
-            caveats.append(AppCaveat(key: "digits", setting: "digits = \(parameters.digits)", problem: "outside the Key Uri Format (6 or 8 digits); Google Authenticator and Microsoft Authenticator show 6-digit codes instead, which are refused"))
+            caveats.append(AppCaveat(key: "digits", setting: MessageText("digits = \(parameters.digits)").text, problem: "outside the Key Uri Format (6 or 8 digits); Google Authenticator and Microsoft Authenticator show 6-digit codes instead, which are refused"))
         }
         if parameters.period != 30 {
-            let twoFAS = [10, 30, 60, 90].contains(parameters.period) ? "" : "; 2FAS accepts only 10, 30, 60 or 90"
-            caveats.append(AppCaveat(key: "period", setting: "period = \(parameters.period)", problem: "Google Authenticator ignores period and shows a new code every 30 seconds, which is refused\(twoFAS)"))
+            let twoFAS: StaticString = [10, 30, 60, 90].contains(parameters.period) ? "" : "; 2FAS accepts only 10, 30, 60 or 90"
+            caveats.append(AppCaveat(key: "period", setting: MessageText("period = \(parameters.period)").text, problem: MessageText("Google Authenticator ignores period and shows a new code every 30 seconds, which is refused\(twoFAS)").text))
         }
         if parameters.algorithm != .sha1 {
-            caveats.append(AppCaveat(key: "algorithm", setting: "algorithm = \(parameters.algorithm.rawValue)", problem: "Google Authenticator on Android and Microsoft Authenticator ignore algorithm and compute SHA1 codes, which are refused"))
+            caveats.append(AppCaveat(key: "algorithm", setting: MessageText("algorithm = \(parameters.algorithm.rawValue)").text, problem: "Google Authenticator on Android and Microsoft Authenticator ignore algorithm and compute SHA1 codes, which are refused"))
         }
         var delimiters: [UInt8] = []
-        for byte in issuer.utf8 where [UInt8(ascii: "&"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "%")].contains(byte) && !delimiters.contains(byte) {
+        for byte in issuer.utf8 where isIssuerDelimiter(byte) && !delimiters.contains(byte) {
             delimiters.append(byte)
         }
         if !delimiters.isEmpty {
-            let named = delimiters.map { "'" + String(decoding: [$0], as: UTF8.self) + "'" }.joined(separator: ", ")
-            caveats.append(AppCaveat(key: "issuer", setting: "issuer = \(displayText(issuer, limit: 64))", problem: "\(named) in the issuer break 2FAS's import of the QR code ('&', '?', '#' and '%' do)"))
+            var named: [UInt8] = []
+            for (index, byte) in delimiters.enumerated() {
+                if index > 0 { named.appendLiteral(", ") }
+                named.append(UInt8(ascii: "'"))
+                named.append(byte)
+                named.append(UInt8(ascii: "'"))
+            }
+            caveats.append(AppCaveat(key: "issuer", setting: MessageText("issuer = \(displayText(issuer, limit: 64))").text, problem: MessageText("\(MessageText(bytes: named)) in the issuer break 2FAS's import of the QR code ('&', '?', '#' and '%' do)").text))
         }
         return caveats
     }
@@ -47,4 +63,9 @@ extension Config {
         return " This host's codes use " + settings.joined(separator: ", ")
             + ", which some apps ignore (Google Authenticator, Microsoft Authenticator): if yours shows codes of another kind, type the secret in by hand with these settings, or use an app that supports them."
     }
+}
+
+/// '&', '?', '#' and '%': the bytes of an issuer that break some apps' import.
+private func isIssuerDelimiter(_ byte: UInt8) -> Bool {
+    byte == UInt8(ascii: "&") || byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") || byte == UInt8(ascii: "%")
 }

@@ -88,6 +88,10 @@ public struct PolicyOutcome: Equatable, Sendable {
     public var config: Config
     /// For the system log: why, in the admin's terms (never a secret or a code).
     public var logNotes: [String]
+
+    /// Out of line: the policy notes at a dozen places.
+    @inline(never)
+    mutating func note(_ text: MessageText) { logNotes.append(text.text) }
 }
 
 /// The policy: one pure function from what the module knows to what it does.
@@ -114,95 +118,100 @@ public func decidePolicy(
     now: Int64, user: String, config configState: ConfigState, activation: ActivationState, enrollment: EnrollmentState,
     stateDeadline: PolicyDate? = nil, service: String? = nil, membership: GroupMembership = .unknown
 ) -> PolicyOutcome {
-    var notes: [String] = []
-    var config: Config
+    // One outcome, filled in place: each return of a decision built a copy of the whole Config.
+    var outcome = PolicyOutcome(decision: .codeRequired, activationToRecord: nil, config: Config(), logNotes: [])
+    outcome.decision = decide(now: now, user: user, config: configState, activation: activation, enrollment: enrollment,
+                              stateDeadline: stateDeadline, service: service, membership: membership, into: &outcome)
+    return outcome
+}
+
+/// `decidePolicy`'s decision; the settings, the activation to record and the notes go into `outcome`.
+private func decide(
+    now: Int64, user: String, config configState: ConfigState, activation: ActivationState, enrollment: EnrollmentState,
+    stateDeadline: PolicyDate?, service: String?, membership: GroupMembership, into outcome: inout PolicyOutcome
+) -> PolicyDecision {
     var configUsable = true
     switch configState {
     case .valid(let parsed):
-        config = parsed
+        outcome.config = parsed
     case .invalid(let partial, let errors):
         // Settings that parsed are kept; deadlines and exemptions only ever relax the policy, so a broken
         // file grants none.
-        config = partial
-        config.deadlines = [:]
-        config.exemptGroups = []
-        config.onlyGroups = []
-        config.exemptServices = []
+        outcome.config = partial
+        outcome.config.deadlines = [:]
+        outcome.config.exemptGroups = []
+        outcome.config.onlyGroups = []
+        outcome.config.exemptServices = []
         configUsable = false
-        notes.append("policy file has \(errors.count) error(s), first: \(errors.first.map { "\($0)" } ?? "?")")
+        outcome.note("policy file has \(errors.count) error(s), first: \(errors.first?.description ?? "?")")
     case .unreadable(let reason):
-        config = Config()
         configUsable = false
-        notes.append("policy file unreadable: \(reason)")
+        outcome.note("policy file unreadable: \(reason)")
     }
+    let startDate = outcome.config.startDate
 
-    var activationToRecord: ActivationRecord? = nil
     var activeSince: Int64?
     switch activation {
     case .active(let record):
         activeSince = record.activatedAt
-        if configUsable && config.startDate == nil {
-            notes.append("no start_date in the policy file; enforcing because 2FA was activated on \(localDateText(record.activatedAt))")
+        if configUsable && startDate == nil {
+            outcome.note("no start_date in the policy file; enforcing because 2FA was activated on \(localDateText(record.activatedAt))")
         }
     case .unreadable(let reason):
-        activeSince = config.startDate.map { min($0.unixTime, now) } ?? now
-        notes.append("activation record unreadable (\(reason)); enforcing as active")
+        activeSince = startDate.map { min($0.unixTime, now) } ?? now
+        outcome.note("activation record unreadable (\(reason)); enforcing as active")
     case .never:
         if case .unreadable = configState {
-            notes.append("2FA not enforced: policy unreadable and never activated")
-            return PolicyOutcome(decision: .notApplicable(.policyUnreadableNeverActivated), activationToRecord: nil, config: config, logNotes: notes)
+            outcome.note("2FA not enforced: policy unreadable and never activated")
+            return .notApplicable(.policyUnreadableNeverActivated)
         }
-        if let start = config.startDate, now >= start.unixTime {
+        if let start = startDate, now >= start.unixTime {
             activeSince = start.unixTime
-            activationToRecord = ActivationRecord(activatedAt: start.unixTime, recordedAt: now)
-            notes.append("2FA activated: start_date \(start) reached")
+            outcome.activationToRecord = ActivationRecord(activatedAt: start.unixTime, recordedAt: now)
+            outcome.note("2FA activated: start_date \(start) reached")
         }
     }
-    if !configUsable, activeSince != nil { notes.append("enforcing with default settings where the policy file is broken") }
-    let personalDeadline: PolicyDate? = switch (config.deadlines[user], stateDeadline) {
-    case (let file?, let state?): file.unixTime >= state.unixTime ? file : state
-    case (let file?, nil): file
-    case (nil, let state): state
-    }
+    if !configUsable, activeSince != nil { outcome.note("enforcing with default settings where the policy file is broken") }
 
-    func outcome(_ decision: PolicyDecision) -> PolicyOutcome {
-        PolicyOutcome(decision: decision, activationToRecord: activationToRecord, config: config, logNotes: notes)
-    }
-
-    if configUsable, activeSince != nil || config.startDate != nil, let exemption = config.exemption(service: service, membership: membership) {
-        if activeSince != nil { notes.append("no code asked: \(exemption.text)") }
-        return outcome(.noCodeRequired(.exempt(exemption)))
+    if configUsable, activeSince != nil || startDate != nil, let exemption = outcome.config.exemption(service: service, membership: membership) {
+        if activeSince != nil { outcome.note("no code asked: \(exemption.text)") }
+        return .noCodeRequired(.exempt(exemption))
     }
 
     guard let activeSince else {
-        guard let start = config.startDate else { return outcome(.notApplicable(.notConfigured)) }
+        guard let start = startDate else { return .notApplicable(.notConfigured) }
         switch enrollment {
         case .enrolled:
-            return outcome(.noCodeRequired(.beforeStart(start: start, enrolled: true)))
+            return .noCodeRequired(.beforeStart(start: start, enrolled: true))
         case .notEnrolled:
-            return outcome(.noCodeRequired(.beforeStart(start: start, enrolled: false)))
+            return .noCodeRequired(.beforeStart(start: start, enrolled: false))
         case .unreadable(let reason):
-            notes.append("device file unreadable before activation: \(reason)")
-            return outcome(.noCodeRequired(.beforeStart(start: start, enrolled: true)))
+            outcome.note("device file unreadable before activation: \(reason)")
+            return .noCodeRequired(.beforeStart(start: start, enrolled: true))
         }
     }
 
     switch enrollment {
     case .enrolled:
-        return outcome(.codeRequired)
+        return .codeRequired
     case .unreadable(let reason):
-        notes.append("refused: device file unreadable: \(reason)")
-        return outcome(.refuse(.devicesUnreadable))
+        outcome.note("refused: device file unreadable: \(reason)")
+        return .refuse(.devicesUnreadable)
     case .notEnrolled:
+        let personalDeadline: PolicyDate? = switch (outcome.config.deadlines[user], stateDeadline) {
+        case (let file?, let state?): file.unixTime >= state.unixTime ? file : state
+        case (let file?, nil): file
+        case (nil, let state): state
+        }
         if let deadline = personalDeadline, now < deadline.unixTime {
-            notes.append("no device; personal deadline \(deadline) not reached")
-            return outcome(.noCodeRequired(.personalDeadline(deadline)))
+            outcome.note("no device; personal deadline \(deadline) not reached")
+            return .noCodeRequired(.personalDeadline(deadline))
         }
         if let deadline = personalDeadline {
-            notes.append("refused: no device, personal deadline \(deadline) passed")
-            return outcome(.refuse(.deadlinePassed(deadline)))
+            outcome.note("refused: no device, personal deadline \(deadline) passed")
+            return .refuse(.deadlinePassed(deadline))
         }
-        notes.append("refused: no device and no personal deadline")
-        return outcome(.refuse(.noDevice(activeSince: activeSince)))
+        outcome.note("refused: no device and no personal deadline")
+        return .refuse(.noDevice(activeSince: activeSince))
     }
 }

@@ -7,7 +7,7 @@ public func daysLeftText(now: Int64, until: Int64) -> String {
     switch days {
     case 0: return "today"
     case 1: return "in 1 day"
-    default: return "in \(days) days"
+    default: return MessageText("in \(days) days").text
     }
 }
 
@@ -18,33 +18,33 @@ public func displayDate(_ date: PolicyDate) -> String {
 
 extension PolicyDecision.NoCode {
     /// The notice shown before the login goes on without a code; nil when there is nothing to say.
+    /// Optimized for size: shown only to a user with no device, before or during their grace.
+    @_optimize(size)
     public func promptText(now: Int64) -> String? {
         switch self {
         case .beforeStart(_, enrolled: true), .exempt:
             return nil
         case .beforeStart(let start, enrolled: false):
-            return "Two-factor authentication becomes mandatory on \(displayDate(start)) (\(daysLeftText(now: now, until: start.unixTime))). "
-                + "Run engage2fa-enroll to link your authenticator app."
+            return MessageText("Two-factor authentication becomes mandatory on \(displayDate(start)) (\(daysLeftText(now: now, until: start.unixTime))). Run engage2fa-enroll to link your authenticator app.").text
         case .personalDeadline(let deadline):
-            return "Two-factor authentication is mandatory on this host. Your personal deadline is \(displayDate(deadline)) "
-                + "(\(daysLeftText(now: now, until: deadline.unixTime))): link your authenticator app before then with engage2fa-enroll."
+            return MessageText("Two-factor authentication is mandatory on this host. Your personal deadline is \(displayDate(deadline)) (\(daysLeftText(now: now, until: deadline.unixTime))): link your authenticator app before then with engage2fa-enroll.").text
         }
     }
 }
 
 extension PolicyDecision.Refusal {
-    /// Why `user` is refused, and what to do about it.
+    /// Why `user` is refused, and what to do about it. Optimized for size: a refusal is the rare path.
+    @_optimize(size)
     public func promptText(user: String) -> String {
-        let why: String
+        let why: MessageText
         switch self {
         case .devicesUnreadable:
-            return "Two-factor authentication is mandatory, and your authenticator devices could not be read. "
-                + "Ask an administrator to check the system log."
+            return "Two-factor authentication is mandatory, and your authenticator devices could not be read. Ask an administrator to check the system log."
         case .deadlinePassed(let deadline):
             why = "Your deadline to link an authenticator app passed on \(displayDate(deadline))."
         case .noDevice(let activeSince):
             why = "Two-factor authentication has been mandatory since \(localDateText(activeSince)), and you have not linked an authenticator app."
         }
-        return why + " Ask an administrator for a personal deadline (engage2fa-admin extend \(displayText(user, limit: 64)) DATE), then log in and run engage2fa-enroll."
+        return MessageText("\(why) Ask an administrator for a personal deadline (engage2fa-admin extend \(displayText(user, limit: 64)) DATE), then log in and run engage2fa-enroll.").text
     }
 }

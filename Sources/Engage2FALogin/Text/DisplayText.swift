@@ -27,55 +27,13 @@ public func isUnsafeForDisplay(_ scalar: UInt32) -> Bool {
 public func displayText<Bytes: Collection>(
     bytes: Bytes, limit: Int = 256, escapingBackslashes: Bool = true, keepingNewlines: Bool = false
 ) -> String where Bytes.Element == UInt8 {
-    // Most text is short printable ASCII (a service name, a user name): kept as it is.
-    if isShownAsIs(bytes, limit: limit, escapingBackslashes: escapingBackslashes) { return String(decoding: bytes, as: UTF8.self) }
-    var out = ByteWriter(capacity: min(bytes.count, limit) + 8)
-    let input = Array(bytes)
-    var index = 0
-    let hex: StaticString = "0123456789abcdef"
-    func hexDigit(_ value: UInt32) -> UInt8 { hex.utf8Start[Int(value & 15)] }
-    while index < input.count {
-        if out.bytes.count >= limit {
-            out.write("…")
-            break
-        }
-        let (scalar, length) = decodeUTF8Scalar(input, at: index)
-        if let scalar, !isUnsafeForDisplay(scalar) || (keepingNewlines && scalar == 0x0A) {
-            if scalar == UInt32(UInt8(ascii: "\\")) && escapingBackslashes {
-                out.write("\\\\")
-            } else {
-                out.bytes.append(contentsOf: input[index..<index + length])
-            }
-        } else if let scalar {
-            if scalar < 0x100 {
-                out.write("\\x")
-                out.bytes.append(hexDigit(scalar >> 4))
-                out.bytes.append(hexDigit(scalar))
-            } else {
-                out.write("\\u{")
-                var shift: UInt32 = 12
-                while true {
-                    out.bytes.append(hexDigit(scalar >> shift))
-                    if shift == 0 { break }
-                    shift -= 4
-                }
-                out.write("}")
-            }
-        } else {
-            let byte = UInt32(input[index])
-            out.write("\\x")
-            out.bytes.append(hexDigit(byte >> 4))
-            out.bytes.append(hexDigit(byte))
-        }
-        index += length
+    // One non-generic escaper for every kind of collection: a contiguous one is read in place.
+    if let shown = bytes.withContiguousStorageIfAvailable({
+        displayText(buffer: $0, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: keepingNewlines)
+    }) { return shown }
+    return Array(bytes).withUnsafeBufferPointer {
+        displayText(buffer: $0, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: keepingNewlines)
     }
-    return out.text
-}
-
-/// Short printable ASCII with nothing to escape: what `displayText` gives back unchanged.
-@inline(__always)
-private func isShownAsIs<Bytes: Collection>(_ bytes: Bytes, limit: Int, escapingBackslashes: Bool) -> Bool where Bytes.Element == UInt8 {
-    bytes.count <= limit && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F && ($0 != UInt8(ascii: "\\") || !escapingBackslashes) }
 }
 
 /// The same for a String (a user name, a device name, a path, a message).
@@ -84,13 +42,77 @@ public func displayText(_ text: String, limit: Int = 256, escapingBackslashes: B
     // Most text is short printable ASCII: kept as it is, without a copy (every log line of the module passes here).
     if text.withUTF8({ isShownAsIs($0, limit: limit, escapingBackslashes: escapingBackslashes) }) { return text }
     return text.withUTF8 {
-        displayText(bytes: $0, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: keepingNewlines)
+        displayText(buffer: $0, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: keepingNewlines)
+    }
+}
+
+private func displayText(buffer: UnsafeBufferPointer<UInt8>, limit: Int, escapingBackslashes: Bool, keepingNewlines: Bool) -> String {
+    // Most text is short printable ASCII (a service name, a user name): kept as it is.
+    if isShownAsIs(buffer, limit: limit, escapingBackslashes: escapingBackslashes) { return String(decoding: buffer, as: UTF8.self) }
+    var out: [UInt8] = []
+    appendEscaped(buffer, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: keepingNewlines, to: &out)
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Short printable ASCII with nothing to escape: what `displayText` gives back unchanged.
+func isShownAsIs(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int, escapingBackslashes: Bool) -> Bool {
+    bytes.count <= limit && bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F && ($0 != UInt8(ascii: "\\") || !escapingBackslashes) }
+}
+
+/// What `displayText(bytes:limit:escapingBackslashes:)` makes of `bytes`, appended to `out`: a log line
+/// escaped straight into the buffer handed to C.
+public func appendDisplayText(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int, escapingBackslashes: Bool = true, to out: inout [UInt8]) {
+    if isShownAsIs(bytes, limit: limit, escapingBackslashes: escapingBackslashes) {
+        out.append(contentsOf: bytes)
+    } else {
+        appendEscaped(bytes, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: false, to: &out)
+    }
+}
+
+/// What `displayText` makes of `input`, appended to `out` (the log line's buffer, without a String between).
+func appendEscaped(
+    _ input: UnsafeBufferPointer<UInt8>, limit: Int, escapingBackslashes: Bool, keepingNewlines: Bool, to out: inout [UInt8]
+) {
+    let start = out.count
+    out.reserveCapacity(start + min(input.count, limit) + 8)
+    var index = 0
+    let hex: StaticString = "0123456789abcdef"
+    func hexDigit(_ value: UInt32) -> UInt8 { hex.utf8Start[Int(value & 15)] }
+    while index < input.count {
+        if out.count - start >= limit {
+            out.appendLiteral("…")
+            break
+        }
+        let (scalar, length) = decodeUTF8Scalar(input, at: index)
+        if let scalar, !isUnsafeForDisplay(scalar) || (keepingNewlines && scalar == 0x0A) {
+            if scalar == UInt32(UInt8(ascii: "\\")) && escapingBackslashes {
+                out.appendLiteral("\\\\")
+            } else {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<index + length]))
+            }
+        } else if let scalar, scalar >= 0x100 {
+            out.appendLiteral("\\u{")
+            var shift: UInt32 = 12
+            while true {
+                out.append(hexDigit(scalar >> shift))
+                if shift == 0 { break }
+                shift -= 4
+            }
+            out.appendLiteral("}")
+        } else {
+            // An unsafe scalar below U+0100, or a byte that is not UTF-8: \xNN.
+            let byte = scalar ?? UInt32(input[index])
+            out.appendLiteral("\\x")
+            out.append(hexDigit(byte >> 4))
+            out.append(hexDigit(byte))
+        }
+        index += length
     }
 }
 
 /// The scalar at `index` and its length in bytes; nil (length 1) where the bytes are not valid UTF-8
 /// (overlong forms, surrogates and values past U+10FFFF included).
-func decodeUTF8Scalar(_ bytes: [UInt8], at index: Int) -> (UInt32?, Int) {
+func decodeUTF8Scalar(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> (UInt32?, Int) {
     let first = bytes[index]
     if first < 0x80 { return (UInt32(first), 1) }
     let length: Int
@@ -115,12 +137,18 @@ func decodeUTF8Scalar(_ bytes: [UInt8], at index: Int) -> (UInt32?, Int) {
 /// One `key=value` field of a log line, the value escaped as `displayText` does and its spaces written
 /// `\x20` too: a value the client chose (PAM_RHOST) can then neither end its field nor forge another.
 public func logField<Bytes: Collection>(_ key: StaticString, bytes: Bytes, limit: Int = 256) -> String where Bytes.Element == UInt8 {
-    var escaped = displayText(bytes: bytes, limit: limit)
-    var out = ByteWriter(capacity: key.utf8CodeUnitCount + escaped.utf8.count + 8)
-    out.write(key)
-    out.write("=")
-    escaped.withUTF8 { escaped in for byte in escaped {
-        if byte == UInt8(ascii: " ") { out.write("\\x20") } else { out.bytes.append(byte) }
-    } }
-    return out.text
+    var out: [UInt8] = []
+    Array(bytes).withUnsafeBufferPointer { appendLogField(key, bytes: $0, limit: limit, to: &out) }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// The same, appended to a log line's buffer.
+public func appendLogField(_ key: StaticString, bytes: UnsafeBufferPointer<UInt8>, limit: Int = 256, to out: inout [UInt8]) {
+    var escaped: [UInt8] = []
+    appendDisplayText(bytes, limit: limit, to: &escaped)
+    out.appendLiteral(key)
+    out.appendLiteral("=")
+    for byte in escaped {
+        if byte == UInt8(ascii: " ") { out.appendLiteral("\\x20") } else { out.append(byte) }
+    }
 }
