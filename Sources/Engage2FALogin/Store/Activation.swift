@@ -100,9 +100,9 @@ public struct ActivationStore: Sendable {
             // A directory that is not there holds no record: its parent is root's (/var/lib).
             return .never
         } catch {
-            return .unreadable(reason: "\(displayText(directory)): \(SystemError("lstat", error))")
+            return .unreadable(reason: messageString("\(displayText(directory)): \(SystemError("lstat", error))"))
         }
-        if let problem = untrustedDirectoryProblem(status) { return .unreadable(reason: "\(displayText(directory)): \(problem)") }
+        if let problem = untrustedDirectoryProblem(status) { return .unreadable(reason: messageString("\(displayText(directory)): \(problem)")) }
         return nil
     }
 
@@ -115,12 +115,12 @@ public struct ActivationStore: Sendable {
         } catch .missing {
             return .never
         } catch {
-            return .unreadable(reason: "\(error)")
+            return .unreadable(reason: error.description)
         }
         let fields = parseRecord(bytes.span)
-        guard let fields else { return .unreadable(reason: "\(displayText(path)): not an activation record") }
+        guard let fields else { return .unreadable(reason: messageString("\(displayText(path)): not an activation record")) }
         guard let activatedAt = fields.activatedAt, let recordedAt = fields.recordedAt else {
-            return .unreadable(reason: "\(displayText(path)): malformed activation record")
+            return .unreadable(reason: messageString("\(displayText(path)): malformed activation record"))
         }
         let stateDirectory = fields.stateDirectory.flatMap { bytesStart($0.utf8, with: "/") && !hasDotDotComponent($0) ? $0 : nil }
         return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt, configPath: fields.config, stateDirectory: stateDirectory))
@@ -154,8 +154,8 @@ public struct ActivationStore: Sendable {
 
     private func untrustedDirectoryProblem(_ status: FileStatus) -> String? {
         if status.type != .directory { return "is not a directory (or is a symbolic link)" }
-        if status.owner != owner { return "owned by uid \(status.owner), expected \(owner)" }
-        if !status.permissions.isDisjoint(with: .groupOrOthersWrite) { return "mode \(status.permissions) lets others write to it (expected 755)" }
+        if status.owner != owner { return messageString("owned by uid \(status.owner), expected \(owner)") }
+        if !status.permissions.isDisjoint(with: .groupOrOthersWrite) { return messageString("mode \(status.permissions) lets others write to it (expected 755)") }
         return nil
     }
 
@@ -170,7 +170,7 @@ public struct ActivationStore: Sendable {
                     do throws(Errno) { try FileSystem.makeDirectory(directory, permissions: .directoryAllRead) } catch .fileExists {}
                     status = try FileStatus(path: directory, followSymbolicLinks: false)
                 } catch {
-                    throw .directory(path: directory, message: "cannot create: \(SystemError("mkdir", error))")
+                    throw .directory(path: directory, message: messageString("cannot create: \(SystemError("mkdir", error))"))
                 }
                 // The caller's umask (sudo keeps it) must not make the record unreadable to users.
                 if status.permissions.accessBits != .directoryAllRead, status.owner == owner, status.type == .directory {
@@ -178,7 +178,7 @@ public struct ActivationStore: Sendable {
                     status.permissions = .directoryAllRead
                 }
             } catch {
-                throw .directory(path: directory, message: "cannot create: \(SystemError("mkdir", error))")
+                throw .directory(path: directory, message: messageString("cannot create: \(SystemError("mkdir", error))"))
             }
             if let problem = untrustedDirectoryProblem(status) { throw .directory(path: directory, message: problem) }
         }

@@ -9,15 +9,22 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
     case fileSizeLimit(bytes: Int64)
 
     public var description: String {
-        switch self {
+        if case .file(let error) = self { return error.description }
+        let text: MessageText = switch self {
         case .directory(let path, let message): "\(displayText(path)): \(message)"
-        case .file(let error): "\(error)"
+        case .file: ""
         case .corrupt(let path, let line, let message): "\(displayText(path)):\(line): \(message)"
         case .lockTimeout(let path, let seconds): "\(displayText(path)): still locked by another process after \(seconds) s"
         case .lock(let path, let error): "\(displayText(path)): \(error)"
         case .fileSizeLimit(let bytes): "the caller's file size limit (RLIMIT_FSIZE, \(bytes) bytes) could stop the state from being written; refusing"
         }
+        return text.text
     }
+}
+
+/// A message built by ``MessageText`` (one out-of-line append a piece, not an inlined String interpolation),
+/// as the String an error keeps.
+func messageString(_ message: MessageText) -> String { message.text
 }
 
 /// The one store of what root keeps about users, in the manner of pam_faillock's tally directory, and
@@ -113,13 +120,13 @@ public struct StateStore: Sendable {
             status = try FileStatus(path: path, followSymbolicLinks: false)
         } catch .noSuchFileOrDirectory {
             do throws(Errno) { try FileSystem.makeDirectory(path, permissions: permissions) } catch .fileExists {} catch {
-                throw .directory(path: path, message: "cannot create: \(SystemError("mkdir", error))")
+                throw .directory(path: path, message: messageString("cannot create: \(SystemError("mkdir", error))"))
             }
             do throws(Errno) { status = try FileStatus(path: path, followSymbolicLinks: false) } catch {
-                throw .directory(path: path, message: "\(SystemError("lstat", error))")
+                throw .directory(path: path, message: SystemError("lstat", error).description)
             }
         } catch {
-            throw .directory(path: path, message: "\(SystemError("lstat", error))")
+            throw .directory(path: path, message: SystemError("lstat", error).description)
         }
         // Exactly that mode, whatever the caller's umask or an older version made it (users/ was 0700, then
         // 0755): users read their own state here and list nothing. One that others can write to is not
@@ -129,9 +136,9 @@ public struct StateStore: Sendable {
             status.permissions = permissions
         }
         guard status.type == .directory else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
-        guard status.owner == owner else { throw .directory(path: path, message: "owned by uid \(status.owner), expected \(owner)") }
+        guard status.owner == owner else { throw .directory(path: path, message: messageString("owned by uid \(status.owner), expected \(owner)")) }
         guard status.permissions.isDisjoint(with: .groupOrOthersWrite) else {
-            throw .directory(path: path, message: "mode \(status.permissions) lets others write to it (expected \(permissions))")
+            throw .directory(path: path, message: messageString("mode \(status.permissions) lets others write to it (expected \(permissions))"))
         }
     }
 
