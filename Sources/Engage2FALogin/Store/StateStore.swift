@@ -9,14 +9,14 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
     case fileSizeLimit(bytes: Int64)
 
     public var description: String {
-        if case .file(let error) = self { return error.description }
-        let text: MessageText = switch self {
-        case .directory(let path, let message): "\(displayText(path)): \(message)"
-        case .file: ""
-        case .corrupt(let path, let line, let message): "\(displayText(path)):\(line): \(message)"
-        case .lockTimeout(let path, let seconds): "\(displayText(path)): still locked by another process after \(seconds) s"
-        case .lock(let path, let error): "\(displayText(path)): \(error)"
-        case .fileSizeLimit(let bytes): "the caller's file size limit (RLIMIT_FSIZE, \(bytes) bytes) could stop the state from being written; refusing"
+        let text: MessageText
+        switch self {
+        case .directory(let path, let message): text = "\(displayText(path)): \(message)"
+        case .file(let error): return error.description
+        case .corrupt(let path, let line, let message): text = "\(displayText(path)):\(line): \(message)"
+        case .lockTimeout(let path, let seconds): text = "\(displayText(path)): still locked by another process after \(seconds) s"
+        case .lock(let path, let error): text = "\(displayText(path)): \(error)"
+        case .fileSizeLimit(let bytes): text = "the caller's file size limit (RLIMIT_FSIZE, \(bytes) bytes) could stop the state from being written; refusing"
         }
         return text.text
     }
@@ -24,8 +24,7 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
 
 /// A message built by ``MessageText`` (one out-of-line append a piece, not an inlined String interpolation),
 /// as the String an error keeps.
-func messageString(_ message: MessageText) -> String { message.text
-}
+func messageString(_ message: MessageText) -> String { message.text }
 
 /// The one store of what root keeps about users, in the manner of pam_faillock's tally directory, and
 /// the per-user transaction every change goes through:
