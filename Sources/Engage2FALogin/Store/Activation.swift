@@ -70,13 +70,17 @@ public struct ActivationStore: Sendable {
             var hasher = SHA256()
             var config = configPath
             config.withUTF8 { hasher.update(UnsafeRawBufferPointer($0)) }
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: SHA256Compression.digestSize) { digest in
-                hasher.finalize(into: digest.baseAddress!)
+            // The digest and its hex on the stack, the hex appended in one piece.
+            let digestSize = SHA256Compression.digestSize
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 3 * digestSize) { buffer in
+                let hex = buffer.baseAddress!, digest = hex + 2 * digestSize
+                hasher.finalize(into: digest)
                 let digits: StaticString = "0123456789abcdef"
-                for byte in digest {
-                    path.bytes.append(digits.utf8Start[Int(byte >> 4)])
-                    path.bytes.append(digits.utf8Start[Int(byte & 15)])
+                for index in 0..<digestSize {
+                    hex[2 * index] = digits.utf8Start[Int(digest[index] >> 4)]
+                    hex[2 * index + 1] = digits.utf8Start[Int(digest[index] & 15)]
                 }
+                path.bytes.append(contentsOf: UnsafeBufferPointer(start: hex, count: 2 * digestSize))
             }
             recordPath = path.text
         }
