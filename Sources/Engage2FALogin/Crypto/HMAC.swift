@@ -47,7 +47,7 @@ public enum PBKDF2<Compression: BlockCompression> {
         while derived.count < length {
             var mac = keyed
             mac.update(salt)
-            mac.update(bigEndianBytes(CollectionOfOne(blockIndex)))
+            withUnsafeBytes(of: blockIndex.bigEndian) { mac.update($0) }
             var u = mac.finalize()
             var t = u
             for _ in 1..<iterations {
@@ -70,14 +70,17 @@ struct SingleBlockHMAC<Compression: BlockCompression> {
     private var outer = Compression.initialState
 
     init(key: [UInt8]) {
-        let blockSize = Compression.blockSize
-        let key = key.count > blockSize ? MerkleDamgardHasher<Compression>.hash(key) : key
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: blockSize) { block in
-            for index in 0..<blockSize { block[index] = (index < key.count ? key[index] : 0) ^ 0x36 }
-            Compression.compress(&inner, block: block.baseAddress!)
-            for index in 0..<blockSize { block[index] ^= 0x36 ^ 0x5C }
-            Compression.compress(&outer, block: block.baseAddress!)
-            for index in 0..<blockSize { block[index] = 0 }
+        let key = key.count > Compression.blockSize ? MerkleDamgardHasher<Compression>.hash(key) : key
+        var block = HashBlock()
+        block.withBytes { block in
+            // The key, zero-padded to a block, then xor'd with the pads a word at a time.
+            key.withUnsafeBytes { if let base = $0.baseAddress { block.copyMemory(from: base, byteCount: $0.count) } }
+            let words = Compression.blockSize / 8
+            for index in 0..<words { block.storeBytes(of: block.load(fromByteOffset: index * 8, as: UInt64.self) ^ 0x3636_3636_3636_3636, toByteOffset: index * 8, as: UInt64.self) }
+            Compression.compress(&inner, block: block)
+            for index in 0..<words { block.storeBytes(of: block.load(fromByteOffset: index * 8, as: UInt64.self) ^ (0x3636_3636_3636_3636 ^ 0x5C5C_5C5C_5C5C_5C5C), toByteOffset: index * 8, as: UInt64.self) }
+            Compression.compress(&outer, block: block)
+            block.initializeMemory(as: UInt8.self, repeating: 0, count: Compression.blockSize)
         }
     }
 

@@ -16,25 +16,26 @@ public protocol BlockCompression {
     static func store(_ state: State, to digest: UnsafeMutableRawPointer)
 }
 
-extension BlockCompression {
-    static func digest(of state: State) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: digestSize) { buffer, count in
-            store(state, to: buffer.baseAddress!)
-            count = digestSize
-        }
+/// Room for one block of any of the hashes (128 bytes), held inline: a hasher allocates nothing.
+struct HashBlock {
+    private var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    mutating func withBytes<Result>(_ body: (UnsafeMutableRawPointer) -> Result) -> Result {
+        withUnsafeMutableBytes(of: &words) { body($0.baseAddress!) }
     }
 }
 
 /// Incremental hashing over a ``BlockCompression``: buffers partial blocks and pads at the end.
 public struct MerkleDamgardHasher<Compression: BlockCompression> {
     private var state: Compression.State
-    private var pending: [UInt8]
+    private var pending = HashBlock()
+    private var pendingCount = 0
     private var totalBytes: UInt64 = 0
 
     public init() {
         state = Compression.initialState
-        pending = []
-        pending.reserveCapacity(Compression.blockSize)
     }
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
@@ -42,23 +43,31 @@ public struct MerkleDamgardHasher<Compression: BlockCompression> {
         var remaining = bytes.count
         totalBytes &+= UInt64(remaining)
         let blockSize = Compression.blockSize
-        if !pending.isEmpty {
-            let take = min(blockSize - pending.count, remaining)
-            pending.append(contentsOf: UnsafeRawBufferPointer(start: next, count: take))
-            next += take
-            remaining -= take
-            guard pending.count == blockSize else { return }
-            pending.withUnsafeBytes { Compression.compress(&state, block: $0.baseAddress!) }
-            pending.removeAll(keepingCapacity: true)
+        // Worked on in locals: a closure over `self` would overlap the access to `pending`.
+        var state = self.state, count = pendingCount
+        pending.withBytes { block in
+            if count > 0 {
+                let take = min(blockSize - count, remaining)
+                (block + count).copyMemory(from: next, byteCount: take)
+                next += take
+                remaining -= take
+                count += take
+                guard count == blockSize else { return }
+                Compression.compress(&state, block: block)
+                count = 0
+            }
+            while remaining >= blockSize {
+                Compression.compress(&state, block: next)
+                next += blockSize
+                remaining -= blockSize
+            }
+            if remaining > 0 {
+                block.copyMemory(from: next, byteCount: remaining)
+                count = remaining
+            }
         }
-        while remaining >= blockSize {
-            Compression.compress(&state, block: next)
-            next += blockSize
-            remaining -= blockSize
-        }
-        if remaining > 0 {
-            pending.append(contentsOf: UnsafeRawBufferPointer(start: next, count: remaining))
-        }
+        self.state = state
+        pendingCount = count
     }
 
     public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
@@ -69,24 +78,31 @@ public struct MerkleDamgardHasher<Compression: BlockCompression> {
         copy.withUnsafeBytes { update($0) }
     }
 
-    public consuming func finalize() -> [UInt8] {
+    /// Pads, compresses the last block(s) and writes the `digestSize` bytes of the digest.
+    public func finalize(into digest: UnsafeMutableRawPointer) {
         let bitLength = totalBytes &* 8
-        let blockSize = Compression.blockSize
-        var tail = pending
-        tail.append(0x80)
-        let lengthField = Compression.lengthFieldSize
-        while (tail.count + lengthField) % blockSize != 0 { tail.append(0) }
-        // Lengths above 2^64 bits never occur here; the high bytes of SHA-512's field stay zero.
-        tail.append(contentsOf: repeatElement(0, count: lengthField - 8))
-        for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
-        tail.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                Compression.compress(&state, block: raw.baseAddress! + offset)
-                offset += blockSize
+        let blockSize = Compression.blockSize, lengthField = Compression.lengthFieldSize
+        var state = self.state, last = pending
+        let count = pendingCount
+        last.withBytes { block in
+            block.storeBytes(of: 0x80, toByteOffset: count, as: UInt8.self)
+            (block + count + 1).initializeMemory(as: UInt8.self, repeating: 0, count: blockSize - count - 1)
+            if count + 1 > blockSize - lengthField {
+                Compression.compress(&state, block: block)
+                block.initializeMemory(as: UInt8.self, repeating: 0, count: blockSize)
             }
+            // Lengths above 2^64 bits never occur here; the high bytes of SHA-512's field stay zero.
+            storeBigEndian(bitLength, block, blockSize - 8)
+            Compression.compress(&state, block: block)
         }
-        return Compression.digest(of: state)
+        Compression.store(state, to: digest)
+    }
+
+    public func finalize() -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: Compression.digestSize) { buffer, count in
+            finalize(into: buffer.baseAddress!)
+            count = Compression.digestSize
+        }
     }
 
     /// The digest of one message.
@@ -98,24 +114,6 @@ public struct MerkleDamgardHasher<Compression: BlockCompression> {
 }
 
 @inline(__always)
-func loadBigEndian32(_ pointer: UnsafeRawPointer, _ offset: Int) -> UInt32 {
-    UInt32(bigEndian: pointer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-}
-
-@inline(__always)
-func loadBigEndian64(_ pointer: UnsafeRawPointer, _ offset: Int) -> UInt64 {
-    UInt64(bigEndian: pointer.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-}
-
-@inline(__always)
 func storeBigEndian<Word: FixedWidthInteger>(_ word: Word, _ pointer: UnsafeMutableRawPointer, _ offset: Int) {
     pointer.storeBytes(of: word.bigEndian, toByteOffset: offset, as: Word.self)
-}
-
-func bigEndianBytes<Lane: FixedWidthInteger>(_ words: some Sequence<Lane>) -> [UInt8] {
-    var out: [UInt8] = []
-    for word in words {
-        withUnsafeBytes(of: word.bigEndian) { out.append(contentsOf: $0) }
-    }
-    return out
 }

@@ -1,10 +1,66 @@
+/// The rounds of SHA-256 and SHA-512 (FIPS 180-4 §6.2, §6.4), written once for both word sizes: they
+/// differ only in the word, the rotation counts and the round constants.
+protocol SHA2Compression: BlockCompression where State == SIMD8<Word> {
+    associatedtype Word: FixedWidthInteger & UnsignedInteger & SIMDScalar
+    /// The rotations of Σ0, Σ1 and σ0, σ1 (whose third term is a shift).
+    static var sigma: (big0: (Int, Int, Int), big1: (Int, Int, Int), small0: (Int, Int, Int), small1: (Int, Int, Int)) { get }
+    static var roundConstants: [Word] { get }
+}
+
+extension SHA2Compression {
+    public static func compress(_ state: inout SIMD8<Word>, block: UnsafeRawPointer) {
+        roundConstants.withUnsafeBufferPointer { constants in
+            let rounds = constants.count
+            withUnsafeTemporaryAllocation(of: Word.self, capacity: rounds) { schedule in
+                let w = schedule.baseAddress!, k = constants.baseAddress!
+                let (big0, big1, small0, small1) = sigma
+                for t in 0..<16 { w[t] = loadBigEndian(block, t) }
+                for t in 16..<rounds {
+                    let s0 = w[t - 15].rotatedRight(small0.0) ^ w[t - 15].rotatedRight(small0.1) ^ (w[t - 15] &>> small0.2)
+                    let s1 = w[t - 2].rotatedRight(small1.0) ^ w[t - 2].rotatedRight(small1.1) ^ (w[t - 2] &>> small1.2)
+                    w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+                }
+                // d gains T1 and h becomes T1 + T2; the letters are renamed each round instead of moved.
+                @inline(__always)
+                func round(_ a: Word, _ b: Word, _ c: Word, _ d: inout Word, _ e: Word, _ f: Word, _ g: Word, _ h: inout Word, _ t: Int) {
+                    let t1 = h &+ (e.rotatedRight(big1.0) ^ e.rotatedRight(big1.1) ^ e.rotatedRight(big1.2))
+                        &+ (g ^ (e & (f ^ g))) &+ k[t] &+ w[t]
+                    d &+= t1
+                    h = t1 &+ (a.rotatedRight(big0.0) ^ a.rotatedRight(big0.1) ^ a.rotatedRight(big0.2)) &+ ((a & b) | (c & (a | b)))
+                }
+                var a = state[0], b = state[1], c = state[2], d = state[3], e = state[4], f = state[5], g = state[6], h = state[7]
+                var t = 0
+                while t < rounds {
+                    round(a, b, c, &d, e, f, g, &h, t)
+                    round(h, a, b, &c, d, e, f, &g, t + 1)
+                    round(g, h, a, &b, c, d, e, &f, t + 2)
+                    round(f, g, h, &a, b, c, d, &e, t + 3)
+                    round(e, f, g, &h, a, b, c, &d, t + 4)
+                    round(d, e, f, &g, h, a, b, &c, t + 5)
+                    round(c, d, e, &f, g, h, a, &b, t + 6)
+                    round(b, c, d, &e, f, g, h, &a, t + 7)
+                    t += 8
+                }
+                state &+= SIMD8(a, b, c, d, e, f, g, h)
+            }
+        }
+    }
+
+    public static func store(_ state: SIMD8<Word>, to digest: UnsafeMutableRawPointer) {
+        for index in 0..<8 { storeBigEndian(state[index], digest, index * (Word.bitWidth / 8)) }
+    }
+}
+
 /// SHA-256 (FIPS 180-4 §6.2).
-public enum SHA256Compression: BlockCompression {
+public enum SHA256Compression: SHA2Compression {
     public static let blockSize = 64
     public static let digestSize = 32
     public static let lengthFieldSize = 8
     public static let initialState = SIMD8<UInt32>(
         0x6A09_E667, 0xBB67_AE85, 0x3C6E_F372, 0xA54F_F53A, 0x510E_527F, 0x9B05_688C, 0x1F83_D9AB, 0x5BE0_CD19)
+    static var sigma: (big0: (Int, Int, Int), big1: (Int, Int, Int), small0: (Int, Int, Int), small1: (Int, Int, Int)) {
+        ((2, 13, 22), (6, 11, 25), (7, 18, 3), (17, 19, 10))
+    }
 
     static let roundConstants: [UInt32] = [
         0x428A_2F98, 0x7137_4491, 0xB5C0_FBCF, 0xE9B5_DBA5, 0x3956_C25B, 0x59F1_11F1, 0x923F_82A4, 0xAB1C_5ED5,
@@ -16,43 +72,19 @@ public enum SHA256Compression: BlockCompression {
         0x19A4_C116, 0x1E37_6C08, 0x2748_774C, 0x34B0_BCB5, 0x391C_0CB3, 0x4ED8_AA4A, 0x5B9C_CA4F, 0x682E_6FF3,
         0x748F_82EE, 0x78A5_636F, 0x84C8_7814, 0x8CC7_0208, 0x90BE_FFFA, 0xA450_6CEB, 0xBEF9_A3F7, 0xC671_78F2,
     ]
-
-    public static func compress(_ state: inout SIMD8<UInt32>, block: UnsafeRawPointer) {
-        roundConstants.withUnsafeBufferPointer { k in
-            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
-                for t in 0..<16 { w[t] = loadBigEndian32(block, t * 4) }
-                for t in 16..<64 {
-                    let s0 = w[t - 15].rotatedRight(7) ^ w[t - 15].rotatedRight(18) ^ (w[t - 15] >> 3)
-                    let s1 = w[t - 2].rotatedRight(17) ^ w[t - 2].rotatedRight(19) ^ (w[t - 2] >> 10)
-                    w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-                }
-                var v = state
-                for t in 0..<64 {
-                    let s1 = v[4].rotatedRight(6) ^ v[4].rotatedRight(11) ^ v[4].rotatedRight(25)
-                    let ch = (v[4] & v[5]) ^ (~v[4] & v[6])
-                    let temp1 = v[7] &+ s1 &+ ch &+ k[t] &+ w[t]
-                    let s0 = v[0].rotatedRight(2) ^ v[0].rotatedRight(13) ^ v[0].rotatedRight(22)
-                    let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2])
-                    v = SIMD8(temp1 &+ s0 &+ maj, v[0], v[1], v[2], v[3] &+ temp1, v[4], v[5], v[6])
-                }
-                state &+= v
-            }
-        }
-    }
-
-    public static func store(_ state: SIMD8<UInt32>, to digest: UnsafeMutableRawPointer) {
-        for index in 0..<8 { storeBigEndian(state[index], digest, index * 4) }
-    }
 }
 
 /// SHA-512 (FIPS 180-4 §6.4).
-public enum SHA512Compression: BlockCompression {
+public enum SHA512Compression: SHA2Compression {
     public static let blockSize = 128
     public static let digestSize = 64
     public static let lengthFieldSize = 16
     public static let initialState = SIMD8<UInt64>(
         0x6A09_E667_F3BC_C908, 0xBB67_AE85_84CA_A73B, 0x3C6E_F372_FE94_F82B, 0xA54F_F53A_5F1D_36F1,
         0x510E_527F_ADE6_82D1, 0x9B05_688C_2B3E_6C1F, 0x1F83_D9AB_FB41_BD6B, 0x5BE0_CD19_137E_2179)
+    static var sigma: (big0: (Int, Int, Int), big1: (Int, Int, Int), small0: (Int, Int, Int), small1: (Int, Int, Int)) {
+        ((28, 34, 39), (14, 18, 41), (1, 8, 7), (19, 61, 6))
+    }
 
     static let roundConstants: [UInt64] = [
         0x428A_2F98_D728_AE22, 0x7137_4491_23EF_65CD, 0xB5C0_FBCF_EC4D_3B2F, 0xE9B5_DBA5_8189_DBBC,
@@ -76,33 +108,6 @@ public enum SHA512Compression: BlockCompression {
         0x28DB_77F5_2304_7D84, 0x32CA_AB7B_40C7_2493, 0x3C9E_BE0A_15C9_BEBC, 0x431D_67C4_9C10_0D4C,
         0x4CC5_D4BE_CB3E_42B6, 0x597F_299C_FC65_7E2A, 0x5FCB_6FAB_3AD6_FAEC, 0x6C44_198C_4A47_5817,
     ]
-
-    public static func compress(_ state: inout SIMD8<UInt64>, block: UnsafeRawPointer) {
-        roundConstants.withUnsafeBufferPointer { k in
-            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 80) { w in
-                for t in 0..<16 { w[t] = loadBigEndian64(block, t * 8) }
-                for t in 16..<80 {
-                    let s0 = w[t - 15].rotatedRight(1) ^ w[t - 15].rotatedRight(8) ^ (w[t - 15] >> 7)
-                    let s1 = w[t - 2].rotatedRight(19) ^ w[t - 2].rotatedRight(61) ^ (w[t - 2] >> 6)
-                    w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-                }
-                var v = state
-                for t in 0..<80 {
-                    let s1 = v[4].rotatedRight(14) ^ v[4].rotatedRight(18) ^ v[4].rotatedRight(41)
-                    let ch = (v[4] & v[5]) ^ (~v[4] & v[6])
-                    let temp1 = v[7] &+ s1 &+ ch &+ k[t] &+ w[t]
-                    let s0 = v[0].rotatedRight(28) ^ v[0].rotatedRight(34) ^ v[0].rotatedRight(39)
-                    let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2])
-                    v = SIMD8(temp1 &+ s0 &+ maj, v[0], v[1], v[2], v[3] &+ temp1, v[4], v[5], v[6])
-                }
-                state &+= v
-            }
-        }
-    }
-
-    public static func store(_ state: SIMD8<UInt64>, to digest: UnsafeMutableRawPointer) {
-        for index in 0..<8 { storeBigEndian(state[index], digest, index * 8) }
-    }
 }
 
 public typealias SHA256 = MerkleDamgardHasher<SHA256Compression>

@@ -13,18 +13,20 @@ public enum Base32 {
         case nonZeroTrailingBits
 
         public var description: String {
+            let text: MessageText
             switch self {
             case .invalidCharacter(let character, let position):
-                let shown = character.isASCII && character.value >= 0x20 && character.value != 0x7F
+                let shown: MessageText = character.isASCII && character.value >= 0x20 && character.value != 0x7F
                     ? "'\(character)'" : "U+\(String(character.value, radix: 16, uppercase: true))"
-                return "invalid base32 character \(shown) at position \(position + 1) (expected A–Z, 2–7, spaces or hyphens)"
+                text = "invalid base32 character \(shown) at position \(position + 1) (expected A–Z, 2–7, spaces or hyphens)"
             case .dataAfterPadding(let position):
-                return "base32 data after '=' padding at position \(position + 1)"
+                text = "base32 data after '=' padding at position \(position + 1)"
             case .invalidLength(let symbols):
-                return "\(symbols) base32 characters cannot encode whole bytes (a character is missing or extra)"
+                text = "\(symbols) base32 characters cannot encode whole bytes (a character is missing or extra)"
             case .nonZeroTrailingBits:
                 return "the last base32 character has bits set that encode no byte (a typo or truncated secret)"
             }
+            return text.text
         }
     }
 

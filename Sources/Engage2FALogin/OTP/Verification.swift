@@ -14,6 +14,11 @@ public enum CodeCheck: Equatable, Sendable {
 /// `digits` ASCII digits, so that letters, signs, and over-long input never reach the comparison.
 public func normalizedCode<Input: Collection>(_ input: Input, digits: Int) -> [UInt8]? where Input.Element == UInt8 {
     let bytes = Array(input)
+    return bytes.withUnsafeBufferPointer { codeDigits($0, digits: digits).map { Array($0) } }
+}
+
+/// The `digits` ASCII digits `bytes` hold between surrounding whitespace; nil for anything else.
+private func codeDigits(_ bytes: UnsafeBufferPointer<UInt8>, digits: Int) -> Slice<UnsafeBufferPointer<UInt8>>? {
     let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }
     var first = 0
     var end = bytes.count
@@ -22,7 +27,7 @@ public func normalizedCode<Input: Collection>(_ input: Input, digits: Int) -> [U
     guard end - first == digits, bytes[first..<end].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
         return nil
     }
-    return Array(bytes[first..<end])
+    return bytes[first..<end]
 }
 
 /// Checks a typed code against a device's codes within `window` steps either side of now.
@@ -36,9 +41,25 @@ public func verifyTOTP<Input: Collection>(
     code input: Input, secret: [UInt8], parameters: OTPParameters,
     now: Int64, window: Int, lastAcceptedStep: Int64?
 ) -> CodeCheck where Input.Element == UInt8 {
-    guard let code = normalizedCode(input, digits: parameters.digits) else { return .malformed }
+    // The typed bytes in place (an Array or a slice of one, as every caller has): no copy.
+    if let check = input.withContiguousStorageIfAvailable({
+        verifyTOTP(code: $0, secret: secret, parameters: parameters, now: now, window: window, lastAcceptedStep: lastAcceptedStep)
+    }) {
+        return check
+    }
+    return Array(input).withUnsafeBufferPointer {
+        verifyTOTP(code: $0, secret: secret, parameters: parameters, now: now, window: window, lastAcceptedStep: lastAcceptedStep)
+    }
+}
+
+private func verifyTOTP(
+    code input: UnsafeBufferPointer<UInt8>, secret: [UInt8], parameters: OTPParameters,
+    now: Int64, window: Int, lastAcceptedStep: Int64?
+) -> CodeCheck {
+    guard let code = codeDigits(input, digits: parameters.digits) else { return .malformed }
     // At most 8 digits: the number fits, and comparing numbers is comparing the zero-padded digits.
-    let typed = code.reduce(UInt32(0)) { $0 * 10 + UInt32($1 - UInt8(ascii: "0")) }
+    var typed: UInt32 = 0
+    for digit in code { typed = typed &* 10 &+ UInt32(digit &- UInt8(ascii: "0")) }
     let generator = HOTPGenerator(secret: secret, algorithm: parameters.algorithm, digits: parameters.digits)
     let current = parameters.step(at: now)
     var matchedUsedStep = false

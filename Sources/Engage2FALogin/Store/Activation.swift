@@ -50,43 +50,64 @@ public struct ActivationStore: Sendable {
     /// Who must own the record and its directories: root (tests name another owner with another root).
     let owner: uid_t
 
+    /// `root/activation.d`, where the record of a policy file named by config= is (nil for the default file's).
+    private let recordDirectory: String?
+
     public init(configPath: String, root: String = ActivationStore.defaultRoot, owner: uid_t = 0) {
         self.root = root
         self.configPath = configPath
         self.owner = owner
         if configPath.hasSameBytes(as: Config.defaultPath) {
+            recordDirectory = nil
             recordPath = root + "/activation"
         } else {
+            // One buffer for the directory and the record in it, the digest and its hex made in place.
             var path = ByteWriter(capacity: root.utf8.count + 78)
             path.write(string: root)
-            path.write("/activation.d/")
-            path.write(string: hexString(SHA256.hash(configPath.utf8)))
+            path.write("/activation.d")
+            recordDirectory = path.text
+            path.write("/")
+            var hasher = SHA256()
+            var config = configPath
+            config.withUTF8 { hasher.update(UnsafeRawBufferPointer($0)) }
+            // The digest and its hex on the stack, the hex appended in one piece.
+            let digestSize = SHA256Compression.digestSize
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 3 * digestSize) { buffer in
+                let hex = buffer.baseAddress!, digest = hex + 2 * digestSize
+                hasher.finalize(into: digest)
+                let digits: StaticString = "0123456789abcdef"
+                for index in 0..<digestSize {
+                    hex[2 * index] = digits.utf8Start[Int(digest[index] >> 4)]
+                    hex[2 * index + 1] = digits.utf8Start[Int(digest[index] & 15)]
+                }
+                path.bytes.append(contentsOf: UnsafeBufferPointer(start: hex, count: 2 * digestSize))
+            }
             recordPath = path.text
         }
-    }
-
-    /// The directories from `root` down to the record's.
-    private var directories: [String] {
-        configPath.hasSameBytes(as: Config.defaultPath) ? [root] : [root, root + "/activation.d"]
     }
 
     static let header: StaticString = "engage2fa-activation 1"
 
     /// Whether 2FA was ever activated for this policy file.
     public func read() -> ActivationState {
-        for directory in directories {
-            let status: FileStatus
-            do throws(Errno) {
-                status = try FileStatus(path: directory, followSymbolicLinks: false)
-            } catch .noSuchFileOrDirectory {
-                // A directory that is not there holds no record: its parent is root's (/var/lib).
-                return .never
-            } catch {
-                return .unreadable(reason: "\(displayText(directory)): \(SystemError("lstat", error))")
-            }
-            if let problem = untrustedDirectoryProblem(status) { return .unreadable(reason: "\(displayText(directory)): \(problem)") }
-        }
+        if let state = directoryState(root) { return state }
+        if let recordDirectory, let state = directoryState(recordDirectory) { return state }
         return Self.readRecord(recordPath, owners: [owner])
+    }
+
+    /// Why the record cannot be in `directory` (nil if it can be): not there, unreadable or untrusted.
+    private func directoryState(_ directory: String) -> ActivationState? {
+        let status: FileStatus
+        do throws(Errno) {
+            status = try FileStatus(path: directory, followSymbolicLinks: false)
+        } catch .noSuchFileOrDirectory {
+            // A directory that is not there holds no record: its parent is root's (/var/lib).
+            return .never
+        } catch {
+            return .unreadable(reason: messageString("\(displayText(directory)): \(SystemError("lstat", error))"))
+        }
+        if let problem = untrustedDirectoryProblem(status) { return .unreadable(reason: messageString("\(displayText(directory)): \(problem)")) }
+        return nil
     }
 
     /// Reads a record at `path`: missing is `.never`; anything else that is not a record, from the
@@ -98,12 +119,12 @@ public struct ActivationStore: Sendable {
         } catch .missing {
             return .never
         } catch {
-            return .unreadable(reason: "\(error)")
+            return .unreadable(reason: error.description)
         }
         let fields = parseRecord(bytes.span)
-        guard let fields else { return .unreadable(reason: "\(displayText(path)): not an activation record") }
+        guard let fields else { return .unreadable(reason: messageString("\(displayText(path)): not an activation record")) }
         guard let activatedAt = fields.activatedAt, let recordedAt = fields.recordedAt else {
-            return .unreadable(reason: "\(displayText(path)): malformed activation record")
+            return .unreadable(reason: messageString("\(displayText(path)): malformed activation record"))
         }
         let stateDirectory = fields.stateDirectory.flatMap { bytesStart($0.utf8, with: "/") && !hasDotDotComponent($0) ? $0 : nil }
         return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt, configPath: fields.config, stateDirectory: stateDirectory))
@@ -111,14 +132,20 @@ public struct ActivationStore: Sendable {
 
     /// The fields of a record's second line; nil if the first is not the header.
     private static func parseRecord(_ bytes: Span<UInt8>) -> (activatedAt: Int64?, recordedAt: Int64?, config: String?, stateDirectory: String?)? {
-        var lines = LineRanges()
-        guard let first = lines.next(in: bytes), bytes.spells(first, Self.header), let second = lines.next(in: bytes) else { return nil }
+        let firstEnd = bytes.position(of: 0x0A, in: 0..<bytes.count)
+        guard bytes.spells(0..<firstEnd, Self.header), firstEnd < bytes.count else { return nil }
+        let second = firstEnd + 1..<bytes.position(of: 0x0A, in: firstEnd + 1..<bytes.count)
         var activatedAt: Int64? = nil
         var recordedAt: Int64? = nil
         var config: String? = nil
         var stateDirectory: String? = nil
-        for word in bytes.pieces(of: second, separatedBy: UInt8(ascii: " "), keepEmpty: false) {
-            guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word) else { continue }
+        // The words between single spaces, found in place (no array of their ranges).
+        var start = second.lowerBound
+        while start < second.upperBound {
+            let word = start..<bytes.position(of: UInt8(ascii: " "), in: start..<second.upperBound)
+            start = word.upperBound + 1
+            let equals = bytes.position(of: UInt8(ascii: "="), in: word)
+            guard equals < word.upperBound else { continue }
             let key = word.lowerBound..<equals, valueText = equals + 1..<word.upperBound
             if bytes.spells(key, "config") { config = bytes.percentDecoded(valueText); continue }
             if bytes.spells(key, "state-dir") { stateDirectory = bytes.percentDecoded(valueText); continue }
@@ -131,14 +158,14 @@ public struct ActivationStore: Sendable {
 
     private func untrustedDirectoryProblem(_ status: FileStatus) -> String? {
         if status.type != .directory { return "is not a directory (or is a symbolic link)" }
-        if status.owner != owner { return "owned by uid \(status.owner), expected \(owner)" }
-        if !status.permissions.isDisjoint(with: .groupOrOthersWrite) { return "mode \(status.permissions) lets others write to it (expected 755)" }
+        if status.owner != owner { return messageString("owned by uid \(status.owner), expected \(owner)") }
+        if !status.permissions.isDisjoint(with: .groupOrOthersWrite) { return messageString("mode \(status.permissions) lets others write to it (expected 755)") }
         return nil
     }
 
     /// Writes the record once (root only); an existing record is never replaced.
     public func record(_ record: ActivationRecord) throws(StateError) {
-        for directory in directories {
+        for directory in [root] + (recordDirectory.map { [$0] } ?? []) {
             var status: FileStatus
             do throws(Errno) {
                 status = try FileStatus(path: directory, followSymbolicLinks: false)
@@ -147,7 +174,7 @@ public struct ActivationStore: Sendable {
                     do throws(Errno) { try FileSystem.makeDirectory(directory, permissions: .directoryAllRead) } catch .fileExists {}
                     status = try FileStatus(path: directory, followSymbolicLinks: false)
                 } catch {
-                    throw .directory(path: directory, message: "cannot create: \(SystemError("mkdir", error))")
+                    throw .directory(path: directory, message: messageString("cannot create: \(SystemError("mkdir", error))"))
                 }
                 // The caller's umask (sudo keeps it) must not make the record unreadable to users.
                 if status.permissions.accessBits != .directoryAllRead, status.owner == owner, status.type == .directory {
@@ -155,7 +182,7 @@ public struct ActivationStore: Sendable {
                     status.permissions = .directoryAllRead
                 }
             } catch {
-                throw .directory(path: directory, message: "cannot create: \(SystemError("mkdir", error))")
+                throw .directory(path: directory, message: messageString("cannot create: \(SystemError("mkdir", error))"))
             }
             if let problem = untrustedDirectoryProblem(status) { throw .directory(path: directory, message: problem) }
         }
@@ -213,5 +240,17 @@ public struct ActivationStore: Sendable {
         legacy.configPath = configPath
         legacy.stateDirectory = legacy.stateDirectory ?? stateDirectory
         return (.active(legacy), legacy)
+    }
+}
+
+extension Span where Element == UInt8 {
+    /// Where the first `byte` in `range` is, or `range.upperBound`: memchr(3), not a checked loop a byte at a time.
+    fileprivate func position(of byte: UInt8, in range: Range<Int>) -> Int {
+        guard !range.isEmpty else { return range.upperBound }
+        return withUnsafeBufferPointer { buffer in
+            let start = UnsafeRawPointer(buffer.baseAddress!)
+            guard let found = memchr(start + range.lowerBound, Int32(byte), range.count) else { return range.upperBound }
+            return UnsafeRawPointer(found) - start
+        }
     }
 }

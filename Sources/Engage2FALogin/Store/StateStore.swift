@@ -9,16 +9,22 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
     case fileSizeLimit(bytes: Int64)
 
     public var description: String {
+        let text: MessageText
         switch self {
-        case .directory(let path, let message): "\(displayText(path)): \(message)"
-        case .file(let error): "\(error)"
-        case .corrupt(let path, let line, let message): "\(displayText(path)):\(line): \(message)"
-        case .lockTimeout(let path, let seconds): "\(displayText(path)): still locked by another process after \(seconds) s"
-        case .lock(let path, let error): "\(displayText(path)): \(error)"
-        case .fileSizeLimit(let bytes): "the caller's file size limit (RLIMIT_FSIZE, \(bytes) bytes) could stop the state from being written; refusing"
+        case .directory(let path, let message): text = "\(displayText(path)): \(message)"
+        case .file(let error): return error.description
+        case .corrupt(let path, let line, let message): text = "\(displayText(path)):\(line): \(message)"
+        case .lockTimeout(let path, let seconds): text = "\(displayText(path)): still locked by another process after \(seconds) s"
+        case .lock(let path, let error): text = "\(displayText(path)): \(error)"
+        case .fileSizeLimit(let bytes): text = "the caller's file size limit (RLIMIT_FSIZE, \(bytes) bytes) could stop the state from being written; refusing"
         }
+        return text.text
     }
 }
+
+/// A message built by ``MessageText`` (one out-of-line append a piece, not an inlined String interpolation),
+/// as the String an error keeps.
+func messageString(_ message: MessageText) -> String { message.text }
 
 /// The one store of what root keeps about users, in the manner of pam_faillock's tally directory, and
 /// the per-user transaction every change goes through:
@@ -53,25 +59,47 @@ public struct StateStore: Sendable {
         usersDirectory = directory + "/users"
     }
 
-    /// `users/UID.EXTENSION`.
-    private func userPath(uid: uid_t, _ fileExtension: StaticString) -> String {
-        var path = ByteWriter(capacity: usersDirectory.utf8.count + 20)
-        path.write(string: usersDirectory)
-        path.write("/")
-        path.write(Int64(uid))
-        path.write(".")
-        path.write(fileExtension)
-        return path.text
+    /// `users/UID.EXTENSION` (`users/.UID.EXTENSION` when `hidden`).
+    private func userPath(uid: uid_t, _ fileExtension: StaticString, hidden: Bool = false) -> String {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 10) { digits in
+            var start = 10, rest = uid
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while rest > 0
+            return usersPath(UnsafeBufferPointer(rebasing: digits[start...]), fileExtension, hidden: hidden)
+        }
     }
 
-    /// `users/NAME.state`, where older versions kept a user's state: one buffer, not a chain of String `+`.
+    /// `users/NAME.state`, where older versions kept a user's state.
     private func legacyStatePath(name: String) -> String {
-        var path = ByteWriter(capacity: usersDirectory.utf8.count + name.utf8.count + 8)
-        path.write(string: usersDirectory)
-        path.write("/")
-        path.write(string: name)
-        path.write(".state")
-        return path.text
+        var name = name
+        return name.withUTF8 { usersPath($0, "state", hidden: false) }
+    }
+
+    /// `users/[.]STEM.EXTENSION`, written straight into the String's storage: its one allocation.
+    /// Not inlined: one copy serves every path of the store.
+    @inline(never)
+    private func usersPath(_ stem: UnsafeBufferPointer<UInt8>, _ fileExtension: StaticString, hidden: Bool) -> String {
+        var directory = usersDirectory
+        return directory.withUTF8 { directory in
+            let count = directory.count + 2 + (hidden ? 1 : 0) + stem.count + fileExtension.utf8CodeUnitCount
+            return String(unsafeUninitializedCapacity: count) { buffer in
+                var out = UnsafeMutableRawPointer(buffer.baseAddress!)
+                func append(_ start: UnsafeRawPointer?, _ count: Int) {
+                    if let start { out.copyMemory(from: start, byteCount: count) }
+                    out += count
+                }
+                let separator: StaticString = "/.", dot: StaticString = "."
+                append(directory.baseAddress, directory.count)
+                append(separator.utf8Start, hidden ? 2 : 1)
+                append(stem.baseAddress, stem.count)
+                append(dot.utf8Start, 1)
+                append(fileExtension.utf8Start, fileExtension.utf8CodeUnitCount)
+                return count
+            }
+        }
     }
 
     public func statePath(uid: uid_t) -> String { userPath(uid: uid, "state") }
@@ -91,13 +119,13 @@ public struct StateStore: Sendable {
             status = try FileStatus(path: path, followSymbolicLinks: false)
         } catch .noSuchFileOrDirectory {
             do throws(Errno) { try FileSystem.makeDirectory(path, permissions: permissions) } catch .fileExists {} catch {
-                throw .directory(path: path, message: "cannot create: \(SystemError("mkdir", error))")
+                throw .directory(path: path, message: messageString("cannot create: \(SystemError("mkdir", error))"))
             }
             do throws(Errno) { status = try FileStatus(path: path, followSymbolicLinks: false) } catch {
-                throw .directory(path: path, message: "\(SystemError("lstat", error))")
+                throw .directory(path: path, message: SystemError("lstat", error).description)
             }
         } catch {
-            throw .directory(path: path, message: "\(SystemError("lstat", error))")
+            throw .directory(path: path, message: SystemError("lstat", error).description)
         }
         // Exactly that mode, whatever the caller's umask or an older version made it (users/ was 0700, then
         // 0755): users read their own state here and list nothing. One that others can write to is not
@@ -107,9 +135,9 @@ public struct StateStore: Sendable {
             status.permissions = permissions
         }
         guard status.type == .directory else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
-        guard status.owner == owner else { throw .directory(path: path, message: "owned by uid \(status.owner), expected \(owner)") }
+        guard status.owner == owner else { throw .directory(path: path, message: messageString("owned by uid \(status.owner), expected \(owner)")) }
         guard status.permissions.isDisjoint(with: .groupOrOthersWrite) else {
-            throw .directory(path: path, message: "mode \(status.permissions) lets others write to it (expected \(permissions))")
+            throw .directory(path: path, message: messageString("mode \(status.permissions) lets others write to it (expected \(permissions))"))
         }
     }
 
@@ -117,7 +145,10 @@ public struct StateStore: Sendable {
     /// user never seen has an empty state. Before the first write under a uid, the state an older
     /// version kept under the user's name is read, so that replay protection survives the upgrade.
     public func read(account: Account) throws(StateError) -> UserState {
-        let path = statePath(uid: account.uid)
+        try read(account: account, statePath: statePath(uid: account.uid))
+    }
+
+    private func read(account: Account, statePath path: String) throws(StateError) -> UserState {
         do {
             return try readState(path)
         } catch .file(.missing) {
@@ -154,6 +185,8 @@ public struct StateStore: Sendable {
         _ body: (inout UserState, DeviceFile?) throws(CoreError) -> Result
     ) throws(CoreError) -> Result {
         let lock: FileDescriptor
+        // Each of the user's paths built once for the whole transaction.
+        let path = statePath(uid: account.uid)
         do {
             try prepare()
             lock = try acquireLock(path: userPath(uid: account.uid, "lock"))
@@ -161,7 +194,7 @@ public struct StateStore: Sendable {
         // Closing the descriptor releases the flock.
         return try lock.closeAfter { () throws(CoreError) -> Result in
             let original: UserState
-            do throws(StateError) { original = try read(account: account) } catch { throw .state(error) }
+            do throws(StateError) { original = try read(account: account, statePath: path) } catch { throw .state(error) }
             let file = try location?.load(unlessUnchangedSince: snapshot)
             var state = original
             let result = try body(&state, file)
@@ -171,7 +204,7 @@ public struct StateStore: Sendable {
                 // time the host is back. It halves the disk flushes of every login.
                 try withFileSizeLimitLifted(atLeast: Self.minimumFileSizeLimit) { () throws(CoreError) in
                     do throws(TrustedFileError) {
-                        try writeState(state.serialized(), account: account)
+                        try writeState(state.serialized(), to: path, account: account)
                     } catch {
                         throw .state(.file(error))
                     }
@@ -187,9 +220,8 @@ public struct StateStore: Sendable {
     /// user's group. Nothing the user can read shows what a login decided before it is committed: a
     /// user who stops or kills their own setuid login (su, sudo) cannot learn a code was wrong and keep
     /// the failure from being counted. No directory fsync (see ``transaction(account:devices:_:)``).
-    private func writeState(_ contents: [UInt8], account: Account) throws(TrustedFileError) {
-        let path = statePath(uid: account.uid)
-        let temporary = userPath(uid: account.uid, "state.tmp").replacingLastComponentPrefixedWithDot()
+    private func writeState(_ contents: [UInt8], to path: String, account: Account) throws(TrustedFileError) {
+        let temporary = userPath(uid: account.uid, "state.tmp", hidden: true)
         let file: FileDescriptor
         do { file = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite) } catch {
             throw .system(path: temporary, SystemError("open", error))
@@ -218,15 +250,5 @@ public struct StateStore: Sendable {
             throw .lock(path: path, SystemError("flock", error))
         }
         return file
-    }
-}
-
-extension String {
-    /// `DIR/NAME` as `DIR/.NAME`: the hidden name readers skip.
-    fileprivate func replacingLastComponentPrefixedWithDot() -> String {
-        var bytes = Array(utf8)
-        let slash = bytes.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0
-        bytes.insert(UInt8(ascii: "."), at: slash)
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -28,28 +28,29 @@ private func upperHexDigit(_ value: UInt8) -> UInt8 {
 
 /// Decodes `%XX` escapes (and `+` as a space, as query strings use it); nil on a malformed escape or invalid UTF-8.
 package func percentDecode<Bytes: Collection>(_ text: Bytes) -> String? where Bytes.Element == UInt8 {
-    if !text.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
-        return String(validating: text, as: UTF8.self)
-    }
-    var out: [UInt8] = []
-    out.reserveCapacity(text.count)
-    // Walks indices: popping from an ArraySlice copy costs ten times the instructions.
-    var index = text.startIndex
-    func next() -> UInt8? {
-        guard index != text.endIndex else { return nil }
-        defer { text.formIndex(after: &index) }
-        return text[index]
-    }
-    while let byte = next() {
-        switch byte {
-        case UInt8(ascii: "%"):
-            guard let high = next().flatMap(hexValue), let low = next().flatMap(hexValue) else { return nil }
-            out.append(high << 4 | low)
-        case UInt8(ascii: "+"): out.append(UInt8(ascii: " "))
-        default: out.append(byte)
+    if let decoded = text.withContiguousStorageIfAvailable({ percentDecode(bytes: $0) }) { return decoded }
+    return Array(text).withUnsafeBufferPointer { percentDecode(bytes: $0) }
+}
+
+/// The same for bytes in place: decoded on the stack, so the String is the only allocation.
+func percentDecode(bytes text: UnsafeBufferPointer<UInt8>) -> String? {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: text.count) { out -> String? in
+        var index = 0, count = 0
+        while index < text.count {
+            var byte = text[index]
+            index += 1
+            if byte == UInt8(ascii: "%") {
+                guard index + 1 < text.count, let high = hexValue(text[index]), let low = hexValue(text[index + 1]) else { return nil }
+                byte = high << 4 | low
+                index += 2
+            } else if byte == UInt8(ascii: "+") {
+                byte = UInt8(ascii: " ")
+            }
+            out[count] = byte
+            count += 1
         }
+        return String(validating: UnsafeBufferPointer(rebasing: out[..<count]), as: UTF8.self)
     }
-    return String(validating: out, as: UTF8.self)
 }
 
 package func hexValue(_ byte: UInt8) -> UInt8? {
