@@ -99,10 +99,10 @@ public struct FileStatus: Equatable, Sendable {
         inode = UInt64(info.st_ino)
     }
 
-    /// stat(2), or lstat(2) when not following a final symbolic link.
+    /// stat(2), or lstat(2) when not following a final symbolic link (both as fstatat(2)).
     public init(path: String, followSymbolicLinks: Bool) throws(Errno) {
         var info = stat()
-        _ = try path.withCString { cPath in valueOrErrno { followSymbolicLinks ? stat(cPath, &info) : lstat(cPath, &info) } }.get()
+        _ = try path.withCString { cPath in valueOrErrno { e2f_stat(cPath, &info, followSymbolicLinks ? 1 : 0) } }.get()
         self.init(info)
     }
 }
@@ -185,11 +185,16 @@ public struct FileDescriptor: Equatable, Sendable {
         return try body()
     }
 
-    /// fstat(2).
+    /// fstat(2) (as fstatat(2) of the descriptor).
     public func status() throws(Errno) -> FileStatus {
+        FileStatus(try rawStatus())
+    }
+
+    /// fstat(2)'s whole result, for what FileStatus does not keep (FileVersion's times).
+    func rawStatus() throws(Errno) -> stat {
         var info = stat()
-        _ = try systemCall { fstat(rawValue, &info) }
-        return FileStatus(info)
+        _ = try systemCall { e2f_fstat(rawValue, &info) }
+        return info
     }
 
     /// fstatat(2) of `name` in this directory, not following a final symbolic link (AT_SYMLINK_NOFOLLOW).
@@ -292,7 +297,7 @@ public struct FileDescriptor: Equatable, Sendable {
             let error = Errno.current
             guard error == .wouldBlock || error == .interrupted else { throw error }
             guard waitedMicroseconds < timeoutSeconds * 1_000_000 else { throw .wouldBlock }
-            usleep(2_000)
+            e2f_sleep_milliseconds(2)
             waitedMicroseconds += 2_000
         }
     }

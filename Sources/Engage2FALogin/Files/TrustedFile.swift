@@ -78,16 +78,17 @@ public func readTrustedFile(
         throw .system(path: path, SystemError("open", error))
     }
     return try file.closeAfter { () throws(TrustedFileError) in
-        let status: FileStatus
-        do throws(Errno) { status = try file.status() } catch { throw .system(path: path, SystemError("fstat", error)) }
+        // One fstat for the checks and the version: the descriptor's file cannot change identity in between.
+        let info: stat
+        do throws(Errno) { info = try file.rawStatus() } catch { throw .system(path: path, SystemError("fstat", error)) }
+        let status = FileStatus(info)
         guard status.type == .regular else { throw .notRegularFile(path: path) }
         guard owners.contains(status.owner) else { throw .wrongOwner(path: path, owner: status.owner, expected: owners) }
         guard status.permissions.isDisjoint(with: forbidden) else {
             throw .tooPermissive(path: path, permissions: status.permissions, forbidden: forbidden)
         }
         guard status.size <= maxSize else { throw .tooLarge(path: path, size: status.size, limit: maxSize) }
-        var info = stat()
-        version = fstat(file.rawValue, &info) == 0 ? FileVersion(info) : nil
+        version = FileVersion(info)
         let contents: [UInt8]
         do throws(Errno) { contents = try file.readAll(expectedSize: status.size, limit: maxSize, trustingExpectedSize: true) } catch {
             throw .system(path: path, SystemError("read", error))
@@ -125,7 +126,7 @@ public struct FileVersion: Equatable, Sendable {
     /// open of a read would not); nil if there is nothing.
     static func current(_ path: String) -> FileVersion? {
         var info = stat()
-        guard path.withCString({ lstat($0, &info) }) == 0 else { return nil }
+        guard path.withCString({ e2f_stat($0, &info, 0) }) == 0 else { return nil }
         return FileVersion(info)
     }
 }
