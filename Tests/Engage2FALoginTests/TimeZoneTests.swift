@@ -384,7 +384,8 @@ final class TimeZoneTests: XCTestCase {
         let large = base + "/large"
         try Data(count: TimeZoneRules.maxFileSize + 1).write(to: URL(fileURLWithPath: large))
         XCTAssertEqual(chmod(large, 0o644), 0)
-        refused(large, .malformed(path: large, TimeZoneDataError("larger than 65536 bytes")))
+        refused(large, .malformed(path: large, .tooLarge))
+        XCTAssertEqual(TimeZoneFileError.malformed(path: large, .tooLarge).description, large + ": not a usable TZif file: larger than 65536 bytes")
 
         // What the system zone falls back to: UTC, with the reason kept.
         XCTAssertEqual(SystemTimeZone.rulesOrUTC(writable).rules, .utc)

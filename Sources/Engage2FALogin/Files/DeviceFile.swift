@@ -109,16 +109,17 @@ public enum DeviceNameError: Error, Equatable, CustomStringConvertible {
     case duplicate(String)
     case tooManyDevices(limit: Int)
 
+    @_optimize(size)
     public var description: String {
         switch self {
-        case .empty: "a device name cannot be empty"
-        case .tooLong(let limit): "a device name can be at most \(limit) characters"
-        case .tooManyBytes(let limit): "a device name can be at most \(limit) bytes long (UTF-8)"
+        case .empty: literalText("a device name cannot be empty")
+        case .tooLong(let limit): message("a device name can be at most ", decimal(Int64(limit)), " characters")
+        case .tooManyBytes(let limit): message("a device name can be at most ", decimal(Int64(limit)), " bytes long (UTF-8)")
         case .unsafeCharacter(let scalar):
-            "a device name cannot contain a control or invisible formatting character (found U+\(scalarCode(scalar)))"
-        case .surroundingSpace: "a device name cannot start or end with a space"
-        case .duplicate(let name): "there is already a device named '\(displayText(name, limit: 256))'"
-        case .tooManyDevices(let limit): "at most \(limit) devices can be linked"
+            message("a device name cannot contain a control or invisible formatting character (found U+", scalarCode(scalar), ")")
+        case .surroundingSpace: literalText("a device name cannot start or end with a space")
+        case .duplicate(let name): message("there is already a device named '", displayText(name, limit: 256), "'")
+        case .tooManyDevices(let limit): message("at most ", decimal(Int64(limit)), " devices can be linked")
         }
     }
 }
@@ -136,8 +137,8 @@ public enum DeviceFileError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .file(let error): "\(error)"
-        case .format(let path, let line, let message): "\(path):\(line): \(message)"
+        case .file(let error): error.description
+        case .format(let path, let line, let message): locatedMessage(path, line: line, message)
         }
     }
 }
@@ -200,11 +201,12 @@ public struct DeviceFile: Equatable, Sendable {
         var lines = LineRanges()
         while let line = lines.next(in: bytes) {
             lineNumber += 1
-            func fail(_ message: String) -> DeviceFileError { .format(path: path, line: lineNumber, message: message) }
-            guard isASCII || bytes.isValidUTF8(line) else { throw fail("not valid UTF-8") }
+            @inline(never)
+            func fail(_ message: String) -> DeviceFileError { formatError(path: path, line: lineNumber, message: message) }
+            guard isASCII || bytes.isValidUTF8(line) else { throw fail(literalText("not valid UTF-8")) }
             if line.isEmpty || bytes[line.lowerBound] == UInt8(ascii: "#") { continue }
             if !sawHeader {
-                guard bytes.spells(line, header) else { throw fail("expected '\(header)' (an unknown version or not a device file)") }
+                guard bytes.spells(line, header) else { throw fail(message("expected '", literalText(header), "' (an unknown version or not a device file)")) }
                 sawHeader = true
                 continue
             }
@@ -217,68 +219,71 @@ public struct DeviceFile: Equatable, Sendable {
                 let wordEnd = bytes.firstIndex(of: UInt8(ascii: " "), in: wordStart..<line.upperBound) ?? line.upperBound
                 let word = wordStart..<wordEnd
                 wordStart = wordEnd + 1
-                guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word), equals != word.lowerBound else { throw fail("malformed field '\(bytes.quoted(word))'") }
+                guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word), equals != word.lowerBound else { throw fail(message("malformed field '", bytes.quoted(word), "'")) }
                 let key = word.lowerBound..<equals
-                guard fields.add(key: key, value: equals + 1..<word.upperBound, in: bytes) else { throw fail("duplicate field '\(bytes.quoted(key))'") }
+                guard fields.add(key: key, value: equals + 1..<word.upperBound, in: bytes) else { throw fail(message("duplicate field '", bytes.quoted(key), "'")) }
             }
+            @inline(never)
             func field(_ key: StaticString) throws(DeviceFileError) -> Range<Int> {
-                guard let value = fields.remove(key, in: bytes) else { throw fail("missing field '\(key)'") }
+                guard let value = fields.remove(key, in: bytes) else { throw fail(message("missing field '", literalText(key), "'")) }
                 return value
             }
+            @inline(never)
             func integer(_ key: StaticString, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
                 let text = try field(key)
-                guard let value = bytes.integer(text), range.contains(value) else { throw fail("bad \(key) '\(bytes.quoted(text))'") }
+                guard let value = bytes.integer(text), range.contains(value) else { throw fail(message("bad ", literalText(key), " '", bytes.quoted(text), "'")) }
                 return value
             }
+            @inline(never)
             func hex(_ key: StaticString, count: Int) throws(DeviceFileError) -> [UInt8] {
-                guard let value = bytes.hexBytes(try field(key)), value.count == count else { throw fail("bad \(key)") }
+                guard let value = bytes.hexBytes(try field(key)), value.count == count else { throw fail(message("bad ", literalText(key), "")) }
                 return value
             }
             if bytes.spells(record, "device") {
                 let id = try field("id")
-                guard id.count == 16, bytes.allSatisfy(in: id, { hexValue($0) != nil }) else { throw fail("bad id '\(bytes.quoted(id))'") }
+                guard id.count == 16, bytes.allSatisfy(in: id, { hexValue($0) != nil }) else { throw fail(message("bad id '", bytes.quoted(id), "'")) }
                 let added = try integer("added", 0...Int64.max)
                 let algorithmText = try field("algorithm")
                 guard let algorithm = OTPAlgorithm.allCases.first(where: { bytes.spells(algorithmText, $0.rawValue.utf8) }) else {
-                    throw fail("bad algorithm '\(bytes.quoted(algorithmText))'")
+                    throw fail(message("bad algorithm '", bytes.quoted(algorithmText), "'"))
                 }
                 let digits = try integer("digits", 6...8)
                 let period = try integer("period", 15...120)
                 let verifiedStep = fields.contains("verified-step", in: bytes) ? try integer("verified-step", 0...Int64.max) : nil
                 let secretText = try field("secret")
                 let secret: [UInt8]
-                do { secret = try Base32.decode(bytes: bytes.extracting(secretText)) } catch { throw fail("bad secret: \(error)") }
-                guard secret.count >= 10 else { throw fail("secret shorter than 80 bits") }
-                guard let name = bytes.percentDecoded(try field("name")) else { throw fail("bad name (not percent-encoded UTF-8)") }
+                do { secret = try Base32.decode(bytes: bytes.extracting(secretText)) } catch { throw fail(message("bad secret: ", error.description, "")) }
+                guard secret.count >= 10 else { throw fail(literalText("secret shorter than 80 bits")) }
+                guard let name = bytes.percentDecoded(try field("name")) else { throw fail(literalText("bad name (not percent-encoded UTF-8)")) }
                 if let problem = problem(inName: name) {
-                    throw fail("bad device name '\(displayText(name, limit: 64))': \(problem);"
-                        + " edit name= on this line (percent-encoded) to plain printable text")
+                    throw fail(message("bad device name '", displayText(name, limit: 64), "': ", problem.description,
+                        "; edit name= on this line (percent-encoded) to plain printable text"))
                 }
                 // The same id twice would share one device's replay state (ids are ASCII hex: compared as bytes).
                 guard !file.devices.contains(where: { bytes.spells(id, $0.id.utf8) }) else {
-                    throw fail("duplicate device '\(displayText(name, limit: 64))'")
+                    throw fail(message("duplicate device '", displayText(name, limit: 64), "'"))
                 }
-                guard file.devices.count < maxDevices else { throw fail("more than \(maxDevices) devices") }
+                guard file.devices.count < maxDevices else { throw fail(message("more than ", decimal(Int64(maxDevices)), " devices")) }
                 file.devices.append(Device(
                     id: bytes.text(id), name: name, secret: secret,
                     parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)), addedAt: added,
                     verifiedStep: verifiedStep))
             } else if bytes.spells(record, "recovery-codes") {
-                guard file.recovery == nil else { throw fail("second recovery-codes line") }
+                guard file.recovery == nil else { throw fail(literalText("second recovery-codes line")) }
                 let salt = try hex("salt", count: 16)
                 let iterations = try integer("iterations", 1_000...Int64(RecoveryCodes.maxIterations))
                 let created = try integer("created", 0...Int64.max)
                 file.recovery = RecoveryCodes(salt: salt, iterations: Int(iterations), createdAt: created, hashes: [])
             } else if bytes.spells(record, "recovery") {
-                guard file.recovery != nil else { throw fail("recovery line before recovery-codes") }
-                guard pendingHashes.count < RecoveryCodes.codeCount else { throw fail("more than \(RecoveryCodes.codeCount) recovery codes") }
+                guard file.recovery != nil else { throw fail(literalText("recovery line before recovery-codes")) }
+                guard pendingHashes.count < RecoveryCodes.codeCount else { throw fail(message("more than ", decimal(Int64(RecoveryCodes.codeCount)), " recovery codes")) }
                 pendingHashes.append(try hex("hash", count: 32))
             } else {
-                throw fail("unknown record '\(bytes.quoted(record))'")
+                throw fail(message("unknown record '", bytes.quoted(record), "'"))
             }
-            if let extra = fields.firstKeyInOrder(in: bytes) { throw fail("unknown field '\(bytes.quoted(extra))'") }
+            if let extra = fields.firstKeyInOrder(in: bytes) { throw fail(message("unknown field '", bytes.quoted(extra), "'")) }
         }
-        guard sawHeader else { throw .format(path: path, line: 1, message: "empty file (expected '\(header)')") }
+        guard sawHeader else { throw formatError(path: path, line: 1, message: message("empty file (expected '", literalText(header), "')")) }
         file.recovery?.hashes = pendingHashes
         return file
     }
@@ -306,7 +311,8 @@ public struct DeviceFile: Equatable, Sendable {
 }
 
 /// The `key=value` fields of one record, in file order (a handful: a linear search beats hashing), as
-/// positions in the bytes being parsed.
+/// positions in the bytes being parsed. A field taken is left in place with an empty key (a key read is
+/// never empty), so taking one moves nothing.
 private struct Fields {
     private var entries: [(key: Range<Int>, value: Range<Int>)]
 
@@ -320,20 +326,37 @@ private struct Fields {
 
     /// False if the key is already there.
     mutating func add(key: Range<Int>, value: Range<Int>, in bytes: Span<UInt8>) -> Bool {
-        guard !entries.contains(where: { bytes.spells($0.key, sameAs: key) }) else { return false }
+        for entry in entries where bytes.spells(entry.key, sameAs: key) { return false }
         entries.append((key, value))
         return true
     }
 
-    func contains(_ key: StaticString, in bytes: Span<UInt8>) -> Bool { entries.contains { bytes.spells($0.key, key) } }
+    func contains(_ key: StaticString, in bytes: Span<UInt8>) -> Bool { index(of: key, in: bytes) != nil }
+
+    private func index(of key: StaticString, in bytes: Span<UInt8>) -> Int? {
+        for index in entries.indices where bytes.spells(entries[index].key, key) { return index }
+        return nil
+    }
 
     mutating func remove(_ key: StaticString, in bytes: Span<UInt8>) -> Range<Int>? {
-        guard let index = entries.firstIndex(where: { bytes.spells($0.key, key) }) else { return nil }
-        return entries.remove(at: index).value
+        guard let index = index(of: key, in: bytes) else { return nil }
+        entries[index].key = 0..<0
+        return entries[index].value
     }
 
     /// The alphabetically first key left, so that an error names the same one whatever the order.
     func firstKeyInOrder(in bytes: Span<UInt8>) -> Range<Int>? {
-        entries.map { $0.key }.min { bytes.precedes($0, $1) }
+        var first: Range<Int>? = nil
+        for entry in entries where !entry.key.isEmpty {
+            if let current = first, !bytes.precedes(entry.key, current) { continue }
+            first = entry.key
+        }
+        return first
     }
+}
+
+/// Not inlined: the parser fails from two dozen places.
+@inline(never)
+private func formatError(path: String, line: Int, message: String) -> DeviceFileError {
+    .format(path: path, line: line, message: message)
 }

@@ -24,6 +24,25 @@ struct LineRanges {
     }
 }
 
+/// The words of a line, split at runs of spaces (none empty), without an array of them.
+struct WordRanges {
+    private var cursor: Int
+    private let end: Int
+
+    init(_ line: Range<Int>) {
+        cursor = line.lowerBound
+        end = line.upperBound
+    }
+
+    mutating func next(in bytes: Span<UInt8>) -> Range<Int>? {
+        while cursor < end && bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
+        guard cursor < end else { return nil }
+        let start = cursor
+        while cursor < end && bytes[cursor] != UInt8(ascii: " ") { cursor += 1 }
+        return start..<cursor
+    }
+}
+
 extension Span where Element == UInt8 {
     /// `range` without leading and trailing spaces, tabs and carriage returns.
     @inline(__always)
@@ -142,7 +161,8 @@ extension Span where Element == UInt8 {
     }
 
     /// The bytes of `range` as a String (invalid UTF-8 repaired: the parsers check it where it matters).
-    @inline(__always)
+    /// Not inlined: String(decoding:) inlines its validation and repair at each site.
+    @inline(never)
     package func text(_ range: Range<Int>) -> String { withBuffer(range) { String(decoding: $0, as: UTF8.self) } }
 
     /// Bytes of a file quoted in a parser's error message: escaped (the message reaches root's terminal
@@ -180,6 +200,18 @@ extension Span where Element == UInt8 {
             index += 1
         }
         return value
+    }
+
+    /// Whether `range` starts with `literal` (ASCII).
+    func starts(_ range: Range<Int>, with literal: StaticString) -> Bool {
+        range.count >= literal.utf8CodeUnitCount && spells(range.lowerBound..<range.lowerBound + literal.utf8CodeUnitCount, literal)
+    }
+
+    /// The bytes of `range` in ASCII lower case, as a String.
+    func lowercasedText(_ range: Range<Int>) -> String {
+        var out = ByteWriter(capacity: range.count)
+        for index in range { out.bytes.append(asciiLowercase(self[index])) }
+        return out.text
     }
 
     /// All of the span's positions.
@@ -307,4 +339,56 @@ func isValidUTF8(_ bytes: some Collection<UInt8>) -> Bool {
 func parseInteger(_ bytes: some Collection<UInt8>) -> Int64? {
     let array = Array(bytes)
     return array.span.integer(0..<array.count)
+}
+
+/// A parser's message put together from literal words and pieces of text (`message("bad id '", quoted, "'")`),
+/// written by MessageText's appenders (through ByteWriter): one call a site where a MessageText interpolation
+/// makes one a piece, for the parsers' many error sites. Cold (an error is reported once), so optimised for
+/// size. No default arguments: each would be a call at every site.
+@_optimize(size) @inline(never)
+func message(_ first: StaticString, _ text: String, _ second: StaticString, _ more: String, _ end: StaticString) -> String {
+    var out = ByteWriter(capacity: 128)
+    out.write(first)
+    out.write(string: text)
+    out.write(second)
+    out.write(string: more)
+    out.write(end)
+    return out.text
+}
+
+/// The same with one piece of text.
+@_optimize(size) @inline(never)
+func message(_ first: StaticString, _ text: String, _ end: StaticString) -> String { message(first, text, end, "", "") }
+
+/// `path:line: text`, a located message as the parsers' errors show one.
+@_optimize(size) @inline(never)
+func locatedMessage(_ path: String, line: Int, _ text: String) -> String {
+    var out = ByteWriter()
+    out.write(string: path)
+    out.write(":")
+    out.write(line)
+    out.write(": ")
+    out.write(string: text)
+    return out.text
+}
+
+/// A number's decimal digits, for a message.
+@_optimize(size) @inline(never)
+func decimal(_ value: Int64) -> String {
+    var out = ByteWriter(capacity: 20)
+    out.write(value)
+    return out.text
+}
+
+/// A literal as a String for a message (`message` takes text, not a literal, between its literal words).
+@_optimize(size) @inline(never)
+func literalText(_ literal: StaticString) -> String { literal.text }
+
+extension Array where Element == String {
+    /// The same names in the same order, compared as bytes.
+    func hasSameBytes(as other: [String]) -> Bool {
+        guard count == other.count else { return false }
+        for index in indices where !self[index].hasSameBytes(as: other[index]) { return false }
+        return true
+    }
 }

@@ -10,9 +10,9 @@ public enum FleetConnectionError: Error, Equatable {
 
     public var description: String {
         switch self {
-        case .noService(let reason): "engage2fad not reachable: \(reason)"
+        case .noService(let reason): "engage2fad not reachable: " + reason
         case .timedOut: "engage2fad did not answer in time"
-        case .broken(let reason): "engage2fad: \(reason)"
+        case .broken(let reason): "engage2fad: " + reason
         }
     }
 }
@@ -29,10 +29,13 @@ public final class FleetConnection {
     public init(path: String, budgetMilliseconds: Int64, serverUID: uid_t = 0) throws(FleetConnectionError) {
         var peer: uid_t = 0
         let fd = path.withCString { e2f_unix_connect($0, &peer) }
-        guard fd >= 0 else { throw .noService("\(displayText(path, limit: 128)): \(SystemError("connect").description)") }
+        guard fd >= 0 else {
+            let error = SystemError("connect")
+            throw .noService(displayText(path, limit: 128) + ": " + error.description)
+        }
         guard peer == serverUID else {
             close(fd)
-            throw .noService("\(displayText(path, limit: 128)) is served by uid \(peer), not \(serverUID)")
+            throw .noService(displayText(path, limit: 128) + " is served by uid " + String(peer) + ", not " + String(serverUID))
         }
         self.fd = fd
         self.budgetMilliseconds = budgetMilliseconds

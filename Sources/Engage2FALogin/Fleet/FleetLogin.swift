@@ -39,12 +39,11 @@ final class FleetSession {
         default: unreachable = "unexpected answer from engage2fad"; serviceFailed = true
         }
         connection = nil
-        for path in [FleetCache.userPath(stateDirectory: stateDirectory, uid: account.uid), FleetCache.policyPath(stateDirectory: stateDirectory)] {
-            if var cached = FleetCache.read(path: path) {
-                // The policy alone does not say whether this user has a device: assume so (fail closed).
-                if path.hasSameBytes(as: FleetCache.policyPath(stateDirectory: stateDirectory)) { cached.devices = 1 }
-                return cached
-            }
+        if let cached = FleetCache.read(path: FleetCache.userPath(stateDirectory: stateDirectory, uid: account.uid)) { return cached }
+        if var cached = FleetCache.read(path: FleetCache.policyPath(stateDirectory: stateDirectory)) {
+            // The policy alone does not say whether this user has a device: assume so (fail closed).
+            cached.devices = 1
+            return cached
         }
         var unknown = FleetSnapshot()
         unknown.devices = 1
@@ -75,7 +74,7 @@ final class FleetSession {
 /// is required: root-only files in state_dir/fleet, one snapshot line each.
 public enum FleetCache {
     public static func directory(stateDirectory: String) -> String { stateDirectory + "/fleet" }
-    public static func userPath(stateDirectory: String, uid: uid_t) -> String { directory(stateDirectory: stateDirectory) + "/\(uid).snapshot" }
+    public static func userPath(stateDirectory: String, uid: uid_t) -> String { directory(stateDirectory: stateDirectory) + "/" + String(uid) + ".snapshot" }
     public static func policyPath(stateDirectory: String) -> String { directory(stateDirectory: stateDirectory) + "/policy.snapshot" }
 
     public static func read(path: String) -> FleetSnapshot? {
@@ -102,18 +101,16 @@ extension Login {
     /// recovery code's consumption are compare-and-swap operations at the provider, so a code accepted on
     /// one host is refused on every other.
     func checkCodeCentrally(account: Account, lockedUntil: Int64, config: Config, fleet: FleetSession) -> LoginResult {
-        let shownUser = displayText(user, limit: 64)
         let now = now()
         let remaining = UserState.lockoutRemaining(lockedUntil: lockedUntil, now: now, lockoutSeconds: config.lockoutSeconds)
         if remaining > 0 {
             conversation.showError(lockoutMessage(remaining))
-            log.log(.notice, "user \(shownUser): locked out for \(remaining) more seconds; no code asked")
+            logAboutUser(.notice, "locked out for \(remaining) more seconds; no code asked")
             return .lockedOut
         }
         guard let answer = readAnswer() else {
-            log.log(.notice, passwordEntry == .useFirstPass
-                    ? "user \(shownUser): denied: no password from an earlier module (use_first_pass)"
-                    : "user \(shownUser): no code entered (conversation ended)")
+            logAboutUser(.notice, passwordEntry == .useFirstPass
+                         ? "denied: no password from an earlier module (use_first_pass)" : "no code entered (conversation ended)")
             return .denied
         }
         // The directory holds the devices, so a combined answer is split at the policy's digits, and the
@@ -126,13 +123,20 @@ extension Login {
         let endIsACode = end.count == codeLength && end.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
         let typed = answer.combined && !endIsACode ? [] : end
         let passwordLength = answer.combined ? answer.bytes.count - end.count : 0
-        let candidates = answer.combined && fleet.recoveryParameters != nil ? Array(answer.recoveryCandidates.prefix(FleetRequest.maxRecoveryHashes)) : []
-        let hashes = candidates.map { fleet.recoveryParameters!.hash(of: $0.code) }
+        // Each candidate's password length, and its hash: a loop, not prefix/map (no generic collection code).
+        var candidateLengths: [Int] = []
+        var hashes: [[UInt8]] = []
+        if answer.combined, let recovery = fleet.recoveryParameters {
+            for candidate in answer.recoveryCandidates where hashes.count < FleetRequest.maxRecoveryHashes {
+                candidateLengths.append(candidate.passwordLength)
+                hashes.append(recovery.hash(of: candidate.code))
+            }
+        }
         let verdict: LoginVerdict
         switch fleet.check(user: account.name, typed: typed, recoveryHashes: hashes) {
         case .accepted(let name): verdict = .accepted(deviceName: name, passwordLength: passwordLength)
         case .recovery(let left, let candidate):
-            verdict = .recovery(codesLeft: left, passwordLength: candidate < candidates.count ? candidates[candidate].passwordLength : passwordLength)
+            verdict = .recovery(codesLeft: left, passwordLength: candidate < candidateLengths.count ? candidateLengths[candidate] : passwordLength)
         case .replayed: verdict = .replayed
         case .wrong: verdict = .wrong
         case .lockedNow: verdict = .lockedNow
@@ -142,9 +146,7 @@ extension Login {
         case .failed(let reason):
             return denyServiceFailure(reason: reason)
         default:
-            log.log(.error, "user \(shownUser): denied: unexpected answer from engage2fad")
-            conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
-            return .denied
+            return denyForSystemProblem("unexpected answer from engage2fad")
         }
         return finish(verdict, config: config, answer: answer, codeLength: codeLength)
     }
@@ -152,15 +154,32 @@ extension Login {
     /// A required user while no directory answers: never fail open.
     func denyUnreachable(_ fleet: FleetSession, reason: String) -> LoginResult {
         if fleet.serviceFailed { return denyServiceFailure(reason: reason) }
-        log.log(.error, "user \(displayText(user, limit: 64)): denied: the directory cannot be reached (\(reason)); URIs: \(fleet.settings.uris.joined(separator: " "))")
+        // The URIs separated by spaces, appended to the line (joined(separator:) is a generic copy of its own).
+        var line: MessageText = "denied: the directory cannot be reached (\(reason)); URIs: "
+        var first = true
+        for uri in fleet.settings.uris {
+            line = first ? "\(line)\(uri)" : "\(line) \(uri)"
+            first = false
+        }
+        logAboutUser(.error, line)
         conversation.showError("Two-factor authentication cannot be checked: the directory cannot be reached. Try again later or ask an administrator.")
         return .denied
     }
 
     /// A required user whom engage2fad could not check (it said why): never fail open.
     func denyServiceFailure(reason: String) -> LoginResult {
-        log.log(.error, "user \(displayText(user, limit: 64)): denied: engage2fad: \(displayText(reason, limit: 500))")
+        denyForSystemProblem("engage2fad: \(displayText(reason, limit: 500))")
+    }
+
+    private func denyForSystemProblem(_ why: MessageText) -> LoginResult {
+        logAboutUser(.error, "denied: \(why)")
         conversation.showError("Two-factor authentication failed because of a system problem. Ask an administrator to check the system log.")
         return .denied
+    }
+
+    /// "user NAME: " and `message`, logged: the fleet path's lines share this one call.
+    @inline(never)
+    private func logAboutUser(_ priority: LogPriority, _ message: MessageText) {
+        log.log(priority, "user \(displayText(user, limit: 64)): \(message)")
     }
 }

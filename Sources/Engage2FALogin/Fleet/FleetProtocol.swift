@@ -63,13 +63,15 @@ extension FleetRequest {
     public var line: [UInt8] {
         var out = ByteWriter(capacity: 96)
         switch self {
-        case .snapshot(let user): out.write("snapshot "); out.write(string: hexString(Array(user.utf8)))
+        case .snapshot(let user): out.write("snapshot "); out.writeHex(string: user)
         case .check(let user, let typed, let hashes):
-            out.write("check "); out.write(string: hexString(Array(user.utf8))); out.write(" "); out.write(string: hexString(typed))
-            if !hashes.isEmpty { out.write(" "); out.write(string: hexString(hashes.flatMap { $0 })) }
-        case .enrollBegin(let name): out.write("enroll-begin "); out.write(string: hexString(Array(name.utf8)))
+            out.write("check "); out.writeHex(string: user); out.write(" "); out.writeHex(typed)
+            // The hashes one after another: the hex of their concatenation.
+            if !hashes.isEmpty { out.write(" ") }
+            for hash in hashes { out.writeHex(hash) }
+        case .enrollBegin(let name): out.write("enroll-begin "); out.writeHex(string: name)
         case .enrollConfirm(let code, let existing):
-            out.write("enroll-confirm "); out.write(string: hexString(code)); out.write(" "); out.write(string: hexString(existing))
+            out.write("enroll-confirm "); out.writeHex(code); out.write(" "); out.writeHex(existing)
         }
         out.write("\n")
         return out.bytes
@@ -78,11 +80,8 @@ extension FleetRequest {
     public init?(line: [UInt8]) {
         let fields = line[...].pieces(separatedBy: UInt8(ascii: " "), keepEmpty: true)
         guard let verb = fields.first else { return nil }
-        func text(_ index: Int) -> String? {
-            guard index < fields.count, let bytes = parseHex(fields[index]), isValidUTF8(bytes) else { return nil }
-            return String(decoding: bytes, as: UTF8.self)
-        }
-        func bytes(_ index: Int) -> [UInt8]? { index < fields.count ? parseHex(fields[index]) : nil }
+        func text(_ index: Int) -> String? { index < fields.count ? hexText(fields[index]) : nil }
+        func bytes(_ index: Int) -> [UInt8]? { index < fields.count ? hexBytes(fields[index]) : nil }
         switch ByteWord(verb) {
         case "snapshot" where fields.count == 2:
             guard let user = text(1) else { return nil }
@@ -147,10 +146,6 @@ extension FleetAnswer {
     public init?(line: [UInt8]) {
         let fields = line[...].pieces(separatedBy: UInt8(ascii: " "), keepEmpty: true)
         guard let verb = fields.first else { return nil }
-        func text(_ field: ArraySlice<UInt8>) -> String? {
-            guard let bytes = parseHex(field), isValidUTF8(bytes) else { return nil }
-            return String(decoding: bytes, as: UTF8.self)
-        }
         func number(_ index: Int, _ range: ClosedRange<Int64>) -> Int64? {
             guard index < fields.count, let value = parseInteger(fields[index]), range.contains(value) else { return nil }
             return value
@@ -163,29 +158,33 @@ extension FleetAnswer {
                 guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else { return nil }
                 let key = ByteWord(field[..<equals])
                 let value = field[(equals + 1)...]
-                let absent = value.elementsEqual("-".utf8)
+                let absent = value.count == 1 && value[value.startIndex] == UInt8(ascii: "-")
                 switch key {
                 case "start", "deadline":
                     guard !absent else { continue }
-                    guard let text = text(value), let date = try? PolicyDate(parsing: text) else { return nil }
+                    guard let text = hexText(value), let date = try? PolicyDate(parsing: text) else { return nil }
                     if key.spells("start") { snapshot.startDate = date } else { snapshot.deadline = date }
-                case "activated":
-                    guard !absent else { continue }
-                    guard let time = parseInteger(value), time >= 0 else { return nil }
-                    snapshot.activatedAt = time
-                case "devices", "recovery":
-                    guard let count = parseInteger(value), (0...10_000).contains(count) else { return nil }
-                    if key.spells("devices") { snapshot.devices = Int(count) } else { snapshot.recoveryCodes = Int(count) }
-                case "locked":
-                    guard let time = parseInteger(value), time >= 0 else { return nil }
-                    snapshot.lockedUntil = time
+                case "activated", "locked", "devices", "recovery", "riter":
+                    if absent && key.spells("activated") { continue }
+                    // A time (no upper bound), or a count up to its limit: one parse for the five.
+                    let limit = key.spells("riter") ? Int64(RecoveryCodes.maxIterations)
+                        : key.spells("devices") || key.spells("recovery") ? 10_000 : Int64.max
+                    guard let number = parseInteger(value), number >= 0, number <= limit else { return nil }
+                    if key.spells("activated") {
+                        snapshot.activatedAt = number
+                    } else if key.spells("locked") {
+                        snapshot.lockedUntil = number
+                    } else if key.spells("devices") {
+                        snapshot.devices = Int(number)
+                    } else if key.spells("recovery") {
+                        snapshot.recoveryCodes = Int(number)
+                    } else {
+                        snapshot.recoveryIterations = Int(number)
+                    }
                 case "rsalt":
                     guard !absent else { continue }
-                    guard let salt = parseHex(value), (1...64).contains(salt.count) else { return nil }
+                    guard let salt = hexBytes(value), (1...64).contains(salt.count) else { return nil }
                     snapshot.recoverySalt = salt
-                case "riter":
-                    guard let count = parseInteger(value), (0...Int64(RecoveryCodes.maxIterations)).contains(count) else { return nil }
-                    snapshot.recoveryIterations = Int(count)
                 default:
                     return nil
                 }
@@ -193,9 +192,6 @@ extension FleetAnswer {
             // A salt comes with its iterations: hashing with none would trap in the host process.
             if snapshot.recoverySalt != nil && snapshot.recoveryIterations < 1 { return nil }
             self = .snapshot(snapshot)
-        case "accepted" where fields.count == 2:
-            guard let name = text(fields[1]) else { return nil }
-            self = .accepted(deviceName: name)
         case "recovery" where fields.count == 2 || fields.count == 3:
             guard let left = number(1, 0...10_000) else { return nil }
             let candidate = fields.count == 3 ? number(2, 0...Int64(FleetRequest.maxRecoveryHashes - 1)) : 0
@@ -207,25 +203,63 @@ extension FleetAnswer {
         case "locked" where fields.count == 2:
             guard let remaining = number(1, 0...86_400 * 365) else { return nil }
             self = .locked(remaining: remaining)
-        case "unreachable" where fields.count == 2:
-            guard let reason = text(fields[1]) else { return nil }
-            self = .unreachable(reason)
-        case "failed" where fields.count == 2:
-            guard let reason = text(fields[1]) else { return nil }
-            self = .failed(reason)
+        case "accepted", "unreachable", "failed", "done":
+            // One text field: parsed once for the four.
+            guard fields.count == 2, let text = hexText(fields[1]) else { return nil }
+            switch ByteWord(verb) {
+            case "accepted": self = .accepted(deviceName: text)
+            case "unreachable": self = .unreachable(text)
+            case "failed": self = .failed(text)
+            default: self = .done(text)
+            }
         case "enrollment" where fields.count == 7:
-            guard let secret = parseHex(fields[1]), (10...64).contains(secret.count),
-                  let algorithm = OTPAlgorithm.allCases.first(where: { fields[2].elementsEqual($0.rawValue.utf8) }),
+            // The algorithm's raw value, matched as bytes.
+            let algorithm: OTPAlgorithm? = switch ByteWord(fields[2]) {
+            case "SHA1": .sha1
+            case "SHA256": .sha256
+            case "SHA512": .sha512
+            default: nil
+            }
+            guard let secret = hexBytes(fields[1]), (10...64).contains(secret.count), let algorithm,
                   let digits = number(3, Int64(OTPParameters.digitRange.lowerBound)...Int64(OTPParameters.digitRange.upperBound)),
                   let period = number(4, Int64(OTPParameters.periodRange.lowerBound)...Int64(OTPParameters.periodRange.upperBound)),
-                  let issuer = text(fields[5]), let existing = number(6, 0...10_000) else { return nil }
+                  let issuer = hexText(fields[5]), let existing = number(6, 0...10_000) else { return nil }
             self = .enrollment(secret: secret, parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)),
                                issuer: issuer, existingDevices: Int(existing))
-        case "done" where fields.count == 2:
-            guard let message = text(fields[1]) else { return nil }
-            self = .done(message)
         default:
             return nil
         }
+    }
+}
+
+/// The text a hex field spells, if it is valid UTF-8: one copy for every text field of the protocol.
+@inline(never)
+func hexText(_ field: ArraySlice<UInt8>) -> String? {
+    guard let bytes = hexBytes(field), isValidUTF8(bytes) else { return nil }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// The bytes a hex field spells: through an UnsafeBufferPointer, the one copy of parseHex the lines of
+/// files use too.
+@inline(never)  // called by each field's parser: one copy
+func hexBytes(_ field: ArraySlice<UInt8>) -> [UInt8]? {
+    field.withUnsafeBufferPointer { parseHex($0) }
+}
+
+extension ByteWriter {
+    /// `bytes` in hex, written into the line with no String between.
+    mutating func writeHex(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let digits: StaticString = "0123456789abcdef"
+        for byte in bytes {
+            self.bytes.append(digits.utf8Start[Int(byte >> 4)])
+            self.bytes.append(digits.utf8Start[Int(byte & 15)])
+        }
+    }
+
+    mutating func writeHex(_ bytes: [UInt8]) { bytes.withUnsafeBufferPointer { writeHex($0) } }
+
+    mutating func writeHex(string text: String) {
+        var text = text
+        text.withUTF8 { writeHex($0) }
     }
 }

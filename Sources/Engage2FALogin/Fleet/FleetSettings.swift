@@ -41,12 +41,10 @@ public struct FleetSettings: Equatable, Sendable {
 
     /// Sets one key of `keys`; returns what was wrong, or nil.
     mutating func apply(key: String, value: String) -> String? {
-        func absolutePath() -> String? {
-            bytesStart(value.utf8, with: "/") && !hasDotDotComponent(value) ? value : nil
-        }
-        switch ByteWord(key) {
+        let word = ByteWord(key)
+        switch word {
         case "store":
-            guard let kind = value.spells("local") ? StoreKind.local : value.spells("ldap") ? .ldap : nil else { return "store must be local or ldap, not '\(displayText(value, limit: 64))'" }
+            guard let kind = value.spells("local") ? StoreKind.local : value.spells("ldap") ? .ldap : nil else { return quotingValue("store must be local or ldap, not '", value, "'") }
             store = kind
         case "ldap_uri":
             var parsed: [String] = []
@@ -61,28 +59,23 @@ public struct FleetSettings: Equatable, Sendable {
             guard !value.isEmpty, value.utf8.contains(UInt8(ascii: "=")) else { return "ldap_base must be a DN such as ou=engage2fa,dc=example,dc=org" }
             base = value
         case "ldap_bind_dn":
-            guard value.utf8.contains(UInt8(ascii: "=")) else { return "ldap_bind_dn must be a DN, not '\(displayText(value, limit: 64))'" }
+            guard value.utf8.contains(UInt8(ascii: "=")) else { return quotingValue("ldap_bind_dn must be a DN, not '", value, "'") }
             bindDN = value
-        case "ldap_bind_password_file":
-            guard let path = absolutePath() else { return "ldap_bind_password_file must be an absolute path without '..'" }
-            bindPasswordFile = path
-        case "ldap_ca":
-            guard let path = absolutePath() else { return "ldap_ca must be an absolute path without '..'" }
-            caFile = path
-        case "ldap_cert":
-            guard let path = absolutePath() else { return "ldap_cert must be an absolute path without '..'" }
-            certFile = path
-        case "ldap_key":
-            guard let path = absolutePath() else { return "ldap_key must be an absolute path without '..'" }
-            keyFile = path
+        case "ldap_bind_password_file", "ldap_ca", "ldap_cert", "ldap_key", "fleet_socket_dir":
+            // The key matched as bytes, so it is spelled as the message names it.
+            guard bytesStart(value.utf8, with: "/") && !hasDotDotComponent(value) else { return key + " must be an absolute path without '..'" }
+            switch word {
+            case "ldap_bind_password_file": bindPasswordFile = value
+            case "ldap_ca": caFile = value
+            case "ldap_cert": certFile = value
+            case "ldap_key": keyFile = value
+            default: socketDirectory = value
+            }
         case "ldap_timeout":
             guard let number = parseInteger(value.utf8), FleetSettings.timeoutRange.contains(Int(number)) else {
-                return "ldap_timeout must be a whole number of seconds from 1 to 60, not '\(displayText(value, limit: 64))'"
+                return quotingValue("ldap_timeout must be a whole number of seconds from 1 to 60, not '", value, "'")
             }
             timeoutSeconds = Int(number)
-        case "fleet_socket_dir":
-            guard let path = absolutePath() else { return "fleet_socket_dir must be an absolute path without '..'" }
-            socketDirectory = path
         default:
             return "unknown key"
         }
@@ -101,14 +94,16 @@ public struct FleetSettings: Equatable, Sendable {
 
     /// Why a URI cannot be used; nil when it can.
     static func uriProblem(_ uri: String) -> String? {
-        let bytes = Array(uri.utf8)
-        guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return "ldap_uri: '\(displayText(uri, limit: 64))' has a space or control character" }
-        // libldap reads "a,b" as two URIs: the second would escape the TLS rule, which looks at the first.
-        guard !bytes.contains(UInt8(ascii: ",")) else {
-            return "ldap_uri: '\(displayText(uri, limit: 64))' has a comma; separate several URIs with spaces"
+        // One pass over the bytes; a control character is named before a comma wherever each is.
+        var hasComma = false
+        for byte in uri.utf8 {
+            guard byte > 0x20 && byte < 0x7F else { return quotingValue("ldap_uri: '", uri, "' has a space or control character") }
+            if byte == UInt8(ascii: ",") { hasComma = true }
         }
-        guard bytesStart(bytes, with: "ldap://") || bytesStart(bytes, with: "ldaps://") || bytesStart(bytes, with: "ldapi://") else {
-            return "ldap_uri: '\(displayText(uri, limit: 64))' must start with ldap://, ldaps:// or ldapi://"
+        // libldap reads "a,b" as two URIs: the second would escape the TLS rule, which looks at the first.
+        guard !hasComma else { return quotingValue("ldap_uri: '", uri, "' has a comma; separate several URIs with spaces") }
+        guard bytesStart(uri.utf8, with: "ldap://") || bytesStart(uri.utf8, with: "ldaps://") || bytesStart(uri.utf8, with: "ldapi://") else {
+            return quotingValue("ldap_uri: '", uri, "' must start with ldap://, ldaps:// or ldapi://")
         }
         return nil
     }
@@ -137,4 +132,11 @@ func isIPv4Loopback(_ name: some Collection<UInt8>) -> Bool {
     return parts.allSatisfy { part in
         (1...3).contains(part.count) && part.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && (parseInteger(part) ?? 256) <= 255
     }
+}
+
+/// `before`, `value` as shown (displayText, at most 64 bytes), then `after`: the messages that quote a
+/// value are built by this one function, not by a string interpolation inlined at each.
+@inline(never)
+func quotingValue(_ before: String, _ value: String, _ after: String) -> String {
+    before + displayText(value, limit: 64) + after
 }

@@ -73,16 +73,18 @@ public struct Config: Equatable, Sendable {
     }
 
     static func expand(_ template: String, user: String, home: String) -> String {
-        if bytesStart(template.utf8, with: "~/") {
-            return home + expandingEscapes(String(decoding: template.utf8.dropFirst(), as: UTF8.self), [(UInt8(ascii: "u"), user), (UInt8(ascii: "h"), home)])
-        }
-        return expandingEscapes(template, [(UInt8(ascii: "u"), user), (UInt8(ascii: "h"), home)])
+        let bytes = template.utf8.span
+        let tilde = bytes.starts(bytes.all, with: "~/")
+        var out = ByteWriter(capacity: template.utf8.count + home.utf8.count + user.utf8.count)
+        if tilde { out.write(string: home) }
+        expandEscapes(bytes, from: tilde ? 1 : 0, user: user, host: home, fleet: nil, into: &out)
+        return out.text
     }
 
     /// The account name authenticator apps show under the issuer, from the `label` template.
     public func accountLabel(user: String, host: String) -> String {
         let fleetShown = fleetName ?? Config.domain(ofBase: fleet.base) ?? host
-        return Config.expandingEscapes(label, [(UInt8(ascii: "u"), user), (UInt8(ascii: "h"), host), (UInt8(ascii: "f"), fleetShown)])
+        return Config.expandingEscapes(label, user: user, host: host, fleet: fleetShown)
     }
 
     /// The DNS domain a base DN's dc= parts spell (RFC 2247), or nil when it has none usable in a label.
@@ -106,29 +108,33 @@ public struct Config: Equatable, Sendable {
         return slice
     }
 
-    /// `template` with each `%X` whose letter `values` names replaced, and `%%` as one `%`; any other
+    /// `template` with `%u`, `%h` and `%f` (when `fleet` is given) replaced, and `%%` as one `%`; any other
     /// `%` is kept as it is.
-    static func expandingEscapes(_ template: String, _ values: [(letter: UInt8, value: String)]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(template.utf8.count)
+    static func expandingEscapes(_ template: String, user: String, host: String, fleet: String?) -> String {
+        var out = ByteWriter(capacity: template.utf8.count + 64)
+        expandEscapes(template.utf8.span, from: 0, user: user, host: host, fleet: fleet, into: &out)
+        return out.text
+    }
+
+    private static func expandEscapes(_ template: Span<UInt8>, from start: Int, user: String, host: String, fleet: String?, into out: inout ByteWriter) {
         var escaping = false
-        for byte in template.utf8 {
+        var index = start
+        while index < template.count {
+            let byte = template[index]
+            index += 1
             if escaping {
                 escaping = false
-                if byte == UInt8(ascii: "%") {
-                    out.append(byte)
-                    continue
+                switch byte {
+                case UInt8(ascii: "%"): out.bytes.append(byte); continue
+                case UInt8(ascii: "u"): out.write(string: user); continue
+                case UInt8(ascii: "h"): out.write(string: host); continue
+                case UInt8(ascii: "f") where fleet != nil: out.write(string: fleet!); continue
+                default: out.bytes.append(UInt8(ascii: "%"))
                 }
-                if let value = values.first(where: { $0.letter == byte })?.value {
-                    out.append(contentsOf: value.utf8)
-                    continue
-                }
-                out.append(UInt8(ascii: "%"))
             }
-            if byte == UInt8(ascii: "%") { escaping = true } else { out.append(byte) }
+            if byte == UInt8(ascii: "%") { escaping = true } else { out.bytes.append(byte) }
         }
-        if escaping { out.append(UInt8(ascii: "%")) }
-        return String(decoding: out, as: UTF8.self)
+        if escaping { out.bytes.append(UInt8(ascii: "%")) }
     }
 }
 
@@ -156,7 +162,18 @@ public struct ConfigDiagnostic: Equatable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { "\(file):\(line): \(severity.rawValue): \(message)" }
+    @_optimize(size)
+    public var description: String {
+        var out = ByteWriter()
+        out.write(string: file)
+        out.write(":")
+        out.write(line)
+        out.write(": ")
+        out.write(string: severity.rawValue)
+        out.write(": ")
+        out.write(string: message)
+        return out.text
+    }
 }
 
 /// A parsed policy file: the values that parsed (defaults elsewhere), and every problem found.
@@ -181,8 +198,18 @@ public struct ParsedConfig: Sendable {
         return lines
     }
 
+    /// Not inlined: a parse reports from a dozen places.
+    @inline(never)
+    mutating func report(file: String, line: Int, message: String, severity: ConfigDiagnostic.Severity) {
+        diagnostics.append(ConfigDiagnostic(file: file, line: line, severity: severity, message: message))
+    }
+
     public var errors: [ConfigDiagnostic] { diagnostics.filter { $0.severity == .error } }
-    public var isValid: Bool { errors.isEmpty }
+    /// No error (asked without building the list of errors).
+    public var isValid: Bool {
+        for diagnostic in diagnostics where diagnostic.severity == .error { return false }
+        return true
+    }
 
 }
 
@@ -204,103 +231,120 @@ extension Config {
         parse(span: bytes.span, file: file)
     }
 
-    private static func parse(span bytes: Span<UInt8>, file: String) -> ParsedConfig {
-        var config = Config()
-        var diagnostics: [ConfigDiagnostic] = []
+    private static func parse(span bytes: Span<UInt8>, file: String, warnings: Bool = true) -> ParsedConfig {
+        var parsed = ParsedConfig(config: Config(), diagnostics: [])
         // Ten keys at most: a list beats a dictionary's hashing.
-        var firstLineOfKey: [(key: String, line: Int)] = []
-        firstLineOfKey.reserveCapacity(16)
-        var deadlineLines = NamedValues<Int>()
+        parsed.keyLineList.reserveCapacity(16)
         var inDeadlines = false
 
         func report(_ line: Int, _ message: String, _ severity: ConfigDiagnostic.Severity = .error) {
-            diagnostics.append(ConfigDiagnostic(file: file, line: line, severity: severity, message: message))
+            parsed.report(file: file, line: line, message: message, severity: severity)
         }
 
         var lineNumber = 0
         var lines = LineRanges()
         while let rawLine = lines.next(in: bytes) {
             lineNumber += 1
-            let line = stripComment(bytes, rawLine)
+            let (line, firstEquals, sawControl) = scanLine(bytes, rawLine)
             if line.isEmpty { continue }
-            if let bad = bytes.firstIndex(in: line, where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }).map({ bytes[$0] }) {
-                report(lineNumber, "control character U+\(String(bad, radix: 16, uppercase: true)) in line")
+            if sawControl, let bad = bytes.firstIndex(in: line, where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }).map({ bytes[$0] }) {
+                report(lineNumber, message("control character U+", String(bad, radix: 16, uppercase: true), " in line"))
                 continue
             }
             if bytes[line.lowerBound] == UInt8(ascii: "[") {
                 let closing = bytes.firstIndex(of: UInt8(ascii: "]"), in: line.lowerBound + 1..<line.upperBound) ?? line.upperBound
                 let section = line.lowerBound + 1..<closing
                 guard closing == line.upperBound - 1 else {
-                    report(lineNumber, "malformed section header (expected [deadlines])")
+                    report(lineNumber, literalText("malformed section header (expected [deadlines])"))
                     continue
                 }
                 if bytes.spellsIgnoringASCIICase(bytes.trimmingBlanks(section), "deadlines") {
                     inDeadlines = true
                 } else {
-                    report(lineNumber, "unknown section [\(bytes.quoted(section))] (the only section is [deadlines])")
+                    report(lineNumber, message("unknown section [", bytes.quoted(section), "] (the only section is [deadlines])"))
                 }
                 continue
             }
-            guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: line) else {
-                report(lineNumber, "expected 'key = value', found '\(bytes.quoted(line))'")
+            guard let equals = firstEquals else {
+                report(lineNumber, message("expected 'key = value', found '", bytes.quoted(line), "'"))
                 continue
             }
             let keyBytes = bytes.trimmingBlanks(line.lowerBound..<equals)
             let valueBytes = bytes.trimmingBlanks(equals + 1..<line.upperBound)
             if keyBytes.isEmpty {
-                report(lineNumber, "missing key before '='")
+                report(lineNumber, literalText("missing key before '='"))
                 continue
             }
 
             if inDeadlines {
                 let key = bytes.text(keyBytes)
                 guard isSafeUserName(key) else {
-                    report(lineNumber, "'\(bytes.quoted(keyBytes))' is not a valid user name")
+                    report(lineNumber, message("'", bytes.quoted(keyBytes), "' is not a valid user name"))
                     continue
                 }
-                if let first = deadlineLines[key] {
-                    report(lineNumber, "duplicate deadline for '\(bytes.quoted(keyBytes))' (first given on line \(first))")
+                if let first = parsed.deadlineLineList[key] {
+                    report(lineNumber, message("duplicate deadline for '", bytes.quoted(keyBytes), "' (first given on line ", decimal(Int64(first)), ")"))
                     continue
                 }
                 do {
-                    config.deadlines[key] = try PolicyDate(parsing: bytes.text(valueBytes))
-                    deadlineLines[key] = lineNumber
+                    parsed.config.deadlines[key] = try PolicyDate(parsing: bytes.text(valueBytes))
+                    parsed.deadlineLineList[key] = lineNumber
                 } catch {
-                    report(lineNumber, displayText("deadline for '\(bytes.quoted(keyBytes))': \(error)", limit: 256, escapingBackslashes: false))
+                    report(lineNumber, displayText(message("deadline for '", bytes.quoted(keyBytes), "': ", error.description, ""), limit: 256, escapingBackslashes: false))
                 }
                 continue
             }
 
             // A known key is named by the table's String (no String made per line); an unknown one is an error.
-            let setting: (name: String, key: SettingKey)? = if let known = Config.settings.first(where: { bytes.spellsIgnoringASCIICase(keyBytes, $0.name) }) {
-                (known.name.text, known.key)
-            } else if let fleetKey = FleetSettings.keys.first(where: { bytes.spellsIgnoringASCIICase(keyBytes, $0) }) {
-                (fleetKey, .fleet)
-            } else { nil }
-            let normalizedKey = setting?.name ?? String(decoding: keyBytes.map { asciiLowercase(bytes[$0]) }, as: UTF8.self)
-            if let first = firstLineOfKey.first(where: { $0.key.hasSameBytes(as: normalizedKey) }) {
-                report(lineNumber, "duplicate key '\(bytes.quoted(keyBytes))' (first set on line \(first.line))")
+            var setting: (name: String, key: SettingKey)? = nil
+            for known in Config.settings where known.name.utf8CodeUnitCount == keyBytes.count && bytes.spellsIgnoringASCIICase(keyBytes, known.name) {
+                setting = (known.name.text, known.key)
+                break
+            }
+            if setting == nil {
+                for fleetKey in FleetSettings.keys where fleetKey.utf8.count == keyBytes.count && bytes.spellsIgnoringASCIICase(keyBytes, fleetKey) {
+                    setting = (fleetKey, .fleet)
+                    break
+                }
+            }
+            let normalizedKey = setting?.name ?? bytes.lowercasedText(keyBytes)
+            if let first = parsed.keyLineList.first(where: { $0.key.hasSameBytes(as: normalizedKey) }) {
+                report(lineNumber, message("duplicate key '", bytes.quoted(keyBytes), "' (first set on line ", decimal(Int64(first.line)), ")"))
                 continue
             }
-            firstLineOfKey.append((normalizedKey, lineNumber))
+            parsed.keyLineList.append((normalizedKey, lineNumber))
             guard let setting else {
-                report(lineNumber, "unknown key '\(displayText(normalizedKey, limit: 64))' (known: \((Config.settings.map { $0.name.text } + FleetSettings.keys).joined(separator: ", ")))")
+                report(lineNumber, message("unknown key '", displayText(normalizedKey, limit: 64), "' (known: ", knownKeys(), ")"))
                 continue
             }
-            if let problem = config.apply(setting.key, name: setting.name, value: valueBytes, in: bytes) {
+            if let problem = parsed.config.apply(setting.key, name: setting.name, value: valueBytes, in: bytes) {
                 report(lineNumber, problem)
             }
         }
-        if let missing = config.fleet.incompleteness {
-            report(firstLineOfKey.first(where: { $0.key.spells("store") })?.line ?? 0, missing)
+        if let missing = parsed.config.fleet.incompleteness {
+            report(parsed.keyLineList.first(where: { $0.key.spells("store") })?.line ?? 0, missing)
         }
-        for caveat in config.appCaveats {
-            if let line = firstLineOfKey.first(where: { $0.key.hasSameBytes(as: caveat.key) })?.line { report(line, caveat.message, .warning) }
+        if warnings {
+            for caveat in parsed.config.appCaveats {
+                if let line = parsed.keyLineList.first(where: { $0.key.hasSameBytes(as: caveat.key) })?.line { report(line, caveat.message, .warning) }
+            }
         }
-        var parsed = ParsedConfig(config: config, diagnostics: diagnostics)
-        parsed.deadlineLineList = deadlineLines
-        parsed.keyLineList = firstLineOfKey
         return parsed
+    }
+
+    /// Every key, for the unknown-key error: the table's, then the fleet's.
+    @_optimize(size)
+    private static func knownKeys() -> String {
+        var out = ByteWriter()
+        for known in settings {
+            if !out.bytes.isEmpty { out.write(", ") }
+            out.write(known.name)
+        }
+        for key in FleetSettings.keys {
+            out.write(", ")
+            out.write(string: key)
+        }
+        return out.text
     }
 
     /// Sets one setting from its value's bytes; returns what was wrong, or nil. A String is made only of a
@@ -310,63 +354,62 @@ extension Config {
             guard let number = bytes.integer(range), allowed.contains(Int(number)) else { return nil }
             return Int(number)
         }
+        /// The rule, then the value as the file has it.
+        func not(_ rule: StaticString) -> String { message(rule, bytes.quoted(range), "'") }
         switch setting {
         case .startDate:
             let value = bytes.text(range)
-            do { startDate = try PolicyDate(parsing: value) } catch { return displayText("start_date: \(error)", limit: 256, escapingBackslashes: false) }
+            do { startDate = try PolicyDate(parsing: value) } catch { return displayText(message("start_date: ", error.description, ""), limit: 256, escapingBackslashes: false) }
         case .issuer:
-            let value = bytes.text(range)
-            guard !value.isEmpty, !value.utf8.contains(UInt8(ascii: ":")) else {
-                return "issuer must be a non-empty name without ':' (apps split the label at ':')"
+            guard !range.isEmpty, bytes.firstIndex(of: UInt8(ascii: ":"), in: range) == nil else {
+                return literalText("issuer must be a non-empty name without ':' (apps split the label at ':')")
             }
-            issuer = value
+            issuer = bytes.text(range)
         case .label:
             let value = bytes.text(range)
             if let problem = Config.labelProblem(value) { return problem }
             label = value
         case .fleetName:
-            let value = bytes.text(range)
-            guard !value.isEmpty, value.utf8.count <= 64, value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != UInt8(ascii: ":") }) else {
-                return "fleet_name must be a name of 1 to 64 bytes without ':' or control characters (apps split the label at ':')"
+            guard !range.isEmpty, range.count <= 64, bytes.allSatisfy(in: range, { $0 >= 0x20 && $0 != 0x7F && $0 != UInt8(ascii: ":") }) else {
+                return literalText("fleet_name must be a name of 1 to 64 bytes without ':' or control characters (apps split the label at ':')")
             }
-            fleetName = value
+            fleetName = bytes.text(range)
         case .window:
-            guard let number = integer(Config.windowRange) else { return "window must be a whole number of steps from 0 to 10, not '\(bytes.quoted(range))'" }
+            guard let number = integer(Config.windowRange) else { return not("window must be a whole number of steps from 0 to 10, not '") }
             window = number
         case .maxFailures:
-            guard let number = integer(Config.maxFailuresRange) else { return "max_failures must be a whole number from 1 to 100, not '\(bytes.quoted(range))'" }
+            guard let number = integer(Config.maxFailuresRange) else { return not("max_failures must be a whole number from 1 to 100, not '") }
             maxFailures = number
         case .lockoutSeconds:
-            guard let number = integer(Config.lockoutRange) else { return "lockout_seconds must be a whole number from 1 to 86400, not '\(bytes.quoted(range))'" }
+            guard let number = integer(Config.lockoutRange) else { return not("lockout_seconds must be a whole number from 1 to 86400, not '") }
             lockoutSeconds = number
         case .secretPath:
             let value = bytes.text(range)
-            guard bytesStart(value.utf8, with: "/") || bytesStart(value.utf8, with: "~/") || bytesStart(value.utf8, with: "%h") else {
-                return "secret_path must be absolute or start with ~/ or %h, not '\(bytes.quoted(range))'"
+            guard bytes.starts(range, with: "/") || bytes.starts(range, with: "~/") || bytes.starts(range, with: "%h") else {
+                return not("secret_path must be absolute or start with ~/ or %h, not '")
             }
-            guard hasSubstring(value, "%u") || hasSubstring(value, "%h") || bytesStart(value.utf8, with: "~/") else {
-                return "secret_path must differ per user: use %u, %h or ~/ (otherwise every user would share one file)"
+            guard hasSubstring(value, "%u") || hasSubstring(value, "%h") || bytes.starts(range, with: "~/") else {
+                return literalText("secret_path must differ per user: use %u, %h or ~/ (otherwise every user would share one file)")
             }
-            guard !hasDotDotComponent(value) else { return "secret_path must not contain '..'" }
+            guard !hasDotDotComponent(value) else { return literalText("secret_path must not contain '..'") }
             secretPath = value
         case .stateDir:
             let value = bytes.text(range)
-            guard bytesStart(value.utf8, with: "/"), !hasDotDotComponent(value) else {
-                return "state_dir must be an absolute path without '..', not '\(bytes.quoted(range))'"
+            guard bytes.starts(range, with: "/"), !hasDotDotComponent(value) else {
+                return not("state_dir must be an absolute path without '..', not '")
             }
             stateDir = value
         case .algorithm:
-            let value = bytes.text(range)
-            guard let algorithm = OTPAlgorithm(name: value) else { return "algorithm must be SHA1, SHA256 or SHA512, not '\(bytes.quoted(range))'" }
+            guard let algorithm = OTPAlgorithm(name: bytes.text(range)) else { return not("algorithm must be SHA1, SHA256 or SHA512, not '") }
             newDeviceParameters.algorithm = algorithm
         case .digits:
-            guard let number = integer(OTPParameters.digitRange) else { return "digits must be 6, 7 or 8, not '\(bytes.quoted(range))'" }
+            guard let number = integer(OTPParameters.digitRange) else { return not("digits must be 6, 7 or 8, not '") }
             newDeviceParameters.digits = number
         case .unprivileged:
-            guard let choice = bytes.spells(range, "allow-self") ? UnprivilegedCallers.allowSelf : bytes.spells(range, "deny") ? .deny : nil else { return "unprivileged must be allow-self or deny, not '\(bytes.quoted(range))'" }
+            guard let choice = bytes.spells(range, "allow-self") ? UnprivilegedCallers.allowSelf : bytes.spells(range, "deny") ? .deny : nil else { return not("unprivileged must be allow-self or deny, not '") }
             unprivileged = choice
         case .period:
-            guard let number = integer(OTPParameters.periodRange) else { return "period must be 15 to 120 seconds, not '\(bytes.quoted(range))'" }
+            guard let number = integer(OTPParameters.periodRange) else { return not("period must be 15 to 120 seconds, not '") }
             newDeviceParameters.period = number
         case .fleet:
             return fleet.apply(key: name, value: bytes.text(range))
@@ -398,20 +441,21 @@ extension Config {
 
 extension Config {
     /// Why `template` cannot be a `label`, or nil.
+    @_optimize(size)
     static func labelProblem(_ template: String) -> String? {
-        let bytes = Array(template.utf8)
+        let bytes = template.utf8.span
         guard !bytes.isEmpty, bytes.count <= labelMaxBytes else {
-            return "label must be a name template of 1 to \(labelMaxBytes) bytes, such as %u@%h"
+            return message("label must be a name template of 1 to ", decimal(Int64(labelMaxBytes)), " bytes, such as %u@%h")
         }
-        guard !bytes.contains(UInt8(ascii: ":")) else {
-            return "label must not contain ':' (apps split issuer and account at ':'), not '\(displayText(template, limit: 64))'"
+        guard bytes.firstIndex(of: UInt8(ascii: ":"), in: bytes.all) == nil else {
+            return message("label must not contain ':' (apps split issuer and account at ':'), not '", displayText(template, limit: 64), "'")
         }
         var index = 0
         while index < bytes.count {
             if bytes[index] == UInt8(ascii: "%") {
                 let next = index + 1 < bytes.count ? bytes[index + 1] : 0
                 guard next == UInt8(ascii: "u") || next == UInt8(ascii: "h") || next == UInt8(ascii: "f") || next == UInt8(ascii: "%") else {
-                    return "label: '%' must be followed by u (the user), h (the host), f (the fleet) or % (a percent sign), in '\(displayText(template, limit: 64))'"
+                    return message("label: '%' must be followed by u (the user), h (the host), f (the fleet) or % (a percent sign), in '", displayText(template, limit: 64), "'")
                 }
                 index += 1
             }
@@ -421,22 +465,26 @@ extension Config {
     }
 }
 
-/// The line without its comment and surrounding white space. A '#' starts a comment at the start
-/// of a line or after white space, so `issuer = Team#1` keeps its '#'.
-func stripComment(_ bytes: Span<UInt8>, _ line: Range<Int>) -> Range<Int> {
-    var previousIsSpace = true
-    var end = line.upperBound
-    let part = bytes.extracting(line)
-    for offset in part.indices {
-        let byte = part[offset]
-        let index = line.lowerBound + offset
-        if byte == UInt8(ascii: "#") && previousIsSpace {
-            end = index
-            break
+/// The line without its comment and surrounding white space, the position of its first '=', and whether
+/// it holds a control character (other than a tab) before the comment, all in one pass. A '#' starts a
+/// comment at the start of a line or after white space, so `issuer = Team#1` keeps its '#'.
+func scanLine(_ bytes: Span<UInt8>, _ line: Range<Int>) -> (content: Range<Int>, firstEquals: Int?, sawControl: Bool) {
+    // The line's bytes through one range-checked buffer (`withBuffer`), read at offsets below its count:
+    // the busiest loop of a login's policy parse, without a bounds check a byte.
+    let (end, firstEquals, sawControl) = bytes.withBuffer(line) { part -> (Int, Int?, Bool) in
+        var previousIsSpace = true
+        var firstEquals: Int? = nil
+        var sawControl = false
+        for offset in 0..<part.count {
+            let byte = part[offset]
+            if byte == UInt8(ascii: "#") && previousIsSpace { return (line.lowerBound + offset, firstEquals, sawControl) }
+            if byte == UInt8(ascii: "=") && firstEquals == nil { firstEquals = line.lowerBound + offset }
+            if byte < 0x20 && byte != 0x09 || byte == 0x7F { sawControl = true }
+            previousIsSpace = byte == 0x20 || byte == 0x09
         }
-        previousIsSpace = byte == 0x20 || byte == 0x09
+        return (line.upperBound, firstEquals, sawControl)
     }
-    return bytes.trimmingBlanks(line.lowerBound..<end)
+    return (bytes.trimmingBlanks(line.lowerBound..<end), firstEquals, sawControl)
 }
 
 /// Whether a path has a `..` component.
@@ -513,16 +561,18 @@ extension Config {
         } catch {
             return .unreadable(reason: error.description)
         }
-        let parsed = parse(bytes: bytes, file: path)
+        // The module uses errors only: the warnings about apps are `check`'s.
+        let parsed = parse(span: bytes.span, file: path, warnings: false)
         return parsed.isValid ? .valid(parsed.config) : .invalid(parsed.config, errors: parsed.errors)
     }
 }
 
 /// Whether `part` occurs in `text` (byte-wise; what String.contains(_:) does, without the Unicode
 /// machinery Embedded Swift lacks).
-func hasSubstring(_ text: String, _ part: String) -> Bool {
-    let haystack = Array(text.utf8)
-    let needle = Array(part.utf8)
-    guard needle.count <= haystack.count else { return false }
-    return (0...(haystack.count - needle.count)).contains { haystack[$0..<$0 + needle.count].elementsEqual(needle) }
+func hasSubstring(_ text: String, _ part: StaticString) -> Bool {
+    let haystack = text.utf8.span
+    let length = part.utf8CodeUnitCount
+    guard length <= haystack.count else { return false }
+    for start in 0...(haystack.count - length) where haystack.spells(start..<start + length, part) { return true }
+    return false
 }

@@ -35,13 +35,14 @@ public struct PolicyDate: Equatable, Sendable, CustomStringConvertible {
         case missingOffset(String)
 
         public var description: String {
-            switch self {
-            case .malformed(let text):
-                "'\(text)' is not a date (expected YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS] with Z or ±HH:MM)"
-            case .outOfRange(let text): "'\(text)' names a day or time that does not exist"
+            // The quoted text, then what is wrong: one concatenation, not an interpolation per case.
+            let (text, explanation): (String, String) = switch self {
+            case .malformed(let text): (text, "' is not a date (expected YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS] with Z or ±HH:MM)")
+            case .outOfRange(let text): (text, "' names a day or time that does not exist")
             case .missingOffset(let text):
-                "'\(text)' has a time but no time zone: add Z (UTC) or an offset such as +01:00, or give just the date"
+                (text, "' has a time but no time zone: add Z (UTC) or an offset such as +01:00, or give just the date")
             }
+            return "'" + text + explanation
         }
     }
 

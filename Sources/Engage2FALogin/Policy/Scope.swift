@@ -14,9 +14,9 @@ public enum Exemption: Equatable, Sendable {
     /// For the system log and `engage2fa-admin status`.
     public var text: String {
         switch self {
-        case .group(let group): "member of \(displayText(group, limit: 64)) (exempt_groups)"
+        case .group(let group): quotingValue("member of ", group, " (exempt_groups)")
         case .outsideOnlyGroups: "in none of only_groups"
-        case .service(let service): "service \(displayText(service, limit: 64)) (exempt_services)"
+        case .service(let service): quotingValue("service ", service, " (exempt_services)")
         }
     }
 }
@@ -53,24 +53,24 @@ extension Config {
         let isServices = setting == .exemptServices
         var names: [String] = []
         var current: [UInt8] = []
-        func finish() -> String? {
-            defer { current = [] }
-            guard !current.isEmpty else { return nil }
-            let name = String(decoding: isServices ? current.map(asciiLowercase) : current, as: UTF8.self)
-            // A service is a file name in /etc/pam.d, a group a name in the group database: neither holds a '/'.
-            guard isSafeUserName(name) else { return "\(key): '\(displayText(name, limit: 64))' is not a valid \(isServices ? "service" : "group") name" }
-            if !names.containsBytes(of: name) { names.append(name) }
-            return nil
-        }
-        for byte in value.utf8 {
-            if byte == UInt8(ascii: ",") || byte == UInt8(ascii: " ") || byte == 0x09 {
-                if let problem = finish() { return problem }
-            } else {
-                current.append(byte)
+        // A separator after the last byte ends the last name: one place that ends a name, not two.
+        var bytes = Array(value.utf8)
+        bytes.append(UInt8(ascii: " "))
+        for byte in bytes {
+            guard byte == UInt8(ascii: ",") || byte == UInt8(ascii: " ") || byte == 0x09 else {
+                current.append(isServices ? asciiLowercase(byte) : byte)
+                continue
             }
+            guard !current.isEmpty else { continue }
+            let name = String(decoding: current, as: UTF8.self)
+            current.removeAll(keepingCapacity: true)
+            // A service is a file name in /etc/pam.d, a group a name in the group database: neither holds a '/'.
+            guard isSafeUserName(name) else {
+                return key + quotingValue(": '", name, isServices ? "' is not a valid service name" : "' is not a valid group name")
+            }
+            if !names.containsBytes(of: name) { names.append(name) }
         }
-        if let problem = finish() { return problem }
-        guard !names.isEmpty else { return "\(key) needs at least one name (remove the line to name none)" }
+        guard !names.isEmpty else { return key + " needs at least one name (remove the line to name none)" }
         if isServices { exemptServices = names } else if setting == .exemptGroups { exemptGroups = names } else { onlyGroups = names }
         return nil
     }

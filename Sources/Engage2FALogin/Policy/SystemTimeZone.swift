@@ -241,11 +241,60 @@ func civilFromDays(_ days: Int64) -> (year: Int, month: Int, day: Int) {
 
 // MARK: - Parsing TZif
 
-/// Why a TZif file was not used.
-public struct TimeZoneDataError: Error, Equatable, CustomStringConvertible {
-    public var reason: String
-    init(_ reason: String) { self.reason = reason }
-    public var description: String { "not a usable TZif file: \(reason)" }
+/// Why a TZif file was not used: one case per check, worded by `reason` alone (a String built at each
+/// check made every throw site of the parser bigger).
+public enum TimeZoneDataError: Error, Equatable, CustomStringConvertible {
+    case tooLarge, bytesAfterData, secondHeaderVersion1, truncatedData, transitionsNotAscending, missingTimeType
+    case offsetOutOfRange, daylightIndicator, designationIndex, leapSecondsNotAscending, leapCorrectionOutOfRange
+    case standardOrUniversalIndicator, noFooter, footerNotEnded, truncated, truncatedHeader, noMagic, unknownVersion
+    case countOutOfRange, typeCount, indicatorCounts, noDesignations
+    case footerNoRulesComma, footerNoRuleEnd, footerTextAfterRules, footerQuotedName, footerName, footerHours
+    case footerMinutes, footerSeconds, footerJulianDay, footerMonthWeekDay, footerDayOfYear
+    /// The file grew between fstat(2) and read(2).
+    case changedWhileRead
+
+    public var reason: String { reasonText.text }
+
+    public var description: String { "not a usable TZif file: " + reason }
+
+    private var reasonText: StaticString {
+        switch self {
+        case .tooLarge: "larger than 65536 bytes"
+        case .bytesAfterData: "bytes after the data"
+        case .secondHeaderVersion1: "the second header has version 1"
+        case .truncatedData: "truncated data"
+        case .transitionsNotAscending: "transition times not in ascending order"
+        case .missingTimeType: "a transition to a time type that does not exist"
+        case .offsetOutOfRange: "a UTC offset out of range"
+        case .daylightIndicator: "a DST indicator not 0 or 1"
+        case .designationIndex: "designation index out of range"
+        case .leapSecondsNotAscending: "leap seconds not in ascending order"
+        case .leapCorrectionOutOfRange: "a leap-second correction out of range"
+        case .standardOrUniversalIndicator: "standard/UT indicator not 0 or 1"
+        case .noFooter: "no footer"
+        case .footerNotEnded: "footer not ended by the end of the file"
+        case .truncated: "truncated"
+        case .truncatedHeader: "truncated header"
+        case .noMagic: "no TZif magic"
+        case .unknownVersion: "an unknown version"
+        case .countOutOfRange: "a count out of range"
+        case .typeCount: "no time types, or more than 256"
+        case .indicatorCounts: "indicator counts differ from the type count"
+        case .noDesignations: "no designations"
+        case .footerNoRulesComma: "footer: ',' expected before the DST rules"
+        case .footerNoRuleEnd: "footer: the DST rule has no end"
+        case .footerTextAfterRules: "footer: text after the DST rules"
+        case .footerQuotedName: "footer: bad quoted zone name"
+        case .footerName: "footer: zone name expected"
+        case .footerHours: "footer: hours expected"
+        case .footerMinutes: "footer: minutes expected"
+        case .footerSeconds: "footer: seconds expected"
+        case .footerJulianDay: "footer: Jn with n in 1–365 expected"
+        case .footerMonthWeekDay: "footer: Mm.w.d expected"
+        case .footerDayOfYear: "footer: day of the year (0–365) expected"
+        case .changedWhileRead: "changed while read"
+        }
+    }
 }
 
 extension TimeZoneRules {
@@ -255,86 +304,108 @@ extension TimeZoneRules {
     /// Parses a TZif file. Every count is checked against the bytes there are, every index against
     /// what it indexes, every offset against RFC 8536's range; nothing in `bytes` can trap.
     public init(tzif bytes: [UInt8]) throws(TimeZoneDataError) {
-        guard bytes.count <= Self.maxFileSize else { throw TimeZoneDataError("larger than 65536 bytes") }
+        guard bytes.count <= Self.maxFileSize else { throw TimeZoneDataError.tooLarge }
         var reader = BigEndianReader(bytes)
         let first = try reader.header()
         if first.version == 0 {
             try self.init(reading: &reader, header: first, timeSize: 4)
-            guard reader.atEnd else { throw TimeZoneDataError("bytes after the data") }
+            guard reader.atEnd else { throw TimeZoneDataError.bytesAfterData }
             return
         }
         // Version 2 and later: skip the 32-bit data; the 64-bit data and the footer follow.
         try reader.skip(first.dataSize(timeSize: 4))
         let second = try reader.header()
-        guard second.version != 0 else { throw TimeZoneDataError("the second header has version 1") }
+        guard second.version != 0 else { throw TimeZoneDataError.secondHeaderVersion1 }
         try self.init(reading: &reader, header: second, timeSize: 8)
     }
 
     private init(reading reader: inout BigEndianReader, header: TZifHeader, timeSize: Int) throws(TimeZoneDataError) {
         // The whole block is there before any of it is read.
-        guard reader.remaining >= header.dataSize(timeSize: timeSize) else { throw TimeZoneDataError("truncated data") }
-        // The transitions of a real zone run to a few hundred: read straight from the bytes (checked
-        // to be there above), not value by value through the reader.
+        guard reader.remaining >= header.dataSize(timeSize: timeSize) else { throw TimeZoneDataError.truncatedData }
+        // Every value is read straight from the bytes (checked to be there above), not value by value
+        // through the reader, into arrays made at their size (no append, no growing). The first problem
+        // in the file's order is thrown once all is read.
+        var problem: TimeZoneDataError? = nil
         let count = header.timeCount
-        let start = reader.position
-        var ascending = true
-        var typesExist = true
+        var position = reader.position
         let file = reader.bytes  // the span below borrows this copy, not the reader, which moves on after
         let bytes = file.span
+        let transitionsStart = position
         let transitions = [Int64](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var previous = Int64.min
             for index in 0..<count {
-                let time = bigEndian(bytes, at: start + index * timeSize, size: timeSize)
-                if index > 0 && time <= previous { ascending = false }
-                previous = time
+                let time = bigEndian(bytes, at: transitionsStart + index * timeSize, size: timeSize)
+                if index > 0 && time <= buffer[index - 1] && problem == nil { problem = .transitionsNotAscending }
                 buffer[index] = time
             }
             initialized = count
         }
-        let typesStart = start + count * timeSize
+        position += count * timeSize
+        let typesStart = position
         let transitionTypes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             for index in 0..<count {
                 let type = bytes[typesStart + index]
-                if Int(type) >= header.typeCount { typesExist = false }
+                if Int(type) >= header.typeCount && problem == nil { problem = .missingTimeType }
                 buffer[index] = type
             }
             initialized = count
         }
-        guard ascending else { throw TimeZoneDataError("transition times not in ascending order") }
-        guard typesExist else { throw TimeZoneDataError("a transition to a time type that does not exist") }
-        try reader.skip(count * (timeSize + 1))
-        var typeOffsets: [Int32] = []
-        typeOffsets.reserveCapacity(header.typeCount)
-        for _ in 0..<header.typeCount {
-            let offset = try reader.integer(size: 4)
-            let isDaylight = try reader.byte()
-            let designation = try reader.byte()
-            // RFC 8536 §3.2: −25:59:59 is not allowed, −24:59:59…+25:59:59 is.
-            guard (-89_999...93_599).contains(offset) else { throw TimeZoneDataError("a UTC offset out of range") }
-            guard isDaylight <= 1 else { throw TimeZoneDataError("a DST indicator not 0 or 1") }
-            guard Int(designation) < header.characterCount else { throw TimeZoneDataError("designation index out of range") }
-            typeOffsets.append(Int32(offset))
+        position += count
+        let recordsStart = position
+        let typeOffsets = [Int32](unsafeUninitializedCapacity: header.typeCount) { buffer, initialized in
+            for index in 0..<header.typeCount {
+                let record = recordsStart + index * 6
+                let offset = bigEndian(bytes, at: record, size: 4)
+                if problem == nil {
+                    // RFC 8536 §3.2: −25:59:59 is not allowed, −24:59:59…+25:59:59 is.
+                    if !(-89_999...93_599).contains(offset) {
+                        problem = .offsetOutOfRange
+                    } else if bytes[record + 4] > 1 {
+                        problem = .daylightIndicator
+                    } else if Int(bytes[record + 5]) >= header.characterCount {
+                        problem = .designationIndex
+                    }
+                }
+                buffer[index] = Int32(truncatingIfNeeded: offset)  // read as 4 bytes: it fits
+            }
+            initialized = header.typeCount
         }
-        try reader.skip(header.characterCount)
-        var leapTimes: [Int64] = []
-        var leapCorrections: [Int32] = []
-        for _ in 0..<header.leapCount {
-            let time = try reader.integer(size: timeSize)
-            let correction = try reader.integer(size: 4)
-            guard leapTimes.last.map({ $0 < time }) ?? true else { throw TimeZoneDataError("leap seconds not in ascending order") }
-            guard (-3600...3600).contains(correction) else { throw TimeZoneDataError("a leap-second correction out of range") }
-            leapTimes.append(time)
-            leapCorrections.append(Int32(correction))
+        position += header.typeCount * 6 + header.characterCount
+        let leapStart = position
+        let leapSize = timeSize + 4
+        // Both checks of each record in this pass, so that the first problem is the file's first.
+        let leapTimes = [Int64](unsafeUninitializedCapacity: header.leapCount) { buffer, initialized in
+            for index in 0..<header.leapCount {
+                let time = bigEndian(bytes, at: leapStart + index * leapSize, size: timeSize)
+                let correction = bigEndian(bytes, at: leapStart + index * leapSize + timeSize, size: 4)
+                if problem == nil {
+                    if index > 0 && time <= buffer[index - 1] {
+                        problem = .leapSecondsNotAscending
+                    } else if !(-3600...3600).contains(correction) {
+                        problem = .leapCorrectionOutOfRange
+                    }
+                }
+                buffer[index] = time
+            }
+            initialized = header.leapCount
         }
-        for _ in 0..<(header.standardCount + header.universalCount) {
-            guard try reader.byte() <= 1 else { throw TimeZoneDataError("standard/UT indicator not 0 or 1") }
+        let leapCorrections = [Int32](unsafeUninitializedCapacity: header.leapCount) { buffer, initialized in
+            for index in 0..<header.leapCount {
+                buffer[index] = Int32(truncatingIfNeeded: bigEndian(bytes, at: leapStart + index * leapSize + timeSize, size: 4))
+            }
+            initialized = header.leapCount
         }
+        position += header.leapCount * leapSize
+        for index in 0..<(header.standardCount + header.universalCount) where bytes[position + index] > 1 && problem == nil {
+            problem = .standardOrUniversalIndicator
+        }
+        if let problem { throw problem }
+        try reader.skip(header.dataSize(timeSize: timeSize))
         var footer = TimeZoneFooter.absent
         if timeSize == 8 {
             // "\n" TZ string "\n", and the end of the file.
-            guard try reader.byte() == 0x0A else { throw TimeZoneDataError("no footer") }
+            guard try reader.byte() == 0x0A else { throw TimeZoneDataError.noFooter }
             let text = reader.rest()
-            guard let newline = text.firstIndex(of: 0x0A), newline == text.endIndex - 1 else { throw TimeZoneDataError("footer not ended by the end of the file") }
+            guard let newline = text.firstIndex(of: 0x0A), newline == text.endIndex - 1 else { throw TimeZoneDataError.footerNotEnded }
             footer = try parsePOSIXTimeZone(text[..<newline])
         }
         self.init(transitions: transitions, transitionTypes: transitionTypes, typeOffsets: typeOffsets,
@@ -375,55 +446,49 @@ private struct BigEndianReader {
     var atEnd: Bool { position == bytes.count }
 
     mutating func byte() throws(TimeZoneDataError) -> UInt8 {
-        guard position < bytes.count else { throw TimeZoneDataError("truncated") }
+        guard position < bytes.count else { throw TimeZoneDataError.truncated }
         position += 1
         return bytes[position - 1]
     }
 
     /// A signed big-endian integer of 4 or 8 bytes.
     mutating func integer(size: Int) throws(TimeZoneDataError) -> Int64 {
-        guard remaining >= size else { throw TimeZoneDataError("truncated") }
+        guard remaining >= size else { throw TimeZoneDataError.truncated }
         let value = bigEndian(bytes.span, at: position, size: size)
         position += size
         return value
     }
 
     mutating func skip(_ count: Int) throws(TimeZoneDataError) {
-        guard count >= 0, remaining >= count else { throw TimeZoneDataError("truncated") }
+        guard count >= 0, remaining >= count else { throw TimeZoneDataError.truncated }
         position += count
     }
 
     func rest() -> ArraySlice<UInt8> { bytes[position...] }
 
     mutating func header() throws(TimeZoneDataError) -> TZifHeader {
-        guard remaining >= 44 else { throw TimeZoneDataError("truncated header") }
+        guard remaining >= 44 else { throw TimeZoneDataError.truncatedHeader }
         guard bytes[position] == 0x54, bytes[position + 1] == 0x5A, bytes[position + 2] == 0x69, bytes[position + 3] == 0x66 else {
-            throw TimeZoneDataError("no TZif magic")
+            throw TimeZoneDataError.noMagic
         }
         let version = bytes[position + 4]
-        guard version == 0 || version >= UInt8(ascii: "2") else { throw TimeZoneDataError("an unknown version") }
+        guard version == 0 || version >= UInt8(ascii: "2") else { throw TimeZoneDataError.unknownVersion }
         position += 20
-        var counts = (0, 0, 0, 0, 0, 0)
         // A count more than the bytes of the largest file allowed is a lie; this also keeps every
-        // size computed from the counts far from overflow.
-        func count(_ reader: inout BigEndianReader) throws(TimeZoneDataError) -> Int {
-            let value = try reader.integer(size: 4)
-            guard (0...Int64(TimeZoneRules.maxFileSize)).contains(value) else { throw TimeZoneDataError("a count out of range") }
-            return Int(value)
+        // size computed from the counts far from overflow. (A loop: one copy of the check, not six.)
+        var counts = [Int](repeating: 0, count: 6)
+        for index in 0..<6 {
+            let value = try integer(size: 4)
+            guard (0...Int64(TimeZoneRules.maxFileSize)).contains(value) else { throw TimeZoneDataError.countOutOfRange }
+            counts[index] = Int(value)
         }
-        counts.0 = try count(&self)
-        counts.1 = try count(&self)
-        counts.2 = try count(&self)
-        counts.3 = try count(&self)
-        counts.4 = try count(&self)
-        counts.5 = try count(&self)
-        let header = TZifHeader(version: version, universalCount: counts.0, standardCount: counts.1, leapCount: counts.2,
-                                timeCount: counts.3, typeCount: counts.4, characterCount: counts.5)
-        guard (1...256).contains(header.typeCount) else { throw TimeZoneDataError("no time types, or more than 256") }
+        let header = TZifHeader(version: version, universalCount: counts[0], standardCount: counts[1], leapCount: counts[2],
+                                timeCount: counts[3], typeCount: counts[4], characterCount: counts[5])
+        guard (1...256).contains(header.typeCount) else { throw TimeZoneDataError.typeCount }
         guard header.universalCount == 0 || header.universalCount == header.typeCount,
             header.standardCount == 0 || header.standardCount == header.typeCount
-        else { throw TimeZoneDataError("indicator counts differ from the type count") }
-        guard header.characterCount >= 1 else { throw TimeZoneDataError("no designations") }
+        else { throw TimeZoneDataError.indicatorCounts }
+        guard header.characterCount >= 1 else { throw TimeZoneDataError.noDesignations }
         return header
     }
 }
@@ -451,11 +516,11 @@ func parsePOSIXTimeZone(_ text: ArraySlice<UInt8>) throws(TimeZoneDataError) -> 
         start = TimeZoneChangeRule(day: .monthWeekDay(month: 3, week: 2, weekday: 0), secondsIntoDay: 7200)
         end = TimeZoneChangeRule(day: .monthWeekDay(month: 11, week: 1, weekday: 0), secondsIntoDay: 7200)
     } else {
-        guard scanner.expect(",") else { throw TimeZoneDataError("footer: ',' expected before the DST rules") }
+        guard scanner.expect(",") else { throw TimeZoneDataError.footerNoRulesComma }
         start = try scanner.changeRule()
-        guard scanner.expect(",") else { throw TimeZoneDataError("footer: the DST rule has no end") }
+        guard scanner.expect(",") else { throw TimeZoneDataError.footerNoRuleEnd }
         end = try scanner.changeRule()
-        guard scanner.atEnd else { throw TimeZoneDataError("footer: text after the DST rules") }
+        guard scanner.atEnd else { throw TimeZoneDataError.footerTextAfterRules }
     }
     return .daylightSaving(standard: standard, daylight: daylight, start: start, end: end)
 }
@@ -483,10 +548,10 @@ private struct RuleScanner {
         let start = position
         if expect("<") {
             while let byte = peek, isLetter(byte) || isDigit(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") { position += 1 }
-            guard position - start - 1 >= 3, expect(">") else { throw TimeZoneDataError("footer: bad quoted zone name") }
+            guard position - start - 1 >= 3, expect(">") else { throw TimeZoneDataError.footerQuotedName }
         } else {
             while let byte = peek, isLetter(byte) { position += 1 }
-            guard position - start >= 3 else { throw TimeZoneDataError("footer: zone name expected") }
+            guard position - start >= 3 else { throw TimeZoneDataError.footerName }
         }
     }
 
@@ -494,13 +559,13 @@ private struct RuleScanner {
     mutating func time(maxHours: Int64) throws(TimeZoneDataError) -> Int64 {
         var sign: Int64 = 1
         if expect("-") { sign = -1 } else { _ = expect("+") }
-        guard let hours = number(maxDigits: 3), hours <= maxHours else { throw TimeZoneDataError("footer: hours expected") }
+        guard let hours = number(maxDigits: 3), hours <= maxHours else { throw TimeZoneDataError.footerHours }
         var seconds = hours * 3600
         if expect(":") {
-            guard let minutes = number(maxDigits: 2), minutes <= 59 else { throw TimeZoneDataError("footer: minutes expected") }
+            guard let minutes = number(maxDigits: 2), minutes <= 59 else { throw TimeZoneDataError.footerMinutes }
             seconds += minutes * 60
             if expect(":") {
-                guard let secs = number(maxDigits: 2), secs <= 59 else { throw TimeZoneDataError("footer: seconds expected") }
+                guard let secs = number(maxDigits: 2), secs <= 59 else { throw TimeZoneDataError.footerSeconds }
                 seconds += secs
             }
         }
@@ -510,16 +575,16 @@ private struct RuleScanner {
     mutating func changeRule() throws(TimeZoneDataError) -> TimeZoneChangeRule {
         let day: TimeZoneChangeRule.Day
         if expect("J") {
-            guard let number = number(maxDigits: 3), (1...365).contains(number) else { throw TimeZoneDataError("footer: Jn with n in 1–365 expected") }
+            guard let number = number(maxDigits: 3), (1...365).contains(number) else { throw TimeZoneDataError.footerJulianDay }
             day = .julian(Int(number))
         } else if expect("M") {
             guard let month = number(maxDigits: 2), (1...12).contains(month), expect("."),
                 let week = number(maxDigits: 1), (1...5).contains(week), expect("."),
                 let weekday = number(maxDigits: 1), weekday <= 6
-            else { throw TimeZoneDataError("footer: Mm.w.d expected") }
+            else { throw TimeZoneDataError.footerMonthWeekDay }
             day = .monthWeekDay(month: Int(month), week: Int(week), weekday: Int(weekday))
         } else {
-            guard let number = number(maxDigits: 3), number <= 365 else { throw TimeZoneDataError("footer: day of the year (0–365) expected") }
+            guard let number = number(maxDigits: 3), number <= 365 else { throw TimeZoneDataError.footerDayOfYear }
             day = .dayOfYear(Int(number))
         }
         var seconds: Int64 = 7200
@@ -652,7 +717,7 @@ private struct ZoneFileWalk {
     mutating func run() throws(TimeZoneFileError) -> [UInt8] {
         guard pending.first == Self.slash, !pending.contains(0) else { throw .missing(path: path) }
         let root: FileDescriptor
-        do { root = try FileDescriptor.openRootDirectory() } catch { throw .system(path: "/", SystemError("open", error)) }
+        do { root = try FileDescriptor.openRootDirectory() } catch { throw failure(calling: "open", error, withName: false) }
         directories.append(root)
         try checkDirectory(root)
         var linksLeft = 16
@@ -667,7 +732,7 @@ private struct ZoneFileWalk {
                 }
                 continue
             }
-            guard length < name.count else { throw .untrusted(path: shown(), reason: "a name longer than 255 bytes") }
+            guard length < name.count else { throw untrusted("a name longer than 255 bytes", withName: false) }
             pending.withUnsafeBufferPointer { source in
                 name.withUnsafeMutableBufferPointer { target in
                     for index in 0..<length { target[index] = CChar(bitPattern: source[start + index]) }
@@ -678,7 +743,8 @@ private struct ZoneFileWalk {
             let isLast = atEnd
             let directory = directories[directories.count - 1]
             let options: FileDescriptor.OpenOptions = isLast ? [.nonBlocking, .noControllingTerminal] : .directory
-            let opened = name.withUnsafeBufferPointer { cName in Result { () throws(Errno) in try directory.open(at: cName.baseAddress!, .readOnly, options: options) } }
+            // `name` goes to each call as a pointer to its NUL-terminated bytes.
+            let opened = Result { () throws(Errno) in try directory.open(at: name, .readOnly, options: options) }
             switch opened {
             case .success(let file):
                 if isLast { return try file.closeAfter { () throws(TimeZoneFileError) in try readFile(file) } }
@@ -690,29 +756,29 @@ private struct ZoneFileWalk {
             case .failure(let openError):
                 guard openError == .tooManySymbolicLinkLevels || openError == .notDirectory else {
                     if openError == .noSuchFileOrDirectory { throw .missing(path: shown(withName: true)) }
-                    throw .system(path: shown(withName: true), SystemError("open", openError))
+                    throw failure(calling: "open", openError, withName: true)
                 }
             }
             // A symbolic link, or not a directory: which, and if a link, to where.
             let status: FileStatus
-            do throws(Errno) { status = try name.withUnsafeBufferPointer { cName throws(Errno) in try directory.status(at: cName.baseAddress!) } } catch {
-                throw .system(path: shown(withName: true), SystemError("fstatat", error))
+            do throws(Errno) { status = try directory.status(at: name) } catch {
+                throw failure(calling: "fstatat", error, withName: true)
             }
             guard status.type == .symbolicLink else {
-                throw .untrusted(path: shown(withName: true), reason: isLast ? "not a regular file" : "not a directory")
+                throw untrusted(isLast ? "not a regular file" : "not a directory", withName: true)
             }
             guard status.owner == 0 else {
-                throw .untrusted(path: shown(withName: true), reason: "symbolic link owned by uid \(status.owner), not root")
+                throw untrusted(ownerText("symbolic link owned by uid ", status.owner), withName: true)
             }
             linksLeft -= 1
             guard linksLeft >= 0 else { throw .tooManyLinks(path: path) }
             let target: [UInt8]
             do throws(Errno) {
-                target = try name.withUnsafeBufferPointer { cName throws(Errno) in try directory.symbolicLinkTarget(at: cName.baseAddress!) }
+                target = try directory.symbolicLinkTarget(at: name)
             } catch {
-                throw .system(path: shown(withName: true), SystemError("readlink", error))
+                throw failure(calling: "readlink", error, withName: true)
             }
-            guard !target.isEmpty, !target.contains(0) else { throw .system(path: shown(withName: true), SystemError("readlink", .noSuchFileOrDirectory)) }
+            guard !target.isEmpty, !target.contains(0) else { throw failure(calling: "readlink", .noSuchFileOrDirectory, withName: true) }
             guard target.count + 1 + pending.count - cursor <= Self.maxPending else { throw .tooManyLinks(path: path) }
             if target[0] == Self.slash {
                 while directories.count > 1 { directories.removeLast().close() }
@@ -725,7 +791,7 @@ private struct ZoneFileWalk {
             cursor = 0
         }
         // The path ended in a directory ("/", "..", or a link to one).
-        throw .untrusted(path: shown(), reason: "not a regular file")
+        throw untrusted("not a regular file", withName: false)
     }
 
     /// The next name between slashes, as a range of `pending`.
@@ -754,32 +820,50 @@ private struct ZoneFileWalk {
         return bytes.isEmpty ? "/" : String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The errors of the walk, made here rather than at each of its checks.
+    @inline(never)
+    func untrusted(_ reason: String, withName: Bool) -> TimeZoneFileError {
+        .untrusted(path: shown(withName: withName), reason: reason)
+    }
+
+    @inline(never)
+    func failure(calling call: String, _ error: Errno, withName: Bool) -> TimeZoneFileError {
+        .system(path: shown(withName: withName), SystemError(call, error))
+    }
+
+    @inline(never)  // called for the root and for each directory: one copy
     func checkDirectory(_ directory: FileDescriptor) throws(TimeZoneFileError) {
         let status: FileStatus
-        do { status = try directory.status() } catch { throw .system(path: shown(), SystemError("fstat", error)) }
-        guard status.type == .directory else { throw .untrusted(path: shown(), reason: "not a directory") }
-        if let reason = untrustedOwnerOrMode(status) { throw .untrusted(path: shown(), reason: reason) }
+        do { status = try directory.status() } catch { throw failure(calling: "fstat", error, withName: false) }
+        guard status.type == .directory else { throw untrusted("not a directory", withName: false) }
+        if let reason = untrustedOwnerOrMode(status) { throw untrusted(reason, withName: false) }
     }
 
     func readFile(_ file: FileDescriptor) throws(TimeZoneFileError) -> [UInt8] {
         let status: FileStatus
-        do { status = try file.status() } catch { throw .system(path: shown(withName: true), SystemError("fstat", error)) }
-        guard status.type == .regular else { throw .untrusted(path: shown(withName: true), reason: "not a regular file") }
-        if let reason = untrustedOwnerOrMode(status) { throw .untrusted(path: shown(withName: true), reason: reason) }
-        guard status.size <= TimeZoneRules.maxFileSize else { throw .malformed(path: shown(withName: true), TimeZoneDataError("larger than 65536 bytes")) }
+        do { status = try file.status() } catch { throw failure(calling: "fstat", error, withName: true) }
+        guard status.type == .regular else { throw untrusted("not a regular file", withName: true) }
+        if let reason = untrustedOwnerOrMode(status) { throw untrusted(reason, withName: true) }
+        guard status.size <= TimeZoneRules.maxFileSize else { throw .malformed(path: shown(withName: true), TimeZoneDataError.tooLarge) }
         // Up to the end of the file, and one byte more than fstat saw, to notice a file that grew.
         let contents: [UInt8]
         do { contents = try file.readAll(expectedSize: status.size, limit: status.size) } catch {
-            throw .system(path: shown(withName: true), SystemError("read", error))
+            throw failure(calling: "read", error, withName: true)
         }
-        guard contents.count <= status.size else { throw .malformed(path: shown(withName: true), TimeZoneDataError("changed while read")) }
+        guard contents.count <= status.size else { throw .malformed(path: shown(withName: true), TimeZoneDataError.changedWhileRead) }
         return contents
     }
 }
 
 /// Why a file or directory owned by someone else, or writable by group or others, is not trusted.
 private func untrustedOwnerOrMode(_ status: FileStatus) -> String? {
-    if status.owner != 0 { return "owned by uid \(status.owner), not root" }
+    if status.owner != 0 { return ownerText("owned by uid ", status.owner) }
     if !status.permissions.isDisjoint(with: .groupOrOthersWrite) { return "mode \(status.permissions) lets group or others write it" }
     return nil
+}
+
+/// `before`, the uid, then ", not root".
+@inline(never)  // for a link and for a file or directory: one copy
+private func ownerText(_ before: String, _ owner: uid_t) -> String {
+    before + String(owner) + ", not root"
 }

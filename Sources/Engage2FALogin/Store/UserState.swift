@@ -31,8 +31,7 @@ public struct UserState: Equatable, Sendable {
     /// The same failures, lockout, replay state, deadline and revocations (ids compared as bytes).
     public static func == (lhs: UserState, rhs: UserState) -> Bool {
         lhs.failures == rhs.failures && lhs.lockedUntil == rhs.lockedUntil && lhs.devices == rhs.devices && lhs.deadline == rhs.deadline
-            && lhs.revokedDevices.count == rhs.revokedDevices.count
-            && zip(lhs.revokedDevices, rhs.revokedDevices).allSatisfy { $0.hasSameBytes(as: $1) }
+            && lhs.revokedDevices.hasSameBytes(as: rhs.revokedDevices)
             && lhs.revokedRecoverySalts == rhs.revokedRecoverySalts && lhs.usedRecoveryCodes == rhs.usedRecoveryCodes
     }
 
@@ -41,7 +40,7 @@ public struct UserState: Equatable, Sendable {
     /// Unix time until which no code is asked for; 0 when not locked.
     public var lockedUntil: Int64 = 0
     /// By device id.
-    public var devices: DeviceUsages = [:]
+    public var devices = DeviceUsages()
     /// A personal deadline set by `engage2fa-admin extend` or `reset --deadline` (kept here, not in
     /// the policy file, which dpkg owns).
     public var deadline: PolicyDate? = nil
@@ -109,13 +108,11 @@ public struct UserState: Equatable, Sendable {
         let ids = file?.devices.map { $0.id } ?? []
         if devices.count > Self.keptDeviceUsages {
             // Replay state of devices still in the file first, then the most recently used.
-            let sorted = devices.sortedByName().sorted { lhs, rhs in
-                let (lhsKept, rhsKept) = (ids.containsBytes(of: lhs.key), ids.containsBytes(of: rhs.key))
-                return lhsKept != rhsKept ? lhsKept : lhs.value.lastUsed > rhs.value.lastUsed
-            }
-            var kept = DeviceUsages()
-            for entry in sorted.prefix(Self.keptDeviceUsages) { kept[entry.key] = entry.value }
-            devices = kept
+            let names = devices.names, usages = devices.values
+            devices = devices.sorted { lhs, rhs in
+                let (lhsKept, rhsKept) = (ids.containsBytes(of: names[lhs]), ids.containsBytes(of: names[rhs]))
+                return lhsKept != rhsKept ? lhsKept : usages[lhs].lastUsed > usages[rhs].lastUsed
+            }.prefix(Self.keptDeviceUsages)
         }
         if revokedDevices.count > Self.keptRevocations { revokedDevices.removeFirst(revokedDevices.count - Self.keptRevocations) }
         if revokedRecoverySalts.count > Self.keptRevokedSets { revokedRecoverySalts.removeFirst(revokedRecoverySalts.count - Self.keptRevokedSets) }
@@ -192,41 +189,44 @@ public struct UserState: Equatable, Sendable {
         var lines = LineRanges()
         while let line = lines.next(in: bytes) {
             lineNumber += 1
-            func fail(_ message: String) -> StateError { .corrupt(path: path, line: lineNumber, message: message) }
+            @inline(never)
+            func fail(_ message: String) -> StateError { corruptState(path: path, line: lineNumber, message: message) }
             if lineNumber == 1 {
-                guard bytes.spells(line, header) || bytes.spells(line, headerVersion1) else { throw fail("expected '\(header)'") }
+                guard bytes.spells(line, header) || bytes.spells(line, headerVersion1) else { throw fail(message("expected '", literalText(header), "'")) }
                 continue
             }
-            let words = bytes.pieces(of: line, separatedBy: UInt8(ascii: " "), keepEmpty: false)
-            guard let record = words.first else { continue }
+            var words = WordRanges(line)
+            guard let record = words.next(in: bytes) else { continue }
+            var fieldCount = 0
             records += 1
-            guard records <= maxRecords else { throw fail("more than \(maxRecords) records") }
+            guard records <= maxRecords else { throw fail(message("more than ", decimal(Int64(maxRecords)), " records")) }
             var count: Int64? = nil, lockedUntil: Int64? = nil, lastStep: Int64? = nil, lastUsed: Int64? = nil
             var id: Range<Int>? = nil, salt: Range<Int>? = nil, hash: Range<Int>? = nil, date: Range<Int>? = nil
-            for word in words.dropFirst() {
+            while let word = words.next(in: bytes) {
+                fieldCount += 1
                 guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word), equals != word.lowerBound, equals != word.upperBound - 1 else {
-                    throw fail("malformed field '\(bytes.quoted(word))'")
+                    throw fail(message("malformed field '", bytes.quoted(word), "'"))
                 }
                 let key = word.lowerBound..<equals, valueText = equals + 1..<word.upperBound
                 if bytes.spells(key, "id") { id = valueText; continue }
                 if bytes.spells(key, "salt") { salt = valueText; continue }
                 if bytes.spells(key, "hash") { hash = valueText; continue }
                 if bytes.spells(key, "date") { date = valueText; continue }
-                guard let value = bytes.integer(valueText) else { throw fail("bad number in '\(bytes.quoted(word))'") }
+                guard let value = bytes.integer(valueText) else { throw fail(message("bad number in '", bytes.quoted(word), "'")) }
                 if bytes.spells(key, "count") {
-                    guard (0...Int64(maxFailureCount)).contains(value) else { throw fail("count \(value) out of range") }
+                    guard (0...Int64(maxFailureCount)).contains(value) else { throw fail(message("count ", decimal(value), " out of range")) }
                     count = value
                 } else if bytes.spells(key, "locked-until") || bytes.spells(key, "last-step") || bytes.spells(key, "last-used") {
-                    guard (0...maxTime).contains(value) else { throw fail("\(bytes.text(key)) \(value) out of range") }
+                    guard (0...maxTime).contains(value) else { throw fail(message("", bytes.text(key), " ", decimal(value), " out of range")) }
                     if bytes.spells(key, "locked-until") { lockedUntil = value }
                     else if bytes.spells(key, "last-step") { lastStep = value }
                     else { lastUsed = value }
                 } else {
-                    throw fail("unknown field '\(bytes.quoted(key, limit: 32))'")
+                    throw fail(message("unknown field '", bytes.quoted(key, limit: 32), "'"))
                 }
             }
             func isDeviceID(_ text: Range<Int>?) -> Bool { text.map { $0.count == 16 && bytes.allSatisfy(in: $0) { hexValue($0) != nil } } ?? false }
-            func onlyFields(_ expected: Int) -> Bool { words.count == expected + 1 }
+            func onlyFields(_ expected: Int) -> Bool { fieldCount == expected }
             if bytes.spells(record, "failures"), let count, let lockedUntil, onlyFields(2) {
                 state.failures = Int(count)
                 state.lockedUntil = lockedUntil
@@ -234,7 +234,7 @@ public struct UserState: Equatable, Sendable {
                 state.devices[bytes.text(id!)] = DeviceUsage(lastStep: lastStep, lastUsed: lastUsed)
             } else if bytes.spells(record, "deadline"), let date, onlyFields(1) {
                 guard let text = bytes.percentDecoded(date), let parsed = try? PolicyDate(parsing: text) else {
-                    throw fail("bad deadline '\(bytes.quoted(date))'")
+                    throw fail(message("bad deadline '", bytes.quoted(date), "'"))
                 }
                 state.deadline = parsed
             } else if bytes.spells(record, "revoked-device"), isDeviceID(id), onlyFields(1) {
@@ -245,11 +245,17 @@ public struct UserState: Equatable, Sendable {
                 let hashBytes = bytes.hexBytes(hash), hashBytes.count == RecoveryCodeUse.prefixLength, onlyFields(2) {
                 state.usedRecoveryCodes.append(RecoveryCodeUse(salt: saltBytes, hashPrefix: hashBytes))
             } else {
-                throw fail("unexpected record '\(bytes.quoted(line, limit: 96))'")
+                throw fail(message("unexpected record '", bytes.quoted(line, limit: 96), "'"))
             }
         }
         return state
     }
+}
+
+/// Not inlined: the parser fails from a dozen places.
+@inline(never)
+private func corruptState(path: String, line: Int, message: String) -> StateError {
+    .corrupt(path: path, line: line, message: message)
 }
 
 /// Replay state by device id (ids are ASCII hex: `sortedByName()` is the state file's id order).
