@@ -126,7 +126,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         let facts = gatherFacts(startedAt: startedAt)
         // Group lookups (NSS) only when the policy names groups; an unknown user is in none it can prove.
         var membership = GroupMembership.unknown
-        if case .valid(let config) = facts.configState, let account = facts.account { membership = account.membership(of: config.scopeGroups) }
+        if let account = facts.account, let groups = facts.configState.validScopeGroups { membership = account.membership(of: groups) }
         let outcome = decidePolicy(now: startedAt, user: facts.account?.name ?? user, config: facts.configState, activation: facts.activation,
                                    enrollment: facts.enrollment, stateDeadline: facts.state.deadline, service: service, membership: membership)
         report(outcome, facts)
@@ -165,6 +165,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         if case .active(let record) = activation, let recorded = record.stateDirectory, configStateIsBroken(configState) {
             storeConfig.stateDir = recorded
         }
+        let stateDirectory = storeConfig.stateDir
         let account = isSafeUserName(user) ? Account.lookup(user) : nil
         // Fleet mode: devices, replay and lockout state, the start date and deadlines are the directory's,
         // asked of this host's engage2fad (the module never loads libldap). A caller without root (a screen
@@ -172,11 +173,11 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         // by SO_PEERCRED and checks with the same fleet-wide replay and lockout.
         let asksForItself = !privileged && account.map { $0.uid == effectiveUserID() } == true
         let fleet = storeConfig.fleet.store == .ldap && (privileged || asksForItself)
-            ? FleetSession(settings: storeConfig.fleet, stateDirectory: storeConfig.stateDir,
+            ? FleetSession(settings: storeConfig.fleet, stateDirectory: stateDirectory,
                            socketPath: privileged ? storeConfig.fleet.loginSocketPath : storeConfig.fleet.enrollSocketPath)
             : nil
-        var facts = LoginFacts(configState: configState, activation: activation, store: StateStore(directory: storeConfig.stateDir),
-                               stateDirectory: storeConfig.stateDir, activationStore: activationStore, account: account, fleet: fleet)
+        var facts = LoginFacts(configState: configState, activation: activation, store: StateStore(directory: stateDirectory),
+                               stateDirectory: stateDirectory, activationStore: activationStore, account: account, fleet: fleet)
         if let account, let fleet {
             readCentrally(account: account, fleet: fleet, startedAt: startedAt, into: &facts)
         } else if let account {
@@ -262,8 +263,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     /// What the login does with the decision: nothing, a notice, a refusal, or the code check.
     @inline(never)
     private func respond(to outcome: PolicyOutcome, _ facts: LoginFacts, startedAt: Int64) -> LoginResult {
-        let decision = outcome.decision
-        let asksOrDenies = decision.deniesWithoutACode || decision.requiresACode
+        let asksOrDenies = outcome.decision.deniesWithoutACode || outcome.decision.requiresACode
         if !privileged, facts.fleet == nil, let account = facts.account, asksOrDenies {
             return denyUnprivileged(account: account, config: outcome.config)
         }
@@ -271,7 +271,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             return denyUnreachable(fleet, reason: unreachable)
         }
 
-        switch decision {
+        switch outcome.decision {
         case .notApplicable:
             if debug { log.log(.debug, "user \(shownUser): 2FA not configured; ignored") }
             return .notApplicable
@@ -475,6 +475,14 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     func lockoutMessage(_ seconds: Int64) -> String {
         let minutes = (seconds + 59) / 60
         return MessageText("Too many wrong verification codes. Try again in \(minutes) minute\(minutes == 1 ? "" : "s").").text
+    }
+}
+
+extension ConfigState {
+    /// The groups a valid policy names (read in place: binding the Config out of the enum copies it).
+    fileprivate var validScopeGroups: [String]? {
+        if case .valid(let config) = self { return config.scopeGroups }
+        return nil
     }
 }
 
