@@ -22,9 +22,19 @@ let embeddedLibraries: String = {
 
 /// How both Embedded targets (the login library's twin and the module) are compiled: whole-module, and each
 /// function in its own section, so that the module's link (--gc-sections) keeps only what pam_sm_* reach.
+/// Optimised for size (-Osize): the module is mapped into every sshd connection, and most of its code (errors,
+/// denials, fleet mode, the time zone reader) runs rarely; the hot paths a valid login takes cost ~20,000 more
+/// instructions this way, measured (bench/results.md). -Osize makes LLVM emit unwind tables for every Swift
+/// function (~14 KB of .eh_frame nothing uses: Embedded Swift code does not throw through or unwind its frames),
+/// so they are turned off (IRGen takes -fno-asynchronous-unwind-tables from the clang options); the machine
+/// outliner shares repeated instruction sequences (-10 KB).
 let embeddedSwiftSettings: [SwiftSetting] = [
     .enableExperimentalFeature("Embedded"),
-    .unsafeFlags(["-wmo", "-Xfrontend", "-function-sections"]),
+    .unsafeFlags([
+        "-wmo", "-Xfrontend", "-function-sections",
+        "-Osize", "-Xcc", "-fno-asynchronous-unwind-tables",
+        "-Xllvm", "-enable-machine-outliner=always",
+    ]),
 ]
 
 /// The C shims' calls checked by glibc (syslog(3) becomes __syslog_chk): _FORTIFY_SOURCE, as Debian's
