@@ -311,6 +311,23 @@ struct ByteWriter {
 
     mutating func write(_ value: Int) { write(Int64(value)) }
 
+    /// `bytes` in lowercase hex, written into the line with no String between: the one hex writer of the
+    /// line formats (hexString too).
+    mutating func writeHex(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let digits: StaticString = "0123456789abcdef"
+        for byte in bytes {
+            self.bytes.append(digits.utf8Start[Int(byte >> 4)])
+            self.bytes.append(digits.utf8Start[Int(byte & 15)])
+        }
+    }
+
+    mutating func writeHex(_ bytes: [UInt8]) { bytes.withUnsafeBufferPointer { writeHex($0) } }
+
+    mutating func writeHex(string text: String) {
+        var text = text
+        text.withUTF8 { writeHex($0) }
+    }
+
     var text: String { String(decoding: bytes, as: UTF8.self) }
 }
 

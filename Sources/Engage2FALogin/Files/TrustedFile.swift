@@ -155,7 +155,7 @@ public func writeFileAtomically(
         out.write(".")
         out.bytes.append(contentsOf: bytes[nameStart...])
         out.write(".tmp-")
-        out.write(string: hexString(suffix))
+        out.writeHex(suffix)
         return out.text
     }
     let file: FileDescriptor
@@ -188,15 +188,9 @@ func splitPath(_ path: String) -> (directory: String, name: String) {
 }
 
 public func hexString(_ bytes: some Collection<UInt8>) -> String {
-    let digits: StaticString = "0123456789abcdef"
-    let out = [UInt8](unsafeUninitializedCapacity: bytes.count * 2) { buffer, count in
-        for byte in bytes {
-            buffer[count] = digits.utf8Start[Int(byte >> 4)]
-            buffer[count + 1] = digits.utf8Start[Int(byte & 15)]
-            count += 2
-        }
-    }
-    return String(decoding: out, as: UTF8.self)
+    var out = ByteWriter(capacity: bytes.count * 2)
+    out.writeHex(Array(bytes))
+    return out.text
 }
 
 /// The bytes `text` spells in hex (either case), or nil.

@@ -111,19 +111,19 @@ extension FleetRequest {
 extension FleetAnswer {
     public var line: [UInt8] {
         var out = ByteWriter(capacity: 128)
-        func hexField(_ text: String) { out.write(" "); out.write(string: hexString(Array(text.utf8))) }
+        func hexField(_ text: String) { out.write(" "); out.writeHex(string: text) }
         switch self {
         case .snapshot(let snapshot):
             out.write("snapshot start=")
-            out.write(string: snapshot.startDate.map { hexString(Array($0.text.utf8)) } ?? "-")
+            if let start = snapshot.startDate { out.writeHex(string: start.text) } else { out.write("-") }
             out.write(" activated=")
             if let activated = snapshot.activatedAt { out.write(activated) } else { out.write("-") }
             out.write(" deadline=")
-            out.write(string: snapshot.deadline.map { hexString(Array($0.text.utf8)) } ?? "-")
+            if let deadline = snapshot.deadline { out.writeHex(string: deadline.text) } else { out.write("-") }
             out.write(" devices="); out.write(snapshot.devices)
             out.write(" recovery="); out.write(snapshot.recoveryCodes)
             out.write(" locked="); out.write(snapshot.lockedUntil)
-            out.write(" rsalt="); out.write(string: snapshot.recoverySalt.map { hexString($0) } ?? "-")
+            out.write(" rsalt="); if let salt = snapshot.recoverySalt { out.writeHex(salt) } else { out.write("-") }
             out.write(" riter="); out.write(snapshot.recoveryIterations)
         case .accepted(let name): out.write("accepted"); hexField(name)
         case .recovery(let left, let candidate): out.write("recovery "); out.write(left); out.write(" "); out.write(candidate)
@@ -134,7 +134,7 @@ extension FleetAnswer {
         case .unreachable(let reason): out.write("unreachable"); hexField(reason)
         case .failed(let reason): out.write("failed"); hexField(reason)
         case .enrollment(let secret, let parameters, let issuer, let existing):
-            out.write("enrollment "); out.write(string: hexString(secret)); out.write(" "); out.write(string: parameters.algorithm.rawValue)
+            out.write("enrollment "); out.writeHex(secret); out.write(" "); out.write(string: parameters.algorithm.rawValue)
             out.write(" "); out.write(parameters.digits); out.write(" "); out.write(parameters.period); hexField(issuer)
             out.write(" "); out.write(existing)
         case .done(let message): out.write("done"); hexField(message)
@@ -246,20 +246,3 @@ func hexBytes(_ field: ArraySlice<UInt8>) -> [UInt8]? {
     field.withUnsafeBufferPointer { parseHex($0) }
 }
 
-extension ByteWriter {
-    /// `bytes` in hex, written into the line with no String between.
-    mutating func writeHex(_ bytes: UnsafeBufferPointer<UInt8>) {
-        let digits: StaticString = "0123456789abcdef"
-        for byte in bytes {
-            self.bytes.append(digits.utf8Start[Int(byte >> 4)])
-            self.bytes.append(digits.utf8Start[Int(byte & 15)])
-        }
-    }
-
-    mutating func writeHex(_ bytes: [UInt8]) { bytes.withUnsafeBufferPointer { writeHex($0) } }
-
-    mutating func writeHex(string text: String) {
-        var text = text
-        text.withUTF8 { writeHex($0) }
-    }
-}

@@ -163,14 +163,14 @@ public struct UserState: Equatable, Sendable {
         }
         for salt in revokedRecoverySalts {
             out.write("revoked-recovery salt=")
-            out.write(string: hexString(salt))
+            out.writeHex(salt)
             out.write("\n")
         }
         for use in usedRecoveryCodes {
             out.write("recovery-used salt=")
-            out.write(string: hexString(use.salt))
+            out.writeHex(use.salt)
             out.write(" hash=")
-            out.write(string: hexString(use.hashPrefix))
+            out.writeHex(use.hashPrefix)
             out.write("\n")
         }
         return out.bytes
