@@ -179,24 +179,46 @@ public struct ConfigDiagnostic: Equatable, Sendable, CustomStringConvertible {
 /// A parsed policy file: the values that parsed (defaults elsewhere), and every problem found.
 public struct ParsedConfig: Sendable {
     public var config: Config
-    public var diagnostics: [ConfigDiagnostic]
-    /// The line each `[deadlines]` entry is on, so checks about deadlines can point at it.
-    var deadlineLineList = NamedValues<Int>()
-    /// The same as a dictionary, for the checks.
+    /// The problems and where each setting and deadline is: apart from `config`, so that a login's parse
+    /// fills both in place and hands the Config on without a copy (`Config.load`).
+    var lines = ConfigLines()
+
+    init(config: Config) { self.config = config }
+
+    public var diagnostics: [ConfigDiagnostic] {
+        get { lines.diagnostics }
+        set { lines.diagnostics = newValue }
+    }
+    /// The line each `[deadlines]` entry is on, for the checks.
     public var deadlineLines: [String: Int] {
         var lines: [String: Int] = [:]
-        for (user, line) in deadlineLineList { lines[user] = line }
+        for (user, line) in self.lines.deadlineLineList { lines[user] = line }
         return lines
     }
-    /// The line each setting is on (keys in lower case, in file order), so checks about a value can point at it.
-    /// A list, not a dictionary: a login parses the file and never asks (hashing ten keys costs more than it).
-    var keyLineList: [(key: String, line: Int)] = []
-    /// The same as a dictionary, for the checks.
+    /// The line each setting is on (keys in lower case), for the checks.
     public var keyLines: [String: Int] {
         var lines: [String: Int] = [:]
-        for (key, line) in keyLineList where lines[key] == nil { lines[key] = line }
+        for index in 0..<Config.keyCount where self.lines.keyLineNumbers[index] != 0 { lines[Config.keyName(at: index)] = self.lines.keyLineNumbers[index] }
+        for (key, line) in self.lines.unknownKeyLines { lines[key] = line }
         return lines
     }
+
+    public var errors: [ConfigDiagnostic] { lines.errors }
+    public var isValid: Bool { lines.isValid }
+}
+
+/// What a parse learns of a policy file besides its settings: every problem, and the line each setting
+/// and deadline is on, so that checks about a value can point at it.
+struct ConfigLines: Sendable {
+    /// Room for every key (`Config.keyCount`; ConfigTests checks that they fit).
+    static let keyCapacity = 32
+    var diagnostics: [ConfigDiagnostic] = []
+    var deadlineLineList = NamedValues<Int>()
+    /// The line of each known key by its position in the key table (`Config.keyName(at:)`), 0 for a key
+    /// the file does not set: a login's parse notes its keys without an array or a String.
+    var keyLineNumbers = InlineArray<32, Int>(repeating: 0)
+    /// Unknown keys (in lower case), each an error.
+    var unknownKeyLines: [(key: String, line: Int)] = []
 
     /// Not inlined: a parse reports from a dozen places.
     @inline(never)
@@ -204,13 +226,19 @@ public struct ParsedConfig: Sendable {
         diagnostics.append(ConfigDiagnostic(file: file, line: line, severity: severity, message: message))
     }
 
-    public var errors: [ConfigDiagnostic] { diagnostics.filter { $0.severity == .error } }
+    var errors: [ConfigDiagnostic] { diagnostics.filter { $0.severity == .error } }
     /// No error (asked without building the list of errors).
-    public var isValid: Bool {
+    var isValid: Bool {
         for diagnostic in diagnostics where diagnostic.severity == .error { return false }
         return true
     }
 
+    /// The line a known key (in lower case) is set on.
+    func line(ofKey key: String) -> Int? {
+        let bytes = key.utf8.span
+        guard let index = Config.keyIndex(bytes, bytes.all), keyLineNumbers[index] != 0 else { return nil }
+        return keyLineNumbers[index]
+    }
 }
 
 extension Config {
@@ -228,26 +256,33 @@ extension Config {
 
     /// The same for the file's bytes, which must be valid UTF-8.
     static func parse(bytes: [UInt8], file: String) -> ParsedConfig {
-        parse(span: bytes.span, file: file)
+        var parsed = ParsedConfig(config: Config())
+        parsed.lines.read(bytes.span, file: file, into: &parsed.config, warnings: true)
+        return parsed
     }
+}
 
-    private static func parse(span bytes: Span<UInt8>, file: String, warnings: Bool = true) -> ParsedConfig {
-        var parsed = ParsedConfig(config: Config(), diagnostics: [])
-        // Ten keys at most: a list beats a dictionary's hashing.
-        parsed.keyLineList.reserveCapacity(16)
-        var inDeadlines = false
-
+extension ConfigLines {
+    /// Reads the policy file's lines into `config`, noting here where each key is and every problem;
+    /// with `warnings`, also the caveats about apps (`check`'s: the module uses errors only).
+    mutating func read(_ bytes: Span<UInt8>, file: String, into config: inout Config, warnings: Bool) {
         func report(_ line: Int, _ message: String, _ severity: ConfigDiagnostic.Severity = .error) {
-            parsed.report(file: file, line: line, message: message, severity: severity)
+            self.report(file: file, line: line, message: message, severity: severity)
         }
 
+        var inDeadlines = false
         var lineNumber = 0
-        var lines = LineRanges()
-        while let rawLine = lines.next(in: bytes) {
+        var start = 0
+        var more = true
+        // Lines split at '\n': a final '\n' is followed by one empty line, so line numbers count every '\n'.
+        while more {
+            let scan = scanPolicyLine(bytes, from: start)
+            let line = bytes.trimmingBlanks(start..<scan.contentEnd)
+            more = scan.end < bytes.count
+            start = scan.end + 1
             lineNumber += 1
-            let (line, firstEquals, sawControl) = scanLine(bytes, rawLine)
             if line.isEmpty { continue }
-            if sawControl, let bad = bytes.firstIndex(in: line, where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }).map({ bytes[$0] }) {
+            if scan.sawControl, let bad = bytes.firstIndex(in: line, where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }).map({ bytes[$0] }) {
                 report(lineNumber, message("control character U+", String(bad, radix: 16, uppercase: true), " in line"))
                 continue
             }
@@ -265,7 +300,8 @@ extension Config {
                 }
                 continue
             }
-            guard let equals = firstEquals else {
+            let equals = scan.firstEquals
+            guard equals >= 0 else {
                 report(lineNumber, message("expected 'key = value', found '", bytes.quoted(line), "'"))
                 continue
             }
@@ -282,59 +318,59 @@ extension Config {
                     report(lineNumber, message("'", bytes.quoted(keyBytes), "' is not a valid user name"))
                     continue
                 }
-                if let first = parsed.deadlineLineList[key] {
+                if let first = deadlineLineList[key] {
                     report(lineNumber, message("duplicate deadline for '", bytes.quoted(keyBytes), "' (first given on line ", decimal(Int64(first)), ")"))
                     continue
                 }
                 do {
-                    parsed.config.deadlines[key] = try PolicyDate(parsing: bytes.text(valueBytes))
-                    parsed.deadlineLineList[key] = lineNumber
+                    config.deadlines[key] = try PolicyDate(parsing: bytes.text(valueBytes))
+                    deadlineLineList[key] = lineNumber
                 } catch {
                     report(lineNumber, displayText(message("deadline for '", bytes.quoted(keyBytes), "': ", error.description, ""), limit: 256, escapingBackslashes: false))
                 }
                 continue
             }
 
-            // A known key is named by the table's String (no String made per line); an unknown one is an error.
-            var setting: (name: String, key: SettingKey)? = nil
-            for known in Config.settings where known.name.utf8CodeUnitCount == keyBytes.count && bytes.spellsIgnoringASCIICase(keyBytes, known.name) {
-                setting = (known.name.text, known.key)
-                break
+            // A known key is noted by its place in the key table (no String made per line); an unknown one,
+            // in lower case, is an error.
+            let index = Config.keyIndex(bytes, keyBytes)
+            var unknownKey = ""
+            let first: Int
+            if let index {
+                first = keyLineNumbers[index]
+                if first == 0 { keyLineNumbers[index] = lineNumber }
+            } else {
+                unknownKey = bytes.lowercasedText(keyBytes)
+                first = unknownKeyLines.first(where: { $0.key.hasSameBytes(as: unknownKey) })?.line ?? 0
+                if first == 0 { unknownKeyLines.append((unknownKey, lineNumber)) }
             }
-            if setting == nil {
-                for fleetKey in FleetSettings.keys where fleetKey.utf8.count == keyBytes.count && bytes.spellsIgnoringASCIICase(keyBytes, fleetKey) {
-                    setting = (fleetKey, .fleet)
-                    break
-                }
-            }
-            let normalizedKey = setting?.name ?? bytes.lowercasedText(keyBytes)
-            if let first = parsed.keyLineList.first(where: { $0.key.hasSameBytes(as: normalizedKey) }) {
-                report(lineNumber, message("duplicate key '", bytes.quoted(keyBytes), "' (first set on line ", decimal(Int64(first.line)), ")"))
+            if first != 0 {
+                report(lineNumber, message("duplicate key '", bytes.quoted(keyBytes), "' (first set on line ", decimal(Int64(first)), ")"))
                 continue
             }
-            parsed.keyLineList.append((normalizedKey, lineNumber))
-            guard let setting else {
-                report(lineNumber, message("unknown key '", displayText(normalizedKey, limit: 64), "' (known: ", knownKeys(), ")"))
+            guard let index else {
+                report(lineNumber, message("unknown key '", displayText(unknownKey, limit: 64), "' (known: ", Config.knownKeys(), ")"))
                 continue
             }
-            if let problem = parsed.config.apply(setting.key, name: setting.name, value: valueBytes, in: bytes) {
+            if let problem = config.apply(keyAt: index, value: valueBytes, in: bytes) {
                 report(lineNumber, problem)
             }
         }
-        if let missing = parsed.config.fleet.incompleteness {
-            report(parsed.keyLineList.first(where: { $0.key.spells("store") })?.line ?? 0, missing)
+        if let missing = config.fleet.incompleteness {
+            report(line(ofKey: "store") ?? 0, missing)
         }
         if warnings {
-            for caveat in parsed.config.appCaveats {
-                if let line = parsed.keyLineList.first(where: { $0.key.hasSameBytes(as: caveat.key) })?.line { report(line, caveat.message, .warning) }
+            for caveat in config.appCaveats {
+                if let line = line(ofKey: caveat.key) { report(line, caveat.message, .warning) }
             }
         }
-        return parsed
     }
+}
 
+extension Config {
     /// Every key, for the unknown-key error: the table's, then the fleet's.
     @_optimize(size)
-    private static func knownKeys() -> String {
+    fileprivate static func knownKeys() -> String {
         var out = ByteWriter()
         for known in settings {
             if !out.bytes.isEmpty { out.write(", ") }
@@ -347,9 +383,10 @@ extension Config {
         return out.text
     }
 
-    /// Sets one setting from its value's bytes; returns what was wrong, or nil. A String is made only of a
-    /// value kept or shown as text.
-    private mutating func apply(_ setting: SettingKey, name: String, value range: Range<Int>, in bytes: Span<UInt8>) -> String? {
+    /// Sets the setting of the key at `index` in the key table from its value's bytes; returns what was
+    /// wrong, or nil. A String is made only of a value kept or shown as text.
+    fileprivate mutating func apply(keyAt index: Int, value range: Range<Int>, in bytes: Span<UInt8>) -> String? {
+        let setting = index < Config.settings.count ? Config.settings[index].key : .fleet
         func integer(_ allowed: ClosedRange<Int>) -> Int? {
             guard let number = bytes.integer(range), allowed.contains(Int(number)) else { return nil }
             return Int(number)
@@ -394,11 +431,10 @@ extension Config {
             guard !hasDotDotComponent(value) else { return literalText("secret_path must not contain '..'") }
             secretPath = value
         case .stateDir:
-            let value = bytes.text(range)
-            guard bytes.starts(range, with: "/"), !hasDotDotComponent(value) else {
+            guard bytes.starts(range, with: "/"), !hasDotDotComponent(bytes, range) else {
                 return not("state_dir must be an absolute path without '..', not '")
             }
-            stateDir = value
+            stateDir = bytes.text(range)
         case .algorithm:
             guard let algorithm = OTPAlgorithm(name: bytes.text(range)) else { return not("algorithm must be SHA1, SHA256 or SHA512, not '") }
             newDeviceParameters.algorithm = algorithm
@@ -412,9 +448,9 @@ extension Config {
             guard let number = integer(OTPParameters.periodRange) else { return not("period must be 15 to 120 seconds, not '") }
             newDeviceParameters.period = number
         case .fleet:
-            return fleet.apply(key: name, value: bytes.text(range))
+            return fleet.apply(key: Config.keyName(at: index), value: bytes.text(range))
         case .exemptGroups, .onlyGroups, .exemptServices:
-            return applyScope(setting, name: name, value: bytes.text(range))
+            return applyScope(setting, name: Config.keyName(at: index), value: bytes.text(range))
         }
         return nil
     }
@@ -437,6 +473,21 @@ extension Config {
         ("digits", .digits), ("period", .period), ("unprivileged", .unprivileged),
         ("exempt_groups", .exemptGroups), ("only_groups", .onlyGroups), ("exempt_services", .exemptServices),
     ]
+
+    /// The key table: `settings`, then `FleetSettings.keys`.
+    static var keyCount: Int { settings.count + FleetSettings.keys.count }
+
+    /// The key at `index` in the key table.
+    static func keyName(at index: Int) -> String {
+        index < settings.count ? settings[index].name.text : FleetSettings.keys[index - settings.count]
+    }
+
+    /// Where in the key table the key `range` spells (in any mix of ASCII case) is; nil for an unknown key.
+    static func keyIndex(_ bytes: Span<UInt8>, _ range: Range<Int>) -> Int? {
+        for index in settings.indices where bytes.spellsIgnoringASCIICase(range, settings[index].name) { return index }
+        for index in FleetSettings.keys.indices where bytes.spellsIgnoringASCIICase(range, FleetSettings.keys[index]) { return settings.count + index }
+        return nil
+    }
 }
 
 extension Config {
@@ -465,34 +516,63 @@ extension Config {
     }
 }
 
-/// The line without its comment and surrounding white space, the position of its first '=', and whether
-/// it holds a control character (other than a tab) before the comment, all in one pass. A '#' starts a
-/// comment at the start of a line or after white space, so `issuer = Team#1` keeps its '#'.
-func scanLine(_ bytes: Span<UInt8>, _ line: Range<Int>) -> (content: Range<Int>, firstEquals: Int?, sawControl: Bool) {
-    // The line's bytes through one range-checked buffer (`withBuffer`), read at offsets below its count:
-    // the busiest loop of a login's policy parse, without a bounds check a byte.
-    let (end, firstEquals, sawControl) = bytes.withBuffer(line) { part -> (Int, Int?, Bool) in
-        var previousIsSpace = true
-        var firstEquals: Int? = nil
+/// What one pass over a policy line found (`scanPolicyLine`).
+private struct PolicyLine {
+    /// The position of the line's '\n', or the file's end.
+    var end: Int
+    /// Where its comment starts, or `end`.
+    var contentEnd: Int
+    /// The position of its first '=' before the comment; -1 for none.
+    var firstEquals: Int
+    /// Whether it holds a control character other than a tab before the comment.
+    var sawControl: Bool
+}
+
+/// The line starting at `start`, in one pass to its '\n'. A '#' starts a comment at the start of a line or
+/// after white space, so `issuer = Team#1` keeps its '#'.
+private func scanPolicyLine(_ bytes: Span<UInt8>, from start: Int) -> PolicyLine {
+    // The rest of the file through one range-checked buffer (`withBuffer`), read at offsets below its count:
+    // the busiest loop of a login's policy parse, without a bounds check a byte. Most bytes (letters, digits,
+    // '/', '.', '-', '_', any byte of a UTF-8 sequence) are none that the grammar looks at, and take one test.
+    bytes.withBuffer(start..<bytes.count) { rest in
+        var contentEnd = -1
+        var firstEquals = -1
         var sawControl = false
-        for offset in 0..<part.count {
-            let byte = part[offset]
-            if byte == UInt8(ascii: "#") && previousIsSpace { return (line.lowerBound + offset, firstEquals, sawControl) }
-            if byte == UInt8(ascii: "=") && firstEquals == nil { firstEquals = line.lowerBound + offset }
-            if byte < 0x20 && byte != 0x09 || byte == 0x7F { sawControl = true }
-            previousIsSpace = byte == 0x20 || byte == 0x09
+        var previousIsSpace = true
+        var offset = 0
+        while offset < rest.count {
+            let byte = rest[offset]
+            if byte > UInt8(ascii: "#") && byte != UInt8(ascii: "=") && byte != 0x7F {
+                previousIsSpace = false
+            } else if byte == 0x0A {
+                break
+            } else if contentEnd < 0 {
+                if byte == UInt8(ascii: "#") && previousIsSpace {
+                    contentEnd = offset
+                } else {
+                    if byte == UInt8(ascii: "=") && firstEquals < 0 { firstEquals = start + offset }
+                    if byte < 0x20 && byte != 0x09 || byte == 0x7F { sawControl = true }
+                    previousIsSpace = byte == 0x20 || byte == 0x09
+                }
+            }
+            offset += 1
         }
-        return (line.upperBound, firstEquals, sawControl)
+        return PolicyLine(end: start + offset, contentEnd: start + (contentEnd < 0 ? offset : contentEnd), firstEquals: firstEquals, sawControl: sawControl)
     }
-    return (bytes.trimmingBlanks(line.lowerBound..<end), firstEquals, sawControl)
 }
 
 /// Whether a path has a `..` component.
 func hasDotDotComponent(_ path: String) -> Bool {
     let bytes = path.utf8.span
+    return hasDotDotComponent(bytes, bytes.all)
+}
+
+/// Whether the path in `range` has a `..` component.
+func hasDotDotComponent(_ bytes: Span<UInt8>, _ range: Range<Int>) -> Bool {
+    let path = bytes.extracting(range)
     var run = 0  // bytes since the last '/', or -1 once the component is more than ".."
-    for index in 0..<bytes.count {
-        let byte = bytes[index]
+    for index in path.indices {
+        let byte = path[index]
         if byte == UInt8(ascii: "/") {
             if run == 2 { return true }
             run = 0
@@ -557,7 +637,7 @@ extension Config {
         } catch {
             throw .untrusted(error)
         }
-        guard isValidUTF8(bytes.span) else { throw .notUTF8(path: path) }
+        guard isASCII(bytes) || isValidUTF8(bytes.span) else { throw .notUTF8(path: path) }
         return bytes
     }
 
@@ -571,9 +651,30 @@ extension Config {
         } catch {
             return .unreadable(reason: error.description)
         }
-        // The module uses errors only: the warnings about apps are `check`'s.
-        let parsed = parse(span: bytes.span, file: path, warnings: false)
-        return parsed.isValid ? .valid(parsed.config) : .invalid(parsed.config, errors: parsed.errors)
+        // The module uses errors only: the warnings about apps are `check`'s. The Config is filled in place
+        // and handed on, not copied out of a ParsedConfig.
+        var config = Config()
+        var lines = ConfigLines()
+        lines.read(bytes.span, file: path, into: &config, warnings: false)
+        return lines.isValid ? .valid(config) : .invalid(config, errors: lines.errors)
+    }
+}
+
+/// Whether every byte is ASCII, as a policy file's usually all are, eight bytes at a time: the module's
+/// UTF-8 check of the whole file before its parse (`isValidUTF8` checks the rest).
+private func isASCII(_ bytes: [UInt8]) -> Bool {
+    bytes.withUnsafeBytes { raw in
+        var seen: UInt64 = 0
+        var offset = 0
+        while offset + 8 <= raw.count {
+            seen |= raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            offset += 8
+        }
+        while offset < raw.count {
+            seen |= UInt64(raw[offset])
+            offset += 1
+        }
+        return seen & 0x8080_8080_8080_8080 == 0
     }
 }
 
