@@ -63,22 +63,17 @@ public struct Config: Equatable, Sendable {
     }
 
     static func isInside(home: String, path: String) -> Bool {
-        var home = home, path = path
-        return home.withUTF8 { home in
-            path.withUTF8 { path in
-                guard path.count >= home.count, path[..<home.count].elementsEqual(home) else { return false }
-                return home.last == UInt8(ascii: "/") || (path.count > home.count && path[home.count] == UInt8(ascii: "/"))
-            }
-        }
+        let homeBytes = home.utf8.span, pathBytes = path.utf8.span
+        guard pathBytes.count >= homeBytes.count else { return false }
+        for index in homeBytes.indices where pathBytes[index] != homeBytes[index] { return false }
+        return (!homeBytes.isEmpty && homeBytes[homeBytes.count - 1] == UInt8(ascii: "/"))
+            || (pathBytes.count > homeBytes.count && pathBytes[homeBytes.count] == UInt8(ascii: "/"))
     }
 
     static func expand(_ template: String, user: String, home: String) -> String {
         let bytes = template.utf8.span
         let tilde = bytes.starts(bytes.all, with: "~/")
-        var out = ByteWriter(capacity: template.utf8.count + home.utf8.count + user.utf8.count)
-        if tilde { out.write(string: home) }
-        expandEscapes(bytes, from: tilde ? 1 : 0, user: user, host: home, fleet: nil, into: &out)
-        return out.text
+        return expandEscapes(bytes, from: tilde ? 1 : 0, after: tilde ? home : "", user: user, host: home, fleet: nil)
     }
 
     /// The account name authenticator apps show under the issuer, from the `label` template.
@@ -111,30 +106,48 @@ public struct Config: Equatable, Sendable {
     /// `template` with `%u`, `%h` and `%f` (when `fleet` is given) replaced, and `%%` as one `%`; any other
     /// `%` is kept as it is.
     static func expandingEscapes(_ template: String, user: String, host: String, fleet: String?) -> String {
-        var out = ByteWriter(capacity: template.utf8.count + 64)
-        expandEscapes(template.utf8.span, from: 0, user: user, host: host, fleet: fleet, into: &out)
-        return out.text
+        expandEscapes(template.utf8.span, from: 0, after: "", user: user, host: host, fleet: fleet)
     }
 
-    private static func expandEscapes(_ template: Span<UInt8>, from start: Int, user: String, host: String, fleet: String?, into out: inout ByteWriter) {
-        var escaping = false
-        var index = start
-        while index < template.count {
-            let byte = template[index]
-            index += 1
-            if escaping {
-                escaping = false
-                switch byte {
-                case UInt8(ascii: "%"): out.bytes.append(byte); continue
-                case UInt8(ascii: "u"): out.write(string: user); continue
-                case UInt8(ascii: "h"): out.write(string: host); continue
-                case UInt8(ascii: "f") where fleet != nil: out.write(string: fleet!); continue
-                default: out.bytes.append(UInt8(ascii: "%"))
-                }
+    /// `prefix`, then `template` from `start` with its escapes replaced: written into one buffer on the stack
+    /// and made a String once (a login builds its device file's path so).
+    private static func expandEscapes(_ template: Span<UInt8>, from start: Int, after prefix: String, user: String, host: String, fleet: String?) -> String {
+        let fleetText = fleet ?? ""
+        let prefixBytes = prefix.utf8.span, userBytes = user.utf8.span, hostBytes = host.utf8.span, fleetBytes = fleetText.utf8.span
+        // Room for every '%' to become the longest replacement.
+        var escapes = 0
+        for index in start..<template.count where template[index] == UInt8(ascii: "%") { escapes += 1 }
+        let capacity = prefixBytes.count + template.count - start + escapes * max(userBytes.count, hostBytes.count, fleetBytes.count)
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
+            var count = 0
+            func put(_ bytes: Span<UInt8>) {
+                bytes.withUnsafeBufferPointer { _ = UnsafeMutableBufferPointer(rebasing: buffer[count...]).initialize(fromContentsOf: $0) }
+                count += bytes.count
             }
-            if byte == UInt8(ascii: "%") { escaping = true } else { out.bytes.append(byte) }
+            func put(_ byte: UInt8) {
+                precondition(count < buffer.count)
+                buffer[count] = byte
+                count += 1
+            }
+            put(prefixBytes)
+            var escaping = false
+            for index in start..<template.count {
+                let byte = template[index]
+                if escaping {
+                    escaping = false
+                    switch byte {
+                    case UInt8(ascii: "%"): put(byte); continue
+                    case UInt8(ascii: "u"): put(userBytes); continue
+                    case UInt8(ascii: "h"): put(hostBytes); continue
+                    case UInt8(ascii: "f") where fleet != nil: put(fleetBytes); continue
+                    default: put(UInt8(ascii: "%"))
+                    }
+                }
+                if byte == UInt8(ascii: "%") { escaping = true } else { put(byte) }
+            }
+            if escaping { put(UInt8(ascii: "%")) }
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[..<count]), as: UTF8.self)
         }
-        if escaping { out.bytes.append(UInt8(ascii: "%")) }
     }
 }
 

@@ -63,62 +63,60 @@ public struct PolicyDate: Equatable, Sendable, CustomStringConvertible {
         lhs.text.hasSameBytes(as: rhs.text) && lhs.isDateOnly == rhs.isDateOnly && (lhs.moment == rhs.moment || lhs.unixTime == rhs.unixTime)
     }
 
-    public init(parsing text: some StringProtocol) throws(ParseError) {
-        let text = String(text)
-        var scanner = DigitScanner(Array(text.utf8))
-        guard let year = scanner.number(digits: 4), scanner.expect("-"),
-            let month = scanner.number(digits: 2), scanner.expect("-"),
-            let day = scanner.number(digits: 2)
+    public init(parsing text: String) throws(ParseError) {
+        // Read through the String's own bytes: no copy of them.
+        let bytes = text.utf8.span
+        var scanner = DigitScanner()
+        guard let year = scanner.number(digits: 4, in: bytes), scanner.expect("-", in: bytes),
+            let month = scanner.number(digits: 2, in: bytes), scanner.expect("-", in: bytes),
+            let day = scanner.number(digits: 2, in: bytes)
         else { throw .malformed(text) }
         guard (1...12).contains(month), (1...daysInMonth(year: year, month: month)).contains(day), year >= 1970 else {
             throw .outOfRange(text)
         }
-        if scanner.atEnd {
+        if scanner.position == bytes.count {
             self.init(localMidnightOf: daysFromCivil(year: year, month: month, day: day), text: text)
             return
         }
-        guard scanner.expect("T") || scanner.expect("t") || scanner.expect(" "),
-            let hour = scanner.number(digits: 2), scanner.expect(":"), let minute = scanner.number(digits: 2)
+        guard scanner.expect("T", in: bytes) || scanner.expect("t", in: bytes) || scanner.expect(" ", in: bytes),
+            let hour = scanner.number(digits: 2, in: bytes), scanner.expect(":", in: bytes), let minute = scanner.number(digits: 2, in: bytes)
         else { throw .malformed(text) }
         var second = 0
-        if scanner.expect(":") {
-            guard let value = scanner.number(digits: 2) else { throw .malformed(text) }
+        if scanner.expect(":", in: bytes) {
+            guard let value = scanner.number(digits: 2, in: bytes) else { throw .malformed(text) }
             second = value
         }
         guard hour < 24, minute < 60, second < 60 else { throw .outOfRange(text) }
         var offsetSeconds = 0
-        if scanner.expect("Z") || scanner.expect("z") {
-        } else if scanner.peek("+") || scanner.peek("-") {
-            let sign = scanner.expect("-") ? -1 : 1
-            _ = scanner.expect("+")
-            guard let offsetHours = scanner.number(digits: 2) else { throw .malformed(text) }
-            _ = scanner.expect(":")
-            guard let offsetMinutes = scanner.number(digits: 2) else { throw .malformed(text) }
+        if scanner.expect("Z", in: bytes) || scanner.expect("z", in: bytes) {
+        } else if scanner.peek("+", in: bytes) || scanner.peek("-", in: bytes) {
+            let sign = scanner.expect("-", in: bytes) ? -1 : 1
+            _ = scanner.expect("+", in: bytes)
+            guard let offsetHours = scanner.number(digits: 2, in: bytes) else { throw .malformed(text) }
+            _ = scanner.expect(":", in: bytes)
+            guard let offsetMinutes = scanner.number(digits: 2, in: bytes) else { throw .malformed(text) }
             guard offsetHours <= 14, offsetMinutes < 60 else { throw .outOfRange(text) }
             offsetSeconds = sign * (offsetHours * 3600 + offsetMinutes * 60)
-        } else if scanner.atEnd {
+        } else if scanner.position == bytes.count {
             throw .missingOffset(text)
         } else {
             throw .malformed(text)
         }
-        guard scanner.atEnd else { throw .malformed(text) }
+        guard scanner.position == bytes.count else { throw .malformed(text) }
         let utc = daysFromCivil(year: year, month: month, day: day) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
         self.init(unixTime: utc - Int64(offsetSeconds), text: text, isDateOnly: false)
     }
 }
 
+/// A position in a date's bytes, read forward.
 private struct DigitScanner {
-    var bytes: [UInt8]
     var position = 0
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    var atEnd: Bool { position == bytes.count }
-
-    mutating func number(digits: Int) -> Int? {
+    mutating func number(digits: Int, in bytes: Span<UInt8>) -> Int? {
         guard position + digits <= bytes.count else { return nil }
         var value = 0
-        for byte in bytes[position..<position + digits] {
+        for index in position..<position + digits {
+            let byte = bytes[index]
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
             value = value * 10 + Int(byte - UInt8(ascii: "0"))
         }
@@ -126,12 +124,12 @@ private struct DigitScanner {
         return value
     }
 
-    func peek(_ character: Unicode.Scalar) -> Bool {
+    func peek(_ character: Unicode.Scalar, in bytes: Span<UInt8>) -> Bool {
         position < bytes.count && bytes[position] == UInt8(ascii: character)
     }
 
-    mutating func expect(_ character: Unicode.Scalar) -> Bool {
-        guard peek(character) else { return false }
+    mutating func expect(_ character: Unicode.Scalar, in bytes: Span<UInt8>) -> Bool {
+        guard peek(character, in: bytes) else { return false }
         position += 1
         return true
     }
