@@ -121,7 +121,8 @@ public struct Config: Equatable, Sendable {
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
             var count = 0
             func put(_ bytes: Span<UInt8>) {
-                bytes.withUnsafeBufferPointer { _ = UnsafeMutableBufferPointer(rebasing: buffer[count...]).initialize(fromContentsOf: $0) }
+                precondition(bytes.count <= buffer.count - count)
+                bytes.withUnsafeBufferPointer { if let source = $0.baseAddress { memcpy(buffer.baseAddress! + count, source, $0.count) } }
                 count += bytes.count
             }
             func put(_ byte: UInt8) {
@@ -369,7 +370,7 @@ extension ConfigLines {
                 report(lineNumber, problem)
             }
         }
-        if let missing = config.fleet.incompleteness {
+        if config.fleet.store == .ldap, let missing = config.fleet.incompleteness {
             report(line(ofKey: "store") ?? 0, missing)
         }
         if warnings {
@@ -497,8 +498,26 @@ extension Config {
 
     /// Where in the key table the key `range` spells (in any mix of ASCII case) is; nil for an unknown key.
     static func keyIndex(_ bytes: Span<UInt8>, _ range: Range<Int>) -> Int? {
-        for index in settings.indices where bytes.spellsIgnoringASCIICase(range, settings[index].name) { return index }
-        for index in FleetSettings.keys.indices where bytes.spellsIgnoringASCIICase(range, FleetSettings.keys[index]) { return settings.count + index }
+        bytes.withBuffer(range) { key in
+            // Keys are written in lower case as a rule: matched as they are first, then in lower case.
+            if let index = keyIndex(exactly: key) { return index }
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: key.count) { lower in
+                for offset in 0..<key.count { lower[offset] = asciiLowercase(key[offset]) }
+                return keyIndex(exactly: UnsafeBufferPointer(lower))
+            }
+        }
+    }
+
+    /// Where in the key table `key` is, byte for byte: lengths first, then memcmp(3).
+    private static func keyIndex(exactly key: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let start = key.baseAddress, !key.isEmpty else { return nil }
+        for index in settings.indices where settings[index].name.utf8CodeUnitCount == key.count && memcmp(settings[index].name.utf8Start, start, key.count) == 0 {
+            return index
+        }
+        for index in FleetSettings.keys.indices where FleetSettings.keys[index].utf8.count == key.count {
+            var name = FleetSettings.keys[index]
+            if name.withUTF8({ memcmp($0.baseAddress!, start, key.count) }) == 0 { return settings.count + index }
+        }
         return nil
     }
 }
@@ -545,33 +564,56 @@ private struct PolicyLine {
 /// after white space, so `issuer = Team#1` keeps its '#'.
 private func scanPolicyLine(_ bytes: Span<UInt8>, from start: Int) -> PolicyLine {
     // The rest of the file through one range-checked buffer (`withBuffer`), read at offsets below its count:
-    // the busiest loop of a login's policy parse, without a bounds check a byte. Most bytes (letters, digits,
-    // '/', '.', '-', '_', any byte of a UTF-8 sequence) are none that the grammar looks at, and take one test.
+    // the busiest loop of a login's policy parse. Only the bytes the grammar looks at are visited one by one.
     bytes.withBuffer(start..<bytes.count) { rest in
-        var contentEnd = -1
-        var firstEquals = -1
-        var sawControl = false
-        var previousIsSpace = true
+        var line = PolicyLine(end: start + rest.count, contentEnd: -1, firstEquals: -1, sawControl: false)
         var offset = 0
-        while offset < rest.count {
-            let byte = rest[offset]
-            if byte > UInt8(ascii: "#") && byte != UInt8(ascii: "=") && byte != 0x7F {
-                previousIsSpace = false
-            } else if byte == 0x0A {
+        while let found = firstNotableByte(in: rest, from: offset) {
+            let byte = rest[found]
+            offset = found + 1
+            if byte == 0x0A {
+                line.end = start + found
                 break
-            } else if contentEnd < 0 {
-                if byte == UInt8(ascii: "#") && previousIsSpace {
-                    contentEnd = offset
-                } else {
-                    if byte == UInt8(ascii: "=") && firstEquals < 0 { firstEquals = start + offset }
-                    if byte < 0x20 && byte != 0x09 || byte == 0x7F { sawControl = true }
-                    previousIsSpace = byte == 0x20 || byte == 0x09
-                }
             }
-            offset += 1
+            guard line.contentEnd < 0 else { continue }  // within the comment only its end matters
+            if byte == UInt8(ascii: "#") {
+                if found == 0 || rest[found - 1] == 0x20 || rest[found - 1] == 0x09 { line.contentEnd = start + found }
+            } else if byte == UInt8(ascii: "=") {
+                if line.firstEquals < 0 { line.firstEquals = start + found }
+            } else if byte != 0x09 {
+                line.sawControl = true
+            }
         }
-        return PolicyLine(end: start + offset, contentEnd: start + (contentEnd < 0 ? offset : contentEnd), firstEquals: firstEquals, sawControl: sawControl)
+        if line.contentEnd < 0 { line.contentEnd = line.end }
+        return line
     }
+}
+
+/// The position of the first byte from `offset` on that the policy grammar looks at: a control character
+/// ('\n' and tabs too), '#', '=' or DEL. Eight bytes at a time (letters, digits and the like make up most of a file).
+private func firstNotableByte(in bytes: UnsafeBufferPointer<UInt8>, from offset: Int) -> Int? {
+    var offset = offset
+    let raw = UnsafeRawBufferPointer(bytes)
+    while offset + 8 <= raw.count {
+        let notable = notableBytes(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+        if notable != 0 { return offset + notable.trailingZeroBitCount / 8 }
+        offset += 8
+    }
+    while offset < bytes.count {
+        let byte = bytes[offset]
+        if byte < 0x20 || byte == UInt8(ascii: "#") || byte == UInt8(ascii: "=") || byte == 0x7F { return offset }
+        offset += 1
+    }
+    return nil
+}
+
+/// The high bit of each byte of `word` (first byte lowest) below 0x20, or '#', '=' or DEL. Exact for the lowest
+/// such byte, the only one `firstNotableByte` uses: a borrow marks only bytes above one that is truly marked.
+private func notableBytes(_ word: UInt64) -> UInt64 {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    func zeroBytes(_ value: UInt64) -> UInt64 { (value &- ones) & ~value }
+    let below20 = (word &- ones &* 0x20) & ~word
+    return (below20 | zeroBytes(word ^ (ones &* 0x23)) | zeroBytes(word ^ (ones &* 0x3D)) | zeroBytes(word ^ (ones &* 0x7F))) & (ones &* 0x80)
 }
 
 /// Whether a path has a `..` component.
@@ -582,20 +624,20 @@ func hasDotDotComponent(_ path: String) -> Bool {
 
 /// Whether the path in `range` has a `..` component.
 func hasDotDotComponent(_ bytes: Span<UInt8>, _ range: Range<Int>) -> Bool {
-    let path = bytes.extracting(range)
-    var run = 0  // bytes since the last '/', or -1 once the component is more than ".."
-    for index in path.indices {
-        let byte = path[index]
-        if byte == UInt8(ascii: "/") {
-            if run == 2 { return true }
-            run = 0
-        } else if byte == UInt8(ascii: ".") && run >= 0 && run < 2 {
-            run += 1
-        } else {
-            run = -1
+    bytes.withBuffer(range) { path in
+        var run = 0  // bytes since the last '/', or -1 once the component is more than ".."
+        for byte in path {
+            if byte == UInt8(ascii: "/") {
+                if run == 2 { return true }
+                run = 0
+            } else if byte == UInt8(ascii: ".") && run >= 0 && run < 2 {
+                run += 1
+            } else {
+                run = -1
+            }
         }
+        return run == 2
     }
-    return run == 2
 }
 
 /// A user name that is safe in a path and a log line: whatever the user database (NSS: files, sssd, LDAP)
