@@ -152,6 +152,19 @@ final class ConfigTests: XCTestCase {
         XCTAssertNil(parsed.config.startDate)
     }
 
+    /// A parse notes each known key's line by its place in the key table, in room of a fixed size: every key fits
+    /// (a key beyond it would trap in the module), and `keyLines` names each key the file sets, unknown ones too.
+    func testEveryKeyHasRoomForItsLine() {
+        XCTAssertLessThanOrEqual(Config.keyCount, ConfigLines.keyCapacity)
+        var text = ""
+        for index in 0..<Config.keyCount { text += Config.keyName(at: index).uppercased() + " = x\n" }
+        text += "Colour = red\n"
+        let keyLines = Config.parse(text, file: "f").keyLines
+        XCTAssertEqual(keyLines.count, Config.keyCount + 1)
+        for index in 0..<Config.keyCount { XCTAssertEqual(keyLines[Config.keyName(at: index)], index + 1) }
+        XCTAssertEqual(keyLines["colour"], Config.keyCount + 1)
+    }
+
     func testALineCutOffOrOversizedAtTheEndOfTheFileIsAnError() {
         func errors(_ text: String) -> [String] { Config.parse(text, file: "c").errors.map { "\($0.file):\($0.line): \($0.message)" } }
         XCTAssertEqual(errors("window = 1\nmax_failures"), ["c:2: expected 'key = value', found 'max_failures'"])

@@ -498,26 +498,14 @@ extension Config {
 
     /// Where in the key table the key `range` spells (in any mix of ASCII case) is; nil for an unknown key.
     static func keyIndex(_ bytes: Span<UInt8>, _ range: Range<Int>) -> Int? {
-        bytes.withBuffer(range) { key in
-            // Keys are written in lower case as a rule: matched as they are first, then in lower case.
-            if let index = keyIndex(exactly: key) { return index }
-            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: key.count) { lower in
-                for offset in 0..<key.count { lower[offset] = asciiLowercase(key[offset]) }
-                return keyIndex(exactly: UnsafeBufferPointer(lower))
+        for index in settings.indices where settings[index].name.utf8CodeUnitCount == range.count {
+            // memcmp(3) for a key in lower case, as keys are written; then any mix of case.
+            let name = settings[index].name
+            if bytes.withBuffer(range, { memcmp(name.utf8Start, $0.baseAddress!, range.count) }) == 0 || bytes.spellsIgnoringASCIICase(range, name) {
+                return index
             }
         }
-    }
-
-    /// Where in the key table `key` is, byte for byte: lengths first, then memcmp(3).
-    private static func keyIndex(exactly key: UnsafeBufferPointer<UInt8>) -> Int? {
-        guard let start = key.baseAddress, !key.isEmpty else { return nil }
-        for index in settings.indices where settings[index].name.utf8CodeUnitCount == key.count && memcmp(settings[index].name.utf8Start, start, key.count) == 0 {
-            return index
-        }
-        for index in FleetSettings.keys.indices where FleetSettings.keys[index].utf8.count == key.count {
-            var name = FleetSettings.keys[index]
-            if name.withUTF8({ memcmp($0.baseAddress!, start, key.count) }) == 0 { return settings.count + index }
-        }
+        for index in FleetSettings.keys.indices where bytes.spellsIgnoringASCIICase(range, FleetSettings.keys[index]) { return settings.count + index }
         return nil
     }
 }
@@ -591,6 +579,8 @@ private func scanPolicyLine(_ bytes: Span<UInt8>, from start: Int) -> PolicyLine
 
 /// The position of the first byte from `offset` on that the policy grammar looks at: a control character
 /// ('\n' and tabs too), '#', '=' or DEL. Eight bytes at a time (letters, digits and the like make up most of a file).
+/// Inlined into its one caller: called twice a line or more, its constants are then loaded once a line.
+@inline(__always)
 private func firstNotableByte(in bytes: UnsafeBufferPointer<UInt8>, from offset: Int) -> Int? {
     var offset = offset
     let raw = UnsafeRawBufferPointer(bytes)
@@ -699,19 +689,18 @@ extension Config {
     /// Reads and parses the policy file as the module sees it (`readPolicyFile`). A missing file is
     /// an empty policy.
     public static func load(path: String) -> ConfigState {
-        let bytes: [UInt8]
-        do throws(PolicyFileError) {
-            guard let read = try readPolicyFile(path: path) else { return .valid(Config()) }
-            bytes = read
-        } catch {
-            return .unreadable(reason: error.description)
-        }
         // The module uses errors only: the warnings about apps are `check`'s. The Config is filled in place
-        // and handed on, not copied out of a ParsedConfig.
+        // and put into the state once, by one return (it is 350 bytes: each copy of it counts).
         var config = Config()
         var lines = ConfigLines()
-        lines.read(bytes.span, file: path, into: &config, warnings: false)
-        return lines.isValid ? .valid(config) : .invalid(config, errors: lines.errors)
+        var unreadable: String? = nil
+        do throws(PolicyFileError) {
+            if let bytes = try readPolicyFile(path: path) { lines.read(bytes.span, file: path, into: &config, warnings: false) }
+        } catch {
+            unreadable = error.description
+        }
+        if let unreadable { return .unreadable(reason: unreadable) }
+        return lines.isValid ? .valid(consume config) : .invalid(consume config, errors: lines.errors)
     }
 }
 
