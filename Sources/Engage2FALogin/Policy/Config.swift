@@ -499,9 +499,9 @@ extension Config {
     /// Where in the key table the key `range` spells (in any mix of ASCII case) is; nil for an unknown key.
     static func keyIndex(_ bytes: Span<UInt8>, _ range: Range<Int>) -> Int? {
         for index in settings.indices where settings[index].name.utf8CodeUnitCount == range.count {
-            // memcmp(3) for a key in lower case, as keys are written; then any mix of case.
+            // Byte for byte first (keys are written in lower case), then in any mix of case.
             let name = settings[index].name
-            if bytes.withBuffer(range, { memcmp(name.utf8Start, $0.baseAddress!, range.count) }) == 0 || bytes.spellsIgnoringASCIICase(range, name) {
+            if bytes.spells(range, name) || bytes.spellsIgnoringASCIICase(range, name) {
                 return index
             }
         }
