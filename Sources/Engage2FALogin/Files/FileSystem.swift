@@ -102,9 +102,25 @@ public struct FileStatus: Equatable, Sendable {
     /// stat(2), or lstat(2) when not following a final symbolic link (both as fstatat(2)).
     public init(path: String, followSymbolicLinks: Bool) throws(Errno) {
         var info = stat()
-        _ = try path.withCString { cPath in valueOrErrno { e2f_stat(cPath, &info, followSymbolicLinks ? 1 : 0) } }.get()
+        if let error = path.withCString({ fileStatus($0, followSymbolicLinks: followSymbolicLinks, into: &info) }) { throw error }
         self.init(info)
     }
+
+    /// lstat(2) of a path kept as NUL-terminated bytes.
+    public init(cPath: [UInt8]) throws(Errno) {
+        var info = stat()
+        if let error = cPath.withUnsafeBytes({ fileStatus($0.baseAddress!.assumingMemoryBound(to: CChar.self), followSymbolicLinks: false, into: &info) }) {
+            throw error
+        }
+        self.init(info)
+    }
+}
+
+/// stat(2) or lstat(2) of a NUL-terminated path into `info`; the error, if any. One copy for both kinds of path.
+@inline(never)
+private func fileStatus(_ cPath: UnsafePointer<CChar>, followSymbolicLinks: Bool, into info: inout stat) -> Errno? {
+    if case .failure(let error) = valueOrErrno({ e2f_stat(cPath, &info, followSymbolicLinks ? 1 : 0) }) { return error }
+    return nil
 }
 
 // MARK: Descriptors
