@@ -178,6 +178,14 @@ public struct FileDescriptor: Equatable, Sendable {
         return FileDescriptor(rawValue: fd)
     }
 
+    /// open(2) of a NUL-terminated C string (a path built on the stack: no String made for the kernel's sake).
+    public static func open(
+        cPath: UnsafePointer<CChar>, _ mode: AccessMode, options: OpenOptions = [], permissions: FilePermissions = []
+    ) throws(Errno) -> FileDescriptor {
+        let flags = mode.flags | options.flags
+        return FileDescriptor(rawValue: try systemCall { e2f_open(cPath, flags, permissions.rawValue) })
+    }
+
     /// openat(2): `name`, a NUL-terminated C string, relative to this directory.
     public func open(at name: UnsafePointer<CChar>, _ mode: AccessMode, options: OpenOptions = []) throws(Errno) -> FileDescriptor {
         let flags = mode.flags | options.flags
@@ -341,6 +349,18 @@ public enum FileSystem {
     /// rename(2): atomically replaces `destination`.
     public static func rename(_ source: String, to destination: String) throws(Errno) {
         _ = try source.withCString { from in destination.withCString { to in valueOrErrno { systemRename(from, to) } } }.get()
+    }
+
+    /// rename(2) between NUL-terminated C strings: 0, or the errno.
+    static func renameError(_ source: UnsafePointer<CChar>, to destination: UnsafePointer<CChar>) -> Int32 {
+        if case .failure(let error) = valueOrErrno({ systemRename(source, destination) }) { return error.rawValue }
+        return 0
+    }
+
+    /// lstat(2) of a NUL-terminated C string: 0, or the errno (ENOENT: nothing there).
+    static func statusError(_ path: UnsafePointer<CChar>) -> Int32 {
+        var info = stat()
+        return fileStatus(path, followSymbolicLinks: false, into: &info)?.rawValue ?? 0
     }
 
     /// fsync(2) of a directory, so a rename in it survives a power cut. Failure only weakens durability.

@@ -170,7 +170,7 @@ public struct ActivationStore: Sendable {
         } catch {
             return .unreadable(reason: messageString("\(displayText(directoryName(isRecordDirectory: isRecordDirectory))): \(SystemError("lstat", error))"))
         }
-        if let problem = untrustedDirectoryProblem(status) { return .unreadable(reason: messageString("\(displayText(directoryName(isRecordDirectory: isRecordDirectory))): \(problem)")) }
+        if let problem = untrustedDirectoryProblem(status, owner: owner, expected: .directoryAllRead) { return .unreadable(reason: messageString("\(displayText(directoryName(isRecordDirectory: isRecordDirectory))): \(problem)")) }
         return nil
     }
 
@@ -218,13 +218,6 @@ public struct ActivationStore: Sendable {
         return (activatedAt, recordedAt, config, stateDirectory)
     }
 
-    private func untrustedDirectoryProblem(_ status: FileStatus) -> String? {
-        if status.type != .directory { return "is not a directory (or is a symbolic link)" }
-        if status.owner != owner { return messageString("owned by uid \(status.owner), expected \(owner)") }
-        if !status.permissions.isDisjoint(with: .groupOrOthersWrite) { return messageString("mode \(status.permissions) lets others write to it (expected 755)") }
-        return nil
-    }
-
     /// Writes the record once (root only); an existing record is never replaced.
     public func record(_ record: ActivationRecord) throws(StateError) {
         for directory in [root] + (recordDirectory.map { [$0] } ?? []) {
@@ -246,7 +239,7 @@ public struct ActivationStore: Sendable {
             } catch {
                 throw .directory(path: directory, message: messageString("cannot create: \(SystemError("mkdir", error))"))
             }
-            if let problem = untrustedDirectoryProblem(status) { throw .directory(path: directory, message: problem) }
+            if let problem = untrustedDirectoryProblem(status, owner: owner, expected: .directoryAllRead) { throw .directory(path: directory, message: problem) }
         }
         if case .active = read() { return }
         var text = ByteWriter(capacity: 256)
