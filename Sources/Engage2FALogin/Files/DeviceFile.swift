@@ -197,7 +197,7 @@ public struct DeviceFile: Equatable, Sendable {
         var pendingHashes: [[UInt8]] = []
         var lineNumber = 0
         var fields = Fields()
-        let isASCII = bytes.allSatisfy(in: bytes.all) { $0 < 0x80 }
+        let isASCII = bytes.isASCII(bytes.all)
         var lines = LineRanges()
         while let line = lines.next(in: bytes) {
             lineNumber += 1
@@ -211,50 +211,51 @@ public struct DeviceFile: Equatable, Sendable {
                 continue
             }
             // The record's name, then `key=value` fields, each after a single space.
-            let recordEnd = bytes.firstIndex(of: UInt8(ascii: " "), in: line) ?? line.upperBound
-            let record = line.lowerBound..<recordEnd
+            let recordEnd = bytes.find(UInt8(ascii: " "), in: line)
+            let record = DeviceFileRecord(bytes, line.lowerBound..<recordEnd)
             fields.removeAll()
             var wordStart = recordEnd + 1
             while wordStart <= line.upperBound {
-                let wordEnd = bytes.firstIndex(of: UInt8(ascii: " "), in: wordStart..<line.upperBound) ?? line.upperBound
+                let wordEnd = bytes.find(UInt8(ascii: " "), in: wordStart..<line.upperBound)
                 let word = wordStart..<wordEnd
                 wordStart = wordEnd + 1
                 guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word), equals != word.lowerBound else { throw fail(message("malformed field '", bytes.quoted(word), "'")) }
                 let key = word.lowerBound..<equals
-                guard fields.add(key: key, value: equals + 1..<word.upperBound, in: bytes) else { throw fail(message("duplicate field '", bytes.quoted(key), "'")) }
+                guard fields.add(key: key, value: equals + 1..<word.upperBound, of: record, in: bytes) else { throw fail(message("duplicate field '", bytes.quoted(key), "'")) }
             }
             @inline(never)
-            func field(_ key: StaticString) throws(DeviceFileError) -> Range<Int> {
-                guard let value = fields.remove(key, in: bytes) else { throw fail(message("missing field '", literalText(key), "'")) }
+            func field(_ key: DeviceFileKey) throws(DeviceFileError) -> Range<Int> {
+                guard let value = fields.take(key) else { throw fail(message("missing field '", literalText(key.literal), "'")) }
                 return value
             }
             @inline(never)
-            func integer(_ key: StaticString, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
+            func integer(_ key: DeviceFileKey, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
                 let text = try field(key)
-                guard let value = bytes.integer(text), range.contains(value) else { throw fail(message("bad ", literalText(key), " '", bytes.quoted(text), "'")) }
+                guard let value = bytes.integer(text), range.contains(value) else { throw fail(message("bad ", literalText(key.literal), " '", bytes.quoted(text), "'")) }
                 return value
             }
             @inline(never)
-            func hex(_ key: StaticString, count: Int) throws(DeviceFileError) -> [UInt8] {
-                guard let value = bytes.hexBytes(try field(key)), value.count == count else { throw fail(message("bad ", literalText(key), "")) }
+            func hex(_ key: DeviceFileKey, count: Int) throws(DeviceFileError) -> [UInt8] {
+                guard let value = bytes.hexBytes(try field(key)), value.count == count else { throw fail(message("bad ", literalText(key.literal), "")) }
                 return value
             }
-            if bytes.spells(record, "device") {
-                let id = try field("id")
+            switch record {
+            case .device:
+                let id = try field(.id)
                 guard id.count == 16, bytes.allSatisfy(in: id, { hexValue($0) != nil }) else { throw fail(message("bad id '", bytes.quoted(id), "'")) }
-                let added = try integer("added", 0...Int64.max)
-                let algorithmText = try field("algorithm")
-                guard let algorithm = OTPAlgorithm.allCases.first(where: { bytes.spells(algorithmText, $0.rawValue.utf8) }) else {
+                let added = try integer(.added, 0...Int64.max)
+                let algorithmText = try field(.algorithm)
+                guard let algorithm = algorithm(spelledBy: algorithmText, in: bytes) else {
                     throw fail(message("bad algorithm '", bytes.quoted(algorithmText), "'"))
                 }
-                let digits = try integer("digits", 6...8)
-                let period = try integer("period", 15...120)
-                let verifiedStep = fields.contains("verified-step", in: bytes) ? try integer("verified-step", 0...Int64.max) : nil
-                let secretText = try field("secret")
+                let digits = try integer(.digits, 6...8)
+                let period = try integer(.period, 15...120)
+                let verifiedStep = fields.contains(.verifiedStep) ? try integer(.verifiedStep, 0...Int64.max) : nil
+                let secretText = try field(.secret)
                 let secret: [UInt8]
                 do { secret = try Base32.decode(bytes: bytes.extracting(secretText)) } catch { throw fail(message("bad secret: ", error.description, "")) }
                 guard secret.count >= 10 else { throw fail(literalText("secret shorter than 80 bits")) }
-                guard let name = bytes.percentDecoded(try field("name")) else { throw fail(literalText("bad name (not percent-encoded UTF-8)")) }
+                guard let name = bytes.percentDecoded(try field(.name)) else { throw fail(literalText("bad name (not percent-encoded UTF-8)")) }
                 if let problem = problem(inName: name) {
                     throw fail(message("bad device name '", displayText(name, limit: 64), "': ", problem.description,
                         "; edit name= on this line (percent-encoded) to plain printable text"))
@@ -268,24 +269,33 @@ public struct DeviceFile: Equatable, Sendable {
                     id: bytes.text(id), name: name, secret: secret,
                     parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)), addedAt: added,
                     verifiedStep: verifiedStep))
-            } else if bytes.spells(record, "recovery-codes") {
+            case .recoveryCodes:
                 guard file.recovery == nil else { throw fail(literalText("second recovery-codes line")) }
-                let salt = try hex("salt", count: 16)
-                let iterations = try integer("iterations", 1_000...Int64(RecoveryCodes.maxIterations))
-                let created = try integer("created", 0...Int64.max)
+                let salt = try hex(.salt, count: 16)
+                let iterations = try integer(.iterations, 1_000...Int64(RecoveryCodes.maxIterations))
+                let created = try integer(.created, 0...Int64.max)
                 file.recovery = RecoveryCodes(salt: salt, iterations: Int(iterations), createdAt: created, hashes: [])
-            } else if bytes.spells(record, "recovery") {
+            case .recovery:
                 guard file.recovery != nil else { throw fail(literalText("recovery line before recovery-codes")) }
                 guard pendingHashes.count < RecoveryCodes.codeCount else { throw fail(message("more than ", decimal(Int64(RecoveryCodes.codeCount)), " recovery codes")) }
-                pendingHashes.append(try hex("hash", count: 32))
-            } else {
-                throw fail(message("unknown record '", bytes.quoted(record), "'"))
+                pendingHashes.append(try hex(.hash, count: 32))
+            case .unknown:
+                throw fail(message("unknown record '", bytes.quoted(line.lowerBound..<recordEnd), "'"))
             }
-            if let extra = fields.firstKeyInOrder(in: bytes) { throw fail(message("unknown field '", bytes.quoted(extra), "'")) }
+            // Each record has taken every key it reads: what is left is a key no record of its kind has.
+            if let extra = fields.firstUnknownKeyInOrder(in: bytes) { throw fail(message("unknown field '", bytes.quoted(extra), "'")) }
         }
         guard sawHeader else { throw formatError(path: path, line: 1, message: message("empty file (expected '", literalText(header), "')")) }
         file.recovery?.hashes = pendingHashes
         return file
+    }
+
+    /// The algorithm a device line's `algorithm=` names, spelled exactly as `OTPAlgorithm`'s raw values are.
+    private static func algorithm(spelledBy range: Range<Int>, in bytes: Span<UInt8>) -> OTPAlgorithm? {
+        if bytes.spells(range, "SHA1") { return .sha1 }
+        if bytes.spells(range, "SHA256") { return .sha256 }
+        if bytes.spells(range, "SHA512") { return .sha512 }
+        return nil
     }
 
     /// Reads and checks the device file; nil if there is none.
@@ -310,46 +320,118 @@ public struct DeviceFile: Equatable, Sendable {
     }
 }
 
-/// The `key=value` fields of one record, in file order (a handful: a linear search beats hashing), as
-/// positions in the bytes being parsed. A field taken is left in place with an empty key (a key read is
-/// never empty), so taking one moves nothing.
-private struct Fields {
-    private var entries: [(key: Range<Int>, value: Range<Int>)]
+/// The kinds of line of a device file after its header.
+private enum DeviceFileRecord {
+    case device, recoveryCodes, recovery, unknown
 
-    init() {
-        entries = []
-        entries.reserveCapacity(8)
+    init(_ bytes: Span<UInt8>, _ name: Range<Int>) {
+        self = bytes.spells(name, "device") ? .device : bytes.spells(name, "recovery-codes") ? .recoveryCodes
+            : bytes.spells(name, "recovery") ? .recovery : .unknown
     }
 
-    /// Empties the list for the next record, keeping its storage.
-    mutating func removeAll() { entries.removeAll(keepingCapacity: true) }
+    /// Whether a record of this kind reads `key`.
+    func reads(_ key: DeviceFileKey) -> Bool {
+        switch self {
+        case .device: key.rawValue <= DeviceFileKey.name.rawValue
+        case .recoveryCodes: key == .salt || key == .iterations || key == .created
+        case .recovery: key == .hash
+        case .unknown: false
+        }
+    }
+}
+
+/// The keys the records read, each with its slot in `Fields`.
+private enum DeviceFileKey: Int {
+    case id, added, algorithm, digits, period, verifiedStep, secret, name  // device (in this order: `reads`)
+    case salt, iterations, created  // recovery-codes
+    case hash  // recovery
+
+    var literal: StaticString {
+        switch self {
+        case .id: "id"
+        case .added: "added"
+        case .algorithm: "algorithm"
+        case .digits: "digits"
+        case .period: "period"
+        case .verifiedStep: "verified-step"
+        case .secret: "secret"
+        case .name: "name"
+        case .salt: "salt"
+        case .iterations: "iterations"
+        case .created: "created"
+        case .hash: "hash"
+        }
+    }
+
+    /// The key `range` spells, if any: picked by its length and first byte (no two keys share both), then
+    /// compared in full.
+    init?(_ range: Range<Int>, in bytes: Span<UInt8>) {
+        guard !range.isEmpty else { return nil }
+        let candidate: DeviceFileKey
+        switch (range.count, bytes[range.lowerBound]) {
+        case (2, UInt8(ascii: "i")): candidate = .id
+        case (5, UInt8(ascii: "a")): candidate = .added
+        case (9, UInt8(ascii: "a")): candidate = .algorithm
+        case (6, UInt8(ascii: "d")): candidate = .digits
+        case (6, UInt8(ascii: "p")): candidate = .period
+        case (13, UInt8(ascii: "v")): candidate = .verifiedStep
+        case (6, UInt8(ascii: "s")): candidate = .secret
+        case (4, UInt8(ascii: "n")): candidate = .name
+        case (4, UInt8(ascii: "s")): candidate = .salt
+        case (10, UInt8(ascii: "i")): candidate = .iterations
+        case (7, UInt8(ascii: "c")): candidate = .created
+        case (4, UInt8(ascii: "h")): candidate = .hash
+        default: return nil
+        }
+        guard bytes.spells(range, candidate.literal) else { return nil }
+        self = candidate
+    }
+}
+
+/// The `key=value` fields of one record, as positions in the bytes being parsed: the value of each key its
+/// kind reads in that key's slot, found once as the line is split (no list to search, nothing allocated);
+/// any other key in a list, kept only to refuse it twice and to name it in the error.
+private struct Fields {
+    private var values = InlineArray<12, Range<Int>>(repeating: 0..<0)
+    /// Bit `key.rawValue`: the key's slot holds a value not taken yet.
+    private var present: UInt16 = 0
+    private var unknownKeys: [Range<Int>] = []
+
+    /// Empties the fields for the next record, keeping the list's storage.
+    mutating func removeAll() {
+        present = 0
+        unknownKeys.removeAll(keepingCapacity: true)
+    }
 
     /// False if the key is already there.
-    mutating func add(key: Range<Int>, value: Range<Int>, in bytes: Span<UInt8>) -> Bool {
-        for entry in entries where bytes.spells(entry.key, sameAs: key) { return false }
-        entries.append((key, value))
+    mutating func add(key: Range<Int>, value: Range<Int>, of record: DeviceFileRecord, in bytes: Span<UInt8>) -> Bool {
+        if let known = DeviceFileKey(key, in: bytes), record.reads(known) {
+            let bit: UInt16 = 1 << known.rawValue
+            guard present & bit == 0 else { return false }
+            present |= bit
+            values[known.rawValue] = value
+            return true
+        }
+        for other in unknownKeys where bytes.spells(other, sameAs: key) { return false }
+        unknownKeys.append(key)
         return true
     }
 
-    func contains(_ key: StaticString, in bytes: Span<UInt8>) -> Bool { index(of: key, in: bytes) != nil }
+    func contains(_ key: DeviceFileKey) -> Bool { present & (1 << key.rawValue) != 0 }
 
-    private func index(of key: StaticString, in bytes: Span<UInt8>) -> Int? {
-        for index in entries.indices where bytes.spells(entries[index].key, key) { return index }
-        return nil
+    /// The key's value, taken (a second take finds nothing).
+    mutating func take(_ key: DeviceFileKey) -> Range<Int>? {
+        guard contains(key) else { return nil }
+        present &= ~(1 << key.rawValue)
+        return values[key.rawValue]
     }
 
-    mutating func remove(_ key: StaticString, in bytes: Span<UInt8>) -> Range<Int>? {
-        guard let index = index(of: key, in: bytes) else { return nil }
-        entries[index].key = 0..<0
-        return entries[index].value
-    }
-
-    /// The alphabetically first key left, so that an error names the same one whatever the order.
-    func firstKeyInOrder(in bytes: Span<UInt8>) -> Range<Int>? {
+    /// The alphabetically first key the record does not read, so that an error names the same one whatever the order.
+    func firstUnknownKeyInOrder(in bytes: Span<UInt8>) -> Range<Int>? {
         var first: Range<Int>? = nil
-        for entry in entries where !entry.key.isEmpty {
-            if let current = first, !bytes.precedes(entry.key, current) { continue }
-            first = entry.key
+        for key in unknownKeys {
+            if let current = first, !bytes.precedes(key, current) { continue }
+            first = key
         }
         return first
     }
