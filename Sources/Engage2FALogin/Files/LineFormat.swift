@@ -8,8 +8,8 @@
 // byte is read through the Span's checked subscript, except in the busiest scans: a policy line is
 // read through one buffer of a range that `withBuffer` checks first, at offsets below its count; the
 // ends of lines (`LineRanges`), of the device file's words and of the activation record's are found by
-// memchr(3) within a range `extracting(_:)` checks first; and `isASCII` loads eight bytes at a time
-// through the RawSpan's range-checked unaligned load.
+// memchr(3) within a range checked against the bounds first; and `isASCII` loads eight bytes at a time
+// within such a range.
 
 import CEngageSys
 
@@ -67,31 +67,34 @@ extension Span where Element == UInt8 {
     }
 
     /// The position of the first `byte` in `range`, or `range.upperBound` if there is none: memchr(3) over
-    /// the range's bytes (checked by `extracting(_:)`), not a checked loop a byte at a time. For scans of
+    /// the range's bytes (checked against the span's bounds first), not a checked loop a byte at a time. For scans of
     /// more than a few bytes (a line, a word of a device file): a call costs what a loop over ~5 bytes does.
     @inline(never)
     func find(_ byte: UInt8, in range: Range<Int>) -> Int {
-        extracting(range).withUnsafeBufferPointer { part in
-            guard let start = part.baseAddress, let found = memchr(start, Int32(byte), part.count) else { return range.upperBound }
-            return range.lowerBound + (UnsafeRawPointer(found) - UnsafeRawPointer(start))
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "range out of bounds")
+        return withUnsafeBufferPointer { all in
+            guard let base = all.baseAddress, let found = memchr(base + range.lowerBound, Int32(byte), range.count) else { return range.upperBound }
+            return UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
         }
     }
 
-    /// Whether every byte in `range` is ASCII: the bytes are or'ed eight at a time, each load range-checked
-    /// (the RawSpan's), so a file's check costs an eighth of a byte-by-byte loop.
+    /// Whether every byte in `range` is ASCII: the bytes are or'ed eight at a time, within the range
+    /// `extracting(_:)` checks (each word loaded at an offset at least eight bytes below its end), so a
+    /// file's check costs a fraction of a byte-by-byte loop.
     func isASCII(_ range: Range<Int>) -> Bool {
-        let raw = extracting(range).bytes
-        var offset = 0
-        var bits: UInt64 = 0
-        while raw.byteCount - offset >= 8 {
-            bits |= raw.unsafeLoadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            offset += 8
+        extracting(range).withUnsafeBytes { part in
+            var offset = 0
+            var bits: UInt64 = 0
+            while part.count - offset >= 8 {
+                bits |= part.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                offset += 8
+            }
+            while offset < part.count {
+                bits |= UInt64(part[offset])
+                offset += 1
+            }
+            return bits & 0x8080_8080_8080_8080 == 0
         }
-        while offset < raw.byteCount {
-            bits |= UInt64(raw.unsafeLoadUnaligned(fromByteOffset: offset, as: UInt8.self))
-            offset += 1
-        }
-        return bits & 0x8080_8080_8080_8080 == 0
     }
 
     /// The position of the first byte in `range` that satisfies `predicate`.
@@ -209,6 +212,8 @@ extension Span where Element == UInt8 {
     func hexBytes(_ range: Range<Int>) -> [UInt8]? { withBuffer(range) { parseHex($0) } }
 
     /// Whether `range` is valid UTF-8, checked without making a String when every byte is ASCII (the usual case).
+    /// Not inlined: the String it makes otherwise would be made and released in place at each call.
+    @inline(never)
     func isValidUTF8(_ range: Range<Int>) -> Bool {
         isASCII(range) || withBuffer(range) { String(validating: $0, as: UTF8.self) != nil }
     }
@@ -273,7 +278,9 @@ func parseInteger(_ text: String.UTF8View) -> Int64? { text.span.integer(0..<tex
 // equivalence, which links Unicode's normalisation tables and code into the module (~50 KB), and the
 // user and group databases compare names as bytes too.
 extension String {
-    /// Whether this string holds exactly the bytes of `other`.
+    /// Whether this string holds exactly the bytes of `other`. Not inlined: reaching a String's bytes takes
+    /// ~300 bytes of code (small, native and shared forms), which each inlined call would repeat.
+    @inline(never)
     func hasSameBytes(as other: String) -> Bool {
         guard utf8.count == other.utf8.count else { return false }
         let left = utf8.span, right = other.utf8.span
