@@ -184,6 +184,8 @@ struct SyslogLog: LoginLog {
 
     init(handle: OpaquePointer) {
         var service: [UInt8] = []
+        // At its final size (an escaped byte is at most four): a growing array reallocates.
+        service.reserveCapacity(4 * 64 + 2)
         if let name = pamItem(handle, PAM_SERVICE) { appendDisplayText(name, limit: 64, to: &service) } else { service.append(UInt8(ascii: "?")) }
         service.append(0)
         self.service = service

@@ -120,6 +120,22 @@ def test_whitespace_around_the_code_is_ignored(host, users):
     assert host.authenticate(alice, f"  {code(phone)}\t").result == "success"
 
 
+def test_a_passwd_entry_longer_than_the_first_lookup_buffer_is_found(host, users):
+    """getpwnam_r is tried first with 1 KiB on the stack, then with growing buffers (ERANGE): a user whose
+    /etc/passwd line is 5 KB long (a long comment field), past two buffer sizes, is still found, and logs in with their code."""
+    alice = users[0]
+    before = subprocess.run(["getent", "passwd", alice.pw_name], check=True, capture_output=True, text=True).stdout.split(":")[4]
+    subprocess.run(["usermod", "--comment", "x" * 5000, alice.pw_name], check=True)
+    try:
+        assert len(subprocess.run(["getent", "passwd", alice.pw_name], check=True, capture_output=True, text=True).stdout) > 5000
+        host.activate()
+        _, (phone,) = enrolled(host, alice)
+        settle()
+        assert host.authenticate(alice, code(phone)).result == "success"
+    finally:
+        subprocess.run(["usermod", "--comment", before, alice.pw_name], check=True)
+
+
 @pytest.mark.parametrize("algorithm,digits,period", [("SHA1", 8, 30), ("SHA256", 6, 30), ("SHA512", 7, 60), ("SHA1", 6, 15)])
 def test_other_algorithms_digits_and_periods(host, users, algorithm, digits, period):
     alice = users[0]

@@ -22,22 +22,25 @@ public struct Account: Equatable, Sendable {
 
     /// The account, or nil if the name is unknown (or the lookup failed).
     public static func lookup(_ name: String) -> Account? {
+        // First into 1 KiB on the stack (glibc's own suggestion, sysconf(_SC_GETPW_R_SIZE_MAX), and enough for
+        // any /etc/passwd line of sane length), then, for a longer entry (ERANGE), growing buffers on the heap.
+        var (status, account) = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { lookup(name, in: $0) }
         var size = 4096
-        while true {
-            let (status, account) = withUnsafeTemporaryAllocation(of: CChar.self, capacity: size) { buffer -> (Int32, Account?) in
-                var entry = passwd()
-                var result: UnsafeMutablePointer<passwd>? = nil
-                let status = name.withCString { getpwnam_r($0, &entry, buffer.baseAddress!, size, &result) }
-                guard status == 0, result != nil else { return (status, nil) }
-                // The name as the database spells it (sssd may match case-insensitively): deadlines and %u use it.
-                return (status, Account(passwd: entry))
-            }
-            if status == ERANGE && size < 1 << 20 {
-                size *= 4
-                continue
-            }
-            return account
+        while status == ERANGE && size <= 1 << 20 {
+            (status, account) = withUnsafeTemporaryAllocation(of: CChar.self, capacity: size) { lookup(name, in: $0) }
+            size *= 4
         }
+        return account
+    }
+
+    /// getpwnam_r(3) into `buffer`: its status, and the account when there is one.
+    private static func lookup(_ name: String, in buffer: UnsafeMutableBufferPointer<CChar>) -> (Int32, Account?) {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>? = nil
+        let status = name.withCString { getpwnam_r($0, &entry, buffer.baseAddress!, buffer.count, &result) }
+        guard status == 0, result != nil else { return (status, nil) }
+        // The name as the database spells it (sssd may match case-insensitively): deadlines and %u use it.
+        return (status, Account(passwd: entry))
     }
 }
 
