@@ -211,6 +211,33 @@ final class StateStoreTests: XCTestCase {
         }
     }
 
+    /// The record's text fields are kept percent-encoded as read and decoded when asked for: the same values,
+    /// and the same refusals (malformed escapes; a state-dir that is not absolute or has `..`), as decoded at once.
+    func testAnActivationRecordsPathsReadBackAndAStateDirectoryNotAbsoluteIsIgnored() throws {
+        let root = try temporaryDirectory(self) + "/engage2fa"
+        let store = ActivationStore(configPath: "/etc/odd name%+.conf", root: root, owner: geteuid())
+        let written = ActivationRecord(activatedAt: 100, recordedAt: 105, configPath: "/etc/odd name%+.conf", stateDirectory: "/var/lib/state dir")
+        try store.record(written)
+        XCTAssertTrue(try String(contentsOfFile: store.recordPath, encoding: .utf8)
+            .contains("config=%2Fetc%2Fodd%20name%25%2B.conf state-dir=%2Fvar%2Flib%2Fstate%20dir\n"))
+        guard case .active(var read) = store.read() else { return XCTFail("the record must read back") }
+        XCTAssertEqual(read, written)
+        XCTAssertEqual(read.configPath, "/etc/odd name%+.conf")
+        XCTAssertEqual(read.stateDirectory, "/var/lib/state dir")
+        // A value set replaces the file's, and is not checked as a read one is.
+        read.stateDirectory = "relative"
+        read.configPath = nil
+        XCTAssertEqual(read.stateDirectory, "relative")
+        XCTAssertNil(read.configPath)
+        for (fields, config, stateDirectory) in [("config=%zz state-dir=relative", nil, nil), ("config=a+b state-dir=%2Fa%2F..%2Fb", "a b", nil),
+                                                 ("state-dir=/abs config=%2F", "/", "/abs"), ("state-dir=", nil, nil)] as [(String, String?, String?)] {
+            try writeFile(store.recordPath, "engage2fa-activation 1\nactivated-at=1 recorded-at=2 \(fields)\n", mode: 0o644)
+            guard case .active(let record) = store.read() else { XCTFail("\(fields) must read as active"); continue }
+            XCTAssertEqual(record.configPath, config, fields)
+            XCTAssertEqual(record.stateDirectory, stateDirectory, fields)
+        }
+    }
+
     func testNewRecordsRoundTripAndPrune() throws {
         var state = UserState()
         state.deadline = try PolicyDate(parsing: "2027-01-10T09:00:00+01:00")

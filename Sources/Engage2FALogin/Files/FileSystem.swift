@@ -102,9 +102,25 @@ public struct FileStatus: Equatable, Sendable {
     /// stat(2), or lstat(2) when not following a final symbolic link (both as fstatat(2)).
     public init(path: String, followSymbolicLinks: Bool) throws(Errno) {
         var info = stat()
-        _ = try path.withCString { cPath in valueOrErrno { e2f_stat(cPath, &info, followSymbolicLinks ? 1 : 0) } }.get()
+        if let error = path.withCString({ fileStatus($0, followSymbolicLinks: followSymbolicLinks, into: &info) }) { throw error }
         self.init(info)
     }
+
+    /// lstat(2) of a path kept as NUL-terminated bytes.
+    public init(cPath: [UInt8]) throws(Errno) {
+        var info = stat()
+        if let error = cPath.withUnsafeBytes({ fileStatus($0.baseAddress!.assumingMemoryBound(to: CChar.self), followSymbolicLinks: false, into: &info) }) {
+            throw error
+        }
+        self.init(info)
+    }
+}
+
+/// stat(2) or lstat(2) of a NUL-terminated path into `info`; the error, if any. One copy for both kinds of path.
+@inline(never)
+private func fileStatus(_ cPath: UnsafePointer<CChar>, followSymbolicLinks: Bool, into info: inout stat) -> Errno? {
+    if case .failure(let error) = valueOrErrno({ e2f_stat(cPath, &info, followSymbolicLinks ? 1 : 0) }) { return error }
+    return nil
 }
 
 // MARK: Descriptors
@@ -160,6 +176,14 @@ public struct FileDescriptor: Equatable, Sendable {
         let flags = mode.flags | options.flags
         let fd = try path.withCString { cPath in valueOrErrno { e2f_open(cPath, flags, permissions.rawValue) } }.get()
         return FileDescriptor(rawValue: fd)
+    }
+
+    /// open(2) of a NUL-terminated C string (a path built on the stack: no String made for the kernel's sake).
+    public static func open(
+        cPath: UnsafePointer<CChar>, _ mode: AccessMode, options: OpenOptions = [], permissions: FilePermissions = []
+    ) throws(Errno) -> FileDescriptor {
+        let flags = mode.flags | options.flags
+        return FileDescriptor(rawValue: try systemCall { e2f_open(cPath, flags, permissions.rawValue) })
     }
 
     /// openat(2): `name`, a NUL-terminated C string, relative to this directory.
@@ -325,6 +349,18 @@ public enum FileSystem {
     /// rename(2): atomically replaces `destination`.
     public static func rename(_ source: String, to destination: String) throws(Errno) {
         _ = try source.withCString { from in destination.withCString { to in valueOrErrno { systemRename(from, to) } } }.get()
+    }
+
+    /// rename(2) between NUL-terminated C strings: 0, or the errno.
+    static func renameError(_ source: UnsafePointer<CChar>, to destination: UnsafePointer<CChar>) -> Int32 {
+        if case .failure(let error) = valueOrErrno({ systemRename(source, destination) }) { return error.rawValue }
+        return 0
+    }
+
+    /// lstat(2) of a NUL-terminated C string: 0, or the errno (ENOENT: nothing there).
+    static func statusError(_ path: UnsafePointer<CChar>) -> Int32 {
+        var info = stat()
+        return fileStatus(path, followSymbolicLinks: false, into: &info)?.rawValue ?? 0
     }
 
     /// fsync(2) of a directory, so a rename in it survives a power cut. Failure only weakens durability.

@@ -188,11 +188,14 @@ public func writeFileAtomically(
     if syncDirectory { FileSystem.syncDirectory(splitPath(path).directory) }
 }
 
+/// The directory and the name of `path` (over its bytes in place: the String views' generic slicing costs ~600 bytes of code).
 func splitPath(_ path: String) -> (directory: String, name: String) {
-    let bytes = path.utf8
-    guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return (".", path) }
-    let directory = bytes[..<slash]
-    return (directory.isEmpty ? "/" : String(decoding: directory, as: UTF8.self), String(decoding: bytes[bytes.index(after: slash)...], as: UTF8.self))
+    var bytes = path
+    return bytes.withUTF8 { bytes in
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return (".", path) }
+        let directory = slash == 0 ? "/" : String(decoding: UnsafeBufferPointer(rebasing: bytes[..<slash]), as: UTF8.self)
+        return (directory, String(decoding: UnsafeBufferPointer(rebasing: bytes[(slash + 1)...]), as: UTF8.self))
+    }
 }
 
 public func hexString(_ bytes: some Collection<UInt8>) -> String {

@@ -162,7 +162,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         }
         // Once active, a policy file that cannot be used must not move the state elsewhere (replay steps,
         // lockouts, revocations and used recovery codes would be lost): the state_dir recorded at activation.
-        if case .active(let record) = activation, let recorded = record.stateDirectory, configStateIsBroken(configState) {
+        if configStateIsBroken(configState), case .active(let record) = activation, let recorded = record.stateDirectory {
             storeConfig.stateDir = recorded
         }
         let stateDirectory = storeConfig.stateDir

@@ -8,16 +8,66 @@ public struct ActivationRecord: Equatable, Sendable {
     /// When the module first noticed, and wrote this record.
     public var recordedAt: Int64
     /// The policy file it was written for (nil in records older versions wrote).
-    public var configPath: String?
+    public var configPath: String? {
+        get { decoded(configRange, checkingDirectory: false) }
+        set { configRange = newValue.map { appendEncoded($0) } }
+    }
     /// The policy's state_dir then: where replay state, lockouts and revocations are, when the policy
-    /// file can no longer be used (nil in records older versions wrote).
-    public var stateDirectory: String?
+    /// file can no longer be used (nil in records older versions wrote, or if the file's is not an absolute
+    /// path without `..`).
+    public var stateDirectory: String? {
+        get { decoded(stateDirectoryRange, checkingDirectory: stateDirectoryIsRead) }
+        set {
+            stateDirectoryRange = newValue.map { appendEncoded($0) }
+            stateDirectoryIsRead = false
+        }
+    }
+
+    /// The text fields percent-encoded, as a record file has them (a read record's are the file's bytes),
+    /// decoded only when asked for: a login needs neither unless its policy file is broken.
+    private var texts: [UInt8] = []
+    private var configRange: Range<Int>? = nil
+    private var stateDirectoryRange: Range<Int>? = nil
+    /// Whether the state directory is the one a file named, checked when asked for.
+    private var stateDirectoryIsRead = false
 
     public init(activatedAt: Int64, recordedAt: Int64, configPath: String? = nil, stateDirectory: String? = nil) {
         self.activatedAt = activatedAt
         self.recordedAt = recordedAt
         self.configPath = configPath
         self.stateDirectory = stateDirectory
+    }
+
+    /// A record read from `file`, with its config= and state-dir= values where they are in it.
+    fileprivate init(activatedAt: Int64, recordedAt: Int64, file: [UInt8], configRange: Range<Int>?, stateDirectoryRange: Range<Int>?) {
+        self.activatedAt = activatedAt
+        self.recordedAt = recordedAt
+        texts = file
+        self.configRange = configRange
+        self.stateDirectoryRange = stateDirectoryRange
+        stateDirectoryIsRead = true
+    }
+
+    /// The text field at `range`, decoded; with `checkingDirectory`, nil unless an absolute path without `..`.
+    /// Not inlined: asked for rarely, from several places.
+    @inline(never)
+    private func decoded(_ range: Range<Int>?, checkingDirectory: Bool) -> String? {
+        guard let range, let text = texts.span.percentDecoded(range) else { return nil }
+        return !checkingDirectory || bytesStart(text.utf8, with: "/") && !hasDotDotComponent(text) ? text : nil
+    }
+
+    /// Not inlined: a field is set rarely (a new record, a legacy one moved), from several places.
+    @inline(never)
+    private mutating func appendEncoded(_ text: String) -> Range<Int> {
+        let start = texts.count
+        texts.appendText(percentEncode(text))
+        return start..<texts.count
+    }
+
+    /// The same times and fields, however each is kept.
+    public static func == (lhs: ActivationRecord, rhs: ActivationRecord) -> Bool {
+        lhs.activatedAt == rhs.activatedAt && lhs.recordedAt == rhs.recordedAt && lhs.configPath == rhs.configPath
+            && lhs.stateDirectory == rhs.stateDirectory
     }
 }
 
@@ -50,23 +100,25 @@ public struct ActivationStore: Sendable {
     /// Who must own the record and its directories: root (tests name another owner with another root).
     let owner: uid_t
 
-    /// `root/activation.d`, where the record of a policy file named by config= is (nil for the default file's).
-    private let recordDirectory: String?
+    /// `root/activation.d`, where the record of a policy file named by config= is, as a NUL-terminated C
+    /// string (the bytes `recordPath` was made from: no String of its own); empty for the default file's.
+    private let recordDirectoryPath: [UInt8]
+    private let recordDirectoryLength: Int
 
     public init(configPath: String, root: String = ActivationStore.defaultRoot, owner: uid_t = 0) {
         self.root = root
         self.configPath = configPath
         self.owner = owner
         if configPath.hasSameBytes(as: Config.defaultPath) {
-            recordDirectory = nil
+            recordDirectoryPath = []
+            recordDirectoryLength = 0
             recordPath = root + "/activation"
         } else {
             // One buffer for the directory and the record in it, the digest and its hex made in place.
             var path = ByteWriter(capacity: root.utf8.count + 78)
             path.write(string: root)
-            path.write("/activation.d")
-            recordDirectory = path.text
-            path.write("/")
+            path.write("/activation.d/")
+            recordDirectoryLength = path.bytes.count - 1
             var hasher = SHA256()
             var config = configPath
             config.withUTF8 { hasher.update(UnsafeRawBufferPointer($0)) }
@@ -83,30 +135,42 @@ public struct ActivationStore: Sendable {
                 path.bytes.append(contentsOf: UnsafeBufferPointer(start: hex, count: 2 * digestSize))
             }
             recordPath = path.text
+            path.bytes[recordDirectoryLength] = 0
+            recordDirectoryPath = path.bytes
         }
+    }
+
+    /// `root/activation.d` (nil for the default file's record).
+    private var recordDirectory: String? { recordDirectoryLength == 0 ? nil : directoryName(isRecordDirectory: true) }
+
+    /// The directory's name, for a message (not inlined: only an error or a new record needs it).
+    @inline(never)
+    private func directoryName(isRecordDirectory: Bool) -> String {
+        isRecordDirectory ? String(decoding: recordDirectoryPath[..<recordDirectoryLength], as: UTF8.self) : root
     }
 
     static let header: StaticString = "engage2fa-activation 1"
 
     /// Whether 2FA was ever activated for this policy file.
     public func read() -> ActivationState {
-        if let state = directoryState(root) { return state }
-        if let recordDirectory, let state = directoryState(recordDirectory) { return state }
+        if let state = directoryState(isRecordDirectory: false) { return state }
+        if recordDirectoryLength > 0, let state = directoryState(isRecordDirectory: true) { return state }
         return Self.readRecord(recordPath, owners: [owner])
     }
 
-    /// Why the record cannot be in `directory` (nil if it can be): not there, unreadable or untrusted.
-    private func directoryState(_ directory: String) -> ActivationState? {
+    /// Why the record cannot be in `root` or the record directory (nil if it can be): not there, unreadable
+    /// or untrusted.
+    private func directoryState(isRecordDirectory: Bool) -> ActivationState? {
         let status: FileStatus
         do throws(Errno) {
-            status = try FileStatus(path: directory, followSymbolicLinks: false)
+            if isRecordDirectory { status = try FileStatus(cPath: recordDirectoryPath) } else { status = try FileStatus(path: root, followSymbolicLinks: false) }
         } catch .noSuchFileOrDirectory {
             // A directory that is not there holds no record: its parent is root's (/var/lib).
             return .never
         } catch {
-            return .unreadable(reason: messageString("\(displayText(directory)): \(SystemError("lstat", error))"))
+            return .unreadable(reason: messageString("\(displayText(directoryName(isRecordDirectory: isRecordDirectory))): \(SystemError("lstat", error))"))
         }
-        if let problem = untrustedDirectoryProblem(status) { return .unreadable(reason: messageString("\(displayText(directory)): \(problem)")) }
+        if let problem = untrustedDirectoryProblem(status, owner: owner, expected: .directoryAllRead) { return .unreadable(reason: messageString("\(displayText(directoryName(isRecordDirectory: isRecordDirectory))): \(problem)")) }
         return nil
     }
 
@@ -121,24 +185,22 @@ public struct ActivationStore: Sendable {
         } catch {
             return .unreadable(reason: error.description)
         }
-        let fields = parseRecord(bytes.span)
-        guard let fields else { return .unreadable(reason: messageString("\(displayText(path)): not an activation record")) }
+        guard let fields = parseRecord(bytes.span) else { return .unreadable(reason: messageString("\(displayText(path)): not an activation record")) }
         guard let activatedAt = fields.activatedAt, let recordedAt = fields.recordedAt else {
             return .unreadable(reason: messageString("\(displayText(path)): malformed activation record"))
         }
-        let stateDirectory = fields.stateDirectory.flatMap { bytesStart($0.utf8, with: "/") && !hasDotDotComponent($0) ? $0 : nil }
-        return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt, configPath: fields.config, stateDirectory: stateDirectory))
+        return .active(ActivationRecord(activatedAt: activatedAt, recordedAt: recordedAt, file: bytes, configRange: fields.config, stateDirectoryRange: fields.stateDirectory))
     }
 
-    /// The fields of a record's second line; nil if the first is not the header.
-    private static func parseRecord(_ bytes: Span<UInt8>) -> (activatedAt: Int64?, recordedAt: Int64?, config: String?, stateDirectory: String?)? {
+    /// The fields of a record's second line (the text fields as where their values are); nil if the first is not the header.
+    private static func parseRecord(_ bytes: Span<UInt8>) -> (activatedAt: Int64?, recordedAt: Int64?, config: Range<Int>?, stateDirectory: Range<Int>?)? {
         let firstEnd = bytes.position(of: 0x0A, in: 0..<bytes.count)
         guard bytes.spells(0..<firstEnd, Self.header), firstEnd < bytes.count else { return nil }
         let second = firstEnd + 1..<bytes.position(of: 0x0A, in: firstEnd + 1..<bytes.count)
         var activatedAt: Int64? = nil
         var recordedAt: Int64? = nil
-        var config: String? = nil
-        var stateDirectory: String? = nil
+        var config: Range<Int>? = nil
+        var stateDirectory: Range<Int>? = nil
         // The words between single spaces, found in place (no array of their ranges).
         var start = second.lowerBound
         while start < second.upperBound {
@@ -147,20 +209,13 @@ public struct ActivationStore: Sendable {
             let equals = bytes.position(of: UInt8(ascii: "="), in: word)
             guard equals < word.upperBound else { continue }
             let key = word.lowerBound..<equals, valueText = equals + 1..<word.upperBound
-            if bytes.spells(key, "config") { config = bytes.percentDecoded(valueText); continue }
-            if bytes.spells(key, "state-dir") { stateDirectory = bytes.percentDecoded(valueText); continue }
+            if bytes.spells(key, "config") { config = valueText; continue }
+            if bytes.spells(key, "state-dir") { stateDirectory = valueText; continue }
             let value = bytes.integer(valueText).flatMap { (0...UserState.maxTime).contains($0) ? $0 : nil }
             if bytes.spells(key, "activated-at") { activatedAt = value }
             if bytes.spells(key, "recorded-at") { recordedAt = value }
         }
         return (activatedAt, recordedAt, config, stateDirectory)
-    }
-
-    private func untrustedDirectoryProblem(_ status: FileStatus) -> String? {
-        if status.type != .directory { return "is not a directory (or is a symbolic link)" }
-        if status.owner != owner { return messageString("owned by uid \(status.owner), expected \(owner)") }
-        if !status.permissions.isDisjoint(with: .groupOrOthersWrite) { return messageString("mode \(status.permissions) lets others write to it (expected 755)") }
-        return nil
     }
 
     /// Writes the record once (root only); an existing record is never replaced.
@@ -184,7 +239,7 @@ public struct ActivationStore: Sendable {
             } catch {
                 throw .directory(path: directory, message: messageString("cannot create: \(SystemError("mkdir", error))"))
             }
-            if let problem = untrustedDirectoryProblem(status) { throw .directory(path: directory, message: problem) }
+            if let problem = untrustedDirectoryProblem(status, owner: owner, expected: .directoryAllRead) { throw .directory(path: directory, message: problem) }
         }
         if case .active = read() { return }
         var text = ByteWriter(capacity: 256)

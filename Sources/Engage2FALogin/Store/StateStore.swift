@@ -22,6 +22,18 @@ public enum StateError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// Why a directory of root's (state_dir, users/, the activation record's) cannot be trusted, nil if it can:
+/// not a directory, another owner, or writable by others. One copy for the state and the activation record.
+@inline(never)
+func untrustedDirectoryProblem(_ status: FileStatus, owner: uid_t, expected permissions: FilePermissions) -> String? {
+    if status.type != .directory { return "is not a directory (or is a symbolic link)" }
+    if status.owner != owner { return messageString("owned by uid \(status.owner), expected \(owner)") }
+    if !status.permissions.isDisjoint(with: .groupOrOthersWrite) {
+        return messageString("mode \(status.permissions) lets others write to it (expected \(permissions))")
+    }
+    return nil
+}
+
 /// A message built by ``MessageText`` (one out-of-line append a piece, not an inlined String interpolation),
 /// as the String an error keeps.
 func messageString(_ message: MessageText) -> String { message.text }
@@ -61,44 +73,68 @@ public struct StateStore: Sendable {
 
     /// `users/UID.EXTENSION` (`users/.UID.EXTENSION` when `hidden`).
     private func userPath(uid: uid_t, _ fileExtension: StaticString, hidden: Bool = false) -> String {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 10) { digits in
-            var start = 10, rest = uid
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            } while rest > 0
-            return usersPath(UnsafeBufferPointer(rebasing: digits[start...]), fileExtension, hidden: hidden)
-        }
+        usersPath(name: nil, uid: uid, fileExtension, hidden: hidden)
     }
 
     /// `users/NAME.state`, where older versions kept a user's state.
     private func legacyStatePath(name: String) -> String {
         var name = name
-        return name.withUTF8 { usersPath($0, "state", hidden: false) }
+        return name.withUTF8 { usersPath(name: $0, uid: 0, "state", hidden: false) }
     }
 
-    /// `users/[.]STEM.EXTENSION`, written straight into the String's storage: its one allocation.
-    /// Not inlined: one copy serves every path of the store.
+    /// `users/[.]STEM.EXTENSION` (STEM: `name`, or else `uid` in decimal), written straight into the String's
+    /// storage: its one allocation. Not inlined: one copy serves every path of the store.
     @inline(never)
-    private func usersPath(_ stem: UnsafeBufferPointer<UInt8>, _ fileExtension: StaticString, hidden: Bool) -> String {
+    private func usersPath(name: UnsafeBufferPointer<UInt8>?, uid: uid_t, _ fileExtension: StaticString, hidden: Bool) -> String {
+        String(unsafeUninitializedCapacity: usersPathCapacity(name: name)) { writeUsersPath(name: name, uid: uid, fileExtension, hidden: hidden, into: $0.baseAddress!) }
+    }
+
+    /// The same path as a NUL-terminated C string on the stack, handed to `call` (a system call, whose result
+    /// is returned): no String is made for a path that only an error message would name.
+    @inline(never)
+    private func withUsersCPath(name: UnsafeBufferPointer<UInt8>?, uid: uid_t, _ fileExtension: StaticString, hidden: Bool,
+                                _ call: (UnsafePointer<CChar>) -> Int32) -> Int32 {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: usersPathCapacity(name: name)) { buffer in
+            _ = writeUsersPath(name: name, uid: uid, fileExtension, hidden: hidden, into: buffer.baseAddress!)
+            return call(UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self))
+        }
+    }
+
+    /// Room for `users/.STEM.EXTENSION` and its NUL: a uid has at most 10 digits, an extension at most 9 bytes.
+    @inline(__always)
+    private func usersPathCapacity(name: UnsafeBufferPointer<UInt8>?) -> Int { usersDirectory.utf8.count + (name?.count ?? 10) + 14 }
+
+    /// Writes `users/[.]STEM.EXTENSION` and a NUL at `out` (`usersPathCapacity` bytes); returns the path's length.
+    private func writeUsersPath(name: UnsafeBufferPointer<UInt8>?, uid: uid_t, _ fileExtension: StaticString, hidden: Bool,
+                                into out: UnsafeMutablePointer<UInt8>) -> Int {
         var directory = usersDirectory
         return directory.withUTF8 { directory in
-            let count = directory.count + 2 + (hidden ? 1 : 0) + stem.count + fileExtension.utf8CodeUnitCount
-            return String(unsafeUninitializedCapacity: count) { buffer in
-                var out = UnsafeMutableRawPointer(buffer.baseAddress!)
-                func append(_ start: UnsafeRawPointer?, _ count: Int) {
-                    if let start { out.copyMemory(from: start, byteCount: count) }
-                    out += count
-                }
-                let separator: StaticString = "/.", dot: StaticString = "."
-                append(directory.baseAddress, directory.count)
-                append(separator.utf8Start, hidden ? 2 : 1)
-                append(stem.baseAddress, stem.count)
-                append(dot.utf8Start, 1)
-                append(fileExtension.utf8Start, fileExtension.utf8CodeUnitCount)
-                return count
+            var end = UnsafeMutableRawPointer(out)
+            func append(_ start: UnsafeRawPointer?, _ count: Int) {
+                if let start { end.copyMemory(from: start, byteCount: count) }
+                end += count
             }
+            let separator: StaticString = "/.", dot: StaticString = "."
+            append(directory.baseAddress, directory.count)
+            append(separator.utf8Start, hidden ? 2 : 1)
+            if let name {
+                append(name.baseAddress, name.count)
+            } else {
+                var digits = 1, rest = uid / 10
+                while rest > 0 { digits += 1; rest /= 10 }
+                rest = uid
+                end += digits
+                var digit = end
+                repeat {
+                    digit -= 1
+                    digit.storeBytes(of: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10), as: UInt8.self)
+                    rest /= 10
+                } while rest > 0
+            }
+            append(dot.utf8Start, 1)
+            append(fileExtension.utf8Start, fileExtension.utf8CodeUnitCount)
+            end.storeBytes(of: 0, as: UInt8.self)
+            return end - UnsafeMutableRawPointer(out)
         }
     }
 
@@ -134,11 +170,7 @@ public struct StateStore: Sendable {
             status.type == .directory, (try? FileSystem.setPermissions(path, permissions)) != nil {
             status.permissions = permissions
         }
-        guard status.type == .directory else { throw .directory(path: path, message: "is not a directory (or is a symbolic link)") }
-        guard status.owner == owner else { throw .directory(path: path, message: messageString("owned by uid \(status.owner), expected \(owner)")) }
-        guard status.permissions.isDisjoint(with: .groupOrOthersWrite) else {
-            throw .directory(path: path, message: messageString("mode \(status.permissions) lets others write to it (expected \(permissions))"))
-        }
+        if let problem = untrustedDirectoryProblem(status, owner: owner, expected: permissions) { throw .directory(path: path, message: problem) }
     }
 
     /// The user's state without taking the lock (for decisions made before a prompt, and listings); a
@@ -152,10 +184,14 @@ public struct StateStore: Sendable {
         do {
             return try readState(path)
         } catch .file(.missing) {
-            // Not for a name of digits only: users/1063.state may be uid 1063's, not user "1063"'s.
-            guard isSafeUserName(account.name), !account.name.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-                return UserState()
+            // Not for a name of digits only: users/1063.state may be uid 1063's, not user "1063"'s. Nothing there
+            // (lstat: ENOENT), as on every host installed since, is told without making the path's String.
+            var name = account.name
+            let legacyMayExist = name.withUTF8 { name in
+                isSafeUserName(bytes: name) && !name.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+                    && withUsersCPath(name: name, uid: 0, "state", hidden: false) { FileSystem.statusError($0) } != Errno.noSuchFileOrDirectory.rawValue
             }
+            guard legacyMayExist else { return UserState() }
             do { return try readState(legacyStatePath(name: account.name)) } catch .file(.missing) { return UserState() }
         }
     }
@@ -189,7 +225,7 @@ public struct StateStore: Sendable {
         let path = statePath(uid: account.uid)
         do {
             try prepare()
-            lock = try acquireLock(path: userPath(uid: account.uid, "lock"))
+            lock = try acquireLock(uid: account.uid)
         } catch { throw .state(error) }
         // Closing the descriptor releases the flock.
         return try lock.closeAfter { () throws(CoreError) -> Result in
@@ -221,33 +257,50 @@ public struct StateStore: Sendable {
     /// user who stops or kills their own setuid login (su, sudo) cannot learn a code was wrong and keep
     /// the failure from being counted. No directory fsync (see ``transaction(account:devices:_:)``).
     private func writeState(_ contents: [UInt8], to path: String, account: Account) throws(TrustedFileError) {
-        let temporary = userPath(uid: account.uid, "state.tmp", hidden: true)
-        let file: FileDescriptor
-        do { file = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite) } catch {
-            throw .system(path: temporary, SystemError("open", error))
+        // The temporary file's name is made as a String only for a message.
+        func failure(_ call: String, _ error: Errno) -> TrustedFileError {
+            .system(path: userPath(uid: account.uid, "state.tmp", hidden: true), SystemError(call, error))
         }
+        var openError = Errno(rawValue: 0)
+        let opened = withUsersCPath(name: nil, uid: account.uid, "state.tmp", hidden: true) { temporary in
+            do throws(Errno) { return try FileDescriptor.open(cPath: temporary, .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite).rawValue } catch {
+                openError = error
+                return -1
+            }
+        }
+        guard opened >= 0 else { throw failure("open", openError) }
+        let file = FileDescriptor(rawValue: opened)
         try file.closeAfter { () throws(TrustedFileError) in
-            do throws(Errno) { try file.setPermissions(.ownerReadWrite) } catch { throw .system(path: temporary, SystemError("fchmod", error)) }
-            do throws(Errno) { try file.writeAll(contents) } catch { throw .system(path: temporary, SystemError("write", error)) }
-            do throws(Errno) { try file.sync() } catch { throw .system(path: temporary, SystemError("fsync", error)) }
-            do throws(Errno) { try FileSystem.rename(temporary, to: path) } catch { throw .system(path: path, SystemError("rename", error)) }
+            do throws(Errno) { try file.setPermissions(.ownerReadWrite) } catch { throw failure("fchmod", error) }
+            do throws(Errno) { try file.writeAll(contents) } catch { throw failure("write", error) }
+            do throws(Errno) { try file.sync() } catch { throw failure("fsync", error) }
+            let renamed = path.withCString { destination in
+                withUsersCPath(name: nil, uid: account.uid, "state.tmp", hidden: true) { temporary in FileSystem.renameError(temporary, to: destination) }
+            }
+            guard renamed == 0 else { throw .system(path: path, SystemError("rename", Errno(rawValue: renamed))) }
             // Committed. Readable now by the user's own tools (engage2fa-enroll list/status), never by others.
             if owner == 0 { try? file.setOwner(0, group: account.gid) }
             try? file.setPermissions(.ownerReadWriteGroupRead)
         }
     }
 
-    private func acquireLock(path: String) throws(StateError) -> FileDescriptor {
-        let file: FileDescriptor
-        do { file = try FileDescriptor.open(path, .readWrite, options: .create, permissions: .ownerReadWrite) } catch {
-            throw .lock(path: path, SystemError("open", error))
+    /// Opens `users/UID.lock` and takes it.
+    private func acquireLock(uid: uid_t) throws(StateError) -> FileDescriptor {
+        var openError = Errno(rawValue: 0)
+        let opened = withUsersCPath(name: nil, uid: uid, "lock", hidden: false) { path in
+            do throws(Errno) { return try FileDescriptor.open(cPath: path, .readWrite, options: .create, permissions: .ownerReadWrite).rawValue } catch {
+                openError = error
+                return -1
+            }
         }
+        guard opened >= 0 else { throw .lock(path: userPath(uid: uid, "lock"), SystemError("open", openError)) }
+        let file = FileDescriptor(rawValue: opened)
         do throws(Errno) {
             try file.lockExclusively(timeoutSeconds: lockTimeoutSeconds)
         } catch {
             file.close()
-            if error == .wouldBlock { throw .lockTimeout(path: path, seconds: lockTimeoutSeconds) }
-            throw .lock(path: path, SystemError("flock", error))
+            if error == .wouldBlock { throw .lockTimeout(path: userPath(uid: uid, "lock"), seconds: lockTimeoutSeconds) }
+            throw .lock(path: userPath(uid: uid, "lock"), SystemError("flock", error))
         }
         return file
     }
