@@ -197,7 +197,7 @@ public struct DeviceFile: Equatable, Sendable {
         var pendingHashes: [[UInt8]] = []
         var lineNumber = 0
         var fields = Fields()
-        let isASCII = bytes.allSatisfy(in: bytes.all) { $0 < 0x80 }
+        let isASCII = bytes.isASCII(bytes.all)
         var lines = LineRanges()
         while let line = lines.next(in: bytes) {
             lineNumber += 1
@@ -211,77 +211,97 @@ public struct DeviceFile: Equatable, Sendable {
                 continue
             }
             // The record's name, then `key=value` fields, each after a single space.
-            let recordEnd = bytes.firstIndex(of: UInt8(ascii: " "), in: line) ?? line.upperBound
+            let recordEnd = bytes.find(UInt8(ascii: " "), in: line)
             let record = line.lowerBound..<recordEnd
-            fields.removeAll()
+            var records = WordList(DeviceFileRecord.names)
+            let kind = records.find(record, in: bytes).flatMap { DeviceFileRecord(rawValue: $0.place) }
+            fields.start(kind?.keys ?? "")
             var wordStart = recordEnd + 1
             while wordStart <= line.upperBound {
-                let wordEnd = bytes.firstIndex(of: UInt8(ascii: " "), in: wordStart..<line.upperBound) ?? line.upperBound
+                let wordEnd = bytes.find(UInt8(ascii: " "), in: wordStart..<line.upperBound)
                 let word = wordStart..<wordEnd
                 wordStart = wordEnd + 1
-                guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word), equals != word.lowerBound else { throw fail(message("malformed field '", bytes.quoted(word), "'")) }
-                let key = word.lowerBound..<equals
-                guard fields.add(key: key, value: equals + 1..<word.upperBound, in: bytes) else { throw fail(message("duplicate field '", bytes.quoted(key), "'")) }
+                switch fields.add(word, in: bytes) {
+                case .added: break
+                case .malformed: throw fail(message("malformed field '", bytes.quoted(word), "'"))
+                case .duplicate(let key): throw fail(message("duplicate field '", bytes.quoted(key), "'"))
+                }
             }
             @inline(never)
-            func field(_ key: StaticString) throws(DeviceFileError) -> Range<Int> {
-                guard let value = fields.remove(key, in: bytes) else { throw fail(message("missing field '", literalText(key), "'")) }
+            func field(_ slot: Int) throws(DeviceFileError) -> Range<Int> {
+                guard let value = fields.take(slot) else { throw fail(message("missing field '", fields.keys.word(slot), "'")) }
                 return value
             }
             @inline(never)
-            func integer(_ key: StaticString, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
-                let text = try field(key)
-                guard let value = bytes.integer(text), range.contains(value) else { throw fail(message("bad ", literalText(key), " '", bytes.quoted(text), "'")) }
+            func integer(_ slot: Int, _ range: ClosedRange<Int64>) throws(DeviceFileError) -> Int64 {
+                let text = try field(slot)
+                guard let value = bytes.integer(text), range.contains(value) else { throw fail(message("bad ", fields.keys.word(slot), " '", bytes.quoted(text), "'")) }
                 return value
             }
             @inline(never)
-            func hex(_ key: StaticString, count: Int) throws(DeviceFileError) -> [UInt8] {
-                guard let value = bytes.hexBytes(try field(key)), value.count == count else { throw fail(message("bad ", literalText(key), "")) }
+            func hex(_ slot: Int, count: Int) throws(DeviceFileError) -> [UInt8] {
+                guard let value = bytes.hexBytes(try field(slot)), value.count == count else { throw fail(message("bad ", fields.keys.word(slot), "")) }
                 return value
             }
-            if bytes.spells(record, "device") {
-                let id = try field("id")
+            switch kind {
+            case .device:
+                let id = try field(DeviceKey.id)
                 guard id.count == 16, bytes.allSatisfy(in: id, { hexValue($0) != nil }) else { throw fail(message("bad id '", bytes.quoted(id), "'")) }
-                let added = try integer("added", 0...Int64.max)
-                let algorithmText = try field("algorithm")
-                guard let algorithm = OTPAlgorithm.allCases.first(where: { bytes.spells(algorithmText, $0.rawValue.utf8) }) else {
+                let added = try integer(DeviceKey.added, 0...Int64.max)
+                let algorithmText = try field(DeviceKey.algorithm)
+                // Spelled exactly as `OTPAlgorithm`'s raw values, in the order of its cases.
+                var algorithms = WordList("SHA1 SHA256 SHA512")
+                guard let algorithmIndex = algorithms.find(algorithmText, in: bytes)?.place else {
                     throw fail(message("bad algorithm '", bytes.quoted(algorithmText), "'"))
                 }
-                let digits = try integer("digits", 6...8)
-                let period = try integer("period", 15...120)
-                let verifiedStep = fields.contains("verified-step", in: bytes) ? try integer("verified-step", 0...Int64.max) : nil
-                let secretText = try field("secret")
+                let algorithm: OTPAlgorithm = algorithmIndex == 0 ? .sha1 : algorithmIndex == 1 ? .sha256 : .sha512
+                let digits = try integer(DeviceKey.digits, 6...8)
+                let period = try integer(DeviceKey.period, 15...120)
+                let verifiedStep = fields.contains(DeviceKey.verifiedStep) ? try integer(DeviceKey.verifiedStep, 0...Int64.max) : nil
+                let secretText = try field(DeviceKey.secret)
                 let secret: [UInt8]
                 do { secret = try Base32.decode(bytes: bytes.extracting(secretText)) } catch { throw fail(message("bad secret: ", error.description, "")) }
                 guard secret.count >= 10 else { throw fail(literalText("secret shorter than 80 bits")) }
-                guard let name = bytes.percentDecoded(try field("name")) else { throw fail(literalText("bad name (not percent-encoded UTF-8)")) }
-                if let problem = problem(inName: name) {
-                    throw fail(message("bad device name '", displayText(name, limit: 64), "': ", problem.description,
-                        "; edit name= on this line (percent-encoded) to plain printable text"))
+                let nameText = try field(DeviceKey.name)
+                let name: String
+                if !nameText.isEmpty && nameText.count <= maxNameBytes
+                    && bytes.allSatisfy(in: nameText, { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "%") && $0 != UInt8(ascii: "+") }) {
+                    // Printable ASCII, no space and nothing escaped (a name like most): its own decoding, and
+                    // one `problem(inName:)` accepts (not empty, nothing unsafe to show, no space, short).
+                    name = bytes.text(nameText)
+                } else {
+                    guard let decoded = bytes.percentDecoded(nameText) else { throw fail(literalText("bad name (not percent-encoded UTF-8)")) }
+                    if let problem = problem(inName: decoded) {
+                        throw fail(message("bad device name '", displayText(decoded, limit: 64), "': ", problem.description,
+                            "; edit name= on this line (percent-encoded) to plain printable text"))
+                    }
+                    name = decoded
                 }
                 // The same id twice would share one device's replay state (ids are ASCII hex: compared as bytes).
-                guard !file.devices.contains(where: { bytes.spells(id, $0.id.utf8) }) else {
+                let idText = bytes.text(id)
+                guard !file.devices.contains(where: { $0.id.hasSameBytes(as: idText) }) else {
                     throw fail(message("duplicate device '", displayText(name, limit: 64), "'"))
                 }
                 guard file.devices.count < maxDevices else { throw fail(message("more than ", decimal(Int64(maxDevices)), " devices")) }
                 file.devices.append(Device(
-                    id: bytes.text(id), name: name, secret: secret,
+                    id: idText, name: name, secret: secret,
                     parameters: OTPParameters(algorithm: algorithm, digits: Int(digits), period: Int(period)), addedAt: added,
                     verifiedStep: verifiedStep))
-            } else if bytes.spells(record, "recovery-codes") {
+            case .recoveryCodes:
                 guard file.recovery == nil else { throw fail(literalText("second recovery-codes line")) }
-                let salt = try hex("salt", count: 16)
-                let iterations = try integer("iterations", 1_000...Int64(RecoveryCodes.maxIterations))
-                let created = try integer("created", 0...Int64.max)
+                let salt = try hex(RecoveryCodesKey.salt, count: 16)
+                let iterations = try integer(RecoveryCodesKey.iterations, 1_000...Int64(RecoveryCodes.maxIterations))
+                let created = try integer(RecoveryCodesKey.created, 0...Int64.max)
                 file.recovery = RecoveryCodes(salt: salt, iterations: Int(iterations), createdAt: created, hashes: [])
-            } else if bytes.spells(record, "recovery") {
+            case .recovery:
                 guard file.recovery != nil else { throw fail(literalText("recovery line before recovery-codes")) }
                 guard pendingHashes.count < RecoveryCodes.codeCount else { throw fail(message("more than ", decimal(Int64(RecoveryCodes.codeCount)), " recovery codes")) }
-                pendingHashes.append(try hex("hash", count: 32))
-            } else {
+                pendingHashes.append(try hex(RecoveryKey.hash, count: 32))
+            case nil:
                 throw fail(message("unknown record '", bytes.quoted(record), "'"))
             }
-            if let extra = fields.firstKeyInOrder(in: bytes) { throw fail(message("unknown field '", bytes.quoted(extra), "'")) }
+            // Each record has taken every key it reads: what is left is a key no record of its kind has.
+            if let extra = fields.firstUnknownKeyInOrder(in: bytes) { throw fail(message("unknown field '", bytes.quoted(extra), "'")) }
         }
         guard sawHeader else { throw formatError(path: path, line: 1, message: message("empty file (expected '", literalText(header), "')")) }
         file.recovery?.hashes = pendingHashes
@@ -310,46 +330,142 @@ public struct DeviceFile: Equatable, Sendable {
     }
 }
 
-/// The `key=value` fields of one record, in file order (a handful: a linear search beats hashing), as
-/// positions in the bytes being parsed. A field taken is left in place with an empty key (a key read is
-/// never empty), so taking one moves nothing.
-private struct Fields {
-    private var entries: [(key: Range<Int>, value: Range<Int>)]
+/// The kinds of line of a device file after its header, in the order of `names`.
+private enum DeviceFileRecord: Int {
+    case device, recoveryCodes, recovery
 
-    init() {
-        entries = []
-        entries.reserveCapacity(8)
+    static let names: StaticString = "device recovery-codes recovery"
+
+    /// The keys a record of this kind reads, in the order `serialized()` writes them: a key's slot in
+    /// `Fields` is its place here (`DeviceKey`, `RecoveryCodesKey`, `RecoveryKey`).
+    var keys: StaticString {
+        switch self {
+        case .device: "id added algorithm digits period verified-step secret name"
+        case .recoveryCodes: "salt iterations created"
+        case .recovery: "hash"
+        }
     }
+}
 
-    /// Empties the list for the next record, keeping its storage.
-    mutating func removeAll() { entries.removeAll(keepingCapacity: true) }
+/// Slots of a device line's keys.
+private enum DeviceKey {
+    static let id = 0, added = 1, algorithm = 2, digits = 3, period = 4, verifiedStep = 5, secret = 6, name = 7
+}
 
-    /// False if the key is already there.
-    mutating func add(key: Range<Int>, value: Range<Int>, in bytes: Span<UInt8>) -> Bool {
-        for entry in entries where bytes.spells(entry.key, sameAs: key) { return false }
-        entries.append((key, value))
-        return true
-    }
+/// Slots of a recovery-codes line's keys.
+private enum RecoveryCodesKey {
+    static let salt = 0, iterations = 1, created = 2
+}
 
-    func contains(_ key: StaticString, in bytes: Span<UInt8>) -> Bool { index(of: key, in: bytes) != nil }
+/// The slot of a recovery line's one key.
+private enum RecoveryKey {
+    static let hash = 0
+}
 
-    private func index(of key: StaticString, in bytes: Span<UInt8>) -> Int? {
-        for index in entries.indices where bytes.spells(entries[index].key, key) { return index }
+/// Words separated by single spaces (`"id added algorithm"`), searched for a word of a file. A search starts
+/// where the last one that found its word ended, wrapping around once: the file's writer writes the words
+/// in the list's order, so in a file it wrote each search compares one word.
+private struct WordList {
+    let words: StaticString
+    /// The byte offset in `words` of the word to try first, and its place in the list.
+    private var start = 0, index = 0
+
+    init(_ words: StaticString) { self.words = words }
+
+    /// The place in the list of the word `range` spells, and its length; nil if it is none of them. With a
+    /// `terminator`, the word `range` starts with, followed by that byte (a key and its `=`, found without a
+    /// scan for the `=`: no word of a list holds one).
+    mutating func find(_ range: Range<Int>, in bytes: Span<UInt8>, endingAt terminator: UInt8? = nil) -> (place: Int, length: Int)? {
+        let list = UnsafeBufferPointer(start: words.utf8Start, count: words.utf8CodeUnitCount)
+        guard !list.isEmpty else { return nil }
+        let text = bytes.extracting(range)
+        // Every offset read below is under `list.count` (a literal's length) or `text.count`.
+        var wordStart = start, wordIndex = index
+        repeat {
+            // Compared in place: the same bytes to the end of the list's word, then the end of `range` or the terminator.
+            var offset = 0, position = wordStart
+            while offset < text.count && position < list.count && list[position] == text[offset] {
+                offset += 1
+                position += 1
+            }
+            var matches = position == list.count || list[position] == UInt8(ascii: " ")
+            if let terminator { matches = matches && offset < text.count && text[offset] == terminator } else { matches = matches && offset == text.count }
+            while position < list.count && list[position] != UInt8(ascii: " ") { position += 1 }
+            let atEnd = position == list.count
+            let nextStart = atEnd ? 0 : position + 1, nextIndex = atEnd ? 0 : wordIndex + 1
+            if matches {
+                start = nextStart
+                index = nextIndex
+                return (wordIndex, offset)
+            }
+            wordStart = nextStart
+            wordIndex = nextIndex
+        } while wordStart != start
         return nil
     }
 
-    mutating func remove(_ key: StaticString, in bytes: Span<UInt8>) -> Range<Int>? {
-        guard let index = index(of: key, in: bytes) else { return nil }
-        entries[index].key = 0..<0
-        return entries[index].value
+    /// The word at `place`, for a message.
+    @_optimize(size) @inline(never)
+    func word(_ place: Int) -> String {
+        let list = UnsafeBufferPointer(start: words.utf8Start, count: words.utf8CodeUnitCount)
+        var wordStart = 0
+        for _ in 0..<place { wordStart = (list[wordStart...].firstIndex(of: UInt8(ascii: " ")) ?? list.count - 1) + 1 }
+        let wordEnd = list[wordStart...].firstIndex(of: UInt8(ascii: " ")) ?? list.count
+        return String(decoding: list[wordStart..<wordEnd], as: UTF8.self)
+    }
+}
+
+/// The `key=value` fields of one record, as positions in the bytes being parsed: the value of each key its
+/// kind reads in that key's slot, found once as the line is split; any other key in a list, kept only to
+/// refuse it twice and to name it in the error.
+private struct Fields {
+    /// The keys the record reads: a key's slot is its place here.
+    private(set) var keys = WordList("")
+    private var values = InlineArray<8, Range<Int>>(repeating: 0..<0)
+    /// Bit `slot`: the slot holds a value not taken yet.
+    private var present: UInt8 = 0
+    private var unknownKeys: [Range<Int>] = []
+
+    /// Empties the fields for a record that reads `keys` (at most eight), keeping the list's storage.
+    mutating func start(_ keys: StaticString) {
+        self.keys = WordList(keys)
+        present = 0
+        unknownKeys.removeAll(keepingCapacity: true)
     }
 
-    /// The alphabetically first key left, so that an error names the same one whatever the order.
-    func firstKeyInOrder(in bytes: Span<UInt8>) -> Range<Int>? {
+    enum Addition { case added, malformed, duplicate(key: Range<Int>) }
+
+    /// Adds the field `word` (`key=value`, the key not empty), unless it is malformed or its key is already there.
+    mutating func add(_ word: Range<Int>, in bytes: Span<UInt8>) -> Addition {
+        if let (slot, length) = keys.find(word, in: bytes, endingAt: UInt8(ascii: "=")) {
+            let key = word.lowerBound..<word.lowerBound + length
+            guard !contains(slot) else { return .duplicate(key: key) }
+            present |= 1 << slot
+            values[slot] = key.upperBound + 1..<word.upperBound
+            return .added
+        }
+        guard let equals = bytes.firstIndex(of: UInt8(ascii: "="), in: word), equals != word.lowerBound else { return .malformed }
+        let key = word.lowerBound..<equals
+        for other in unknownKeys where bytes.spells(other, sameAs: key) { return .duplicate(key: key) }
+        unknownKeys.append(key)
+        return .added
+    }
+
+    func contains(_ slot: Int) -> Bool { present & (1 << slot) != 0 }
+
+    /// The value in `slot`, taken (a second take finds nothing).
+    mutating func take(_ slot: Int) -> Range<Int>? {
+        guard contains(slot) else { return nil }
+        present &= ~(1 << slot)
+        return values[slot]
+    }
+
+    /// The alphabetically first key the record does not read, so that an error names the same one whatever the order.
+    func firstUnknownKeyInOrder(in bytes: Span<UInt8>) -> Range<Int>? {
         var first: Range<Int>? = nil
-        for entry in entries where !entry.key.isEmpty {
-            if let current = first, !bytes.precedes(entry.key, current) { continue }
-            first = entry.key
+        for key in unknownKeys {
+            if let current = first, !bytes.precedes(key, current) { continue }
+            first = key
         }
         return first
     }

@@ -5,9 +5,13 @@
 // A parser holds one bounds-checked `Span` over the file's bytes for the whole parse, and a line or
 // field is a `Range<Int>` of positions in it: a range can be kept in an array (a Span slice cannot
 // escape) and costs no reference counting (an ArraySlice does, ~5,800 instructions a login). Every
-// byte is read through the Span's checked subscript, except in the two busiest scans: a policy line is
-// read through one buffer of a range that `withBuffer` checks first, at offsets below its count, and the
-// activation record's line and word ends are found by memchr(3) within the file's bytes.
+// byte is read through the Span's checked subscript, except in the busiest scans: a policy line is
+// read through one buffer of a range that `withBuffer` checks first, at offsets below its count; the
+// ends of lines (`LineRanges`), of the device file's words and of the activation record's are found by
+// memchr(3) within a range checked against the bounds first; and `isASCII` loads eight bytes at a time
+// within such a range.
+
+import CEngageSys
 
 /// The lines of a file, split at '\n'. Like `split(separator:omittingEmptySubsequences: false)`: a
 /// final '\n' is followed by one empty line, so line numbers count every '\n'.
@@ -18,8 +22,7 @@ struct LineRanges {
     @inline(__always)
     mutating func next(in bytes: Span<UInt8>) -> Range<Int>? {
         guard !finished else { return nil }
-        var end = start
-        while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+        let end = bytes.find(0x0A, in: start..<bytes.count)
         let line = start..<end
         if end == bytes.count { finished = true } else { start = end + 1 }
         return line
@@ -61,6 +64,37 @@ extension Span where Element == UInt8 {
     @inline(__always)
     func firstIndex(of byte: UInt8, in range: Range<Int>) -> Int? {
         firstIndex(in: range) { $0 == byte }
+    }
+
+    /// The position of the first `byte` in `range`, or `range.upperBound` if there is none: memchr(3) over
+    /// the range's bytes (checked against the span's bounds first), not a checked loop a byte at a time. For scans of
+    /// more than a few bytes (a line, a word of a device file): a call costs what a loop over ~5 bytes does.
+    @inline(never)
+    func find(_ byte: UInt8, in range: Range<Int>) -> Int {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "range out of bounds")
+        return withUnsafeBufferPointer { all in
+            guard let base = all.baseAddress, let found = memchr(base + range.lowerBound, Int32(byte), range.count) else { return range.upperBound }
+            return UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
+        }
+    }
+
+    /// Whether every byte in `range` is ASCII: the bytes are or'ed eight at a time, within the range
+    /// `extracting(_:)` checks (each word loaded at an offset at least eight bytes below its end), so a
+    /// file's check costs a fraction of a byte-by-byte loop.
+    func isASCII(_ range: Range<Int>) -> Bool {
+        extracting(range).withUnsafeBytes { part in
+            var offset = 0
+            var bits: UInt64 = 0
+            while part.count - offset >= 8 {
+                bits |= part.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                offset += 8
+            }
+            while offset < part.count {
+                bits |= UInt64(part[offset])
+                offset += 1
+            }
+            return bits & 0x8080_8080_8080_8080 == 0
+        }
     }
 
     /// The position of the first byte in `range` that satisfies `predicate`.
@@ -178,8 +212,10 @@ extension Span where Element == UInt8 {
     func hexBytes(_ range: Range<Int>) -> [UInt8]? { withBuffer(range) { parseHex($0) } }
 
     /// Whether `range` is valid UTF-8, checked without making a String when every byte is ASCII (the usual case).
+    /// Not inlined: the String it makes otherwise would be made and released in place at each call.
+    @inline(never)
     func isValidUTF8(_ range: Range<Int>) -> Bool {
-        allSatisfy(in: range) { $0 < 0x80 } || withBuffer(range) { String(validating: $0, as: UTF8.self) != nil }
+        isASCII(range) || withBuffer(range) { String(validating: $0, as: UTF8.self) != nil }
     }
 
     /// A decimal integer with an optional sign, as `Int64(_:)` reads one; nil if malformed or out of range.
@@ -242,7 +278,9 @@ func parseInteger(_ text: String.UTF8View) -> Int64? { text.span.integer(0..<tex
 // equivalence, which links Unicode's normalisation tables and code into the module (~50 KB), and the
 // user and group databases compare names as bytes too.
 extension String {
-    /// Whether this string holds exactly the bytes of `other`.
+    /// Whether this string holds exactly the bytes of `other`. Not inlined: reaching a String's bytes takes
+    /// ~300 bytes of code (small, native and shared forms), which each inlined call would repeat.
+    @inline(never)
     func hasSameBytes(as other: String) -> Bool {
         guard utf8.count == other.utf8.count else { return false }
         let left = utf8.span, right = other.utf8.span

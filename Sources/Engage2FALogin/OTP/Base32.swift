@@ -37,38 +37,51 @@ public enum Base32 {
         return try decode(bytes: bytes.span)
     }
 
-    /// The same for UTF-8 bytes.
+    /// The same for UTF-8 bytes. The bytes are written into the array's storage as they are decoded: its
+    /// capacity, `count * 5 / 8`, bounds what any number of symbols among `count` bytes decodes to.
     static func decode(bytes text: Span<UInt8>) throws(DecodingError) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.count * 5 / 8)
-        var buffer: UInt32 = 0
-        var bits = 0
-        var symbols = 0
-        var paddingStart: Int? = nil
-        for index in 0..<text.count {
-            let byte = text[index]
-            // Every byte before this one was ASCII (anything else has thrown), so offsets are positions.
-            let position = index
-            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "-") { continue }
-            if byte == UInt8(ascii: "=") { paddingStart = paddingStart ?? position; continue }
-            if paddingStart != nil { throw .dataAfterPadding(position: position) }
-            guard let value = symbolValue(byte) else {
-                // The scalar, not the character: grapheme breaking needs tables the module does not carry.
-                let character = text.text(index..<text.count).unicodeScalars.first ?? "\u{FFFD}"
-                throw .invalidCharacter(character, position: position)
+        var failure: DecodingError? = nil
+        let out = [UInt8](unsafeUninitializedCapacity: text.count * 5 / 8) { buffer, written in
+            // The bits not written yet are the low `bits` of the accumulator; those above are left to be shifted out.
+            var accumulator: UInt64 = 0
+            var bits = 0
+            var symbols = 0
+            var paddingStart: Int? = nil
+            for index in 0..<text.count {
+                let byte = text[index]
+                // Every byte before this one was ASCII (anything else has thrown), so offsets are positions.
+                let position = index
+                if let value = symbolValue(byte) {
+                    guard paddingStart == nil else { failure = .dataAfterPadding(position: position); return }
+                    accumulator = (accumulator << 5) | UInt64(value)
+                    bits += 5
+                    symbols += 1
+                    if bits >= 8 {
+                        bits -= 8
+                        buffer[written] = UInt8(truncatingIfNeeded: accumulator >> UInt64(bits))
+                        written += 1
+                    }
+                } else if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "-") {
+                    continue
+                } else if byte == UInt8(ascii: "=") {
+                    paddingStart = paddingStart ?? position
+                } else if paddingStart != nil {
+                    failure = .dataAfterPadding(position: position)
+                    return
+                } else {
+                    // The scalar, not the character: grapheme breaking needs tables the module does not carry.
+                    failure = .invalidCharacter(text.text(index..<text.count).unicodeScalars.first ?? "\u{FFFD}", position: position)
+                    return
+                }
             }
-            buffer = (buffer << 5) | value
-            bits += 5
-            symbols += 1
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+            let leftOver = symbols % 8
+            if leftOver == 1 || leftOver == 3 || leftOver == 6 {
+                failure = .invalidLength(symbols: symbols)
+            } else if accumulator & ((1 << UInt64(bits)) - 1) != 0 {
+                failure = .nonZeroTrailingBits
             }
-            buffer &= (1 << UInt32(bits)) - 1
         }
-        let leftOver = symbols % 8
-        guard leftOver != 1 && leftOver != 3 && leftOver != 6 else { throw .invalidLength(symbols: symbols) }
-        guard buffer == 0 else { throw .nonZeroTrailingBits }
+        if let failure { throw failure }
         return out
     }
 

@@ -1,3 +1,5 @@
+import CEngageSys
+
 // Percent-encoding (RFC 3986), the escape of the line formats' free-text values (device names, paths)
 // and of otpauth URIs.
 
@@ -34,7 +36,12 @@ package func percentDecode<Bytes: Collection>(_ text: Bytes) -> String? where By
 
 /// The same for bytes in place: decoded on the stack, so the String is the only allocation.
 func percentDecode(bytes text: UnsafeBufferPointer<UInt8>) -> String? {
-    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: text.count) { out -> String? in
+    // Nothing escaped (a name or a path, as they usually are): the bytes are their own decoding, checked
+    // without the copy (two memchr(3) calls within the buffer).
+    if let base = text.baseAddress, memchr(base, Int32(UInt8(ascii: "%")), text.count) == nil, memchr(base, Int32(UInt8(ascii: "+")), text.count) == nil {
+        return String(validating: text, as: UTF8.self)
+    }
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: text.count) { out -> String? in
         var index = 0, count = 0
         while index < text.count {
             var byte = text[index]
