@@ -214,7 +214,7 @@ struct SyslogLog: LoginLog {
         var line: [UInt8] = []
         line.reserveCapacity(message.bytes.count + origin.count + 8)
         message.bytes.withUnsafeBufferPointer { appendDisplayText($0, limit: 1000, escapingBackslashes: false, to: &line) }
-        line.append(contentsOf: origin)
+        origin.withUnsafeBytes { line.append(contentsOf: $0) }  // raw: one memcpy, not a byte loop
         line.append(0)
         service.withUnsafeBufferPointer { service in
             line.withUnsafeBufferPointer { line in

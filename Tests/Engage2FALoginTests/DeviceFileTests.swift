@@ -235,7 +235,7 @@ final class DeviceFileTests: XCTestCase {
         XCTAssertNotNil(try DeviceFile.load(path: path, owners: [geteuid()]))
         XCTAssertNil(try DeviceFile.load(path: directory + "/none", owners: [geteuid()]))
 
-        func loadError(_ path: String, owners: [uid_t] = [geteuid()]) -> TrustedFileError? {
+        func loadError(_ path: String, owners: FileOwners = [geteuid()]) -> TrustedFileError? {
             do { _ = try DeviceFile.load(path: path, owners: owners); return nil } catch .file(let error) { return error } catch { return nil }
         }
         XCTAssertEqual(chmod(path, 0o640), 0)

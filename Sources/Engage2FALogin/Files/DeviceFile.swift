@@ -311,13 +311,13 @@ public struct DeviceFile: Equatable, Sendable {
     /// Reads and checks the device file; nil if there is none.
     ///
     /// - Parameter owners: uids that may own it: the user (and root, for admin-managed storage).
-    public static func load(path: String, owners: [uid_t]) throws(DeviceFileError) -> DeviceFile? {
+    public static func load(path: String, owners: FileOwners) throws(DeviceFileError) -> DeviceFile? {
         var version: FileVersion? = nil
         return try load(path: path, owners: owners, version: &version)
     }
 
     /// The same, also giving the version of the file read.
-    static func load(path: String, owners: [uid_t], version: inout FileVersion?) throws(DeviceFileError) -> DeviceFile? {
+    static func load(path: String, owners: FileOwners, version: inout FileVersion?) throws(DeviceFileError) -> DeviceFile? {
         let bytes: [UInt8]
         do {
             bytes = try readTrustedFile(path, owners: owners, maxSize: maxSize, version: &version)

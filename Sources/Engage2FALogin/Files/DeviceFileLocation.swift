@@ -20,7 +20,7 @@ public struct DeviceFileLocation: Sendable {
         isInHome = Config.isInside(home: account.home, path: path)
     }
 
-    var owners: [uid_t] { isInHome || account.uid == 0 ? [account.uid] : [account.uid, 0] }
+    var owners: FileOwners { FileOwners(account.uid, or: isInHome || account.uid == 0 ? nil : 0) }
 
     /// The user's devices; nil if the file does not exist. A missing file in a directory that is itself
     /// missing or cannot be searched (a home on an NFS server that is away) is an error, not "no devices".

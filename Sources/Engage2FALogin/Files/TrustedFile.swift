@@ -6,7 +6,7 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
     case missing(path: String)
     case symbolicLink(path: String)
     case notRegularFile(path: String)
-    case wrongOwner(path: String, owner: uid_t, expected: [uid_t])
+    case wrongOwner(path: String, owner: uid_t, expected: FileOwners)
     /// The file's permissions include some of `forbidden`, the bits the rule for this file allows
     /// nobody but its owner.
     case tooPermissive(path: String, permissions: FilePermissions, forbidden: FilePermissions)
@@ -28,7 +28,7 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
         case .missing(let path): "\(path): does not exist"
         case .symbolicLink(let path): "\(path): is a symbolic link (refused: it could point anywhere)"
         case .notRegularFile(let path): "\(path): is not a regular file"
-        case .wrongOwner(let path, let owner, let expected): "\(path): owned by uid \(owner), expected \(ownerList(expected))"
+        case .wrongOwner(let path, let owner, let expected): "\(path): owned by uid \(owner), expected \(expected.text)"
         case .tooPermissive(let path, let permissions, let forbidden):
             "\(path): mode \(permissions) lets group or others \(forbidden == .groupOrOthersWrite ? "write to" : "access") it (only its owner may: chmod go-\(forbidden.groupAndOtherLetters))"
         case .tooLarge(let path, let size, let limit): "\(path): \(size) bytes, more than the \(limit) allowed"
@@ -38,14 +38,30 @@ public enum TrustedFileError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// "0 or 1000".
-private func ownerList(_ owners: [uid_t]) -> MessageText {
-    var list = MessageText.Interpolation(literalCapacity: 16, interpolationCount: owners.count)
-    for (index, owner) in owners.enumerated() {
-        if index > 0 { list.appendLiteral(" or ") }
-        list.appendInterpolation(owner)
+/// The one or two uids that may own a trusted file (the user, and root). Held inline: an array of them
+/// would be an allocation at every read of the login (three a login).
+public struct FileOwners: Equatable, Sendable, ExpressibleByArrayLiteral {
+    public var first: uid_t
+    public var second: uid_t?
+
+    public init(_ first: uid_t, or second: uid_t? = nil) {
+        self.first = first
+        self.second = second
     }
-    return MessageText(stringInterpolation: list)
+
+    /// `[uid]` or `[uid, other]`; a list of more than two is a programming error.
+    public init(arrayLiteral owners: uid_t...) {
+        precondition(owners.count == 1 || owners.count == 2, "a trusted file has one or two owners")
+        self.init(owners[0], or: owners.count == 2 ? owners[1] : nil)
+    }
+
+    public func contains(_ uid: uid_t) -> Bool { uid == first || uid == second }
+
+    /// "0 or 1000".
+    var text: MessageText {
+        guard let second else { return "\(first)" }
+        return "\(first) or \(second)"
+    }
 }
 
 /// Reads a file that decides who may log in: never through a symbolic link (O_NOFOLLOW), and only
@@ -57,7 +73,7 @@ private func ownerList(_ owners: [uid_t]) -> MessageText {
 ///   - forbidden: permissions that must be clear (`.groupOrOthersAny`: private; `.groupOrOthersWrite`:
 ///     nobody but its owner may change it).
 public func readTrustedFile(
-    _ path: String, owners: [uid_t], maxSize: Int, forbidden: FilePermissions = .groupOrOthersAny
+    _ path: String, owners: FileOwners, maxSize: Int, forbidden: FilePermissions = .groupOrOthersAny
 ) throws(TrustedFileError) -> [UInt8] {
     var version: FileVersion? = nil
     return try readTrustedFile(path, owners: owners, maxSize: maxSize, forbidden: forbidden, version: &version)
@@ -65,7 +81,7 @@ public func readTrustedFile(
 
 /// The same, also giving the version of the file read (from the fstat of the descriptor it was read from).
 public func readTrustedFile(
-    _ path: String, owners: [uid_t], maxSize: Int, forbidden: FilePermissions = .groupOrOthersAny, version: inout FileVersion?
+    _ path: String, owners: FileOwners, maxSize: Int, forbidden: FilePermissions = .groupOrOthersAny, version: inout FileVersion?
 ) throws(TrustedFileError) -> [UInt8] {
     let file: FileDescriptor
     do {

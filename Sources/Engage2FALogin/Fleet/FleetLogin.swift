@@ -78,7 +78,7 @@ public enum FleetCache {
     public static func policyPath(stateDirectory: String) -> String { directory(stateDirectory: stateDirectory) + "/policy.snapshot" }
 
     public static func read(path: String) -> FleetSnapshot? {
-        guard let bytes = try? readTrustedFile(path, owners: [0], maxSize: 4096),
+        guard let bytes = try? readTrustedFile(path, owners: FileOwners(0), maxSize: 4096),
               case .snapshot(let snapshot)? = FleetAnswer(line: Array(bytes.prefix { $0 != 0x0A })) else { return nil }
         return snapshot
     }

@@ -678,7 +678,7 @@ extension Config {
         let bytes: [UInt8]
         do {
             let euid = effectiveUserID()
-            bytes = try readTrustedFile(path, owners: euid == 0 ? [0] : [0, euid], maxSize: maxFileSize, forbidden: .groupOrOthersWrite)
+            bytes = try readTrustedFile(path, owners: FileOwners(0, or: euid == 0 ? nil : euid), maxSize: maxFileSize, forbidden: .groupOrOthersWrite)
         } catch .missing {
             return nil
         } catch {

@@ -132,7 +132,7 @@ public struct ActivationStore: Sendable {
                     hex[2 * index] = digits.utf8Start[Int(digest[index] >> 4)]
                     hex[2 * index + 1] = digits.utf8Start[Int(digest[index] & 15)]
                 }
-                path.bytes.append(contentsOf: UnsafeBufferPointer(start: hex, count: 2 * digestSize))
+                path.bytes.append(contentsOf: UnsafeRawBufferPointer(start: hex, count: 2 * digestSize))
             }
             recordPath = path.text
             path.bytes[recordDirectoryLength] = 0
@@ -155,7 +155,7 @@ public struct ActivationStore: Sendable {
     public func read() -> ActivationState {
         if let state = directoryState(isRecordDirectory: false) { return state }
         if recordDirectoryLength > 0, let state = directoryState(isRecordDirectory: true) { return state }
-        return Self.readRecord(recordPath, owners: [owner])
+        return Self.readRecord(recordPath, owners: FileOwners(owner))
     }
 
     /// Why the record cannot be in `root` or the record directory (nil if it can be): not there, unreadable
@@ -176,7 +176,7 @@ public struct ActivationStore: Sendable {
 
     /// Reads a record at `path`: missing is `.never`; anything else that is not a record, from the
     /// expected owner, not writable by others, is `.unreadable`.
-    static func readRecord(_ path: String, owners: [uid_t]) -> ActivationState {
+    static func readRecord(_ path: String, owners: FileOwners) -> ActivationState {
         let bytes: [UInt8]
         do {
             bytes = try readTrustedFile(path, owners: owners, maxSize: 4096, forbidden: .groupOrOthersWrite)
@@ -268,7 +268,7 @@ public struct ActivationStore: Sendable {
     /// The record an older version kept in `state_dir/activation`. It only ever adds enforcement: a
     /// record there counts (and is copied to the compiled-in place); its absence proves nothing.
     public static func readLegacy(stateDirectory: String, configPath: String) -> ActivationState {
-        let state = readRecord(stateDirectory + "/activation", owners: [0])
+        let state = readRecord(stateDirectory + "/activation", owners: FileOwners(0))
         // The default state_dir holds the compiled-in record of /etc/engage2fa.conf: it is the legacy record
         // of another policy file only if an older version wrote it (no config= in it), never if it names
         // another file.

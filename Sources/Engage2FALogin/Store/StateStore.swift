@@ -200,7 +200,7 @@ public struct StateStore: Sendable {
         let bytes: [UInt8]
         do {
             // Root's own file (or the owner of state_dir's, in tests): never writable by anyone else.
-            bytes = try readTrustedFile(path, owners: owner == 0 ? [0] : [0, owner], maxSize: UserState.maxSize, forbidden: .groupOrOthersWrite)
+            bytes = try readTrustedFile(path, owners: FileOwners(0, or: owner == 0 ? nil : owner), maxSize: UserState.maxSize, forbidden: .groupOrOthersWrite)
         } catch {
             throw .file(error)
         }

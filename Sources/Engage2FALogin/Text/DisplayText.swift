@@ -63,7 +63,7 @@ func isShownAsIs(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int, escapingBacksl
 /// escaped straight into the buffer handed to C.
 public func appendDisplayText(_ bytes: UnsafeBufferPointer<UInt8>, limit: Int, escapingBackslashes: Bool = true, to out: inout [UInt8]) {
     if isShownAsIs(bytes, limit: limit, escapingBackslashes: escapingBackslashes) {
-        out.append(contentsOf: bytes)
+        out.append(contentsOf: UnsafeRawBufferPointer(bytes))  // raw: one memcpy, not a byte loop
     } else {
         appendEscaped(bytes, limit: limit, escapingBackslashes: escapingBackslashes, keepingNewlines: false, to: &out)
     }
@@ -88,7 +88,7 @@ func appendEscaped(
             if scalar == UInt32(UInt8(ascii: "\\")) && escapingBackslashes {
                 out.appendLiteral("\\\\")
             } else {
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<index + length]))
+                out.append(contentsOf: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: input[index..<index + length])))
             }
         } else if let scalar, scalar >= 0x100 {
             out.appendLiteral("\\u{")

@@ -56,20 +56,22 @@ extension [UInt8] {
         return bytes
     }
 
+    // Each append hands over raw bytes: their copy into the array is one memcpy(3), where a typed buffer's
+    // is copied a byte at a time (the module is built for size, and the loop is not vectorised).
     @inline(never)
     mutating func appendLiteral(_ literal: StaticString) {
-        append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+        append(contentsOf: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
     @inline(never)
     mutating func appendText(_ text: String) {
         // withUTF8 hands over the bytes of a small (inline) string too; iterating its utf8 view would not.
         var text = text
-        text.withUTF8 { append(contentsOf: $0) }
+        text.withUTF8 { append(contentsOf: UnsafeRawBufferPointer($0)) }
     }
 
     @inline(never)
-    mutating func appendBytes(_ bytes: [UInt8]) { append(contentsOf: bytes) }
+    mutating func appendBytes(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append(contentsOf: $0) } }
 
     @inline(never)
     mutating func appendDecimal(_ value: Int64) {
