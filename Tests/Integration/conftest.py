@@ -3,6 +3,7 @@ test users with device files written from the documented format, oathtool for co
 socket that captures what the module logs."""
 
 import base64
+import datetime
 import hashlib
 import os
 import pwd
@@ -131,6 +132,17 @@ def code(device, offset_steps=0, at=None):
          "-s", f"{device['period']}s", "-N", f"@{now}", b32(device["secret"])],
         check=True, capture_output=True, text=True)
     return result.stdout.strip()
+
+
+def date_in(days):
+    """The local date `days` after today, as the module counts days left ("in N days"): from today's date,
+    not from now plus N times 24 hours (which, in the last hour of a day, is a day further). In the last
+    seconds of a day it waits for the next, so that the test and the module see the same today."""
+    now = datetime.datetime.now()
+    midnight = datetime.datetime.combine(now.date() + datetime.timedelta(days=1), datetime.time())
+    if (midnight - now).total_seconds() < 30:
+        time.sleep((midnight - now).total_seconds() + 1)
+    return (datetime.date.today() + datetime.timedelta(days=days)).isoformat()
 
 
 def settle(period=30, margin=4):

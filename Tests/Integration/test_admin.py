@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from conftest import USER_PREFIX, DeviceSet, Enrollment, code, run_admin, settle
+from conftest import USER_PREFIX, DeviceSet, Enrollment, code, run_admin, settle, date_in
 
 
 def days_from_now(days):
-    return time.strftime("%Y-%m-%d", time.localtime(time.time() + days * 86400 + 3600))
+    return date_in(days)
 
 
 def status(host, *users):

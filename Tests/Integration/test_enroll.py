@@ -12,7 +12,7 @@ import base64
 import socket
 from urllib.parse import quote, unquote, urlparse
 
-from conftest import ENROLL, Enrollment, code, run_enroll, settle
+from conftest import ENROLL, Enrollment, code, run_enroll, settle, date_in
 
 
 def link(user, config, name="Pixel 8", *extra):
@@ -311,7 +311,7 @@ def test_enroll_under_sudo_says_it_acts_for_root_and_points_at_user(host, users,
 
 def test_status_before_start_and_when_active(host, users):
     alice = users[0]
-    start = time.strftime("%Y-%m-%d", time.localtime(time.time() + 3 * 86400 + 3600))
+    start = date_in(3)
     host.configure("", start=start)
     result = run_enroll(alice, "status", "--config", host.config_path)
     assert f"becomes mandatory on {start} (in 3 days)" in result.stdout, result

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import MODULE, DeviceSet, code, settle
+from conftest import MODULE, DeviceSet, code, settle, date_in
 
 
 def enrolled(host, user, *names, **parameters):
@@ -220,7 +220,7 @@ def test_not_configured_is_ignored_without_a_prompt(host, users):
 
 def test_before_start_nobody_is_asked_and_the_unenrolled_are_nudged(host, users):
     alice, bob = users[0], users[1]
-    start = time.strftime("%Y-%m-%d", time.localtime(time.time() + 16 * 86400 + 3600))
+    start = date_in(16)
     host.configure("", start=start)
     enrolled(host, alice)
     outcome = host.authenticate(alice)
@@ -245,7 +245,7 @@ def test_active_with_device_requires_a_code_and_records_activation(host, users):
 
 def test_personal_deadline_in_the_future_lets_the_user_in_with_a_nudge(host, users):
     bob = users[1]
-    deadline = time.strftime("%Y-%m-%d", time.localtime(time.time() + 5 * 86400 + 3600))
+    deadline = date_in(5)
     host.activate(f"[deadlines]\n{bob.pw_name} = {deadline}\n")
     outcome = host.authenticate(bob)
     assert outcome.result == "ignored" and not outcome.prompted, outcome

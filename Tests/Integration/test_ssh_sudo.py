@@ -16,7 +16,7 @@ import paramiko
 import pexpect
 import pytest
 
-from conftest import MODULE, USER_PREFIX, Enrollment, code, device_for, run_admin, settle
+from conftest import MODULE, USER_PREFIX, Enrollment, code, device_for, run_admin, settle, date_in
 
 KEY_USER = f"{USER_PREFIX}20"  # this user logs in with publickey + code
 
@@ -228,7 +228,7 @@ def test_same_code_twice_and_previous_step(sshd, host, users):
 def test_before_start_password_only_with_nudge_and_enrolled_not_asked(sshd, host, users):
     sshd.use(host)
     alice, bob = users[0], users[1]
-    start = time.strftime("%Y-%m-%d", time.localtime(time.time() + 9 * 86400 + 3600))
+    start = date_in(9)
     host.configure("", start=start)
     device_for(alice)
     login = ssh_login(sshd, alice, pty=True)
@@ -246,7 +246,7 @@ def test_after_start_unenrolled_refused_deadline_nudged_and_reset_reenrolls(sshd
     assert not refused.ok
     assert "you have not linked an authenticator app" in refused.text, refused.text
 
-    deadline = time.strftime("%Y-%m-%d", time.localtime(time.time() + 4 * 86400 + 3600))
+    deadline = date_in(4)
     assert run_admin("extend", bob.pw_name, deadline, "--config", host.config_path).returncode == 0
     login = ssh_login(sshd, bob, pty=True)
     assert login.ok and f"Your personal deadline is {deadline} (in 4 days)" in login.text, login.text
