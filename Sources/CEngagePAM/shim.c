@@ -3,10 +3,11 @@
 #include <string.h>
 #include <syslog.h>
 
-/* The line pam_syslog(3) would log, formatted once instead of three times. The service name, from the
-   application (any name reaches /etc/pam.d/other), comes escaped from the caller, like the message. */
-void e2f_pam_log(int priority, const char *service, const char *message) {
-    syslog(LOG_AUTHPRIV | priority, "pam_engage2fa(%s:auth): %s", service, message);
+/* The line pam_syslog(3) would log ("pam_engage2fa(SERVICE:auth): MESSAGE"), formatted once instead of three
+   times: the caller writes it whole, the service name (the application's: any name reaches /etc/pam.d/other)
+   escaped like the message. */
+void e2f_pam_log(int priority, const char *line) {
+    syslog(LOG_AUTHPRIV | priority, "%s", line);
 }
 
 /* explicit_bzero(3)'s effect through memset(3), which the module binds anyway (fortified, explicit_bzero is

@@ -175,31 +175,11 @@ struct PAMConversation: LoginConversation {
 /// parse error are attacker input: a newline would forge a second line, ESC would reach the terminal
 /// of whoever reads the log) and bounded. The parts were escaped where they were made, so
 /// backslashes are left alone rather than doubled. The service and the remote host are the
-/// application's and the client's bytes: escaped as fields (`logField`: spaces too), once per login.
+/// application's and the client's bytes: escaped as fields (`logField`: spaces too).
 struct SyslogLog: LoginLog {
-    /// The service as the log shows it, NUL-terminated for C.
-    let service: [UInt8]
-    /// " rhost=HOST tty=TTY" (each field when it is set), escaped as fields.
-    let origin: [UInt8]
+    let handle: OpaquePointer
 
-    init(handle: OpaquePointer) {
-        var service: [UInt8] = []
-        // At its final size (an escaped byte is at most four): a growing array reallocates.
-        service.reserveCapacity(4 * 64 + 2)
-        if let name = pamItem(handle, PAM_SERVICE) { appendDisplayText(name, limit: 64, to: &service) } else { service.append(UInt8(ascii: "?")) }
-        service.append(0)
-        self.service = service
-        var origin: [UInt8] = []
-        if let rhost = pamItem(handle, PAM_RHOST), !rhost.isEmpty {
-            origin.append(UInt8(ascii: " "))
-            appendLogField("rhost", bytes: rhost, to: &origin)
-        }
-        if let tty = pamItem(handle, PAM_TTY), !tty.isEmpty {
-            origin.append(UInt8(ascii: " "))
-            appendLogField("tty", bytes: tty, limit: 64, to: &origin)
-        }
-        self.origin = origin
-    }
+    init(handle: OpaquePointer) { self.handle = handle }
 
     @inline(never)  // one copy for the module's dozens of log sites
     func log(_ priority: LogPriority, _ message: MessageText) {
@@ -210,18 +190,24 @@ struct SyslogLog: LoginLog {
         case .info: LOG_INFO
         case .debug: LOG_DEBUG
         }
-        // The line is escaped into the one buffer handed to C, the origin and the NUL after it.
+        // The whole line is escaped into the one buffer handed to C, its NUL after it. The items are read
+        // as the line is written (a login logs once or twice): no buffer of them is kept for the login.
         var line: [UInt8] = []
-        line.reserveCapacity(message.bytes.count + origin.count + 8)
+        line.reserveCapacity(message.bytes.count + 4 * 64 + 40)
+        line.appendLiteral("pam_engage2fa(")
+        if let name = pamItem(handle, PAM_SERVICE) { appendDisplayText(name, limit: 64, to: &line) } else { line.append(UInt8(ascii: "?")) }
+        line.appendLiteral(":auth): ")
         message.bytes.withUnsafeBufferPointer { appendDisplayText($0, limit: 1000, escapingBackslashes: false, to: &line) }
-        origin.withUnsafeBytes { line.append(contentsOf: $0) }  // raw: one memcpy, not a byte loop
-        line.append(0)
-        service.withUnsafeBufferPointer { service in
-            line.withUnsafeBufferPointer { line in
-                e2f_pam_log(level, UnsafeRawPointer(service.baseAddress!).assumingMemoryBound(to: CChar.self),
-                            UnsafeRawPointer(line.baseAddress!).assumingMemoryBound(to: CChar.self))
-            }
+        if let rhost = pamItem(handle, PAM_RHOST), !rhost.isEmpty {
+            line.append(UInt8(ascii: " "))
+            appendLogField("rhost", bytes: rhost, to: &line)
         }
+        if let tty = pamItem(handle, PAM_TTY), !tty.isEmpty {
+            line.append(UInt8(ascii: " "))
+            appendLogField("tty", bytes: tty, limit: 64, to: &line)
+        }
+        line.append(0)
+        line.withUnsafeBufferPointer { e2f_pam_log(level, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self)) }
     }
 }
 

@@ -59,7 +59,7 @@ extension [UInt8] {
     // Each append hands over raw bytes: their copy into the array is one memcpy(3), where a typed buffer's
     // is copied a byte at a time (the module is built for size, and the loop is not vectorised).
     @inline(never)
-    mutating func appendLiteral(_ literal: StaticString) {
+    package mutating func appendLiteral(_ literal: StaticString) {
         append(contentsOf: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
