@@ -222,7 +222,10 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         do throws(CoreError) {
             let read = try location.loadSnapshot()
             facts.devicesRead = read
-            do { facts.state = try facts.store.read(account: account) } catch {
+            // The state's path, built once for this read and the transaction's.
+            let statePath = facts.store.statePath(uid: account.uid)
+            facts.statePath = statePath
+            do { facts.state = try facts.store.read(account: account, statePath: statePath) } catch {
                 // Unprivileged callers may not see root's state; they cannot pass a code check anyway.
                 if privileged { throw CoreError.state(error) }
             }
@@ -291,7 +294,8 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
             return checkCodeCentrally(account: account, lockedUntil: facts.state.lockedUntil, config: outcome.config, fleet: fleet)
         }
         guard let location = facts.location else { return denyUnknownUser() }
-        return checkCode(account: account, location: location, state: facts.state, devices: facts.devicesRead, config: outcome.config, store: facts.store)
+        return checkCode(account: account, location: location, state: facts.state, devices: facts.devicesRead, config: outcome.config, store: facts.store,
+                         statePath: facts.statePath ?? facts.store.statePath(uid: account.uid))
     }
 
     /// Without root the module can neither take the user's lock nor record a used code.
@@ -332,7 +336,8 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     }
 
     private func checkCode(
-        account: Account, location: DeviceFileLocation, state snapshot: UserState, devices devicesRead: DeviceFileSnapshot?, config: Config, store: StateStore
+        account: Account, location: DeviceFileLocation, state snapshot: UserState, devices devicesRead: DeviceFileSnapshot?, config: Config, store: StateStore,
+        statePath: String
     ) -> LoginResult {
         let shownUser = displayText(user, limit: 64)
         do {
@@ -369,7 +374,7 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         do {
             // The devices are read again under the lock, unless the file is provably the one read before the
             // prompt: one removed (or reset) while this login waited at the prompt no longer counts.
-            verdict = try store.transaction(account: account, devices: location, unchangedSince: devicesRead) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> LoginVerdict in
+            verdict = try store.transaction(account: account, statePath: statePath, devices: location, unchangedSince: devicesRead) { (state: inout UserState, file: DeviceFile?) throws(CoreError) -> LoginVerdict in
                 let now = now()
                 state.clampLockout(now: now, lockoutSeconds: config.lockoutSeconds)
                 let remaining = state.lockoutRemaining(now: now, lockoutSeconds: config.lockoutSeconds)
@@ -513,6 +518,8 @@ struct LoginFacts {
     /// The device file as read before the prompt (local mode), and where it is.
     var devicesRead: DeviceFileSnapshot? = nil
     var location: DeviceFileLocation? = nil
+    /// The user's state file (local mode), as the read before the prompt built it.
+    var statePath: String? = nil
 }
 
 /// What checking one typed code came to, under the user's lock.

@@ -57,7 +57,11 @@ func messageString(_ message: MessageText) -> String { message.text }
 /// refused, and nothing in root's state can be lost by a rewrite of the user's file.
 public struct StateStore: Sendable {
     public let directory: String
-    let usersDirectory: String
+    /// `directory/users` as NUL-terminated bytes: every path of the store starts with them, and the directory's
+    /// check of a login needs no String (`+` costs three times as much in the module).
+    private let usersDirectoryCPath: [UInt8]
+    /// `directory/users`, for a message or a directory to create.
+    var usersDirectory: String { String(decoding: usersDirectoryCPath.dropLast(), as: UTF8.self) }
     /// The smallest RLIMIT_FSIZE under which state is written: far above any state file.
     static let minimumFileSizeLimit = 1 << 20
     /// How long a transaction waits for another one of the same user before failing.
@@ -68,7 +72,12 @@ public struct StateStore: Sendable {
     public init(directory: String) {
         self.directory = directory
         owner = effectiveUserID()
-        usersDirectory = directory + "/users"
+        var path: [UInt8] = []
+        path.reserveCapacity(directory.utf8.count + 7)
+        path.appendText(directory)
+        path.appendLiteral("/users")
+        path.append(0)
+        usersDirectoryCPath = path
     }
 
     /// `users/UID.EXTENSION` (`users/.UID.EXTENSION` when `hidden`).
@@ -102,20 +111,19 @@ public struct StateStore: Sendable {
 
     /// Room for `users/.STEM.EXTENSION` and its NUL: a uid has at most 10 digits, an extension at most 9 bytes.
     @inline(__always)
-    private func usersPathCapacity(name: UnsafeBufferPointer<UInt8>?) -> Int { usersDirectory.utf8.count + (name?.count ?? 10) + 14 }
+    private func usersPathCapacity(name: UnsafeBufferPointer<UInt8>?) -> Int { usersDirectoryCPath.count - 1 + (name?.count ?? 10) + 14 }
 
     /// Writes `users/[.]STEM.EXTENSION` and a NUL at `out` (`usersPathCapacity` bytes); returns the path's length.
     private func writeUsersPath(name: UnsafeBufferPointer<UInt8>?, uid: uid_t, _ fileExtension: StaticString, hidden: Bool,
                                 into out: UnsafeMutablePointer<UInt8>) -> Int {
-        var directory = usersDirectory
-        return directory.withUTF8 { directory in
+        return usersDirectoryCPath.withUnsafeBufferPointer { directory in
             var end = UnsafeMutableRawPointer(out)
             func append(_ start: UnsafeRawPointer?, _ count: Int) {
                 if let start { end.copyMemory(from: start, byteCount: count) }
                 end += count
             }
             let separator: StaticString = "/.", dot: StaticString = "."
-            append(directory.baseAddress, directory.count)
+            append(directory.baseAddress, directory.count - 1)
             append(separator.utf8Start, hidden ? 2 : 1)
             if let name {
                 append(name.baseAddress, name.count)
@@ -146,6 +154,11 @@ public struct StateStore: Sendable {
         try prepareDirectory(directory, permissions: .directoryAllRead)
         // Searchable, not listable: a user opens their own state by its name, but cannot watch (inotify)
         // or list what is written here.
+        // Already as it must be (every login after the first): checked without making its path's String.
+        if let status = try? FileStatus(cPath: usersDirectoryCPath), status.permissions.accessBits == .directoryAllSearch,
+           untrustedDirectoryProblem(status, owner: owner, expected: .directoryAllSearch) == nil {
+            return
+        }
         try prepareDirectory(usersDirectory, permissions: .directoryAllSearch)
     }
 
@@ -180,7 +193,8 @@ public struct StateStore: Sendable {
         try read(account: account, statePath: statePath(uid: account.uid))
     }
 
-    private func read(account: Account, statePath path: String) throws(StateError) -> UserState {
+    /// The same, at the account's `statePath(uid:)` (a login builds it once for its read and its transaction).
+    func read(account: Account, statePath path: String) throws(StateError) -> UserState {
         do {
             return try readState(path)
         } catch .file(.missing) {
@@ -220,9 +234,16 @@ public struct StateStore: Sendable {
         account: Account, devices location: DeviceFileLocation?, unchangedSince snapshot: DeviceFileSnapshot? = nil,
         _ body: (inout UserState, DeviceFile?) throws(CoreError) -> Result
     ) throws(CoreError) -> Result {
+        try transaction(account: account, statePath: statePath(uid: account.uid), devices: location, unchangedSince: snapshot, body)
+    }
+
+    /// The same, for a caller that has the account's `statePath(uid:)` already (a login: its read before the prompt).
+    func transaction<Result>(
+        account: Account, statePath path: String, devices location: DeviceFileLocation?, unchangedSince snapshot: DeviceFileSnapshot? = nil,
+        _ body: (inout UserState, DeviceFile?) throws(CoreError) -> Result
+    ) throws(CoreError) -> Result {
         let lock: FileDescriptor
         // Each of the user's paths built once for the whole transaction.
-        let path = statePath(uid: account.uid)
         do {
             try prepare()
             lock = try acquireLock(uid: account.uid)
