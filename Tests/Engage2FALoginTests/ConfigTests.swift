@@ -220,6 +220,20 @@ final class ConfigTests: XCTestCase {
         try withTimeZone("UTC") { XCTAssertEqual(try PolicyDate(parsing: "2026-12-15").unixTime, midnightUTC) }
     }
 
+    /// A policy file may hold a `secret_path` of 256 KiB, and the directory may give a home of a megabyte:
+    /// the path's buffer is the expansion's size, not the count of '%'s times the longest replacement
+    /// (which here asked for 128 GiB, and a failed allocation takes sshd's child down).
+    func testSecretPathExpansionReservesOnlyWhatItWrites() {
+        var config = Config()
+        config.secretPath = "/srv/" + String(repeating: "%%", count: 131_072) + "/%u"
+        let home = "/home/" + String(repeating: "h", count: 1 << 20)
+        let path = config.secretFilePath(user: "bob", home: home)
+        XCTAssertEqual(path, "/srv/" + String(repeating: "%", count: 131_072) + "/bob")
+        XCTAssertEqual(Config.expand("", user: "bob", home: home), "")
+        XCTAssertEqual(Config.expand("~/", user: "bob", home: "/home/bob"), "/home/bob/")
+        XCTAssertEqual(Config.expand("/x/%q%", user: "bob", home: "/home/bob"), "/x/%q%")
+    }
+
     func testSecretPathExpansion() {
         var config = Config()
         XCTAssertEqual(config.secretFilePath(user: "alice", home: "/home/alice"), "/home/alice/.engage2fa")

@@ -114,39 +114,41 @@ public struct Config: Equatable, Sendable {
     private static func expandEscapes(_ template: Span<UInt8>, from start: Int, after prefix: String, user: String, host: String, fleet: String?) -> String {
         let fleetText = fleet ?? ""
         let prefixBytes = prefix.utf8.span, userBytes = user.utf8.span, hostBytes = host.utf8.span, fleetBytes = fleetText.utf8.span
-        // Room for every '%' to become the longest replacement.
-        var escapes = 0
-        for index in start..<template.count where template[index] == UInt8(ascii: "%") { escapes += 1 }
-        let capacity = prefixBytes.count + template.count - start + escapes * max(userBytes.count, hostBytes.count, fleetBytes.count)
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
-            var count = 0
-            func put(_ bytes: Span<UInt8>) {
-                precondition(bytes.count <= buffer.count - count)
-                bytes.withUnsafeBufferPointer { if let source = $0.baseAddress { memcpy(buffer.baseAddress! + count, source, $0.count) } }
-                count += bytes.count
+        /// The expansion, piece by piece, to `bytes` and `byte`: walked once to measure it, once to write it.
+        func expand(_ bytes: (Span<UInt8>) -> Void, _ byte: (UInt8) -> Void) {
+            bytes(prefixBytes)
+            var escaping = false
+            for index in start..<template.count {
+                let next = template[index]
+                if escaping {
+                    escaping = false
+                    switch next {
+                    case UInt8(ascii: "%"): byte(next); continue
+                    case UInt8(ascii: "u"): bytes(userBytes); continue
+                    case UInt8(ascii: "h"): bytes(hostBytes); continue
+                    case UInt8(ascii: "f") where fleet != nil: bytes(fleetBytes); continue
+                    default: byte(UInt8(ascii: "%"))
+                    }
+                }
+                if next == UInt8(ascii: "%") { escaping = true } else { byte(next) }
             }
-            func put(_ byte: UInt8) {
+            if escaping { byte(UInt8(ascii: "%")) }
+        }
+        // Exactly the room the expansion takes: a bound from the count of '%'s alone would reserve that many
+        // homes (a policy line of 100,000 '%%' and a long home from the directory asked for gigabytes).
+        var length = 0
+        expand({ length += $0.count }, { _ in length += 1 })
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(length, 1)) { buffer in
+            var count = 0
+            expand({ bytes in
+                precondition(bytes.count <= buffer.count - count)
+                bytes.withUnsafeBufferPointer { if $0.count > 0, let source = $0.baseAddress { memcpy(buffer.baseAddress! + count, source, $0.count) } }
+                count += bytes.count
+            }, { byte in
                 precondition(count < buffer.count)
                 buffer[count] = byte
                 count += 1
-            }
-            put(prefixBytes)
-            var escaping = false
-            for index in start..<template.count {
-                let byte = template[index]
-                if escaping {
-                    escaping = false
-                    switch byte {
-                    case UInt8(ascii: "%"): put(byte); continue
-                    case UInt8(ascii: "u"): put(userBytes); continue
-                    case UInt8(ascii: "h"): put(hostBytes); continue
-                    case UInt8(ascii: "f") where fleet != nil: put(fleetBytes); continue
-                    default: put(UInt8(ascii: "%"))
-                    }
-                }
-                if byte == UInt8(ascii: "%") { escaping = true } else { put(byte) }
-            }
-            if escaping { put(UInt8(ascii: "%")) }
+            })
             return String(decoding: UnsafeBufferPointer(rebasing: buffer[..<count]), as: UTF8.self)
         }
     }
