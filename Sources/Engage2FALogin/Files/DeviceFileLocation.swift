@@ -15,8 +15,13 @@ public struct DeviceFileLocation: Sendable {
     public var isInHome: Bool
 
     public init(account: Account, config: Config) {
+        self.init(account: account, secretPath: config.secretPath)
+    }
+
+    /// The same from the policy's `secret_path` alone (a login reads no more of the policy to find it).
+    init(account: Account, secretPath: String) {
         self.account = account
-        path = config.secretFilePath(user: account.name, home: account.home)
+        path = Config.expand(secretPath, user: account.name, home: account.home)
         isInHome = Config.isInside(home: account.home, path: path)
     }
 

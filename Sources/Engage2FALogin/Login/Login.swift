@@ -142,16 +142,13 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
     @inline(never)
     private func gatherFacts(startedAt: Int64) -> LoginFacts {
         let configState = Config.load(path: configPath)
-        var storeConfig = Config()
-        switch configState {
-        case .valid(let config), .invalid(let config, _): storeConfig = config
-        case .unreadable: break
-        }
+        // The settings that say where the store is, read out of the state (not a copy of the whole Config).
+        var (stateDirectory, secretPath, fleetSettings) = configState.storeSettings
         let activationStore = ActivationStore(configPath: configPath, root: activationRoot, owner: activationOwner)
-        var (activation, legacy) = activationStore.readIncludingLegacy(stateDirectory: storeConfig.stateDir)
+        var (activation, legacy) = activationStore.readIncludingLegacy(stateDirectory: stateDirectory)
         if let legacy, privileged {
             // An older version kept the record in state_dir: it still counts, and moves to the compiled-in place.
-            moveLegacyRecord(legacy, to: activationStore, stateDirectory: storeConfig.stateDir)
+            moveLegacyRecord(legacy, to: activationStore, stateDirectory: stateDirectory)
         }
         // An unprivileged caller may be unable to read the record (a directory an older package made 0700).
         // Then only a usable policy whose start date is still ahead proves 2FA is not active yet; anything
@@ -163,25 +160,26 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
         // Once active, a policy file that cannot be used must not move the state elsewhere (replay steps,
         // lockouts, revocations and used recovery codes would be lost): the state_dir recorded at activation.
         if configStateIsBroken(configState), case .active(let record) = activation, let recorded = record.stateDirectory {
-            storeConfig.stateDir = recorded
+            stateDirectory = recorded
         }
-        let stateDirectory = storeConfig.stateDir
         let account = isSafeUserName(user) ? Account.lookup(user) : nil
         // Fleet mode: devices, replay and lockout state, the start date and deadlines are the directory's,
         // asked of this host's engage2fad (the module never loads libldap). A caller without root (a screen
         // locker) asks about its own user only, over the socket anyone may open: engage2fad knows the caller
         // by SO_PEERCRED and checks with the same fleet-wide replay and lockout.
         let asksForItself = !privileged && account.map { $0.uid == effectiveUserID() } == true
-        let fleet = storeConfig.fleet.store == .ldap && (privileged || asksForItself)
-            ? FleetSession(settings: storeConfig.fleet, stateDirectory: stateDirectory,
-                           socketPath: privileged ? storeConfig.fleet.loginSocketPath : storeConfig.fleet.enrollSocketPath)
-            : nil
+        let fleet = fleetSettings.flatMap { settings in
+            privileged || asksForItself
+                ? FleetSession(settings: settings, stateDirectory: stateDirectory,
+                               socketPath: privileged ? settings.loginSocketPath : settings.enrollSocketPath)
+                : nil
+        }
         var facts = LoginFacts(configState: configState, activation: activation, store: StateStore(directory: stateDirectory),
                                stateDirectory: stateDirectory, activationStore: activationStore, account: account, fleet: fleet)
         if let account, let fleet {
             readCentrally(account: account, fleet: fleet, startedAt: startedAt, into: &facts)
         } else if let account {
-            readLocally(account: account, location: DeviceFileLocation(account: account, config: storeConfig), into: &facts)
+            readLocally(account: account, location: DeviceFileLocation(account: account, secretPath: secretPath), into: &facts)
         }
         return facts
     }
@@ -484,6 +482,15 @@ public struct Login<Conversation: LoginConversation, Log: LoginLog> {
 }
 
 extension ConfigState {
+    /// Where the store is: state_dir, secret_path and, in fleet mode, the fleet's settings, of the policy as
+    /// read (the defaults when it could not be read), read in place.
+    fileprivate var storeSettings: (stateDirectory: String, secretPath: String, fleet: FleetSettings?) {
+        switch self {
+        case .valid(let config), .invalid(let config, _): (config.stateDir, config.secretPath, config.fleet.store == .ldap ? config.fleet : nil)
+        case .unreadable: (Config().stateDir, Config().secretPath, nil)
+        }
+    }
+
     /// The groups a valid policy names (read in place: binding the Config out of the enum copies it).
     fileprivate var validScopeGroups: [String]? {
         if case .valid(let config) = self { return config.scopeGroups }
