@@ -222,7 +222,8 @@ final class ConfigTests: XCTestCase {
 
     /// A policy file may hold a `secret_path` of 256 KiB, and the directory may give a home of a megabyte:
     /// the path's buffer is the expansion's size, not the count of '%'s times the longest replacement
-    /// (which here asked for 128 GiB, and a failed allocation takes sshd's child down).
+    /// (which here asked for 256 GiB, and a failed allocation takes sshd's child down); an expansion that is
+    /// itself that large is cut at `expansionLimit`, a path no open(2) takes.
     func testSecretPathExpansionReservesOnlyWhatItWrites() {
         var config = Config()
         config.secretPath = "/srv/" + String(repeating: "%%", count: 131_072) + "/%u"
@@ -232,6 +233,11 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(Config.expand("", user: "bob", home: home), "")
         XCTAssertEqual(Config.expand("~/", user: "bob", home: "/home/bob"), "/home/bob/")
         XCTAssertEqual(Config.expand("/x/%q%", user: "bob", home: "/home/bob"), "/x/%q%")
+        // 131,072 homes of a megabyte: 128 GiB asked for, 1 MiB made (the home's first megabyte).
+        config.secretPath = String(repeating: "%h", count: 131_072)
+        let cut = config.secretFilePath(user: "bob", home: home)
+        XCTAssertEqual(cut.utf8.count, 1 << 20)  // Config.expansionLimit
+        XCTAssertTrue(home.hasPrefix(cut))
     }
 
     func testSecretPathExpansion() {

@@ -109,6 +109,10 @@ public struct Config: Equatable, Sendable {
         expandEscapes(template.utf8.span, from: 0, after: "", user: user, host: host, fleet: fleet)
     }
 
+    /// The longest expansion made (1 MiB, four times the longest policy file): a path cut there is far beyond
+    /// PATH_MAX, fails to open (ENAMETOOLONG), and the login denies as for any device file it cannot read.
+    static let expansionLimit = 1 << 20
+
     /// `prefix`, then `template` from `start` with its escapes replaced: written into one buffer on the stack
     /// and made a String once (a login builds its device file's path so).
     private static func expandEscapes(_ template: Span<UInt8>, from start: Int, after prefix: String, user: String, host: String, fleet: String?) -> String {
@@ -134,18 +138,19 @@ public struct Config: Equatable, Sendable {
             }
             if escaping { byte(UInt8(ascii: "%")) }
         }
-        // Exactly the room the expansion takes: a bound from the count of '%'s alone would reserve that many
-        // homes (a policy line of 100,000 '%%' and a long home from the directory asked for gigabytes).
+        // Exactly the room the expansion takes (a bound from the count of '%'s alone would reserve that many
+        // homes), and never more than `expansionLimit`: a template of 100,000 '%h's and a home of a megabyte
+        // from the directory would ask for a hundred gigabytes. What is cut off cannot be opened anyway.
         var length = 0
         expand({ length += $0.count }, { _ in length += 1 })
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(length, 1)) { buffer in
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(min(length, expansionLimit), 1)) { buffer in
             var count = 0
             expand({ bytes in
-                precondition(bytes.count <= buffer.count - count)
-                bytes.withUnsafeBufferPointer { if $0.count > 0, let source = $0.baseAddress { memcpy(buffer.baseAddress! + count, source, $0.count) } }
-                count += bytes.count
+                let taken = min(bytes.count, buffer.count - count)
+                bytes.withUnsafeBufferPointer { if taken > 0, let source = $0.baseAddress { memcpy(buffer.baseAddress! + count, source, taken) } }
+                count += taken
             }, { byte in
-                precondition(count < buffer.count)
+                guard count < buffer.count else { return }
                 buffer[count] = byte
                 count += 1
             })
@@ -686,7 +691,8 @@ extension Config {
         } catch {
             throw .untrusted(error)
         }
-        guard isASCII(bytes) || isValidUTF8(bytes.span) else { throw .notUTF8(path: path) }
+        // Eight bytes at a time for the usual all-ASCII file; `isValidUTF8` checks any other.
+        guard bytes.span.isASCII(0..<bytes.count) || isValidUTF8(bytes.span) else { throw .notUTF8(path: path) }
         return bytes
     }
 
@@ -706,24 +712,6 @@ extension Config {
         }
         if let unreadable { return .unreadable(reason: unreadable) }
         return lines.isValid ? .valid(consume config) : .invalid(consume config, errors: lines.errors)
-    }
-}
-
-/// Whether every byte is ASCII, as a policy file's usually all are, eight bytes at a time: the module's
-/// UTF-8 check of the whole file before its parse (`isValidUTF8` checks the rest).
-private func isASCII(_ bytes: [UInt8]) -> Bool {
-    bytes.withUnsafeBytes { raw in
-        var seen: UInt64 = 0
-        var offset = 0
-        while offset + 8 <= raw.count {
-            seen |= raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            offset += 8
-        }
-        while offset < raw.count {
-            seen |= UInt64(raw[offset])
-            offset += 1
-        }
-        return seen & 0x8080_8080_8080_8080 == 0
     }
 }
 
